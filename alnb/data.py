@@ -1,0 +1,276 @@
+"""Read and validate a YOLO-format detection dataset.
+
+Layout accepted: a folder with a ``data.yaml`` that has ``names``, and images in any folder named ``images`` below it
+(``images/``, ``images/train/``, ``train/images/`` ... nested sub-folders allowed).  The label file of
+``.../images/sub/a.png`` is ``.../labels/sub/a.txt`` (ultralytics' convention).
+
+* an image **without** a label file is *unlabelled* (a POOL candidate for the real loop);
+* an **empty** label file means *no objects* (a labelled background image).
+
+:func:`load_dataset` never modifies anything in the dataset folder.  Problems are collected, not raised: each names the
+file and line and says what to do; images with problems are excluded from splits and listed in ``Dataset.problems``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+IMG_EXTS = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm"}
+EDGE_TOL = 1e-3  # box edges may poke this far outside [0, 1] (rounding) before it counts as a problem
+
+PROBLEM_COLUMNS = ["kind", "file", "line", "image", "message"]
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used at all (missing data.yaml, no names, no images)."""
+
+
+@dataclass
+class Dataset:
+    """A YOLO dataset as read from disk.
+
+    Attributes
+    ----------
+    root : Path
+        Dataset folder.
+    names : list of str
+        Class names, index = class id.
+    images : pandas.DataFrame
+        One row per image file: ``stem, image`` (path relative to root), ``label_file`` (relative, '' if none),
+        ``label_state`` (labelled | empty | unlabelled), ``n_boxes``, ``width``, ``height``, ``problem`` ('' if ok).
+    problems : pandas.DataFrame
+        One row per problem: ``kind, file, line, image, message``.
+    """
+
+    root: Path
+    names: list
+    images: pd.DataFrame
+    problems: pd.DataFrame
+
+    @property
+    def usable(self) -> pd.DataFrame:
+        """Images without problems."""
+        return self.images[self.images["problem"] == ""]
+
+    @property
+    def fully_labelled(self) -> bool:
+        """True when every usable image has a label file (simulation mode is possible)."""
+        u = self.usable
+        return len(u) > 0 and bool((u["label_state"] != "unlabelled").all())
+
+    def labels(self, stem: str) -> np.ndarray:
+        """Boxes of one image as an (n, 5) float array ``cls cx cy w h`` (normalised); empty if unlabelled."""
+        row = self.images.loc[self.images["stem"] == stem]
+        if row.empty:
+            raise KeyError(f"no image with stem {stem!r} in {self.root}")
+        lf = row.iloc[0]["label_file"]
+        return read_labels(self.root / lf, len(self.names)) if lf else np.zeros((0, 5), np.float32)
+
+    def class_counts(self, stems=None) -> pd.Series:
+        """Instances per class name over ``stems`` (default: all usable labelled images)."""
+        rows = self.usable if stems is None else self.images[self.images["stem"].isin(list(stems))]
+        counts = np.zeros(len(self.names), int)
+        for lf in rows["label_file"]:
+            if lf:
+                arr = read_labels(self.root / lf, len(self.names))
+                counts += np.bincount(arr[:, 0].astype(int), minlength=len(self.names))
+        return pd.Series(counts, index=self.names, name="instances")
+
+
+class LabelError(ValueError):
+    """A label file line that cannot be used; ``file`` and ``line`` say where."""
+
+    def __init__(self, kind: str, file, line: int, message: str):
+        super().__init__(f"{file}:{line}: {message}")
+        self.kind, self.file, self.line, self.message = kind, str(file), line, message
+
+
+def parse_label_lines(text: str, n_classes: int, file="<labels>"):
+    """Parse YOLO label text into an (n, 5) float32 array; raise :class:`LabelError` at the first bad line."""
+    rows = []
+    for i, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 5:
+            hint = (" It looks like a polygon (segmentation) label; alnb needs boxes." if len(parts) > 5 and
+                    (len(parts) - 1) % 2 == 0 else "")
+            raise LabelError("field_count", file, i,
+                             f"expected 5 fields 'class cx cy w h', found {len(parts)}.{hint} Fix or delete this line.")
+        try:
+            vals = [float(p) for p in parts]
+        except ValueError:
+            raise LabelError("not_a_number", file, i,
+                             f"non-numeric value in {line!r}; every field must be a number. Fix this line.") from None
+        if not all(np.isfinite(vals)):
+            raise LabelError("not_a_number", file, i, f"non-finite value in {line!r}. Fix this line.")
+        c, cx, cy, w, h = vals
+        if c != int(c) or not 0 <= c < n_classes:
+            raise LabelError("class_out_of_range", file, i,
+                             f"class id {parts[0]} is not an integer in 0..{n_classes - 1} (data.yaml has "
+                             f"{n_classes} names). Fix the id or add the class to data.yaml names.")
+        if w <= 0 or h <= 0:
+            raise LabelError("zero_area", file, i, f"box has zero or negative size (w={w}, h={h}). Delete or fix it.")
+        if (min(cx, cy, w, h) < 0 or max(cx, cy, w, h) > 1 or cx - w / 2 < -EDGE_TOL or cy - h / 2 < -EDGE_TOL
+                or cx + w / 2 > 1 + EDGE_TOL or cy + h / 2 > 1 + EDGE_TOL):
+            raise LabelError("out_of_bounds", file, i,
+                             f"box ({cx}, {cy}, {w}, {h}) lies outside the image; YOLO boxes are centre x, centre y, "
+                             f"width, height normalised to 0..1. Clip or fix it (pixel coordinates are not allowed).")
+        rows.append(vals)
+    return np.asarray(rows, np.float32).reshape(-1, 5)
+
+
+def read_labels(path, n_classes: int) -> np.ndarray:
+    """Read one YOLO label file (see :func:`parse_label_lines`)."""
+    return parse_label_lines(Path(path).read_text(), n_classes, file=path)
+
+
+def read_names(root: Path) -> list:
+    """Class names from ``root/data.yaml`` (list or {id: name} mapping)."""
+    yml = root / "data.yaml"
+    if not yml.is_file():
+        cands = sorted(root.glob("*.yaml"))
+        if len(cands) == 1:
+            yml = cands[0]
+        else:
+            raise DatasetError(f"{root / 'data.yaml'} not found. A YOLO dataset needs a data.yaml with 'names' "
+                               f"(e.g. 'names: [crack, pore]').")
+    try:
+        data = yaml.safe_load(yml.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise DatasetError(f"{yml}: not valid YAML ({e}).") from None
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, dict):
+        keys = sorted(int(k) for k in names)
+        if keys != list(range(len(keys))):
+            raise DatasetError(f"{yml}: 'names' ids must be 0..n-1 without gaps, found {keys}.")
+        names = [str(names[k] if k in names else names[str(k)]) for k in keys]
+    if not names or not isinstance(names, list):
+        raise DatasetError(f"{yml}: no 'names' list. Add e.g. 'names: [crack, pore]' (index = class id).")
+    return [str(n) for n in names]
+
+
+def _label_path_for(rel_image: Path) -> Path:
+    parts = list(rel_image.parts)
+    idx = len(parts) - 1 - parts[::-1].index("images")
+    parts[idx] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def _image_size(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.verify()  # structure check, cheap
+    with Image.open(path) as im:
+        im.load()  # decode: catches truncated files
+        return im.size
+
+
+def load_dataset(root, check_images: bool = True, progress: bool = True) -> Dataset:
+    """Scan and validate a YOLO dataset folder.  Never writes to it.
+
+    Parameters
+    ----------
+    root : path
+        Folder holding ``data.yaml`` and ``images/`` (+ ``labels/``), nested sub-folders allowed.
+    check_images : bool
+        Decode every image to catch corrupt files and read its size (recommended; ~1 ms per image).
+    progress : bool
+        Show a progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist.")
+    names = read_names(root)
+    image_files, label_files = [], []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(root)
+        if "images" in rel_dir.parts:
+            image_files += [rel_dir / f for f in sorted(filenames) if Path(f).suffix.lower() in IMG_EXTS]
+        if "labels" in rel_dir.parts:
+            label_files += [rel_dir / f for f in sorted(filenames) if f.endswith(".txt")]
+    if not image_files:
+        raise DatasetError(f"no images found under {root}: put them in a folder named 'images' "
+                           f"(e.g. {root}/images/*.png) with labels in {root}/labels/*.txt.")
+
+    problems = []
+    stems = pd.Series([p.stem for p in image_files])
+    dup = set(stems[stems.duplicated(keep=False)])
+    rows = []
+    for rel in tqdm(image_files, desc="validating", disable=not progress, unit="img"):
+        lab = _label_path_for(rel)
+        row = {"stem": rel.stem, "image": rel.as_posix(), "label_file": "", "label_state": "unlabelled",
+               "n_boxes": 0, "width": 0, "height": 0, "problem": ""}
+        if rel.stem in dup:
+            others = [p.as_posix() for p in image_files if p.stem == rel.stem and p != rel]
+            problems.append(("duplicate_stem", rel.as_posix(), 0, rel.stem,
+                             f"another image has the same name stem {rel.stem!r} ({', '.join(others)}); stems must be "
+                             f"unique. Rename one of them."))
+            row["problem"] = "duplicate_stem"
+        if check_images:
+            try:
+                row["width"], row["height"] = _image_size(root / rel)
+            except Exception as e:  # noqa: BLE001 - any decoder error means unreadable
+                problems.append(("unreadable_image", rel.as_posix(), 0, rel.stem,
+                                 f"cannot read image ({type(e).__name__}: {e}). Re-export or remove the file."))
+                row["problem"] = row["problem"] or "unreadable_image"
+        if (root / lab).is_file():
+            row["label_file"] = lab.as_posix()
+            try:
+                arr = read_labels(root / lab, len(names))
+                row["n_boxes"] = len(arr)
+                row["label_state"] = "labelled" if len(arr) else "empty"
+            except LabelError as e:
+                problems.append((e.kind, lab.as_posix(), e.line, rel.stem, e.message))
+                row["problem"] = row["problem"] or e.kind
+                row["label_state"] = "labelled"
+            except UnicodeDecodeError:
+                problems.append(("not_text", lab.as_posix(), 0, rel.stem,
+                                 "label file is not UTF-8 text. Re-export it as plain YOLO txt."))
+                row["problem"] = row["problem"] or "not_text"
+        rows.append(row)
+    image_label_paths = {_label_path_for(p) for p in image_files}
+    for lab in label_files:
+        if lab not in image_label_paths and lab.name not in {"classes.txt"}:
+            problems.append(("orphan_label", lab.as_posix(), 0, "",
+                             "label file has no matching image (same stem, under a parallel 'images' folder). "
+                             "Add the image or remove the label file."))
+    images = pd.DataFrame(rows)
+    probs = pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
+    return Dataset(root=root, names=names, images=images, problems=probs)
+
+
+def validation_summary(ds: Dataset) -> str:
+    """A readable multi-line summary of what :func:`load_dataset` found."""
+    im = ds.images
+    n_bad = int((im["problem"] != "").sum())
+    states = ds.usable["label_state"].value_counts()
+    lines = [
+        f"Dataset {ds.root}",
+        f"  classes ({len(ds.names)}): {', '.join(ds.names)}",
+        f"  images: {len(im)} found, {len(im) - n_bad} usable, {n_bad} excluded for problems",
+        f"  labelled: {int(states.get('labelled', 0))}, empty (no objects): {int(states.get('empty', 0))}, "
+        f"unlabelled: {int(states.get('unlabelled', 0))}",
+        f"  boxes: {int(ds.usable['n_boxes'].sum())}",
+        "  mode: " + ("simulation (every image is labelled: POOL labels stay hidden until selected)"
+                      if ds.fully_labelled else "real loop (unlabelled images form the POOL; labels arrive by import)"),
+    ]
+    if len(ds.problems):
+        lines.append(f"  {len(ds.problems)} problem(s); nothing was modified or deleted:")
+        for p in ds.problems.itertuples():
+            where = f"{p.file}:{p.line}" if p.line else p.file
+            lines.append(f"    [{p.kind}] {where}: {p.message}")
+    else:
+        lines.append("  no problems found")
+    return "\n".join(lines)

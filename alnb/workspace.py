@@ -1,0 +1,443 @@
+"""The experiment workspace: one folder that holds everything a study produces.
+
+Layout (``runs/<experiment>/``)::
+
+    workspace.json        dataset folder, class names, mode, split settings
+    manifest.csv          one row per dataset image (see MANIFEST_COLUMNS)
+    view/images/          symlinks to the dataset images (never copies, never modified)
+    view/labels/          labels *visible to training*: GT1/VAL1 and revealed/imported ones only
+    lists/*.txt           image lists per subset / per training run (paths into view/images)
+    data/*.yaml           ultralytics data yaml per training run
+    labels/               labels imported from people (human), one YOLO txt per stem
+    autolabels/<MODEL>/   auto-labels (YOLO txt + confidence column)
+    runs/<NAME>/          training runs (ultralytics output + alnb_run.json)
+    metrics/*.json        metrics written by the notebooks
+    figures/              PNG + PDF + SVG
+    scores.csv, report.md
+
+Nothing under the dataset folder is ever written: ultralytics' ``labels.cache`` lands in ``view/``.
+
+Manifest columns
+----------------
+``stem`` unique image id; ``image`` path relative to the dataset folder; ``label_file`` dataset label file relative
+to the dataset folder ('' when the image is unlabelled); ``label_state`` labelled | empty | unlabelled (what the
+dataset holds); ``n_boxes``; ``width``, ``height``; ``tags`` ';'-joined set of VAL1, GT1, POOL, GT2, CONTROL, EXCLUDED;
+``label_source`` human | oracle | auto | none (where the labels *training may use* come from: ``none`` = hidden or
+absent); ``auto_model`` model that auto-labelled the image ('' if none); ``problem`` validation problem ('' if ok).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from alnb.data import Dataset, load_dataset
+
+MANIFEST_COLUMNS = ["stem", "image", "label_file", "label_state", "n_boxes", "width", "height", "tags",
+                    "label_source", "auto_model", "problem"]
+BASE_TAGS = ("VAL1", "GT1", "POOL")
+KNOWN_TAGS = ("VAL1", "GT1", "POOL", "GT2", "CONTROL", "EXCLUDED")
+TRAINABLE_SOURCES = ("human", "oracle")
+
+
+class WorkspaceError(RuntimeError):
+    """Misuse of a workspace (missing manifest, overwrite without the flag, ...)."""
+
+
+# ----------------------------------------------------------------------------------------------------------- atomic io
+def atomic_write_text(path, text: str):
+    """Write ``text`` to ``path`` via a temporary file in the same folder + rename (no half-written files)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if not np.isfinite(o) else float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _clean_nan(o):
+    if isinstance(o, float) and not np.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean_nan(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean_nan(v) for v in o]
+    return o
+
+
+def atomic_write_json(path, obj):
+    """Atomic JSON write; NaN/inf become ``null`` (e.g. a class that is not measurable)."""
+    atomic_write_text(path, json.dumps(_clean_nan(obj), indent=2, default=_json_default) + "\n")
+
+
+# --------------------------------------------------------------------------------------------------------------- tags
+def tag_set(tags: str) -> set:
+    return {t for t in str(tags).split(";") if t and t != "nan"}
+
+
+def join_tags(tags) -> str:
+    order = {t: i for i, t in enumerate(KNOWN_TAGS)}
+    return ";".join(sorted(set(tags), key=lambda t: (order.get(t, 99), t)))
+
+
+def has_tag(manifest: pd.DataFrame, tag: str) -> pd.Series:
+    """Boolean mask of rows that carry ``tag``."""
+    return manifest["tags"].map(lambda s: tag in tag_set(s))
+
+
+def with_tag(manifest: pd.DataFrame, stems, tag: str, replace: bool = False) -> pd.DataFrame:
+    """Return a copy of ``manifest`` where ``stems`` carry ``tag``; ``replace`` first removes ``tag`` everywhere."""
+    m = manifest.copy()
+    stems = set(stems)
+    unknown = stems - set(m["stem"])
+    if unknown:
+        raise KeyError(f"{len(unknown)} stem(s) not in the manifest, e.g. {sorted(unknown)[:3]}")
+
+    def upd(row):
+        t = tag_set(row["tags"])
+        if replace:
+            t.discard(tag)
+        if row["stem"] in stems:
+            t.add(tag)
+        return join_tags(t)
+
+    m["tags"] = m.apply(upd, axis=1) if len(m) else m["tags"]
+    return m
+
+
+# -------------------------------------------------------------------------------------------------------------- split
+def _count(n, total, what):
+    if isinstance(n, float) and 0 < n < 1:
+        return int(round(n * total))
+    if isinstance(n, float) and not n.is_integer():
+        raise ValueError(f"{what}={n}: give a whole count or a fraction between 0 and 1.")
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"{what}={n} must not be negative.")
+    return n
+
+
+def make_split(ds: Dataset, n_val=178, n_gt1=177, seed: int = 0) -> pd.DataFrame:
+    """Random split into VAL1 / GT1 / POOL; returns a manifest.
+
+    ``n_val`` and ``n_gt1`` are absolute counts or fractions (0-1) of the usable images.  VAL1 and GT1 are drawn
+    from images that have labels (they must be evaluated/trained on); every other usable image goes to POOL.  POOL
+    images keep ``label_source='none'``: in simulation mode their labels stay hidden until selected.  Images with
+    validation problems are tagged EXCLUDED.  The same seed on the same dataset gives the same split.
+    """
+    usable = ds.usable.sort_values("stem")
+    labelled = usable[usable["label_state"] != "unlabelled"]
+    total = len(usable)
+    nv, ng = _count(n_val, total, "n_val"), _count(n_gt1, total, "n_gt1")
+    if nv + ng > len(labelled):
+        raise ValueError(
+            f"asked for {nv} VAL1 + {ng} GT1 = {nv + ng} labelled images, but the dataset has only {len(labelled)} "
+            f"labelled usable images ({total} usable in all). Lower n_val/n_gt1 or label more images.")
+    if nv + ng >= total:
+        raise ValueError(f"asked for {nv} VAL1 + {ng} GT1 images out of {total} usable: nothing would be left for "
+                         f"the POOL. Lower n_val/n_gt1.")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(labelled["stem"].to_numpy())
+    val, gt1 = set(order[:nv]), set(order[nv:nv + ng])
+    m = ds.images.copy()
+    tags = []
+    for stem, problem in zip(m["stem"], m["problem"]):
+        tags.append("EXCLUDED" if problem else "VAL1" if stem in val else "GT1" if stem in gt1 else "POOL")
+    m["tags"] = tags
+    m["label_source"] = np.where(m["tags"].isin(["VAL1", "GT1"]), "human", "none")
+    m["auto_model"] = ""
+    return m[MANIFEST_COLUMNS].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------- workspace
+class Workspace:
+    """Handle on an experiment folder.  Create with :meth:`create`, reopen with :meth:`open`."""
+
+    def __init__(self, root):
+        self.root = Path(root).expanduser().resolve()
+        cfg_file = self.root / "workspace.json"
+        if not cfg_file.is_file():
+            raise WorkspaceError(f"{self.root} is not an alnb workspace (no workspace.json). Run notebook 00 "
+                                 f"(or `alnb setup`) first.")
+        self.config = json.loads(cfg_file.read_text())
+        self._dataset = None
+
+    # ---- construction
+    @classmethod
+    def create(cls, root, dataset_root, n_val=178, n_gt1=177, seed: int = 0, overwrite: bool = False,
+               dataset: Dataset | None = None, progress: bool = True) -> "Workspace":
+        """Validate the dataset, split it and write ``workspace.json`` + ``manifest.csv``.
+
+        An existing manifest is never replaced silently: pass ``overwrite=True`` to start the study again (earlier
+        runs, scores and figures stay on disk; labels imported into ``labels/`` are kept).  If the workspace already
+        holds exactly this split (same dataset, sizes and seed), it is reopened unchanged.
+        """
+        root = Path(root).expanduser().resolve()
+        ds = dataset or load_dataset(dataset_root, progress=progress)
+        settings = {"dataset": str(ds.root), "n_val": n_val, "n_gt1": n_gt1, "seed": seed}
+        cfg_file, man = root / "workspace.json", root / "manifest.csv"
+        if man.exists():
+            old = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
+            if {k: old.get(k) for k in settings} == settings and not overwrite:
+                ws = cls(root)
+                ws._dataset = ds
+                return ws
+            if not overwrite:
+                raise WorkspaceError(
+                    f"{man} already exists with other settings ({ {k: old.get(k) for k in settings} }). "
+                    f"Pass overwrite=True to replace the split (imported labels in labels/ are kept), or use "
+                    f"another workspace folder.")
+        manifest = make_split(ds, n_val=n_val, n_gt1=n_gt1, seed=seed)
+        config = {**settings, "names": ds.names, "mode": "simulation" if ds.fully_labelled else "real",
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cfg_file, config)
+        ws = cls(root)
+        ws._dataset = ds
+        if overwrite and (ws.root / "view").exists():
+            shutil.rmtree(ws.root / "view")  # derived data only: symlinks + label copies
+        ws.write_manifest(manifest)
+        ws.sync_view()
+        ws.write_subset_lists()
+        return ws
+
+    @classmethod
+    def open(cls, root) -> "Workspace":
+        return cls(root)
+
+    # ---- basic properties
+    @property
+    def dataset_root(self) -> Path:
+        return Path(self.config["dataset"])
+
+    @property
+    def names(self) -> list:
+        return list(self.config["names"])
+
+    @property
+    def mode(self) -> str:
+        return self.config["mode"]
+
+    def path(self, *parts) -> Path:
+        p = self.root.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @property
+    def figures_dir(self) -> Path:
+        d = self.root / "figures"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def dataset(self) -> Dataset:
+        """The dataset, re-validated on first use (cached)."""
+        if self._dataset is None:
+            self._dataset = load_dataset(self.dataset_root, progress=False)
+        return self._dataset
+
+    # ---- manifest
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.csv"
+
+    def manifest(self) -> pd.DataFrame:
+        if not self.manifest_path.is_file():
+            raise WorkspaceError(f"{self.manifest_path} missing: run notebook 00 (or `alnb setup`) first.")
+        m = pd.read_csv(self.manifest_path, dtype={"stem": str, "image": str, "label_file": str, "tags": str,
+                                                   "label_source": str, "auto_model": str, "problem": str,
+                                                   "label_state": str}, keep_default_na=False)
+        return m
+
+    def write_manifest(self, manifest: pd.DataFrame):
+        missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
+        if missing:
+            raise WorkspaceError(f"manifest lacks columns {missing}")
+        if manifest["stem"].duplicated().any():
+            raise WorkspaceError("manifest has duplicate stems")
+        atomic_write_text(self.manifest_path, manifest[MANIFEST_COLUMNS].to_csv(index=False))
+
+    def stems(self, *tags, manifest: pd.DataFrame | None = None) -> list:
+        """Sorted stems carrying any of ``tags``."""
+        m = self.manifest() if manifest is None else manifest
+        mask = np.zeros(len(m), bool)
+        for t in tags:
+            mask |= has_tag(m, t).to_numpy()
+        return sorted(m.loc[mask, "stem"])
+
+    def tag_counts(self, manifest: pd.DataFrame | None = None) -> dict:
+        m = self.manifest() if manifest is None else manifest
+        return {t: int(has_tag(m, t).sum()) for t in KNOWN_TAGS}
+
+    # ---- labels visible to training
+    def label_source_file(self, row) -> Path | None:
+        """Where the trainable labels of a manifest row live (None if hidden or absent)."""
+        src = row["label_source"]
+        if src == "human" and (self.root / "labels" / f"{row['stem']}.txt").is_file():
+            return self.root / "labels" / f"{row['stem']}.txt"  # imported by people
+        if src in TRAINABLE_SOURCES and row["label_file"]:
+            return self.dataset_root / row["label_file"]
+        return None
+
+    def view_image(self, row) -> Path:
+        return self.root / "view" / "images" / (row["stem"] + Path(row["image"]).suffix)
+
+    def sync_view(self, manifest: pd.DataFrame | None = None):
+        """Make ``view/`` match the manifest: a symlink per usable image, a label copy per trainable label.
+
+        Labels whose source is ``none`` or ``auto`` are removed from the view (they must never reach training).
+        """
+        m = self.manifest() if manifest is None else manifest
+        img_dir, lab_dir = self.root / "view" / "images", self.root / "view" / "labels"
+        img_dir.mkdir(parents=True, exist_ok=True)
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        for row in m.to_dict("records"):
+            if row["problem"]:
+                continue
+            link = self.view_image(row)
+            target = self.dataset_root / row["image"]
+            if not link.is_symlink() or os.readlink(link) != str(target):
+                link.unlink(missing_ok=True)
+                try:
+                    link.symlink_to(target)
+                except OSError:  # file systems without symlinks: fall back to a copy
+                    shutil.copy2(target, link)
+            lab = lab_dir / f"{row['stem']}.txt"
+            src = self.label_source_file(row)
+            if src is None:
+                lab.unlink(missing_ok=True)
+            else:
+                text = src.read_text()
+                if not lab.is_file() or lab.read_text() != text:
+                    atomic_write_text(lab, text)
+        cache = self.root / "view" / "labels.cache"
+        cache.unlink(missing_ok=True)  # ultralytics re-hashes anyway; drop a stale one early
+
+    def write_list(self, name: str, stems) -> Path:
+        """Write ``lists/<name>.txt`` with the view image paths of ``stems`` (sorted, absolute)."""
+        m = self.manifest().set_index("stem")
+        lines = [str(self.view_image({"stem": s, "image": m.at[s, "image"]})) for s in sorted(stems)]
+        p = self.path("lists", f"{name}.txt")
+        atomic_write_text(p, "\n".join(lines) + ("\n" if lines else ""))
+        return p
+
+    def write_subset_lists(self) -> dict:
+        """One image list per tag present (VAL1, GT1, POOL, GT2, CONTROL)."""
+        m = self.manifest()
+        return {t: self.write_list(t, self.stems(t, manifest=m)) for t in KNOWN_TAGS[:5] if has_tag(m, t).any()}
+
+    def write_data_yaml(self, name: str, train_tags, val_tag: str = "VAL1") -> Path:
+        """Write ``data/<name>.yaml`` for ultralytics: train on ``train_tags``, validate on ``val_tag``.
+
+        Refuses to train on VAL1, or on images whose labels are hidden (label_source ``none``/``auto``).
+        """
+        train_tags = [train_tags] if isinstance(train_tags, str) else list(train_tags)
+        if val_tag in train_tags or "VAL1" in train_tags:
+            raise WorkspaceError("VAL1 is held out and is never trained on.")
+        m = self.manifest()
+        stems = self.stems(*train_tags, manifest=m)
+        stems = [s for s in stems if s not in set(self.stems("VAL1", manifest=m))]
+        src = m.set_index("stem").loc[stems, "label_source"] if stems else pd.Series(dtype=str)
+        hidden = sorted(src[~src.isin(TRAINABLE_SOURCES)].index)
+        if hidden:
+            raise WorkspaceError(
+                f"{len(hidden)} image(s) tagged {train_tags} have no trainable labels yet (e.g. {hidden[:3]}): "
+                f"label them first (simulated annotator in simulation mode, or import people's labels).")
+        if not stems:
+            raise WorkspaceError(f"no images carry tags {train_tags}.")
+        self.sync_view(m)
+        train = self.write_list(f"{name}_train", stems)
+        val = self.write_list(f"{name}_val", self.stems(val_tag, manifest=m))
+        data = {"path": str(self.root / "view"), "train": str(train), "val": str(val),
+                "names": dict(enumerate(self.names))}
+        p = self.path("data", f"{name}.yaml")
+        atomic_write_text(p, yaml.safe_dump(data, sort_keys=False))
+        return p
+
+    # ---- labels
+    def trainable_labels(self, stem: str, manifest: pd.DataFrame | None = None) -> np.ndarray:
+        """The labels of ``stem`` that training may use, (n, 5) ``cls cx cy w h``; raises if hidden."""
+        from alnb.data import read_labels
+
+        m = self.manifest() if manifest is None else manifest
+        row = m.loc[m["stem"] == stem].iloc[0]
+        src = self.label_source_file(row)
+        if src is None:
+            raise WorkspaceError(f"labels of {stem} are not available to training (label_source={row['label_source']}).")
+        return read_labels(src, len(self.names))
+
+    def reveal(self, stems, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Simulated annotator: make the dataset labels of ``stems`` trainable (``label_source='oracle'``).
+
+        Only images whose dataset label file exists can be revealed; unlabelled ones raise (they need people's
+        labels: export the queue and import the result).  Images already labelled by people (``human``) keep their
+        labels.  Writes the manifest atomically, syncs ``view/`` and returns the new manifest.
+        """
+        m = self.manifest() if manifest is None else manifest.copy()
+        stems = set(stems)
+        rows = m["stem"].isin(stems)
+        missing = stems - set(m.loc[rows, "stem"])
+        if missing:
+            raise KeyError(f"{len(missing)} stem(s) not in the manifest, e.g. {sorted(missing)[:3]}")
+        if (rows & has_tag(m, "VAL1")).any():
+            raise WorkspaceError("VAL1 images are held out; they are never revealed for training.")
+        unlabelled = sorted(m.loc[rows & (m["label_file"] == ""), "stem"])
+        unlabelled = [s for s in unlabelled if m.loc[m["stem"] == s, "label_source"].iloc[0] != "human"]
+        if unlabelled:
+            raise WorkspaceError(
+                f"{len(unlabelled)} selected image(s) have no labels in the dataset (e.g. {unlabelled[:3]}); a "
+                f"simulated annotator cannot label them. Export the queue, label it, and import the labels.")
+        todo = rows & (m["label_source"] != "human")
+        m.loc[todo, "label_source"] = "oracle"
+        self.write_manifest(m)
+        self.sync_view(m)
+        return m
+
+    def true_labels(self, stem: str) -> np.ndarray:
+        """Dataset ground truth of ``stem`` (for evaluation/simulation only; empty array if unlabelled)."""
+        return self.dataset.labels(stem)
+
+    # ---- json helpers
+    def save_json(self, name: str, obj) -> Path:
+        p = self.path("metrics", f"{name}.json")
+        atomic_write_json(p, obj)
+        return p
+
+    def load_json(self, name: str):
+        p = self.root / "metrics" / f"{name}.json"
+        if not p.is_file():
+            raise WorkspaceError(f"{p} missing: run the notebook that produces it first.")
+        return json.loads(p.read_text())
+
+    def __repr__(self):
+        return f"Workspace({str(self.root)!r}, mode={self.mode!r})"
+
+
+def not_measurable(ws: Workspace, tag: str = "VAL1") -> list:
+    """Class names with no instance among ``tag`` images (precision/recall cannot be measured there)."""
+    counts = ws.dataset.class_counts(ws.stems(tag))
+    return [n for n, c in counts.items() if c == 0]
