@@ -1,0 +1,34 @@
+"""Run the numbered notebooks headless (papermill), as `make demo`, the CLI and the smoke tests do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+ORDER = ["00_setup", "01_train_gt1", "02_autolabel", "03_select_gt2", "04_random_control"]
+
+
+def available(names=ORDER) -> list:
+    """Notebook names (in order) that exist in ``notebooks/``."""
+    return [n for n in names if (NOTEBOOK_DIR / f"{n}.ipynb").is_file()]
+
+
+def run_notebook(name: str, out_dir, parameters: dict | None = None, progress: bool = False, timeout: int = 3600):
+    """Execute ``notebooks/<name>.ipynb`` with ``parameters`` injected; save the executed copy to ``out_dir``.
+
+    The kernel runs with the notebooks folder as its working directory (as in JupyterLab), so relative paths in the
+    parameters cell such as ``"../runs/weld"`` mean the same thing in both.  Returns the executed copy's path.
+    Raises ``papermill.PapermillExecutionError`` naming the failing cell.
+    """
+    import papermill as pm
+
+    src = NOTEBOOK_DIR / f"{name}.ipynb"
+    if not src.is_file():
+        raise FileNotFoundError(f"{src} not found")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dst = out / f"{name}.ipynb"
+    pm.execute_notebook(str(src), str(dst), parameters=parameters or {}, cwd=str(NOTEBOOK_DIR),
+                        kernel_name="python3", progress_bar=progress, request_save_on_cell_execute=False,
+                        execution_timeout=timeout)
+    return dst
