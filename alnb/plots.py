@@ -86,3 +86,18 @@ def image_grid(items, names, ncols: int = 4, size: float = 2.6, title: str | Non
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def sample_images(ws, stems, ncols: int = 4, title: str | None = None):
+    """Grid of dataset images with their trainable labels (hidden POOL labels are not shown)."""
+    from alnb.workspace import load_image
+
+    m = ws.manifest()
+    items = []
+    for s in stems:
+        try:
+            boxes = ws.trainable_labels(s, m)
+        except Exception:  # noqa: BLE001 - hidden/unlabelled: show the image alone
+            boxes = np.zeros((0, 5))
+        items.append({"image": load_image(ws, s, m), "boxes": boxes, "title": s})
+    return image_grid(items, ws.names, ncols=ncols, title=title)

@@ -441,3 +441,28 @@ def not_measurable(ws: Workspace, tag: str = "VAL1") -> list:
     """Class names with no instance among ``tag`` images (precision/recall cannot be measured there)."""
     counts = ws.dataset.class_counts(ws.stems(tag))
     return [n for n, c in counts.items() if c == 0]
+
+
+def class_counts_by_tag(ws: Workspace, tags=("VAL1", "GT1", "POOL")) -> dict:
+    """{tag: {class name: instances}} from the dataset ground truth (POOL counts are what is hidden there)."""
+    return {t: {k: int(v) for k, v in ws.dataset.class_counts(ws.stems(t)).items()} for t in tags}
+
+
+def setup_summary(ws: Workspace) -> dict:
+    """What notebook 00 records in metrics/setup.json: sizes, mode, class counts, unmeasurable classes."""
+    counts = ws.tag_counts()
+    return {"dataset": str(ws.dataset_root), "mode": ws.mode, "names": ws.names, "seed": ws.config["seed"],
+            "sizes": counts, "class_counts": class_counts_by_tag(ws),
+            "not_measurable_on_VAL1": not_measurable(ws), "problems": int(len(ws.dataset.problems))}
+
+
+def load_image(ws: Workspace, stem: str, manifest: pd.DataFrame | None = None):
+    """Read one dataset image as uint8 grayscale/RGB array (for figures)."""
+    import cv2
+
+    m = ws.manifest() if manifest is None else manifest
+    rel = m.loc[m["stem"] == stem, "image"].iloc[0]
+    im = cv2.imread(str(ws.dataset_root / rel), cv2.IMREAD_UNCHANGED)
+    if im is None:
+        raise FileNotFoundError(f"cannot read {ws.dataset_root / rel}")
+    return im if im.ndim == 2 else cv2.cvtColor(im, cv2.COLOR_BGR2RGB)
