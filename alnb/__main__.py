@@ -1,0 +1,7 @@
+"""``python -m alnb ...`` = the ``alnb`` command."""
+
+import sys
+
+from alnb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,159 @@
+"""The study's steps as plain functions, shared by the notebooks and the ``alnb run`` command.
+
+setup -> CAL1 (GT1) -> evaluate -> auto-label + MC-dropout scores -> GT2 (thresholds, study rule) -> label GT2 ->
+CAL2 (GT1 + GT2) -> Control (random POOL sample of |GT2|) -> label Control -> Control model (GT1 + Control) ->
+comparison figures + ``report.md``.  Every step reads from and writes to the workspace, so steps can run in separate
+processes (notebooks) and re-running one is safe (training runs are cached by :func:`alnb.train.train_cal`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from alnb import select as sel
+from alnb.workspace import Workspace, WorkspaceError
+
+
+def _log(msg, log=print):
+    if log:
+        log(msg)
+
+
+def setup(workspace, data_dir, generate: bool = False, n_images: int = 774, image_size: int = 512, data_seed: int = 0,
+          n_val=178, n_gt1=177, seed: int = 0, overwrite: bool = False, progress: bool = False) -> Workspace:
+    """Notebook 00's work: optionally generate the weld dataset, validate it, split it, record ``metrics/setup.json``."""
+    from alnb import weld
+    from alnb.workspace import setup_summary
+
+    if generate:
+        weld.generate(data_dir, weld.WeldConfig(n_images=n_images, width=image_size, height=image_size,
+                                                seed=data_seed), progress=progress)
+    ws = Workspace.create(workspace, data_dir, n_val=n_val, n_gt1=n_gt1, seed=seed, overwrite=overwrite,
+                          progress=progress)
+    ws.save_json("setup", setup_summary(ws))
+    return ws
+
+
+def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", seed: int = 0, conf: float = 0.25,
+                       iou_thr: float = 0.5, **overrides) -> dict:
+    """Train ``name`` on ``tags`` (cached) and evaluate it on VAL1 at the operating point; returns the eval dict."""
+    from alnb.metrics import evaluate
+    from alnb.train import train_cal
+
+    res = train_cal(ws, name, tags, profile, seed=seed, **overrides)
+    ev = evaluate(ws, name, conf=conf, iou_thr=iou_thr, tag="VAL1")
+    return {"train": res, "eval": ev}
+
+
+def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, budget=None) -> list:
+    """Commit GT2: ``rule="study"`` (medium + hard + failed at the thresholds, default: the scoring step's) or
+    ``rule="budget"`` (the ``budget`` hardest images, failed first).  Returns the selected stems."""
+    scores = sel.load_scores(ws)
+    dm, dh = sel.default_thresholds(ws)
+    tm, th = (dm if t_medium is None else float(t_medium)), (dh if t_hard is None else float(t_hard))
+    m = ws.manifest()
+    if rule == "study":
+        stems = sel.study_rule(scores, tm, th, manifest=m)
+        info = {"rule": "study: medium + hard + failed"}
+    elif rule == "budget":
+        if budget is None:
+            raise ValueError("rule='budget' needs budget=<number of images>.")
+        stems = sel.budgeted(scores, int(budget), manifest=m)
+        info = {"rule": f"budget: top {int(budget)} by score, failed first", "budget": int(budget)}
+    else:
+        raise ValueError(f"rule must be 'study' or 'budget', not {rule!r}.")
+    counts = sel.tier_counts(sel.eligible(scores, m), tm, th)
+    sel.commit(ws, stems, "GT2", info={**info, "t_medium": tm, "t_hard": th, "counts": counts,
+                                      "defaults": {"t_medium": dm, "t_hard": dh}})
+    return stems
+
+
+def selection_figures(ws: Workspace, model: str = "CAL1", n_thumbs: int = 8) -> dict:
+    """Score histogram at the committed thresholds + thumbnails of the hard tier; saved into ``figures/``."""
+    from alnb import plots
+    from alnb.widgets import DifficultyController
+
+    info = ws.load_json("selection")
+    c = DifficultyController.from_workspace(ws, info["t_medium"], info["t_hard"], model=model)
+    out = {}
+    for name, fig in (("score_histogram", c.figure()), ("gt2_thumbnails_hard", c.thumbnails("hard", n_thumbs))):
+        out[name] = plots.save_figure(fig, name, ws)
+        plt.close(fig)
+    return out
+
+
+def make_control(ws: Workspace, seed: int = 0, n: int | None = None) -> list:
+    """Commit CONTROL: a seeded random sample of ``n`` (default ``|GT2|``) POOL images.  Returns the stems."""
+    gt2 = ws.stems("GT2")
+    if n is None:
+        if not gt2:
+            raise WorkspaceError("no GT2 images: select GT2 first (notebook 03) so the Control set gets the same size.")
+        n = len(gt2)
+    stems = sel.random_control(ws.manifest(), n, seed=seed)
+    sel.commit(ws, stems, "CONTROL", info={"rule": "random sample of the POOL", "seed": seed, "n_gt2": len(gt2),
+                                           "overlap_with_gt2": sel.overlap(gt2, stems)})
+    return stems
+
+
+def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo") -> dict:
+    """:func:`alnb.select.label_selection`, raising a clear error while labels are still missing."""
+    st = sel.label_selection(ws, tag, source=source, fmt=fmt)
+    if st["waiting"]:
+        raise WorkspaceError(
+            f"{len(st['waiting'])} of {st['n']} {tag} image(s) have no labels yet. The queue was exported to "
+            f"{st['queue']}: label it, then import the labels (pass the export file/folder as labels source) and "
+            f"run this step again.")
+    return st
+
+
+def compare(ws: Workspace) -> Path:
+    """Comparison figures + ``report.md``; returns the report path."""
+    from alnb import report
+
+    evals = report.load_evals(ws)
+    report.comparison_figures(ws, evals)
+    return report.write_report(ws, evals)
+
+
+def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
+        n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf: float = 0.25, labels=None,
+        label_format: str = "yolo", rule: str = "study", budget=None, log=print, **train_overrides) -> dict:
+    """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
+
+    ``seed`` drives the split, training and the Control draw; ``data_seed`` the generated dataset (``generate``).
+    ``labels``: for a dataset with unlabelled POOL images, where people's labels for GT2/Control are imported from.
+    """
+    from alnb.uncertainty import score_pool
+
+    t0 = time.perf_counter()
+    times = {}
+
+    def step(name, fn, *a, **k):
+        t = time.perf_counter()
+        _log(f"[alnb] {name} ...", log)
+        out = fn(*a, **k)
+        times[name] = round(time.perf_counter() - t, 1)
+        _log(f"[alnb] {name} done in {times[name]} s", log)
+        return out
+
+    ws = step("setup", setup, workspace, data_dir, generate=generate, n_images=n_images, image_size=image_size,
+              data_seed=data_seed, n_val=n_val, n_gt1=n_gt1, seed=seed)
+    step("CAL1 (GT1)", train_and_evaluate, ws, "CAL1", ["GT1"], profile, seed=seed, conf=conf, **train_overrides)
+    step("auto-label + MC-dropout scores", score_pool, ws, model="CAL1", T=T)
+    gt2 = step("select GT2", select_gt2, ws, rule=rule, budget=budget)
+    _log(f"[alnb] GT2: {len(gt2)} images", log)
+    step("selection figures", selection_figures, ws)
+    step("label GT2", ensure_labelled, ws, "GT2", source=labels, fmt=label_format)
+    step("CAL2 (GT1 + GT2)", train_and_evaluate, ws, "CAL2", ["GT1", "GT2"], profile, seed=seed, conf=conf,
+         **train_overrides)
+    step("Control set", make_control, ws, seed=seed)
+    step("label Control", ensure_labelled, ws, "CONTROL", source=labels, fmt=label_format)
+    step("Control (GT1 + Control)", train_and_evaluate, ws, "Control", ["GT1", "CONTROL"], profile, seed=seed,
+         conf=conf, **train_overrides)
+    rep = step("comparison + report", compare, ws)
+    total = round(time.perf_counter() - t0, 1)
+    ws.save_json("run_times", {"profile": profile, "seconds": times, "total_s": total})
+    return {"workspace": ws.root, "report": rep, "figures": ws.figures_dir, "seconds": total}

@@ -1,0 +1,242 @@
+"""GT2 selection rules, the random control set, budgets, committing tags and getting the selection labelled.
+
+All rules are plain functions on a score table (one row per POOL image, as in ``scores.csv``: ``stem, score,
+failed`` and optionally ``tier``; higher score = harder) so they can be tested on hand-made tables.
+
+Tiers from two thresholds ``t_medium <= t_hard``::
+
+    score <  t_medium            -> easy
+    t_medium <= score < t_hard   -> medium
+    score >= t_hard              -> hard
+    failed (scoring gave no usable prediction, e.g. nothing detected) -> "failed", whatever the score
+
+* :func:`study_rule` -- the study's rule: GT2 = medium + hard + failed images.
+* :func:`budgeted` -- top-k by score, failed images first, for experiments that vary the labelling budget.
+* :func:`random_control` -- a seeded random sample of POOL images of the same size (the Control set).
+
+GT2 and Control never include VAL1 or GT1 images: every rule only looks at POOL images (:func:`eligible`), and
+:func:`commit` refuses anything else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alnb.workspace import Workspace, WorkspaceError, has_tag, tag_set, with_tag
+
+CATEGORIES = ("easy", "medium", "hard", "failed")
+STUDY_CATEGORIES = ("medium", "hard", "failed")
+FORBIDDEN = ("VAL1", "GT1", "EXCLUDED")  # never selected
+
+
+class SelectionError(ValueError):
+    """A selection that breaks a rule (thresholds out of order, budget too large, forbidden images...)."""
+
+
+# -------------------------------------------------------------------------------------------------------- score table
+def load_scores(ws: Workspace) -> pd.DataFrame:
+    """Read ``<workspace>/scores.csv`` (written by the scoring step, notebook 02) and check its columns."""
+    p = ws.root / "scores.csv"
+    if not p.is_file():
+        raise WorkspaceError(f"{p} missing: run notebook 02 (auto-label + MC-dropout scoring) first.")
+    return check_scores(pd.read_csv(p, dtype={"stem": str}, keep_default_na=False), source=str(p))
+
+
+def check_scores(scores: pd.DataFrame, source: str = "score table") -> pd.DataFrame:
+    """Validate and normalise a score table: ``stem`` unique, ``score`` numeric, ``failed`` boolean (default False)."""
+    missing = [c for c in ("stem", "score") if c not in scores.columns]
+    if missing:
+        raise SelectionError(f"{source} lacks column(s) {missing}; it needs at least 'stem' and 'score'.")
+    s = scores.copy()
+    s["stem"] = s["stem"].astype(str)
+    if s["stem"].duplicated().any():
+        raise SelectionError(f"{source} has duplicate stems, e.g. {s.loc[s['stem'].duplicated(), 'stem'].iloc[0]!r}.")
+    s["score"] = pd.to_numeric(s["score"], errors="coerce").astype(float)
+    if "failed" not in s.columns:
+        s["failed"] = False
+    s["failed"] = s["failed"].map(lambda v: str(v).strip().lower() in ("1", "true", "yes", "1.0")).astype(bool)
+    # An image without a finite score can only be handled as failed (it has no place on the score axis).
+    s.loc[~np.isfinite(s["score"]), "failed"] = True
+    return s.reset_index(drop=True)
+
+
+def check_thresholds(t_medium: float, t_hard: float):
+    if not (np.isfinite(t_medium) and np.isfinite(t_hard)):
+        raise SelectionError(f"thresholds must be finite numbers, got t_medium={t_medium}, t_hard={t_hard}.")
+    if t_medium > t_hard:
+        raise SelectionError(f"t_medium={t_medium} is above t_hard={t_hard}: the easy|medium threshold must not be "
+                             f"above the medium|hard one.")
+
+
+def categorise(scores: pd.DataFrame, t_medium: float, t_hard: float) -> pd.Series:
+    """Category per row (easy | medium | hard | failed), indexed like ``scores``."""
+    check_thresholds(t_medium, t_hard)
+    s = check_scores(scores)
+    sc = s["score"].to_numpy(float)
+    cat = np.where(sc >= t_hard, "hard", np.where(sc >= t_medium, "medium", "easy")).astype(object)
+    cat[s["failed"].to_numpy(bool)] = "failed"
+    return pd.Series(cat, index=s.index, name="category")
+
+
+def tier_counts(scores: pd.DataFrame, t_medium: float, t_hard: float) -> dict:
+    """Images per category ``{easy, medium, hard, failed}`` (every row counted once)."""
+    vc = categorise(scores, t_medium, t_hard).value_counts()
+    return {c: int(vc.get(c, 0)) for c in CATEGORIES}
+
+
+def default_thresholds(ws: Workspace) -> tuple:
+    """``(t_medium, t_hard)`` chosen by the scoring step (``metrics/thresholds.json``)."""
+    th = ws.load_json("thresholds")
+    try:
+        return float(th["t_medium"]), float(th["t_hard"])
+    except KeyError as e:
+        raise WorkspaceError(f"{ws.root / 'metrics' / 'thresholds.json'} lacks {e}; re-run notebook 02.") from None
+
+
+# -------------------------------------------------------------------------------------------------------------- rules
+def eligible(scores: pd.DataFrame, manifest: pd.DataFrame | None) -> pd.DataFrame:
+    """Rows of ``scores`` that may be selected: POOL images that are not VAL1, GT1 or EXCLUDED.
+
+    With ``manifest=None`` the table is taken as it is (hand-made tables in tests).
+    """
+    s = check_scores(scores)
+    if manifest is None:
+        return s
+    ok = has_tag(manifest, "POOL")
+    for t in FORBIDDEN:
+        ok &= ~has_tag(manifest, t)
+    allowed = set(manifest.loc[ok, "stem"])
+    return s[s["stem"].isin(allowed)].reset_index(drop=True)
+
+
+def _order(s: pd.DataFrame) -> pd.DataFrame:
+    """Failed first, then by score (descending), ties by stem: a total, reproducible order."""
+    key = s.assign(_f=~s["failed"], _s=-s["score"].fillna(np.inf))
+    return key.sort_values(["_f", "_s", "stem"], kind="mergesort").drop(columns=["_f", "_s"])
+
+
+def study_rule(scores: pd.DataFrame, t_medium: float, t_hard: float, manifest: pd.DataFrame | None = None) -> list:
+    """The study's rule: GT2 = every eligible image that is medium, hard or failed.
+
+    Returns stems in selection order (failed first, then hardest first).
+    """
+    s = eligible(scores, manifest)
+    cat = categorise(s, t_medium, t_hard)
+    return list(_order(s[cat.isin(STUDY_CATEGORIES)])["stem"])
+
+
+def budgeted(scores: pd.DataFrame, k: int, manifest: pd.DataFrame | None = None) -> list:
+    """Budgeted rule: the ``k`` hardest eligible images, failed images first (then by score, ties by stem)."""
+    s = eligible(scores, manifest)
+    if int(k) != k or k < 0:
+        raise SelectionError(f"budget k={k} must be a non-negative whole number.")
+    if k > len(s):
+        raise SelectionError(f"budget k={k} is larger than the {len(s)} eligible POOL images.")
+    return list(_order(s)["stem"].iloc[:int(k)])
+
+
+def pool_stems(manifest: pd.DataFrame) -> list:
+    """Sorted POOL stems that may be selected (not VAL1/GT1/EXCLUDED)."""
+    ok = has_tag(manifest, "POOL")
+    for t in FORBIDDEN:
+        ok &= ~has_tag(manifest, t)
+    return sorted(manifest.loc[ok, "stem"])
+
+
+def random_control(candidates, n: int, seed: int = 0) -> list:
+    """A seeded random sample of exactly ``n`` stems from ``candidates`` (a manifest -> its POOL, or a list).
+
+    The candidates are sorted first, so the same seed and the same POOL give the same Control set whatever order they
+    come in.  The Control set is drawn from the whole POOL, independently of GT2 (overlap is possible and reported).
+    """
+    pool = pool_stems(candidates) if isinstance(candidates, pd.DataFrame) else sorted(set(map(str, candidates)))
+    if int(n) != n or n < 0:
+        raise SelectionError(f"control size n={n} must be a non-negative whole number.")
+    if n > len(pool):
+        raise SelectionError(f"control size n={n} is larger than the {len(pool)} POOL images.")
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(pool), size=int(n), replace=False)
+    return sorted(pool[i] for i in idx)
+
+
+def overlap(a, b) -> dict:
+    """Sizes of ``a`` only, both, ``b`` only, and the Jaccard index."""
+    a, b = set(a), set(b)
+    union = len(a | b)
+    return {"only_a": len(a - b), "both": len(a & b), "only_b": len(b - a),
+            "jaccard": (len(a & b) / union) if union else float("nan")}
+
+
+# ------------------------------------------------------------------------------------------------------------- commit
+def commit(ws: Workspace, stems, tag: str = "GT2", info: dict | None = None) -> pd.DataFrame:
+    """Tag ``stems`` as ``tag`` in the manifest (atomic write); earlier ``tag`` tags are replaced, nothing else changes.
+
+    Refuses VAL1, GT1 and EXCLUDED images.  Writes ``lists/<tag>.txt`` and, with ``info``, ``metrics/<tag>.json``
+    (e.g. the rule and thresholds used).  Returns the new manifest.
+    """
+    if tag in ("VAL1", "GT1", "POOL", "EXCLUDED"):
+        raise SelectionError(f"commit() sets selection tags (GT2, CONTROL), not {tag}.")
+    stems = list(dict.fromkeys(map(str, stems)))
+    m = ws.manifest()
+    rows = m.set_index("stem")
+    unknown = [s for s in stems if s not in rows.index]
+    if unknown:
+        raise SelectionError(f"{len(unknown)} stem(s) are not in {ws.manifest_path}, e.g. {unknown[:3]}.")
+    bad = [s for s in stems if tag_set(rows.at[s, "tags"]) & set(FORBIDDEN)]
+    if bad:
+        raise SelectionError(f"{len(bad)} selected image(s) are VAL1/GT1/EXCLUDED (e.g. {bad[:3]}); {tag} is drawn "
+                             f"from the POOL only.")
+    m = with_tag(m, stems, tag, replace=True)
+    ws.write_manifest(m)
+    ws.write_list(tag, stems)
+    if info is not None:
+        ws.save_json(tag.lower() if tag != "GT2" else "selection", {**info, "tag": tag, "n": len(stems),
+                                                                   "stems": sorted(stems)})
+    return m
+
+
+# ------------------------------------------------------------------------------------------------------------ labels
+def label_status(ws: Workspace, tag: str = "GT2") -> dict:
+    """How many ``tag`` images have trainable labels (``human``/``oracle``) and which are still waiting."""
+    m = ws.manifest()
+    sel = m[has_tag(m, tag)]
+    waiting = sorted(sel.loc[~sel["label_source"].isin(("human", "oracle")), "stem"])
+    return {"tag": tag, "n": int(len(sel)), "labelled": int(len(sel) - len(waiting)), "waiting": waiting}
+
+
+def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yolo",
+                    export_fmt: str = "labelstudio") -> dict:
+    """Get the ``tag`` images labelled so they can be trained on.
+
+    * Simulation mode (every image of the dataset is labelled): the simulated annotator reveals the true labels of
+      exactly these images (``label_source='oracle'``), nothing else.
+    * Real mode: images that already have dataset labels are revealed (those labels are people's); the rest are
+      exported as a labelling queue (``<workspace>/export/<tag>_<export_fmt>/``, :func:`alnb.labelio.export_queue`) and,
+      when ``source`` exists, people's labels are imported from it (:func:`alnb.labelio.import_labels`; ``fmt``:
+      ``yolo`` folder of ``<stem>.txt``, ``labelstudio`` or ``coco``).
+
+    Returns :func:`label_status` plus ``queue`` (where the queue was exported, or None).  Images still ``waiting``
+    cannot be trained on yet.
+    """
+    m = ws.manifest()
+    stems = ws.stems(tag, manifest=m)
+    rows = m.set_index("stem")
+    queue = None
+    if ws.mode == "simulation":
+        ws.reveal(stems, m)
+        return {**label_status(ws, tag), "queue": None}
+    have = [s for s in stems if rows.at[s, "label_file"] and rows.at[s, "label_source"] not in ("human", "oracle")]
+    if have:
+        m = ws.reveal(have, m)
+    todo = [s for s in label_status(ws, tag)["waiting"]]
+    if todo:
+        from alnb import labelio
+
+        queue = Path(labelio.export_queue(ws, export_fmt, out_dir=ws.root / "export" / f"{tag}_{export_fmt}",
+                                          tag=None, stems=todo))
+        if source is not None and Path(source).exists():
+            labelio.import_labels(ws, source, fmt, tag=tag, overwrite=True)
+    return {**label_status(ws, tag), "queue": str(queue) if queue else None}

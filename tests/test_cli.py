@@ -1,0 +1,100 @@
+"""The ``alnb`` command line: parser, ``python -m alnb``, and end-to-end smoke runs (CLI and notebooks 03/04)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from alnb import cli
+from alnb.workspace import Workspace, has_tag
+
+
+def test_parser_and_counts():
+    a = cli.build_parser().parse_args(["run", "--data", "d", "--workspace", "w", "--profile", "smoke",
+                                       "--n-val", "0.25", "--n-gt1", "12", "--T", "4"])
+    assert (a.profile, a.n_val, a.n_gt1, a.T) == ("smoke", 0.25, 12, 4)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "--data", "d", "--workspace", "w", "--profile", "huge"])
+    p = cli.notebook_parameters("00_setup", cli.build_parser().parse_args(["notebooks", "--workspace", "w"]))
+    assert p["generate"] is True and p["n_val"] == 178 and p["workspace"].endswith("w")
+
+
+def test_python_m_alnb_help():
+    out = subprocess.run([sys.executable, "-m", "alnb", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "run" in out.stdout and "notebooks" in out.stdout
+
+
+def test_data_weld(tmp_path, capsys):
+    assert cli.main(["data", "weld", "--out", str(tmp_path / "d"), "--n-images", "3", "--size", "32"]) == 0
+    assert len(list((tmp_path / "d" / "images").glob("*.png"))) == 3
+    assert "3 images, 32x32" in capsys.readouterr().out
+
+
+def check_study(ws: Workspace):
+    """What every finished run must satisfy, whatever the numbers."""
+    m = ws.manifest()
+    gt2, ctl = ws.stems("GT2", manifest=m), ws.stems("CONTROL", manifest=m)
+    assert gt2 and len(ctl) == len(gt2)
+    held = set(ws.stems("VAL1", "GT1", manifest=m))
+    assert not (set(gt2) | set(ctl)) & held
+    src = m.set_index("stem")["label_source"]
+    assert (src[gt2 + ctl] == "oracle").all()  # simulated annotator revealed exactly these
+    others = [s for s in ws.stems("POOL", manifest=m) if s not in set(gt2) | set(ctl)]
+    assert not src[others].isin(["oracle", "human"]).any()
+    sel = ws.load_json("selection")
+    th = ws.load_json("thresholds")
+    assert (sel["t_medium"], sel["t_hard"]) == (th["t_medium"], th["t_hard"])  # headless: the scoring defaults
+    for name in ("CAL1", "CAL2", "Control"):
+        ev = ws.load_json(f"eval_{name}")
+        assert ev["tag"] == "VAL1" and ev["conf"] == 0.25 and len(ev["per_class"]) == len(ws.names)
+    comp = ws.load_json("comparison")
+    assert comp["verdict"]["outcome"] in ("CAL2 better", "Control better", "no clear difference")
+    text = (ws.root / "report.md").read_text()
+    assert "## Verdict" in text and "(figures/compare_per_class.png)" in text
+    for name in ("score_histogram", "compare_per_class", "compare_map", "compare_efficiency", "selection_overlap",
+                 "selection_class_distribution"):
+        for ext in ("png", "pdf", "svg"):
+            assert (ws.figures_dir / f"{name}.{ext}").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_cli_run_smoke_end_to_end(tiny_dataset, tmp_path, capsys, no_network):
+    ws_dir = tmp_path / "ws"
+    rc = cli.main(["run", "--data", str(tiny_dataset), "--workspace", str(ws_dir), "--profile", "smoke", "--T", "4",
+                   "--n-val", "10", "--n-gt1", "10"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert f"report:  {ws_dir.resolve() / 'report.md'}" in out
+    ws = Workspace.open(ws_dir)
+    check_study(ws)
+    times = json.loads((ws.root / "metrics" / "run_times.json").read_text())
+    assert times["profile"] == "smoke" and "CAL2 (GT1 + GT2)" in times["seconds"]
+    # re-running reuses the cached training runs and gives the same selection
+    before = ws.stems("GT2"), ws.stems("CONTROL")
+    assert cli.main(["run", "--data", str(tiny_dataset), "--workspace", str(ws_dir), "--profile", "smoke",
+                     "--T", "4", "--n-val", "10", "--n-gt1", "10"]) == 0
+    assert (ws.stems("GT2"), ws.stems("CONTROL")) == before
+
+
+@pytest.mark.slow
+def test_notebooks_03_04_smoke(tiny_dataset, tmp_path, capsys):
+    """Headless notebooks 03 and 04 (smoke profile) on a workspace prepared up to the scoring step."""
+    import nbformat
+
+    from alnb import pipeline
+    from alnb.uncertainty import score_pool
+
+    ws_dir = tmp_path / "ws"
+    ws = pipeline.setup(ws_dir, tiny_dataset, n_val=10, n_gt1=10, seed=0)
+    pipeline.train_and_evaluate(ws, "CAL1", ["GT1"], "smoke")
+    score_pool(ws, "CAL1", T=4, progress=False)
+    assert cli.main(["notebooks", "--workspace", str(ws_dir), "--profile", "smoke",
+                     "--only", "03_select_gt2", "04_random_control"]) == 0
+    for name in ("03_select_gt2", "04_random_control"):
+        nb = nbformat.read(ws_dir / "notebooks" / f"{name}.ipynb", as_version=4)
+        assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    check_study(Workspace.open(ws_dir))
+    assert "report:" in capsys.readouterr().out

@@ -1,0 +1,97 @@
+"""The difficulty explorer: set slider values, assert on counts, GT2 size, figure lines and the commit."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from alnb import select as sel
+from alnb.widgets import DifficultyController, DifficultyExplorer, difficulty_explorer
+
+
+def scored_workspace(ws):
+    pool = ws.stems("POOL")
+    s = pd.DataFrame({"stem": pool, "score": np.linspace(0, 1, len(pool)), "n_det": 1, "failed": False,
+                      "tier": "easy"})
+    s.loc[s.index[:2], "failed"] = True  # the two lowest scores failed
+    s.to_csv(ws.root / "scores.csv", index=False)
+    ws.save_json("thresholds", {"t_medium": 0.5, "t_hard": 0.8})
+    (ws.root / "autolabels" / "CAL1").mkdir(parents=True)
+    (ws.root / "autolabels" / "CAL1" / f"{pool[-1]}.txt").write_text("1 0.5 0.5 0.2 0.2 0.91\n")
+    return s
+
+
+def expected(s, tm, th):
+    ok = ~s["failed"]
+    return {"easy": int((ok & (s.score < tm)).sum()), "medium": int((ok & (s.score >= tm) & (s.score < th)).sum()),
+            "hard": int((ok & (s.score >= th)).sum()), "failed": int(s.failed.sum())}
+
+
+def test_sliders_drive_counts_gt2_and_figure(tiny_workspace):
+    ws = tiny_workspace
+    s = scored_workspace(ws)
+    ex = difficulty_explorer(ws)
+    c = ex.c
+    assert (c.t_medium, c.t_hard) == (0.5, 0.8)  # defaults from the scoring step
+    assert c.counts == expected(s, 0.5, 0.8)
+    assert ex.s_medium.continuous_update is False and ex.s_hard.continuous_update is False
+
+    ex.s_hard.value = 0.9
+    ex.s_medium.value = 0.3
+    assert (c.t_medium, c.t_hard) == pytest.approx((0.3, 0.9))
+    want = expected(s, c.t_medium, c.t_hard)
+    assert c.counts == want
+    assert c.gt2_size == want["medium"] + want["hard"] + want["failed"] == len(c.selection)
+    assert f"GT2 size</b> (medium + hard + failed): {c.gt2_size}" in ex.counts.value
+    lines = {ln.get_label(): ln.get_xdata()[0] for ln in ex.fig.axes[0].get_lines() if ln.get_label().startswith("t_")}
+    assert lines == pytest.approx({"t_medium": c.t_medium, "t_hard": c.t_hard})
+
+    # the medium slider cannot pass the hard one: it pushes it along
+    ex.s_medium.value = 0.95
+    assert c.t_hard == pytest.approx(0.95) and ex.s_hard.value == pytest.approx(0.95)
+    assert c.counts["medium"] == 0
+
+    ex.reset()
+    assert (c.t_medium, c.t_hard) == (0.5, 0.8) and (ex.s_medium.value, ex.s_hard.value) == (0.5, 0.8)
+    plt.close("all")
+
+
+def test_commit_button_writes_gt2_and_recommit_replaces(tiny_workspace):
+    ws = tiny_workspace
+    s = scored_workspace(ws)
+    ex = difficulty_explorer(ws)
+    ex.commit_button.click()
+    assert sorted(ws.stems("GT2")) == sorted(ex.c.selection)
+    assert len(ws.stems("GT2")) == ex.c.gt2_size == sum(expected(s, 0.5, 0.8)[k] for k in ("medium", "hard", "failed"))
+    assert "Committed" in ex.message.value
+    info = ws.load_json("selection")
+    assert info["t_medium"] == 0.5 and info["counts"] == ex.c.counts
+    ex.s_medium.value = ex.s_hard.value = float(s.score.max())  # only failed + the top image
+    ex.commit_button.click()
+    assert len(ws.stems("GT2")) == 3
+    assert len(ws.stems("VAL1")) == 10 and len(ws.stems("GT1")) == 10 and len(ws.stems("POOL")) == 20
+    plt.close("all")
+
+
+def test_thumbnails_show_autolabel_boxes(tiny_workspace):
+    ws = tiny_workspace
+    scored_workspace(ws)
+    c = DifficultyController.from_workspace(ws)
+    fig = c.thumbnails("hard", n=3)
+    assert fig.axes[0].patches and "0.91" in " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "hard: 4 image(s)" in fig._suptitle.get_text()
+    assert c.tier_stems("failed") == sorted(ws.stems("POOL"))[:2][::-1]  # highest score first
+    plt.close("all")
+
+
+def test_controller_without_workspace():
+    s = pd.DataFrame({"stem": list("abcd"), "score": [0.1, 0.4, 0.6, 0.9]})
+    c = DifficultyController(s, 0.5, 0.8)
+    assert c.set_thresholds(t_hard=0.3)["t_medium"] == 0.3  # pushed down
+    assert c.state["gt2_size"] == 3
+    with pytest.raises(ValueError, match="workspace"):
+        c.commit()
+    with pytest.raises(sel.SelectionError):
+        DifficultyController(s, 0.9, 0.1)
