@@ -118,9 +118,8 @@ def match_image(pred, gt, iou_thr: float = 0.5, nc: int | None = None) -> dict:
     pc, gc = pred[:, 0].astype(int), gt[:, 0].astype(int)
     per_class = {}
     for c in sorted(set(pc.tolist()) | set(gc.tolist())):
-        t = int(tp[pc == c].sum())
-        per_class[c] = {"tp": t, "fp": int((pc == c).sum()) - t, "fn": int((gc == c).sum()) - int(matched[gc == c].sum()),
-                        "n_gt": int((gc == c).sum()), "n_pred": int((pc == c).sum())}
+        t, n_p, n_g = int(tp[pc == c].sum()), int((pc == c).sum()), int((gc == c).sum())
+        per_class[c] = {"tp": t, "fp": n_p - t, "fn": n_g - int(matched[gc == c].sum()), "n_gt": n_g, "n_pred": n_p}
     out = {"tp": tp, "matched_gt": matched, "gt_index": gt_index, "iou": ious,
            "tp_n": int(tp.sum()), "fp_n": int(n - tp.sum()), "fn_n": int(m - matched.sum()), "per_class": per_class}
     if nc is not None:
@@ -135,12 +134,16 @@ def match_image(pred, gt, iou_thr: float = 0.5, nc: int | None = None) -> dict:
 
 
 def prf(tp, fp, fn) -> tuple:
-    """Precision, recall, F1 from counts (NaN where the denominator is 0: not measurable, never 0)."""
+    """Precision, recall, F1 from counts.
+
+    Precision is NaN without predictions and recall is NaN without instances (not measurable, never 0).
+    F1 = 2TP / (2TP + FP + FN) (the harmonic mean where both exist; 0 when there were errors but no hit; NaN when
+    there is nothing at all).
+    """
     tp, fp, fn = float(tp), float(fp), float(fn)
     p = tp / (tp + fp) if tp + fp > 0 else float("nan")
     r = tp / (tp + fn) if tp + fn > 0 else float("nan")
-    f1 = 2 * p * r / (p + r) if np.isfinite(p) and np.isfinite(r) and p + r > 0 else (
-        0.0 if np.isfinite(p) and np.isfinite(r) else float("nan"))
+    f1 = 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn > 0 else float("nan")
     return p, r, f1
 
 
@@ -153,28 +156,28 @@ class CostModel:
     ----------
     t_draw : float, default 10.0
         Draw one box and set its class from scratch.  Superb AI's published figure is ~10 s per box including the
-        class (their "how long does it take to label a bounding box" estimates; Papadopoulos et al. 2017,
-        "Extreme clicking", measure 7 s for the box alone with the classic method, 34.5 s on ImageNet incl. quality
-        control, so 10 s is on the fast side for manual work and therefore a conservative basis for a boost).
+        class (Superb AI blog, "how long does it take to label a bounding box"); academic measurements of manual
+        drawing on ImageNet-style data are higher (Su, Deng & Fei-Fei 2012, cited by Papadopoulos et al.: tens of
+        seconds per box including quality control), so 10 s is a conservative (small-boost) basis.
     t_verify : float, default 1.6
         Look at a proposed box and accept it.  Papadopoulos, Uijlings, Keller & Ferrari, CVPR 2016, "We don't need no
         bounding-boxes": box verification by a yes/no answer takes about 1.6 s.
-    t_delete : float, default 2.6
-        Reject a false-positive proposal and remove it: the same look as a verification (1.6 s) plus about one
-        second for the click/keystroke that removes it.  No published figure measures exactly this; it is an
-        assumption, kept above ``t_verify`` and far below ``t_draw``.
+    t_delete : float, default 1.6
+        Extra time to remove a rejected (false-positive) proposal, on top of the look already counted in
+        ``t_verify``: select it and delete it.  No published figure measures exactly this; we assume it takes as
+        long as a verification (one more decision-and-click, 1.6 s), so a false positive costs 3.2 s in all.
+        Assumption, chosen on the slow side so the boost is not overstated.
     t_image : float, default 3.0
         Per-image overhead (open the image, scan it for defects, move on), paid in both workflows, so it only
         dampens the boost on images with few boxes.  Assumption: a few seconds of scanning per image; set to 0 to
         compare box work only.
 
-    A predicted box that is wrong (FP) costs ``t_verify``-looking plus deletion: assisted cost counts it once in
-    ``n_pred * t_verify`` and once in ``fp * t_delete``; so by default a false positive costs 1.6 + 2.6 = 4.2 s.
+    Change any value with ``CostModel(t_draw=20)`` etc.; :meth:`to_dict` records the values next to the results.
     """
 
     t_draw: float = 10.0
     t_verify: float = 1.6
-    t_delete: float = 2.6
+    t_delete: float = 1.6
     t_image: float = 3.0
 
     def to_dict(self) -> dict:
@@ -224,3 +227,189 @@ def efficiency_boost(n_gt, n_pred, fp, fn, n_images=0, costs: CostModel = CostMo
     m, a = t["manual_s"], t["assisted_s"]
     boost = m / a if a > 0 else (float("nan") if m == 0 else float("inf"))
     return {**t, "boost": boost, "saved_s": m - a}
+
+
+# ---------------------------------------------------------------------------------------------- model evaluation
+def predict_boxes(model, image_paths, conf: float = 0.25, imgsz: int | None = None, device=None, batch: int = 16):
+    """Run ultralytics prediction; yields ``(path, pred (n, 6) cls x0 y0 x1 y1 conf in pixels, (h, w))``."""
+    kw = {"conf": conf, "verbose": False, "stream": True, "batch": batch}
+    if imgsz is not None:
+        kw["imgsz"] = imgsz
+    if device is not None:
+        kw["device"] = device
+    paths = [str(p) for p in image_paths]
+    for i in range(0, len(paths), 64):  # bounded memory; ultralytics batches inside each chunk
+        for path, r in zip(paths[i:i + 64], model.predict(paths[i:i + 64], **kw)):
+            b = r.boxes
+            pred = np.concatenate([b.cls.cpu().numpy()[:, None], b.xyxy.cpu().numpy(), b.conf.cpu().numpy()[:, None]],
+                                  axis=1) if len(b) else np.zeros((0, 6))
+            yield path, pred.astype(np.float64), tuple(r.orig_shape)
+
+
+def _resolve_weights(ws, name_or_weights):
+    """(display name, weights path, run info or None) for a run name, a TrainResult or a .pt path."""
+    from pathlib import Path
+
+    from alnb.train import load_run
+
+    w = getattr(name_or_weights, "weights", None)
+    if w is not None:
+        return name_or_weights.name, Path(w), getattr(name_or_weights, "info", None)
+    s = str(name_or_weights)
+    if s.endswith(".pt"):
+        p = Path(s).expanduser().resolve()
+        if not p.is_file():
+            raise FileNotFoundError(f"weights file {p} does not exist.")
+        name = p.parent.parent.name if p.parent.name == "weights" else p.stem
+        return name, p, None
+    run = load_run(ws, s)
+    return run.name, run.weights, run.info
+
+
+def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=None, name: str = "eval") -> dict:
+    """mAP50 and mAP50-95 (overall and per class id) from ultralytics ``val`` on the images of ``tag``.
+
+    Ultralytics reads the labels from the workspace ``view/`` (the trainable labels), so the tag's images must all
+    have trainable labels (VAL1 always has).  The val output folder is ``runs/<name>_val_<tag>`` in the workspace.
+    """
+    from alnb.train import auto_device, load_model
+    from alnb.workspace import WorkspaceError, atomic_write_text
+
+    m = ws.manifest()
+    stems = ws.stems(tag, manifest=m)
+    src = m.set_index("stem").loc[stems, "label_source"]
+    hidden = src[~src.isin(["human", "oracle"])]
+    if len(hidden):
+        raise WorkspaceError(f"{len(hidden)} {tag} image(s) have no trainable labels (e.g. {list(hidden.index[:3])});"
+                             f" mAP needs them in view/labels.")
+    ws.sync_view(m)
+    lst = ws.write_list(f"eval_{tag}", stems)
+    import yaml
+
+    data = {"path": str(ws.root / "view"), "train": str(lst), "val": str(lst), "names": dict(enumerate(ws.names))}
+    data_yaml = ws.path("data", f"eval_{tag}.yaml")
+    atomic_write_text(data_yaml, yaml.safe_dump(data, sort_keys=False))
+    model = load_model(weights)
+    kw = {"data": str(data_yaml), "split": "val", "plots": False, "verbose": False, "batch": 16,
+          "device": device or auto_device(), "project": str(ws.root / "runs"), "name": f"{name}_val_{tag}",
+          "exist_ok": True}
+    if imgsz is not None:
+        kw["imgsz"] = imgsz
+    res = model.val(**kw)
+    box = res.box
+    per_class = {}
+    for j, c in enumerate(np.asarray(box.ap_class_index).tolist()):
+        per_class[int(c)] = {"mAP50": float(box.ap50[j]), "mAP50-95": float(box.ap[j])}
+    return {"mAP50": float(box.map50), "mAP50-95": float(box.map), "per_class": per_class}
+
+
+def evaluate(ws, name_or_weights, conf: float = 0.25, iou_thr: float = 0.5, tag: str = "VAL1",
+             costs: CostModel | None = None, *, imgsz: int | None = None, device=None, with_map: bool = True,
+             save: bool = True) -> dict:
+    """Evaluate a CAL model on the images of ``tag`` at the auto-labelling operating point.
+
+    Predicts with ultralytics at confidence ``conf`` (the auto-label threshold), matches predictions to the ground
+    truth (``ws.true_labels``) with :func:`match_image` at IoU >= ``iou_thr``, and reports per class and overall:
+    instances, predictions, TP, FP, FN, precision, recall, F1 and the expected labelling efficiency boost
+    (:func:`efficiency_boost`).  A class with no instance in the set is *not measurable*: its recall/F1/boost are
+    NaN (``null`` in JSON) and ``measurable`` is False, never 0.  mAP50 / mAP50-95 come from ultralytics ``val``.
+
+    Parameters
+    ----------
+    ws : Workspace
+    name_or_weights : str, Path or TrainResult
+        A run name in ``ws`` (``"CAL1"``), a ``.pt`` path or a :class:`alnb.train.TrainResult`.
+    conf : float
+        Operating point (confidence threshold of auto-labels).
+    iou_thr : float
+        IoU for a match.
+    tag : str
+        Images to evaluate on (default VAL1, which has human labels).
+    costs : CostModel, optional
+        Labelling cost model (default :class:`CostModel`).
+    imgsz : int, optional
+        Inference size (default: the training size stored in the weights).
+    with_map : bool
+        Also run ultralytics ``val`` for mAP (skip for speed).
+    save : bool
+        Write ``metrics/eval_<name>.json`` in the workspace (``eval_<name>_<tag>`` when ``tag`` is not VAL1).
+
+    Returns
+    -------
+    dict
+        ``name, weights, tag, conf, iou_thr, costs, n_images, overall, per_class (list of dicts), per_image (list of
+        dicts: stem, tp, fp, fn, n_gt, n_pred), not_measurable (class names), mAP50, mAP50-95``.  Use
+        :func:`per_class_frame` / :func:`per_image_frame` for tables.
+    """
+    from alnb.train import load_model
+
+    costs = costs or CostModel()
+    name, weights, info = _resolve_weights(ws, name_or_weights)
+    names = ws.names
+    nc = len(names)
+    m = ws.manifest()
+    stems = ws.stems(tag, manifest=m)
+    if not stems:
+        raise ValueError(f"no images tagged {tag} in {ws.root}.")
+    rows = m.set_index("stem")
+    paths = [ws.view_image({"stem": s, "image": rows.at[s, "image"]}) for s in stems]
+    model = load_model(weights)
+    tot = {k: np.zeros(nc, int) for k in ("tp_c", "fp_c", "fn_c", "n_gt_c", "n_pred_c")}
+    per_image = []
+    for stem, (path, pred, (h, w)) in zip(stems, predict_boxes(model, paths, conf=conf, imgsz=imgsz, device=device)):
+        lab = np.asarray(ws.true_labels(stem), float).reshape(-1, 5)
+        gt = np.concatenate([lab[:, :1], xywhn_to_xyxy(lab[:, 1:], w, h)], axis=1)
+        r = match_image(pred, gt, iou_thr=iou_thr, nc=nc)
+        for k in tot:
+            tot[k] += r[k]
+        per_image.append({"stem": stem, "tp": r["tp_n"], "fp": r["fp_n"], "fn": r["fn_n"], "n_gt": len(gt),
+                          "n_pred": len(pred)})
+    maps = map_scores(ws, weights, tag, imgsz=imgsz, device=device, name=name) if with_map else None
+    boost_c = efficiency_boost(tot["n_gt_c"], tot["n_pred_c"], tot["fp_c"], tot["fn_c"], 0, costs)
+    per_class = []
+    for c in range(nc):
+        p, rcl, f1 = prf(tot["tp_c"][c], tot["fp_c"][c], tot["fn_c"][c])
+        measurable = bool(tot["n_gt_c"][c] > 0)
+        per_class.append({
+            "class_id": c, "class": names[c], "instances": int(tot["n_gt_c"][c]),
+            "predictions": int(tot["n_pred_c"][c]),
+            "tp": int(tot["tp_c"][c]), "fp": int(tot["fp_c"][c]), "fn": int(tot["fn_c"][c]), "measurable": measurable,
+            "precision": p, "recall": rcl if measurable else float("nan"), "f1": f1 if measurable else float("nan"),
+            "boost": float(boost_c["boost"][c]) if measurable else float("nan"),
+            "mAP50": maps["per_class"].get(c, {}).get("mAP50", float("nan")) if maps and measurable else float("nan"),
+            "mAP50-95": (maps["per_class"].get(c, {}).get("mAP50-95", float("nan")) if maps and measurable
+                         else float("nan"))})
+    TP, FP, FN = (int(tot[k].sum()) for k in ("tp_c", "fp_c", "fn_c"))
+    n_gt, n_pred = int(tot["n_gt_c"].sum()), int(tot["n_pred_c"].sum())
+    p, rcl, f1 = prf(TP, FP, FN)
+    boost = efficiency_boost(n_gt, n_pred, FP, FN, len(stems), costs)
+    overall = {"instances": n_gt, "predictions": n_pred, "tp": TP, "fp": FP, "fn": FN, "precision": p,
+               "recall": rcl, "f1": f1, **boost, "boost_boxes_only": efficiency_boost(n_gt, n_pred, FP, FN, 0,
+                                                                                   costs)["boost"]}
+    result = {"name": name, "weights": str(weights), "tag": tag, "conf": conf, "iou_thr": iou_thr,
+              "costs": costs.to_dict(), "n_images": len(stems), "overall": overall, "per_class": per_class,
+              "per_image": per_image, "not_measurable": [names[c] for c in range(nc) if tot["n_gt_c"][c] == 0],
+              "mAP50": maps["mAP50"] if maps else float("nan"), "mAP50-95": maps["mAP50-95"] if maps else float("nan"),
+              "train": {k: info[k] for k in ("profile", "seconds", "n_train", "epochs_run", "key") if k in info}
+              if info else {}}
+    if save:
+        ws.save_json(f"eval_{name}" if tag == "VAL1" else f"eval_{name}_{tag}", result)
+    return result
+
+
+def per_class_frame(result: dict):
+    """Per-class table (pandas) of an :func:`evaluate` result, indexed by class name."""
+    import pandas as pd
+
+    df = pd.DataFrame(result["per_class"]).set_index("class")
+    return df.astype({"precision": float, "recall": float, "f1": float, "boost": float})
+
+
+def per_image_frame(result: dict):
+    """Per-image TP/FP/FN table (pandas) of an :func:`evaluate` result, worst images (most errors) first."""
+    import pandas as pd
+
+    df = pd.DataFrame(result["per_image"])
+    if len(df):
+        df = df.assign(errors=df["fp"] + df["fn"]).sort_values(["errors", "stem"], ascending=[False, True])
+    return df.reset_index(drop=True)

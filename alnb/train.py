@@ -1,0 +1,427 @@
+"""CAL training with ultralytics: a dropout-enabled detection head, training profiles and a run cache.
+
+A *CAL* (computer-assisted labelling) model is trained on the images of some workspace tags (e.g. ``GT1``) and
+validated on ``VAL1``.  The run lives in ``<workspace>/runs/<name>/`` (ultralytics' own output: ``weights/best.pt``,
+``weights/last.pt``, ``results.csv``, ``args.yaml``) plus ``alnb_run.json`` (the cache key, duration, final metrics).
+
+Cache: the key hashes the training configuration (profile, overrides, dropout, seed, model yaml / start weights),
+the training and validation image lists, the image bytes and the label contents.  :func:`train_cal` returns a
+finished run with the same key instead of training again; ``force=True`` retrains.
+
+Dropout: :class:`DropoutDetectionTrainer` builds ultralytics' model and then swaps the final 1x1 convs of the
+detection head for :class:`alnb.dropout.MCDropoutConv2d` (see :mod:`alnb.dropout`), so the dropout is *trained in*,
+copied into the EMA model and pickled into ``best.pt``/``last.pt``.  It is active only while training or in MC mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from alnb._offline import ensure_offline
+from alnb.dropout import install_dropout_head
+
+ensure_offline()
+
+from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+RUN_FILE = "alnb_run.json"
+KEY_VERSION = 1
+
+
+# ----------------------------------------------------------------------------------------------------------- profiles
+@dataclass(frozen=True)
+class Profile:
+    """A training recipe.
+
+    Attributes
+    ----------
+    name : str
+        Profile name (``smoke``, ``quick``, ``paper`` or a custom one).
+    model : str
+        Model yaml: an ultralytics name (``yolov8n.yaml``), a file in ``alnb/models/`` (``yolov8-tiny.yaml``) or a
+        path.  Ignored when :func:`train_cal` gets ``weights``.
+    imgsz : int
+        Training/inference image size (pixels, square letterbox).
+    epochs : int
+    batch : int
+    dropout : float
+        Dropout probability in the detection head (trained in, used for MC-dropout scoring).
+    patience : int
+        Early stopping patience (epochs without fitness improvement).
+    close_mosaic : int
+        Last epochs trained without mosaic augmentation.
+    val_every : int
+        Validate on VAL1 every ``val_every`` epochs (and always in the last epoch).  Validation of 178 images costs
+        about as much as a training epoch on 177 on CPU; skipped epochs get NaN metrics in ``results.csv`` and
+        cannot become ``best.pt``.
+    extra : dict
+        Any other ultralytics training arguments (e.g. ``{"lr0": 0.01, "cache": "ram"}``).
+    """
+
+    name: str
+    model: str
+    imgsz: int
+    epochs: int
+    batch: int = 16
+    dropout: float = 0.1
+    patience: int = 100
+    close_mosaic: int = 10
+    val_every: int = 1
+    extra: dict = field(default_factory=dict)
+
+    def train_args(self) -> dict:
+        """Ultralytics ``train`` arguments of this profile (without data/project/name/device/seed)."""
+        return {"imgsz": self.imgsz, "epochs": self.epochs, "batch": self.batch, "patience": self.patience,
+                "close_mosaic": self.close_mosaic, **self.extra}
+
+
+PROFILES = {
+    # Tests: seconds on a 64 px tiny dataset (nbs = batch: one optimizer step per batch, so it really trains).
+    "smoke": Profile("smoke", "yolov8-tiny.yaml", imgsz=64, epochs=1, batch=8, close_mosaic=0, patience=100,
+                     extra={"warmup_epochs": 0, "nbs": 8}),
+    # CPU demo default, chosen from measurements on 2 CPU cores (README "Measured times"): the width-0.125 YOLOv8
+    # trains ~2.6x faster than yolov8n at 256 px (35.6 vs 13.6 img/s); 25 epochs of 177 + 2 x 430 images fit the
+    # 20-minute demo.  nbs=8 (= batch) makes ultralytics step the optimizer every batch instead of accumulating to
+    # 64 images: with a few hundred batches in all this is the difference between mAP50 0.02 and 0.16 after 15
+    # epochs on GT1.  Validation every 3rd epoch saves a third of the time.
+    "quick": Profile("quick", "yolov8-tiny.yaml", imgsz=256, epochs=25, batch=8, close_mosaic=5, patience=100,
+                     val_every=3, extra={"optimizer": "AdamW", "lr0": 0.002, "nbs": 8}),
+    # The study setting, for a GPU: ultralytics' defaults (SGD/AdamW auto, nbs 64) at 640 px.
+    "paper": Profile("paper", "yolov8n.yaml", imgsz=640, epochs=100, batch=16, close_mosaic=10, patience=50,
+                     extra={}),
+}
+
+
+def _ultralytics_arg_names() -> set:
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return set(DEFAULT_CFG_DICT)
+
+
+# Arguments alnb sets itself: overriding them would break the workspace layout, the cache or determinism.
+_RESERVED = {"data", "project", "name", "exist_ok", "seed", "deterministic", "plots", "model", "resume", "mode",
+             "task", "pretrained"}
+
+
+def get_profile(name: str | Profile = "quick", **overrides) -> Profile:
+    """Return profile ``name`` with ``overrides`` applied.
+
+    Overrides that name a :class:`Profile` field (``epochs``, ``imgsz``, ``model``, ``dropout``...) replace it; any
+    other key must be an ultralytics training argument (``lr0``, ``mosaic``, ``cache``...) and goes to ``extra``.
+    """
+    prof = name if isinstance(name, Profile) else PROFILES.get(name)
+    if prof is None:
+        raise KeyError(f"unknown training profile {name!r}; choose one of {sorted(PROFILES)} or pass a Profile.")
+    fields = {f.name for f in dataclasses.fields(Profile)} - {"name", "extra"}
+    own = {k: v for k, v in overrides.items() if k in fields}
+    rest = {k: v for k, v in overrides.items() if k not in fields}
+    bad = sorted(set(rest) & _RESERVED)
+    if bad:
+        raise ValueError(f"training argument(s) {bad} are set by alnb.train_cal itself and cannot be overridden.")
+    unknown = sorted(set(rest) - _ultralytics_arg_names())
+    if unknown:
+        raise ValueError(f"unknown training argument(s) {unknown}: neither a Profile field "
+                         f"({sorted(fields)}) nor an ultralytics training argument.")
+    if "dropout" in own and not 0 <= own["dropout"] < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {own['dropout']}")
+    return dataclasses.replace(prof, **own, extra={**prof.extra, **rest})
+
+
+# ----------------------------------------------------------------------------------------------------------- models
+def auto_device() -> str:
+    """``"0"`` (first CUDA GPU) when CUDA is available, else ``"cpu"``."""
+    import torch
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def model_yaml_path(model: str | os.PathLike) -> Path | None:
+    """The local yaml file for ``model`` (a path, or a file name in ``alnb/models/``); None for ultralytics names."""
+    p = Path(model)
+    if p.suffix not in (".yaml", ".yml"):
+        return None
+    if p.is_file():
+        return p.resolve()
+    if (MODELS_DIR / p.name).is_file() and len(p.parts) == 1:
+        return MODELS_DIR / p.name
+    return None
+
+
+def model_cfg(model: str | os.PathLike | dict):
+    """Model definition for ``DetectionModel``: a dict for local yaml files (honouring their ``scale`` key).
+
+    Ultralytics guesses the scale from names such as ``yolov8n.yaml`` only; a local yaml with an explicit
+    ``scale: t`` entry keeps it.  Ultralytics' own names are returned unchanged.
+    """
+    if isinstance(model, dict):
+        return model
+    path = model_yaml_path(model)
+    if path is None:
+        return str(model)
+    from ultralytics.nn.tasks import yaml_model_load
+
+    d = yaml_model_load(path)
+    raw = yaml.safe_load(path.read_text()) or {}
+    if raw.get("scale"):
+        d["scale"] = raw["scale"]
+    return d
+
+
+def load_model(weights):
+    """Load a trained model (``best.pt`` path or :class:`TrainResult`) offline as ``ultralytics.YOLO``.
+
+    Dropout head convs come back as :class:`alnb.dropout.MCDropoutConv2d` (off unless MC mode is switched on).
+    """
+    from alnb._offline import yolo
+
+    w = getattr(weights, "weights", weights)
+    if not Path(w).is_file():
+        raise FileNotFoundError(f"weights file {w} does not exist: train the model first (alnb.train.train_cal / "
+                                f"notebook 01) or give the path of a local .pt file.")
+    return yolo(str(w))
+
+
+class DropoutDetectionTrainer(DetectionTrainer):
+    """Ultralytics ``DetectionTrainer`` whose model has dropout in the detection head.
+
+    The dropout probability is the class attribute :attr:`dropout_p` (ultralytics rejects unknown config keys, so it
+    cannot travel in the training arguments); :func:`dropout_trainer` makes a subclass with another value.
+    """
+
+    dropout_p: float = 0.1
+    val_every: int = 1
+
+    def validate(self):
+        """Ultralytics' validation, skipped (NaN metrics, no fitness) except every ``val_every`` epochs and the last."""
+        last = self.epoch + 1 >= self.epochs or self.stop or self.stopper.possible_stop
+        if self.val_every > 1 and not last and (self.epoch + 1) % self.val_every:
+            return {k: float("nan") for k in self.metrics}, None
+        return super().validate()
+
+    def get_model(self, cfg=None, weights=None, verbose: bool = True):
+        model = super().get_model(cfg=model_cfg(cfg) if cfg is not None else cfg, weights=weights, verbose=verbose)
+        install_dropout_head(model, self.dropout_p)
+        return model
+
+
+def dropout_trainer(p: float = 0.1, val_every: int = 1) -> type:
+    """A :class:`DropoutDetectionTrainer` subclass with head dropout ``p`` (validating every ``val_every`` epochs)."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout p must be in [0, 1), got {p}")
+    if int(val_every) < 1:
+        raise ValueError(f"val_every must be >= 1, got {val_every}")
+    return type(f"DropoutDetectionTrainer_p{p:g}", (DropoutDetectionTrainer,),
+                {"dropout_p": float(p), "val_every": int(val_every)})
+
+
+# -------------------------------------------------------------------------------------------------------- the cache
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _list_digest(list_file: Path) -> dict:
+    """Hash of an image list: image names, image bytes and the label file each image has in ``view/labels``."""
+    h = hashlib.sha256()
+    paths = [Path(p) for p in list_file.read_text().split()]
+    for p in paths:
+        lab = p.parent.parent / "labels" / (p.stem + ".txt")
+        h.update(p.name.encode())
+        h.update(_file_sha(p).encode())
+        h.update(lab.read_bytes() if lab.is_file() else b"<no label>")
+    return {"n": len(paths), "sha256": h.hexdigest()}
+
+
+def run_key(data_yaml: Path, config: dict) -> str:
+    """Cache key of a run: configuration + train/val image lists + image bytes + label contents."""
+    data = yaml.safe_load(Path(data_yaml).read_text())
+    content = {"config": config, "names": data["names"],
+               "train": _list_digest(Path(data["train"])), "val": _list_digest(Path(data["val"]))}
+    return _sha(json.dumps(content, sort_keys=True, default=str).encode())[:20]
+
+
+# ----------------------------------------------------------------------------------------------------------- results
+@dataclass
+class TrainResult:
+    """A finished training run.
+
+    Attributes
+    ----------
+    name : str
+    run_dir : Path
+        ``<workspace>/runs/<name>``.
+    weights : Path
+        ``run_dir/weights/best.pt``.
+    reused : bool
+        True when the cache returned an earlier run instead of training.
+    seconds : float
+        Training time of the run (of the original run when reused).
+    key : str
+        Cache key.
+    profile : str
+    info : dict
+        Contents of ``alnb_run.json`` (arguments, metrics summary, sizes).
+    """
+
+    name: str
+    run_dir: Path
+    weights: Path
+    reused: bool
+    seconds: float
+    key: str
+    profile: str
+    info: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def results_csv(self) -> Path:
+        return self.run_dir / "results.csv"
+
+    @property
+    def metrics(self) -> dict:
+        return dict(self.info.get("metrics", {}))
+
+
+def _result_from_info(run_dir: Path, info: dict, reused: bool) -> TrainResult:
+    return TrainResult(name=info["name"], run_dir=run_dir, weights=run_dir / "weights" / "best.pt", reused=reused,
+                       seconds=float(info["seconds"]), key=info["key"], profile=info["profile"], info=info)
+
+
+def _finished_info(run_dir: Path) -> dict | None:
+    f = run_dir / RUN_FILE
+    if not f.is_file() or not (run_dir / "weights" / "best.pt").is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def load_run(ws, name: str) -> TrainResult:
+    """The finished run ``name`` of workspace ``ws`` (raises ``FileNotFoundError`` naming what to run if missing)."""
+    run_dir = Path(ws.root) / "runs" / name
+    info = _finished_info(run_dir)
+    if info is None:
+        raise FileNotFoundError(f"no finished training run {name!r} in {run_dir} (needs {RUN_FILE} and "
+                                f"weights/best.pt). Train it first: alnb.train.train_cal(ws, {name!r}, tags) "
+                                f"or the notebook that trains it.")
+    return _result_from_info(run_dir, info, reused=True)
+
+
+def _summary(metrics: dict) -> dict:
+    names = {"metrics/precision(B)": "precision", "metrics/recall(B)": "recall", "metrics/mAP50(B)": "mAP50",
+             "metrics/mAP50-95(B)": "mAP50-95", "fitness": "fitness"}
+    return {v: float(metrics[k]) for k, v in names.items() if k in (metrics or {})}
+
+
+def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: bool = False, weights=None,
+              seed: int = 0, device: str | None = None, verbose: bool = True, callbacks: dict | None = None,
+              **overrides) -> TrainResult:
+    """Train (or reuse) the CAL model ``name`` on the workspace images tagged ``tags``, validated on VAL1.
+
+    Parameters
+    ----------
+    ws : alnb.workspace.Workspace
+    name : str
+        Run name (``CAL1``, ``CAL2``, ``Control``...); the run goes to ``ws.root/runs/<name>``.
+    tags : str or list of str
+        Training tags (e.g. ``"GT1"`` or ``["GT1", "GT2"]``); VAL1 is refused.
+    profile : str or Profile
+        ``smoke``, ``quick`` (CPU default) or ``paper`` (GPU); see :data:`PROFILES`.
+    force : bool
+        Retrain even if a finished run with the same cache key exists.
+    weights : path, optional
+        A local ``.pt`` to start from (never downloaded); default: train from scratch from the profile's yaml.
+    seed : int
+        Training seed (``deterministic=True``; on CPU the same seed gives the same weights).
+    device : str, optional
+        ``"cpu"``, ``"0"``...; default :func:`auto_device`.
+    verbose : bool
+        Ultralytics' per-epoch log.
+    callbacks : dict, optional
+        ``{ultralytics event: function(trainer)}`` added to the trainer (e.g. ``on_fit_epoch_end``); not part of the
+        cache key.
+    **overrides
+        Profile fields (``epochs=5``, ``dropout=0.2``) or ultralytics training arguments (``lr0=0.005``).
+
+    Returns
+    -------
+    TrainResult
+    """
+    prof = get_profile(profile, **overrides)
+    device = auto_device() if device is None else str(device)
+    if weights is not None:
+        weights = Path(weights).expanduser().resolve()
+        if not weights.is_file() or weights.suffix != ".pt":
+            raise FileNotFoundError(f"start weights {weights} not found (must be a local .pt file; alnb never "
+                                    f"downloads weights). Leave weights=None to train from the profile's yaml.")
+    yaml_file = model_yaml_path(prof.model)
+    model_id = ({"weights_sha256": _file_sha(weights)} if weights is not None else
+                {"yaml": prof.model, "yaml_sha256": _file_sha(yaml_file) if yaml_file else None})
+    import ultralytics
+
+    args = {**prof.train_args(), "seed": int(seed), "deterministic": True}
+    config = {"v": KEY_VERSION, "ultralytics": ultralytics.__version__, "args": args, "dropout": prof.dropout,
+              "val_every": prof.val_every, "model": model_id}
+    data_yaml = ws.write_data_yaml(name, tags)
+    key = run_key(data_yaml, config)
+    project = Path(ws.root) / "runs"
+    run_dir = project / name
+    info = _finished_info(run_dir)
+    if info is not None and info.get("key") == key and not force:
+        if verbose:
+            print(f"[alnb] {name}: reusing finished run {run_dir} (same data and configuration; force=True retrains)")
+        return _result_from_info(run_dir, info, reused=True)
+    if run_dir.exists():  # stale or different run: start clean (ultralytics appends to an existing results.csv)
+        if verbose:
+            why = "force=True" if info is not None and info.get("key") == key else (
+                "unfinished run" if info is None else "data or settings changed")
+            print(f"[alnb] {name}: training again ({why}); replacing {run_dir}")
+        shutil.rmtree(run_dir)
+
+    model_arg = str(weights) if weights is not None else (str(yaml_file) if yaml_file else prof.model)
+    full = {**args, "model": model_arg, "data": str(data_yaml), "project": str(project), "name": name,
+            "exist_ok": True, "plots": False, "device": device, "verbose": verbose}
+    trainer_cls = dropout_trainer(prof.dropout, prof.val_every)
+    t0 = time.perf_counter()
+    trainer = trainer_cls(overrides=full)
+    for event, fn in (callbacks or {}).items():
+        trainer.add_callback(event, fn)
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    save_dir = Path(trainer.save_dir)
+    if save_dir.resolve() != run_dir.resolve():  # pragma: no cover - ultralytics changed its layout
+        raise RuntimeError(f"ultralytics wrote the run to {save_dir}, expected {run_dir}")
+    if not (run_dir / "weights" / "best.pt").is_file():
+        raise RuntimeError(f"training {name} finished without {run_dir / 'weights' / 'best.pt'}; see the log above.")
+    data = yaml.safe_load(Path(data_yaml).read_text())
+    info = {"name": name, "key": key, "profile": prof.name, "tags": [tags] if isinstance(tags, str) else list(tags),
+            "seconds": round(seconds, 2), "device": device, "dropout": prof.dropout, "seed": int(seed),
+            "val_every": prof.val_every, "model": model_arg, "args": args, "data": str(data_yaml),
+            "n_train": len(Path(data["train"]).read_text().split()),
+            "n_val": len(Path(data["val"]).read_text().split()),
+            "epochs_run": int(trainer.epoch + 1), "metrics": _summary(trainer.metrics),
+            "images_per_s": round(len(Path(data["train"]).read_text().split()) * (trainer.epoch + 1) / seconds, 2),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "ultralytics": ultralytics.__version__}
+    from alnb.workspace import atomic_write_json
+
+    atomic_write_json(run_dir / RUN_FILE, info)
+    return _result_from_info(run_dir, info, reused=False)

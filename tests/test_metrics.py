@@ -1,0 +1,117 @@
+"""Matching, P/R/F1 and the efficiency-boost cost model on hand-made boxes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from alnb.metrics import CostModel, box_iou, efficiency_boost, match_image, prf, xywhn_to_xyxy, xyxy_to_xywhn
+
+
+def test_box_conversion_round_trip():
+    xywhn = np.array([[0.5, 0.5, 0.2, 0.4], [0.1, 0.2, 0.1, 0.1]])
+    xyxy = xywhn_to_xyxy(xywhn, w=100, h=50)
+    np.testing.assert_allclose(xyxy, [[40, 15, 60, 35], [5, 7.5, 15, 12.5]])
+    np.testing.assert_allclose(xyxy_to_xywhn(xyxy, w=100, h=50), xywhn)
+    assert xywhn_to_xyxy(np.zeros((0, 4))).shape == (0, 4)
+
+
+def test_box_iou_hand_computed():
+    a = np.array([[0, 0, 10, 10], [0, 0, 2, 2]])
+    b = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [20, 20, 30, 30]])
+    iou = box_iou(a, b)
+    assert iou.shape == (2, 3)
+    assert iou[0, 0] == pytest.approx(50 / 150)
+    assert iou[0, 1] == pytest.approx(1.0)
+    assert iou[0, 2] == 0.0
+    assert iou[1, 1] == pytest.approx(4 / 100)
+    assert box_iou(np.zeros((0, 4)), b).shape == (0, 3)
+    assert box_iou(np.array([[1, 1, 1, 1]]), np.array([[1, 1, 1, 1]]))[0, 0] == 0.0  # degenerate: no 0/0
+
+
+def test_match_image_greedy_class_aware():
+    gt = np.array([[0, 0, 0, 10, 10],
+                   [1, 20, 20, 30, 30],
+                   [0, 50, 50, 60, 60]])
+    pred = np.array([[0, 0, 0, 10, 10, 0.6],    # TP for gt0 (but a higher-conf pred claims it first)
+                     [0, 1, 0, 11, 10, 0.9],    # highest conf, IoU 9/11 with gt0 -> TP
+                     [0, 20, 20, 30, 30, 0.8],  # right place, wrong class -> FP
+                     [1, 20, 21, 30, 31, 0.7],  # class 1, IoU 81/119 -> TP
+                     [2, 70, 70, 80, 80, 0.5]]) # nothing there -> FP
+    r = match_image(pred, gt, iou_thr=0.5, nc=3)
+    assert r["tp"].tolist() == [False, True, False, True, False]
+    assert r["matched_gt"].tolist() == [True, True, False]
+    assert (r["tp_n"], r["fp_n"], r["fn_n"]) == (2, 3, 1)
+    assert r["gt_index"].tolist() == [-1, 0, -1, 1, -1]
+    assert r["iou"][1] == pytest.approx(90 / 110)
+    assert r["per_class"][0] == {"tp": 1, "fp": 2, "fn": 1, "n_gt": 2, "n_pred": 3}
+    assert r["per_class"][2] == {"tp": 0, "fp": 1, "fn": 0, "n_gt": 0, "n_pred": 1}
+    assert r["tp_c"].tolist() == [1, 1, 0]
+    assert r["fp_c"].tolist() == [2, 0, 1]
+    assert r["fn_c"].tolist() == [1, 0, 0]
+    assert r["n_gt_c"].tolist() == [2, 1, 0]
+
+
+def test_match_image_threshold_and_empty():
+    gt = np.array([[0, 0, 0, 10, 10]])
+    pred = np.array([[0, 5, 0, 15, 10, 0.9]])  # IoU 1/3
+    assert match_image(pred, gt, iou_thr=0.5)["tp_n"] == 0
+    assert match_image(pred, gt, iou_thr=0.3)["tp_n"] == 1
+    r = match_image(np.zeros((0, 6)), gt, nc=1)
+    assert (r["tp_n"], r["fp_n"], r["fn_n"]) == (0, 0, 1) and r["tp"].shape == (0,)
+    r = match_image(pred, np.zeros((0, 5)))
+    assert (r["tp_n"], r["fp_n"], r["fn_n"]) == (0, 1, 0)
+    with pytest.raises(ValueError, match="class ids"):
+        match_image(pred, gt, nc=0)
+
+
+def test_each_gt_matched_once():
+    gt = np.array([[0, 0, 0, 10, 10]])
+    pred = np.array([[0, 0, 0, 10, 10, 0.9], [0, 0, 0, 10, 10, 0.8]])  # duplicate detection
+    r = match_image(pred, gt)
+    assert r["tp"].tolist() == [True, False] and r["fp_n"] == 1 and r["fn_n"] == 0
+
+
+def test_prf_not_measurable_is_nan_not_zero():
+    assert prf(3, 1, 1) == pytest.approx((0.75, 0.75, 0.75))
+    p, r, f = prf(0, 0, 0)
+    assert math.isnan(p) and math.isnan(r) and math.isnan(f)
+    p, r, f = prf(0, 2, 0)  # only false positives, no instance: precision 0, recall not measurable
+    assert p == 0 and math.isnan(r) and f == 0
+    p, r, f = prf(0, 0, 3)  # no predictions: precision not measurable, recall 0
+    assert math.isnan(p) and r == 0 and f == 0
+    assert prf(0, 1, 1) == (0.0, 0.0, 0.0)
+
+
+def test_boost_perfect_predictions():
+    c = CostModel(t_draw=10, t_verify=1.6, t_delete=1.6, t_image=0)
+    b = efficiency_boost(n_gt=20, n_pred=20, fp=0, fn=0, costs=c)
+    assert b["manual_s"] == 200 and b["assisted_s"] == pytest.approx(32)
+    assert b["boost"] == pytest.approx(10 / 1.6)
+    b = efficiency_boost(20, 20, 0, 0, n_images=10, costs=CostModel(t_image=3))
+    assert b["boost"] == pytest.approx((200 + 30) / (32 + 30))
+
+
+def test_boost_no_predictions_is_exactly_one():
+    for costs in (CostModel(), CostModel(t_image=0), CostModel(t_draw=7, t_image=5)):
+        b = efficiency_boost(n_gt=13, n_pred=0, fp=0, fn=13, n_images=4, costs=costs)
+        assert b["boost"] == 1.0 and b["saved_s"] == 0
+
+
+def test_boost_only_false_positives():
+    c = CostModel(t_draw=10, t_verify=1.6, t_delete=1.6, t_image=0)
+    b = efficiency_boost(n_gt=5, n_pred=4, fp=4, fn=5, costs=c)
+    assert b["assisted_s"] == pytest.approx(50 + 4 * 3.2)
+    assert b["boost"] == pytest.approx(50 / 62.8) and b["boost"] < 1
+    b = efficiency_boost(n_gt=0, n_pred=3, fp=3, fn=0, costs=c)  # nothing to label: proposals only cost time
+    assert b["boost"] == 0.0
+
+
+def test_boost_per_class_arrays():
+    c = CostModel(t_image=0)
+    b = efficiency_boost(n_gt=[10, 0, 4], n_pred=[10, 0, 0], fp=[0, 0, 0], fn=[0, 0, 4], costs=c)
+    assert b["boost"][0] == pytest.approx(10 / 1.6)
+    assert math.isnan(b["boost"][1])  # class absent: not measurable
+    assert b["boost"][2] == 1.0

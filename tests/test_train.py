@@ -1,0 +1,241 @@
+"""CAL training: profiles, the run cache, determinism, dropout trained into the head, evaluation, notebook 01."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from alnb import dropout
+from alnb.dropout import MCDropoutConv2d, dropout_modules, set_mc
+from alnb.workspace import Workspace
+
+
+# --------------------------------------------------------------------------------------------------- no training
+def test_profiles_and_overrides():
+    from alnb.train import PROFILES, get_profile
+
+    assert {"smoke", "quick", "paper"} <= set(PROFILES)
+    assert PROFILES["smoke"].imgsz <= 64 and PROFILES["smoke"].epochs <= 2
+    assert PROFILES["paper"].imgsz == 640 and PROFILES["paper"].model == "yolov8n.yaml"
+    p = get_profile("quick", epochs=3, dropout=0.2, lr0=0.005)
+    assert (p.epochs, p.dropout, p.extra["lr0"]) == (3, 0.2, 0.005)
+    assert PROFILES["quick"].epochs != 3 and PROFILES["quick"].extra.get("lr0") != 0.005  # profiles stay as they are
+    assert p.train_args()["lr0"] == 0.005
+    with pytest.raises(ValueError, match="unknown training argument"):
+        get_profile("quick", no_such_arg=1)
+    with pytest.raises(ValueError, match="set by alnb"):
+        get_profile("quick", data="x.yaml")
+    with pytest.raises(ValueError, match="dropout"):
+        get_profile("quick", dropout=1.5)
+    with pytest.raises(KeyError, match="unknown training profile"):
+        get_profile("nope")
+
+
+def test_tiny_model_yaml_scale_and_dropout_trainer_model():
+    from ultralytics.nn.tasks import DetectionModel
+
+    from alnb.train import dropout_trainer, model_cfg
+
+    d = model_cfg("yolov8-tiny.yaml")
+    assert d["scale"] == "t"
+    tiny = DetectionModel(d, nc=6, verbose=False)
+    n = DetectionModel(model_cfg("yolov8n.yaml"), nc=6, verbose=False)
+    n_tiny, n_n = (sum(p.numel() for p in m.parameters()) for m in (tiny, n))
+    assert n_tiny < 0.5 * n_n  # width 0.125 vs 0.25
+    # the trainer's get_model installs dropout in the head (no data needed for this call)
+    tr = dropout_trainer(0.3).__new__(dropout_trainer(0.3))
+    from ultralytics.cfg import get_cfg
+
+    tr.args = get_cfg()
+    tr.data = {"nc": 6, "channels": 3, "names": {i: str(i) for i in range(6)}}
+    model = type(tr).get_model(tr, cfg="yolov8-tiny.yaml", verbose=False)
+    mods = dropout_modules(model)
+    assert len(mods) == 6 and all(m.p == 0.3 for m in mods)  # 3 scales x (box, class)
+    with pytest.raises(ValueError):
+        dropout_trainer(1.0)
+
+
+def test_auto_device_and_missing_weights(tmp_path):
+    from alnb.train import auto_device, load_model
+
+    assert auto_device() == ("0" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_model(tmp_path / "nothing.pt")
+
+
+# ------------------------------------------------------------------------------------------------------ training
+def _ckpt_model(path):
+    """The network pickled in an ultralytics checkpoint (final checkpoints keep it under 'model', 'ema' is None)."""
+    ck = torch.load(path, weights_only=False)
+    return ck.get("ema") or ck["model"]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    """One smoke training run (1 epoch, 64 px) on a tiny workspace, with checks recorded by callbacks."""
+    from alnb.train import train_cal
+
+    ws = Workspace.create(tmp_path_factory.mktemp("ws") / "ws", tiny_dataset, n_val=10, n_gt1=10, seed=0,
+                          progress=False)
+    seen = {}
+
+    def on_batch_end(trainer):
+        net = trainer.model
+        seen.setdefault("train", []).append((len(dropout_modules(net)), net.training,
+                                             all(m.training for m in dropout_modules(net))))
+        seen["ema"] = len(dropout_modules(trainer.ema.ema))
+
+    def on_val_start(validator):  # validation during training runs the EMA copy in eval mode
+        seen["val"] = True
+
+    res = train_cal(ws, "CAL1", "GT1", "smoke", seed=0, verbose=False,
+                    callbacks={"on_train_batch_end": on_batch_end, "on_val_start": on_val_start})
+    return ws, res, seen
+
+
+@pytest.mark.slow
+def test_smoke_training_writes_run_and_cache_reuses(trained):
+    from alnb.train import RUN_FILE, load_run, train_cal
+
+    ws, res, _ = trained
+    assert res.run_dir == ws.root / "runs" / "CAL1" and not res.reused
+    for f in ("weights/best.pt", "weights/last.pt", "results.csv", "args.yaml", RUN_FILE):
+        assert (res.run_dir / f).is_file(), f
+    info = json.loads((res.run_dir / RUN_FILE).read_text())
+    assert info["key"] == res.key and info["n_train"] == 10 and info["n_val"] == 10 and info["profile"] == "smoke"
+    assert info["seconds"] > 0 and {"mAP50", "precision", "recall"} <= set(info["metrics"])
+    again = train_cal(ws, "CAL1", "GT1", "smoke", seed=0, verbose=False)
+    assert again.reused and again.key == res.key and again.seconds == res.seconds
+    loaded = load_run(ws, "CAL1")
+    assert loaded.weights == res.weights and loaded.key == res.key
+    with pytest.raises(FileNotFoundError, match="train_cal"):
+        load_run(ws, "CAL9")
+
+
+@pytest.mark.slow
+def test_cache_key_follows_labels_and_config(trained):
+    from alnb.train import run_key
+
+    ws, res, _ = trained
+    data_yaml = ws.root / "data" / "CAL1.yaml"
+    cfg = {"args": {"epochs": 1}}
+    k0 = run_key(data_yaml, cfg)
+    assert run_key(data_yaml, cfg) == k0
+    assert run_key(data_yaml, {"args": {"epochs": 2}}) != k0
+    stem = ws.stems("GT1")[0]
+    lab = ws.root / "view" / "labels" / f"{stem}.txt"
+    old = lab.read_text()
+    try:
+        lab.write_text(old + "0 0.5 0.5 0.1 0.1\n")
+        assert run_key(data_yaml, cfg) != k0
+    finally:
+        lab.write_text(old)
+    assert run_key(data_yaml, cfg) == k0
+
+
+@pytest.mark.slow
+def test_same_seed_same_weights_on_cpu(trained):
+    from alnb.train import train_cal
+
+    ws, res, _ = trained
+    if res.info["device"] != "cpu":
+        pytest.skip("bitwise reproducibility is only promised on CPU")
+    first = {k: v.clone() for k, v in _ckpt_model(res.weights).state_dict().items()}
+    again = train_cal(ws, "CAL1", "GT1", "smoke", seed=0, force=True, verbose=False)
+    assert not again.reused and again.key == res.key
+    second = _ckpt_model(again.weights).state_dict()
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.slow
+def test_dropout_trained_in_saved_and_reloaded(trained):
+    from alnb.train import load_model
+
+    ws, res, seen = trained
+    n_convs = 6  # 3 scales x (box branch, class branch)
+    assert seen["train"] and all(n == n_convs and training and mods_training for n, training, mods_training
+                                 in seen["train"])
+    assert seen["ema"] == n_convs and seen.get("val")
+    for f in ("best.pt", "last.pt"):
+        mods = dropout_modules(_ckpt_model(res.run_dir / "weights" / f))
+        assert len(mods) == n_convs and all(m.p == pytest.approx(0.1) for m in mods)
+    model = load_model(res.weights)
+    net = model.model.float().eval()
+    assert len(dropout_modules(net)) == n_convs
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = net(x)[0], net(x)[0]
+        assert torch.equal(a, b)  # dropout off in eval
+        assert set_mc(net, True) == n_convs
+        c, d = net(x)[0], net(x)[0]
+        set_mc(net, False)
+        e = net(x)[0]
+    assert not torch.equal(c, d) and not torch.equal(a, c)  # MC mode samples masks
+    assert torch.equal(a, e)
+    # ultralytics predict (which fuses the model) keeps the modules and is deterministic
+    img = next((ws.root / "view" / "images").iterdir())
+    p1 = model.predict(str(img), conf=0.0001, verbose=False)[0].boxes.data
+    p2 = model.predict(str(img), conf=0.0001, verbose=False)[0].boxes.data
+    assert torch.equal(p1, p2)
+    assert len(dropout_modules(model.model)) == n_convs
+
+
+@pytest.mark.slow
+def test_evaluate_counts_are_consistent(trained):
+    from alnb.metrics import evaluate, per_class_frame, per_image_frame
+
+    ws, res, _ = trained
+    r = evaluate(ws, "CAL1", conf=0.001)
+    saved = json.loads((ws.root / "metrics" / "eval_CAL1.json").read_text())
+    assert saved["name"] == "CAL1" and saved["n_images"] == 10 and saved["conf"] == 0.001
+    counts = ws.dataset.class_counts(ws.stems("VAL1"))
+    n_true = sum(len(ws.true_labels(s)) for s in ws.stems("VAL1"))
+    ov = r["overall"]
+    assert ov["instances"] == n_true and ov["tp"] + ov["fn"] == n_true and ov["tp"] + ov["fp"] == ov["predictions"]
+    pc = per_class_frame(r)
+    assert pc["instances"].to_dict() == {k: int(v) for k, v in counts.items()}
+    assert pc["tp"].sum() == ov["tp"] and pc["fp"].sum() == ov["fp"] and pc["fn"].sum() == ov["fn"]
+    absent = [k for k, v in counts.items() if v == 0]
+    assert r["not_measurable"] == absent
+    for name in absent:  # not measurable: NaN in memory, null in JSON, never 0
+        assert not pc.loc[name, "measurable"] and math.isnan(pc.loc[name, "recall"])
+        assert next(c for c in saved["per_class"] if c["class"] == name)["recall"] is None
+    pi = per_image_frame(r)
+    assert len(pi) == 10 and pi["tp"].sum() == ov["tp"] and pi["n_gt"].sum() == n_true
+    assert (pi["errors"].diff().dropna() <= 0).all()
+    assert 0 <= r["mAP50"] <= 1 and 0 <= r["mAP50-95"] <= r["mAP50"] + 1e-9
+    assert r["overall"]["boost"] > 0
+    r2 = evaluate(ws, res.weights, conf=0.001, with_map=False, save=False)
+    assert r2["overall"]["tp"] == ov["tp"] and r2["name"] == "CAL1" and math.isnan(r2["mAP50"])
+
+
+@pytest.mark.slow
+def test_notebook_01_smoke(tiny_dataset, tmp_path):
+    from alnb.notebooks import run_notebook
+
+    ws = Workspace.create(tmp_path / "ws", tiny_dataset, n_val=10, n_gt1=10, seed=0, progress=False)
+    run_notebook("01_train_gt1", tmp_path / "out", {"workspace": str(ws.root), "profile": "smoke"})
+    assert (ws.root / "runs" / "CAL1" / "weights" / "best.pt").is_file()
+    ev = json.loads((ws.root / "metrics" / "eval_CAL1.json").read_text())
+    assert ev["n_images"] == 10 and ev["train"]["profile"] == "smoke"
+    for fig in ("cal1_training_curves", "cal1_pr_per_class"):
+        for ext in ("png", "pdf", "svg"):
+            assert (ws.root / "figures" / f"{fig}.{ext}").is_file()
+
+
+@pytest.mark.slow
+def test_start_from_local_weights(trained, tmp_path):
+    from alnb.train import train_cal
+
+    ws, res, _ = trained
+    with pytest.raises(FileNotFoundError, match="never"):
+        train_cal(ws, "CAL1w", "GT1", "smoke", weights=tmp_path / "missing.pt", verbose=False)
+    r = train_cal(ws, "CAL1w", "GT1", "smoke", weights=res.weights, dropout=0.2, verbose=False)
+    assert not r.reused and r.key != res.key and r.weights.is_file()
+    mods = dropout_modules(_ckpt_model(r.weights))
+    assert len(mods) == 6 and all(m.p == pytest.approx(0.2) for m in mods)
