@@ -369,9 +369,10 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
         cols = [TIER_COLOURS[k] for k in tiers]
         bars = ax.bar(xs + off, vals, width=0.4, color=cols, edgecolor="k", hatch=hatch, label=lab)
         for b, k in zip(bars, tiers):
-            ax.text(b.get_x() + b.get_width() / 2, (b.get_height() or 0) + 0.01, f"n={t[k]['n']}", ha="center",
-                    fontsize=6)
-    ax.axhline(dve["error_rate"], color="grey", ls=":", lw=1, label=f"all POOL ({dve['error_rate']:.2f})")
+            hgt = b.get_height() if np.isfinite(b.get_height()) else 0.0
+            ax.text(b.get_x() + b.get_width() / 2, hgt + 0.01, f"n={t[k]['n']}", ha="center", fontsize=6)
+    if dve.get("error_rate") is not None:
+        ax.axhline(dve["error_rate"], color="grey", ls=":", lw=1, label=f"all POOL ({dve['error_rate']:.2f})")
     ax.set_xticks(xs, tiers)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("images with >= 1 auto-label error")

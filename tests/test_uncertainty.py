@@ -1,0 +1,320 @@
+"""MC-dropout uncertainty: maths on hand-made tensors, equivalence with ultralytics predict, tiers, pool scoring."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import alnb  # noqa: F401
+from alnb import uncertainty as U
+from alnb.dropout import install_dropout_head
+
+
+# ------------------------------------------------------------------------------------------------------------ helpers
+def _model(seed: int = 0, p: float = 0.1, imgsz: int = 64):
+    """yolov8n with a dropout head and non-degenerate outputs, without training.
+
+    An untrained YOLO's activations vanish (every anchor gets the same score), so BatchNorm statistics are
+    re-estimated on random images and the class biases are raised so that some anchors pass conf=0.25.
+    """
+    from alnb._offline import yolo
+
+    torch.manual_seed(seed)
+    y = yolo("yolov8n.yaml")
+    install_dropout_head(y.model, p)
+    for m in y.model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    y.model.train()
+    with torch.no_grad():
+        y.model(torch.rand(4, 3, imgsz, imgsz))
+    y.model.eval()
+    for s in y.model.model[-1].cv3:
+        s[-1].bias.data.fill_(-2.0)
+    return y
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _model()
+
+
+@pytest.fixture(scope="module")
+def noise_images(tmp_path_factory):
+    """Four smooth random colour images of two sizes (varied features: no tied scores)."""
+    d = tmp_path_factory.mktemp("noise")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (h, w) in enumerate([(64, 64), (64, 64), (48, 64), (64, 64)]):
+        im = cv2.GaussianBlur(rng.integers(0, 255, (h, w, 3)).astype(np.uint8), (5, 5), 1.5)
+        cv2.imwrite(str(d / f"n{i}.png"), im)
+        paths.append(d / f"n{i}.png")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------------------- maths
+def test_binary_entropy_known_values():
+    assert U.binary_entropy(np.array(0.5)) == pytest.approx(math.log(2))
+    assert U.binary_entropy(np.array(0.3)) == pytest.approx(-(0.3 * math.log(0.3) + 0.7 * math.log(0.7)))
+    assert U.binary_entropy(np.array([0.0, 1.0])) == pytest.approx([0, 0], abs=1e-5)
+    t = U.binary_entropy(torch.tensor([0.5, 0.3]))
+    assert t.tolist() == pytest.approx([math.log(2), 0.6108643], rel=1e-5)
+
+
+def test_bald_on_hand_made_probabilities():
+    # (B=1, T=2, nc=2, A=3)
+    probs = torch.tensor([[[[1.0, 0.3, 0.9], [0.0, 0.3, 0.1]],
+                           [[0.0, 0.3, 0.1], [0.0, 0.3, 0.9]]]])
+    pe, ee, mi = U.bald(probs, sample_dim=1, class_dim=2)
+    h = lambda q: -(q * math.log(q) + (1 - q) * math.log(1 - q))  # noqa: E731
+    # anchor 0: class 0 flips 1 -> 0 (mean 0.5), class 1 always 0: all epistemic
+    assert pe[0, 0].item() == pytest.approx(math.log(2), abs=1e-4)
+    assert ee[0, 0].item() == pytest.approx(0, abs=1e-4)
+    assert mi[0, 0].item() == pytest.approx(math.log(2), abs=1e-4)
+    # anchor 1: constant 0.3 in both classes: all aleatoric, no mutual information
+    assert pe[0, 1].item() == pytest.approx(2 * h(0.3), rel=1e-5)
+    assert ee[0, 1].item() == pytest.approx(2 * h(0.3), rel=1e-5)
+    assert mi[0, 1].item() == pytest.approx(0, abs=1e-6)
+    # anchor 2: 0.9/0.1 swap -> means 0.5: predictive 2 ln 2, expected 2 h(0.9)
+    assert pe[0, 2].item() == pytest.approx(2 * math.log(2), rel=1e-5)
+    assert ee[0, 2].item() == pytest.approx(2 * h(0.9), rel=1e-5)
+    assert mi[0, 2].item() == pytest.approx(2 * math.log(2) - 2 * h(0.9), rel=1e-5)
+    assert (mi >= 0).all()
+
+
+def test_anchor_stats_hand_made():
+    # T=2 passes, nc=2, n=1 anchor; boxes xywh: centre moves by 2 px, size 10x10
+    s = torch.tensor([[[50.0], [50.0], [10.0], [10.0], [0.8], [0.1]],
+                      [[52.0], [50.0], [10.0], [10.0], [0.4], [0.1]]])
+    st = U.anchor_stats(s)
+    assert st["conf"].item() == pytest.approx(0.6)
+    assert st["cls_unc"].item() == pytest.approx(U.binary_entropy(np.array(0.6)) / math.log(2), rel=1e-5)
+    assert st["conf_std"].item() == pytest.approx(0.2, rel=1e-5)
+    # x0 and x1 move by 2 (std 1), y0, y1 fixed: mean corner std 0.5; mean box size 10
+    assert st["corner_std"].item() == pytest.approx(0.5, rel=1e-5)
+    assert st["box_spread"].item() == pytest.approx(0.05, rel=1e-5)
+
+
+def test_hybrid_uncertainty():
+    assert U.hybrid_unc(0.0, 0.0) == pytest.approx(0.0)
+    assert U.hybrid_unc(1.0, 0.3) == pytest.approx(1.0)
+    # class 0.5, localisation 0.5 (spread = box_ref ln 2) -> noisy-OR 0.75
+    assert U.hybrid_unc(0.5, 0.05 * math.log(2), box_ref=0.05) == pytest.approx(0.75)
+    assert U.hybrid_unc(0.2, 0.01) > U.hybrid_unc(0.2, 0.0)
+
+
+def test_auroc_rank_based():
+    assert U.auroc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
+    assert U.auroc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
+    assert U.auroc([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1]) == 0.5
+    # hand count: positives {0.4, 0.9}, negatives {0.1, 0.5, 0.9}: pairs won 1 + (1 + 1 + 0.5) = 3.5 of 6
+    assert U.auroc([0.4, 0.9, 0.1, 0.5, 0.9], [1, 1, 0, 0, 0]) == pytest.approx(3.5 / 6)
+    assert math.isnan(U.auroc([0.1, 0.2], [1, 1]))
+
+
+# ------------------------------------------------------------------------------------------------------------- tiers
+def _table():
+    # 10 images: scores 0.0 .. 0.9, the two lowest-scored found nothing (failed)
+    return pd.DataFrame({"stem": [f"s{i}" for i in range(10)], "score": np.arange(10) / 10,
+                         "n_det": [0, 0] + [1] * 8, "failed": [True, True] + [False] * 8,
+                         "least_conf": np.linspace(1, 0, 10)})
+
+
+def test_default_thresholds_and_tiers_on_hand_made_table():
+    sc = _table()
+    th = U.default_thresholds(sc, target_fraction=0.6, hard_share=0.5)
+    # 6 of 10 flagged: the 2 failed + the top 4 non-failed scores (0.6..0.9); hard = half of those 4 (0.8, 0.9)
+    assert th["t_medium"] == pytest.approx(0.55)
+    assert th["t_hard"] == pytest.approx(0.75)
+    t = U.assign_tiers(sc, th["t_medium"], th["t_hard"])
+    assert t["tier"].tolist() == ["easy"] * 6 + ["medium"] * 2 + ["hard"] * 2
+    assert t["bars"].tolist() == [1] * 6 + [2] * 2 + [3] * 2
+    assert t["failed"].tolist() == [True, True] + [False] * 8  # failed kept as its own flag, tier from the score
+    flagged = (t["tier"] != "easy") | t["failed"]
+    assert flagged.sum() == 6
+    # explicit thresholds override; boundaries: score == t_medium is medium, == t_hard is hard
+    t2 = U.assign_tiers(sc, 0.5, 0.8)
+    assert t2.set_index("stem").loc[["s4", "s5", "s7", "s8"], "tier"].tolist() == ["easy", "medium", "medium", "hard"]
+    with pytest.raises(ValueError):
+        U.assign_tiers(sc, 0.8, 0.5)
+    with pytest.raises(ValueError):
+        U.default_thresholds(sc, target_fraction=0.6, hard_share=1.5)
+    # more failed images than the target: nothing else is flagged
+    th = U.default_thresholds(sc, target_fraction=0.1)
+    assert (U.assign_tiers(sc, th["t_medium"], th["t_hard"])["tier"] == "easy").all()
+
+
+def test_failed_flag_added_when_missing():
+    sc = _table().drop(columns="failed")
+    t = U.assign_tiers(sc, 0.5, 0.8)
+    assert t["failed"].tolist() == [True, True] + [False] * 8
+
+
+def test_difficulty_vs_errors_on_hand_made_table():
+    sc = U.assign_tiers(_table(), 0.55, 0.65)
+    sc["has_error"] = [True, True, False, False, False, False, False, True, True, True]
+    res = U.difficulty_vs_errors(sc)
+    assert res["n"] == 10 and res["n_error"] == 5
+    assert res["tiers"]["hard"] == {"n": 3, "n_error": 3, "error_rate": 1.0}
+    assert res["tiers"]["easy"]["n"] == 6 and res["tiers"]["easy"]["error_rate"] == pytest.approx(2 / 6)
+    assert res["tiers"]["failed"]["error_rate"] == 1.0
+    assert res["tiers_hard_minus_easy"] == pytest.approx(1 - 2 / 6)
+    # errors at s0, s1 (lowest scores) and s7..s9 (highest): 3 positives beat all 5 negatives, 2 beat none
+    assert res["auroc"]["score"] == pytest.approx(15 / 25)
+    assert res["auroc"]["least_conf"] == pytest.approx(10 / 25)
+    with pytest.raises(ValueError, match="simulation"):
+        U.difficulty_vs_errors(sc.drop(columns="has_error"))
+
+
+def test_difficulty_bars_html():
+    t = U.assign_tiers(_table(), 0.55, 0.65)
+    html = U.difficulty_bars_html(t)
+    assert html.count("<tr>") == 11  # header + 10 rows
+    assert "#2ca02c" in html and "#f2c500" in html and "#d62728" in html and "#7f3fbf" in html
+    assert "alnbSort" in html
+
+
+# ------------------------------------------------------------------------------------------- model-based behaviour
+@pytest.mark.parametrize("method", ["cached", "dense", "full"])
+def test_t1_without_dropout_equals_ultralytics_predict(model, noise_images, method):
+    res = U.mc_predict(model, noise_images, T=1, p=0.0, conf=0.25, iou=0.7, imgsz=64, batch=2, progress=False,
+                       method=method)
+    ref = model.predict([str(p) for p in noise_images], imgsz=64, conf=0.25, iou=0.7, device="cpu", verbose=False)
+    det = res.detections[res.detections["above"]]
+    n_total = 0
+    for r, p in zip(ref, noise_images):
+        d = det[det["stem"] == p.stem]
+        assert len(d) == len(r.boxes), p.stem
+        n_total += len(d)
+        np.testing.assert_allclose(d[["x0", "y0", "x1", "y1"]].to_numpy(), r.boxes.xyxy.numpy(), atol=1e-3)
+        np.testing.assert_allclose(d["conf"].to_numpy(), r.boxes.conf.numpy(), atol=1e-5)
+        np.testing.assert_array_equal(d["cls"].to_numpy(), r.boxes.cls.numpy().astype(int))
+    assert n_total > 5  # the comparison is not vacuous
+    assert (res.detections[["mutual_info", "conf_std", "box_spread"]].to_numpy() == 0).all()
+
+
+def test_dropout_passes_differ_and_uncertainties_finite(model, noise_images):
+    from alnb.dropout import set_mc
+
+    net = U._prepare_net(model, "cpu")
+    set_mc(net, True)
+    x = U.letterbox([U.read_image(p) for p in noise_images[:2]], 64, 32)
+    with torch.no_grad():
+        s = U.sparse_head_samples(net.model[-1], U.backbone_features(net, x), T=4, thr=0.1)
+        d = U.head_samples(net.model[-1], U.backbone_features(net, x), T=4)
+    assert s.shape == d.shape == (2, 4, 4 + 80, d.shape[-1])
+    assert (d[:, 0] - d[:, 1]).abs().max() > 1e-3  # passes differ
+    active = s[:, :, 4:].amax(2).amax(1) > 0.1
+    assert active.any() and (s[:, 0, :, :][active.unsqueeze(1).expand(-1, 84, -1)]
+                             != s[:, 1, :, :][active.unsqueeze(1).expand(-1, 84, -1)]).any()
+    res = U.mc_predict(model, noise_images, T=6, conf=0.25, imgsz=64, progress=False)
+    cols = ["cls_unc", "entropy", "exp_entropy", "mutual_info", "conf_std", "box_std", "box_spread", "hybrid"]
+    v = res.detections[cols].to_numpy()
+    assert len(v) > 0 and np.isfinite(v).all() and (v >= 0).all()
+    assert (res.detections["mutual_info"] > 0).any() and (res.detections["box_spread"] > 0).any()
+    assert np.isfinite(res.images["count_var"]).all() and (res.images["count_var"] >= 0).all()
+    # same seed -> same result; the global RNG is left alone
+    torch.manual_seed(123)
+    before = torch.rand(1).item()
+    torch.manual_seed(123)
+    again = U.mc_predict(model, noise_images, T=6, conf=0.25, imgsz=64, progress=False)
+    assert torch.rand(1).item() == before
+    pd.testing.assert_frame_equal(res.detections, again.detections)
+
+
+def test_cached_and_full_samplers_agree_without_dropout(model, noise_images):
+    a = U.mc_predict(model, noise_images, T=3, p=0.0, conf=0.2, imgsz=64, progress=False, method="cached")
+    b = U.mc_predict(model, noise_images, T=3, p=0.0, conf=0.2, imgsz=64, progress=False, method="full")
+    assert len(a.detections) == len(b.detections) > 0
+    cols = ["x0", "y0", "x1", "y1", "conf"]
+    np.testing.assert_allclose(a.detections[cols].to_numpy(), b.detections[cols].to_numpy(), atol=1e-3)
+
+
+def test_model_without_dropout_head_is_refused(noise_images):
+    from alnb._offline import yolo
+
+    with pytest.raises(ValueError, match="dropout head"):
+        U.mc_predict(yolo("yolov8n.yaml"), noise_images[:1], T=2, imgsz=64, progress=False)
+
+
+def test_score_pool_writes_workspace_outputs(tiny_workspace, tiny_dataset):
+    ws = tiny_workspace
+    before = sorted((p.relative_to(tiny_dataset), p.stat().st_mtime_ns) for p in tiny_dataset.rglob("*"))
+    y = _model(seed=1, p=0.1, imgsz=64)
+    for s in y.model.model[-1].cv3:
+        s[-1].bias.data.fill_(-1.0)
+    man0 = ws.manifest()
+    scores = U.score_pool(ws, model=y, T=4, conf=0.25, imgsz=64, model_name="CAL1", progress=False)
+    pool = ws.stems("POOL")
+    assert sorted(scores["stem"]) == pool
+    for c in ["stem", "n_det", "failed", "score", "tier", "cls_unc", "mutual_info", "box_spread", "least_conf",
+              "count_var", "n_fp", "n_fn", "has_error"]:
+        assert c in scores.columns, c
+    assert set(scores["tier"]) <= {"easy", "medium", "hard"}
+    assert (scores["failed"] == (scores["n_det"] == 0)).all()
+    # files
+    csv = pd.read_csv(ws.root / "scores.csv", dtype={"stem": str})
+    assert len(csv) == len(pool)
+    dets = pd.read_csv(ws.root / "detections.csv", dtype={"stem": str})
+    assert set(dets["stem"]) <= set(pool)
+    labs = sorted(p.stem for p in (ws.root / "autolabels" / "CAL1").glob("*.txt"))
+    assert labs == pool
+    for s in pool:
+        lines = (ws.root / "autolabels" / "CAL1" / f"{s}.txt").read_text().split("\n")
+        lines = [ln for ln in lines if ln]
+        n_det = int(scores.set_index("stem").at[s, "n_det"])
+        assert len(lines) == n_det
+        for ln in lines:
+            f = ln.split()
+            assert len(f) == 6 and 0 <= int(f[0]) < 80 and all(0 <= float(v) <= 1 for v in f[1:])
+    th = json.loads((ws.root / "metrics" / "thresholds.json").read_text())
+    assert th["t_medium"] <= th["t_hard"] and th["target_fraction"] == 0.6
+    flagged = ((scores["tier"] != "easy") | scores["failed"]).mean()
+    assert abs(flagged - 0.6) <= 0.1 or scores["failed"].mean() > 0.6
+    dve = json.loads((ws.root / "metrics" / "difficulty_vs_errors.json").read_text())
+    assert dve["n"] == len(pool) and set(dve["tiers"]) == {"easy", "medium", "hard", "failed"}
+    # manifest: POOL rows auto-labelled by CAL1; human labels untouched
+    man = ws.manifest().set_index("stem")
+    assert (man.loc[pool, "auto_model"] == "CAL1").all()
+    assert (man.loc[pool, "label_source"] == "auto").all()
+    others = [s for s in man.index if s not in pool]
+    assert (man.loc[others, "label_source"] == man0.set_index("stem").loc[others, "label_source"]).all()
+    assert (man.loc[others, "auto_model"] == "").all()
+    # auto labels never reach the training view
+    assert not any((ws.root / "view" / "labels" / f"{s}.txt").exists() for s in pool)
+    # the dataset folder is untouched
+    after = sorted((p.relative_to(tiny_dataset), p.stat().st_mtime_ns) for p in tiny_dataset.rglob("*"))
+    assert before == after
+
+
+# --------------------------------------------------------------------------------------------------------- notebook
+@pytest.mark.slow
+def test_notebook_02_headless_smoke(tiny_workspace, tmp_path):
+    from alnb.notebooks import run_notebook
+    from alnb.train import train_cal
+
+    ws = tiny_workspace
+    train_cal(ws, "CAL1", "GT1", profile="smoke", verbose=False)
+    out = run_notebook("02_autolabel", tmp_path / "executed", {
+        "workspace": str(ws.root), "model": "CAL1", "T": 3, "conf": 0.01, "batch": 4, "n_grid": 4})
+    assert out.is_file()
+    scores = pd.read_csv(ws.root / "scores.csv", dtype={"stem": str})
+    assert sorted(scores["stem"]) == ws.stems("POOL")
+    assert {"stem", "n_det", "failed", "score", "tier", "has_error"} <= set(scores.columns)
+    assert len(list((ws.root / "autolabels" / "CAL1").glob("*.txt"))) == len(scores)
+    info = json.loads((ws.root / "metrics" / "mc_scoring.json").read_text())
+    assert info["T"] == 3 and info["imgsz"] == 64 and info["model"] == "CAL1"
+    dve = json.loads((ws.root / "metrics" / "difficulty_vs_errors.json").read_text())
+    assert dve["n"] == len(scores)
+    for name in ("uncertainty_grid_hard", "uncertainty_histogram", "errors_vs_difficulty"):
+        for ext in ("png", "pdf", "svg"):
+            assert (ws.root / "figures" / f"{name}.{ext}").stat().st_size > 1000, name
+    executed = json.loads(out.read_text())
+    assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")
