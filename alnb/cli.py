@@ -75,6 +75,8 @@ def notebook_parameters(name: str, args) -> dict:
                 "n_val": args.n_val, "n_gt1": args.n_gt1, "seed": args.seed}
     if name.startswith("02"):
         return {**common, "T": args.T}
+    if name.startswith("03"):  # no live widget headless: nbclient can block on ipywidgets comm traffic
+        return {**common, "profile": args.profile, "seed": args.seed, "interactive": False}
     return {**common, "profile": args.profile, "seed": args.seed}
 
 

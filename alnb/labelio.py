@@ -109,21 +109,10 @@ def _problem(source, item, image, kind, message) -> dict:
 
 # ------------------------------------------------------------------------------------------------------ the queue
 def load_scores(ws) -> pd.DataFrame | None:
-    """``scores.csv`` of the workspace (``stem, score, tier, failed``, ...) or None when it does not exist yet."""
-    p = ws.root / "scores.csv"
-    if not p.is_file():
-        return None
-    s = pd.read_csv(p, dtype={"stem": str}, keep_default_na=True)
-    missing = [c for c in ("stem", "score") if c not in s.columns]
-    if missing:
-        raise WorkspaceError(f"{p} lacks column(s) {missing}; re-run the scoring notebook (02) to rewrite it.")
-    if "failed" not in s.columns:
-        s["failed"] = False
-    s["failed"] = s["failed"].map(lambda v: str(v).strip().lower() in ("true", "1", "1.0", "yes"))
-    if "tier" not in s.columns:
-        s["tier"] = ""
-    s["score"] = pd.to_numeric(s["score"], errors="coerce")
-    return s.drop_duplicates("stem", keep="last")
+    """``scores.csv`` of the workspace (:func:`alnb.select.load_scores`), or None when it does not exist yet."""
+    from alnb.select import load_scores as _load
+
+    return _load(ws) if (ws.root / "scores.csv").is_file() else None
 
 
 def read_autolabels(path, n_classes: int) -> np.ndarray:

@@ -606,9 +606,11 @@ def image_errors(ws, detections: pd.DataFrame, stems, iou_thr: float = 0.5) -> p
 
 
 def _tier_table(tiers, failed, err) -> dict:
+    """Error counts per category; each image is counted once: failed images only under ``failed`` (the same
+    categories as :func:`alnb.select.categorise` and the GT2 rule)."""
     out = {}
     for t in TIERS:
-        sel = tiers == t
+        sel = (tiers == t) & ~failed
         out[t] = {"n": int(sel.sum()), "n_error": int(err[sel].sum()),
                   "error_rate": float(err[sel].mean()) if sel.any() else float("nan")}
     out["failed"] = {"n": int(failed.sum()), "n_error": int(err[failed].sum()),
@@ -771,17 +773,11 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float = 0.25, iou: float = 0
     return scores
 
 
-def load_scores(ws) -> pd.DataFrame:
-    """Read ``scores.csv`` of the workspace (written by :func:`score_pool`)."""
-    p = ws.root / "scores.csv"
-    if not p.is_file():
-        raise FileNotFoundError(f"{p} missing: run notebook 02 (score_pool) first.")
-    return pd.read_csv(p, dtype={"stem": str, "model": str})
-
-
 def retier(ws, t_medium: float, t_hard: float) -> pd.DataFrame:
     """Re-cut the tiers of ``scores.csv`` with new thresholds, save them and the thresholds; return the table."""
     from alnb.workspace import atomic_write_text
+
+    from alnb.select import load_scores
 
     scores = assign_tiers(load_scores(ws), t_medium, t_hard)
     atomic_write_text(ws.root / "scores.csv", scores.to_csv(index=False))

@@ -16,13 +16,10 @@ TIER_CHOICES = ("hard", "medium", "easy", "failed")
 
 def read_autolabels(ws, stem: str, model: str = "CAL1"):
     """Auto-label boxes of ``stem`` from ``autolabels/<model>/<stem>.txt``: (n, 5) ``cls cx cy w h`` and (n,) conf."""
+    from alnb.labelio import read_autolabels as _read
+
     p = ws.root / "autolabels" / model / f"{stem}.txt"
-    if not p.is_file():
-        return np.zeros((0, 5)), np.zeros(0)
-    rows = [ln.split() for ln in p.read_text().splitlines() if ln.strip()]
-    if not rows:
-        return np.zeros((0, 5)), np.zeros(0)
-    arr = np.array([[float(v) for v in r[:6]] + [np.nan] * (6 - len(r[:6])) for r in rows])
+    arr = _read(p, len(ws.names)) if p.is_file() else np.zeros((0, 6))
     return arr[:, :5], arr[:, 5]
 
 

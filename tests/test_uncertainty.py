@@ -163,9 +163,11 @@ def test_difficulty_vs_errors_on_hand_made_table():
     res = U.difficulty_vs_errors(sc)
     assert res["n"] == 10 and res["n_error"] == 5
     assert res["tiers"]["hard"] == {"n": 3, "n_error": 3, "error_rate": 1.0}
-    assert res["tiers"]["easy"]["n"] == 6 and res["tiers"]["easy"]["error_rate"] == pytest.approx(2 / 6)
-    assert res["tiers"]["failed"]["error_rate"] == 1.0
-    assert res["tiers_hard_minus_easy"] == pytest.approx(1 - 2 / 6)
+    # each image is counted once: the two failed images (s0, s1, both wrong) only under "failed", not "easy"
+    assert res["tiers"]["easy"] == {"n": 4, "n_error": 0, "error_rate": 0.0}
+    assert res["tiers"]["failed"] == {"n": 2, "n_error": 2, "error_rate": 1.0}
+    assert sum(v["n"] for v in res["tiers"].values()) == res["n"]
+    assert res["tiers_hard_minus_easy"] == pytest.approx(1.0)
     # errors at s0, s1 (lowest scores) and s7..s9 (highest): 3 positives beat all 5 negatives, 2 beat none
     assert res["auroc"]["score"] == pytest.approx(15 / 25)
     assert res["auroc"]["least_conf"] == pytest.approx(10 / 25)
