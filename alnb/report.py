@@ -147,6 +147,11 @@ def verdict(summary: pd.DataFrame, per_class: pd.DataFrame, tol_boost: float = 0
 
 
 # ------------------------------------------------------------------------------------------------------ markdown
+def _prose_num(v, fmt: str = ".4g") -> str:
+    """A number for prose (4 significant digits), 'n/a' when missing."""
+    return "n/a" if v is None else format(float(v), fmt)
+
+
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f", index: bool = False, na: str = "n/m") -> str:
     """A GitHub-flavoured markdown table (no ``tabulate`` needed).  NaN is written as ``na``."""
     d = df.reset_index() if index else df
@@ -254,8 +259,9 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.
              "so this run cannot separate active selection from chance.", ""] if gt2 and set(gt2) == set(ctl) else []),
           "## Sets", "",
           markdown_table(pd.DataFrame([{"set": k, "images": v} for k, v in counts.items() if v])), "",
-          f"GT2 rule: {selection.get('rule', 'n/a')}; thresholds t_medium = {selection.get('t_medium', 'n/a')}, "
-          f"t_hard = {selection.get('t_hard', 'n/a')}; tiers: {selection.get('counts', 'n/a')}.",
+          f"GT2 rule: {selection.get('rule', 'n/a')}; thresholds t_medium = {_prose_num(selection.get('t_medium'))}, "
+          f"t_hard = {_prose_num(selection.get('t_hard'))}; POOL images per tier: "
+          f"{', '.join(f'{k} {v}' for k, v in selection.get('counts', {}).items()) or 'n/a'}.",
           f"Control: a random sample of {len(ctl)} POOL images (seed {control.get('seed', 'n/a')}), labelled the same "
           f"way. Overlap with GT2: {ov['both']} image(s) in both, {ov['only_a']} only in GT2, {ov['only_b']} only in "
           f"Control.", "",
