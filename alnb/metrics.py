@@ -12,6 +12,7 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -296,6 +297,9 @@ def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=
     if imgsz is not None:
         kw["imgsz"] = imgsz
     res = model.val(**kw)
+    save_dir = Path(kw["project"]) / kw["name"]
+    if save_dir.is_dir() and not any(save_dir.iterdir()):
+        save_dir.rmdir()  # ultralytics makes the folder even when it saves nothing (plots off)
     box = res.box
     per_class = {}
     for j, c in enumerate(np.asarray(box.ap_class_index).tolist()):
