@@ -52,6 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     r.add_argument("--imgsz", type=int, default=None, help="override the profile's image size")
 
+    e = sub.add_parser("export-queue", help="export a selection (default GT2, hardest first) with auto-label "
+                                            "pre-annotations for Label Studio, CVAT or COCO tools")
+    e.add_argument("--workspace", required=True)
+    e.add_argument("--format", required=True, choices=["labelstudio", "cvat", "coco"])
+    e.add_argument("--tag", default="GT2", help="manifest tag to export (default GT2)")
+    e.add_argument("--out", default=None, help="output folder (default <workspace>/export/<format>)")
+
+    i = sub.add_parser("import-labels", help="import people's labels (all or nothing) and mark them human-labelled")
+    i.add_argument("source", help="Label Studio JSON export, COCO JSON, or a YOLO label folder / CVAT YOLO 1.1 zip")
+    i.add_argument("--workspace", required=True)
+    i.add_argument("--format", required=True, choices=["labelstudio", "coco", "yolo"])
+    i.add_argument("--tag", default="GT2", help="the selection the labels belong to (default GT2)")
+    i.add_argument("--overwrite", action="store_true", help="replace labels people already gave")
+    i.add_argument("--dry-run", action="store_true", help="only validate; change nothing")
+
     n = sub.add_parser("notebooks", help="execute notebooks 00-04 headless; executed copies go to <workspace>/notebooks/")
     n.add_argument("--workspace", default="runs/weld")
     n.add_argument("--data", default="data/weld")
@@ -119,6 +134,24 @@ def main(argv=None) -> int:
         print(f"[alnb] finished in {res['seconds']:.0f} s")
         print(f"[alnb] report:  {res['report']}")
         print(f"[alnb] figures: {res['figures']}")
+        return 0
+    if args.command in ("export-queue", "import-labels"):
+        from alnb import labelio
+        from alnb.workspace import Workspace
+
+        ws = Workspace.open(args.workspace)
+        if args.command == "export-queue":
+            out = labelio.export_queue(ws, args.format, out_dir=args.out, tag=args.tag)
+            print(f"[alnb] {args.tag} queue exported for {args.format}: {out}")
+            return 0
+        try:
+            summary = labelio.import_labels(ws, args.source, args.format, tag=args.tag, overwrite=args.overwrite,
+                                            dry_run=args.dry_run)
+        except labelio.ImportProblem as err:
+            print(f"alnb: nothing was imported.\n{err}", file=sys.stderr)
+            return 2
+        verb = "would import" if args.dry_run else "imported"
+        print(f"[alnb] {verb} labels for {len(summary)} image(s) from {args.source}")
         return 0
     if args.command == "notebooks":
         run_notebooks(args)

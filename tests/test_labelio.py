@@ -495,3 +495,22 @@ def test_read_autolabels(tmp_path):
     f.write_text("9 0.5 0.5 0.2 0.2 0.5\n")
     with pytest.raises(LabelError, match=r"a.txt:1: class id 9"):
         labelio.read_autolabels(f, 6)
+
+
+def test_cli_export_and_import_round_trip(ws, capsys):
+    from alnb.cli import main
+
+    assert main(["export-queue", "--workspace", str(ws.root), "--format", "cvat"]) == 0
+    z = ws.root / "export" / "cvat" / labelio.CVAT_ZIP
+    assert z.is_file() and "GT2 queue exported" in capsys.readouterr().out
+    bad = ws.root.parent / "bad_labels"
+    bad.mkdir()
+    (bad / f"{ws.gt2[0]}.txt").write_text("9 0.5 0.5 0.1 0.1\n")  # class id out of range
+    before = tree_hash(ws.root)
+    assert main(["import-labels", str(bad), "--workspace", str(ws.root), "--format", "yolo"]) == 2
+    assert "nothing was imported" in capsys.readouterr().err
+    assert tree_hash(ws.root) == before
+    assert main(["import-labels", str(z), "--workspace", str(ws.root), "--format", "yolo", "--dry-run"]) == 0
+    assert tree_hash(ws.root) == before
+    assert main(["import-labels", str(z), "--workspace", str(ws.root), "--format", "yolo"]) == 0
+    assert_round_trip(ws, ws.gt2)
