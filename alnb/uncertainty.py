@@ -834,3 +834,34 @@ def difficulty_bars_html(scores: pd.DataFrame, columns=("stem", "score", "n_det"
               "return d?v:-v;});r.forEach(function(e){b.appendChild(e);});}</script>")
     return (f'{script}<table id="{tid}" style="font-size:12px"><thead><tr>{head}</tr></thead><tbody>'
             + "".join(rows) + "</tbody></table>")
+
+
+# ------------------------------------------------------------------------------------------------- untrained models
+def untrained_dropout_model(model: str = "yolov8n.yaml", imgsz: int = 64, p: float = 0.1, seed: int = 0,
+                            cls_bias: float | None = None):
+    """A YOLO with random weights and a dropout head whose outputs are not degenerate (tests and speed benchmarks).
+
+    An untrained YOLO's activations vanish (every anchor gets the same score), so BatchNorm statistics are
+    re-estimated on random images; ``cls_bias`` (e.g. -2.0) raises the class biases so that some anchors pass the
+    usual confidence thresholds.  Never use it to score real data.
+    """
+    import torch
+
+    from alnb._offline import yolo
+    from alnb.dropout import install_dropout_head
+
+    torch.manual_seed(seed)
+    y = yolo(model)
+    install_dropout_head(y.model, p)
+    for m in y.model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batch
+    y.model.train()
+    with torch.no_grad():
+        y.model(torch.rand(4, 3, imgsz, imgsz))
+    y.model.eval()
+    if cls_bias is not None:
+        for s in y.model.model[-1].cv3:
+            s[-1].bias.data.fill_(cls_bias)
+    return y

@@ -33,27 +33,8 @@ from alnb import uncertainty as U  # noqa: E402
 
 
 def untrained_model(imgsz: int, seed: int = 0, p: float = 0.1):
-    """The quick-profile architecture with random weights and a dropout head (speed measurements only).
-
-    BatchNorm statistics are re-estimated on random images so that activations do not vanish.
-    """
-    import torch
-
-    from alnb._offline import yolo
-    from alnb.dropout import install_dropout_head
-
-    torch.manual_seed(seed)
-    y = yolo(Path(alnb.__file__).parent / "models" / "yolov8-tiny.yaml")
-    install_dropout_head(y.model, p)
-    for m in y.model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-    y.model.train()
-    with torch.no_grad():
-        y.model(torch.rand(4, 3, imgsz, imgsz))
-    y.model.eval()
-    return y
+    """The quick-profile architecture with random weights and a dropout head (speed measurements only)."""
+    return U.untrained_dropout_model(str(Path(alnb.__file__).parent / "models" / "yolov8-tiny.yaml"), imgsz, p, seed)
 
 
 def agreement(a: "U.MCResult", b: "U.MCResult", iou_thr: float = 0.5) -> dict:

@@ -13,32 +13,12 @@ import torch
 
 import alnb  # noqa: F401
 from alnb import uncertainty as U
-from alnb.dropout import install_dropout_head
 
 
 # ------------------------------------------------------------------------------------------------------------ helpers
 def _model(seed: int = 0, p: float = 0.1, imgsz: int = 64):
-    """yolov8n with a dropout head and non-degenerate outputs, without training.
-
-    An untrained YOLO's activations vanish (every anchor gets the same score), so BatchNorm statistics are
-    re-estimated on random images and the class biases are raised so that some anchors pass conf=0.25.
-    """
-    from alnb._offline import yolo
-
-    torch.manual_seed(seed)
-    y = yolo("yolov8n.yaml")
-    install_dropout_head(y.model, p)
-    for m in y.model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-    y.model.train()
-    with torch.no_grad():
-        y.model(torch.rand(4, 3, imgsz, imgsz))
-    y.model.eval()
-    for s in y.model.model[-1].cv3:
-        s[-1].bias.data.fill_(-2.0)
-    return y
+    """yolov8n with a dropout head and non-degenerate outputs, without training (see untrained_dropout_model)."""
+    return U.untrained_dropout_model("yolov8n.yaml", imgsz=imgsz, p=p, seed=seed, cls_bias=-2.0)
 
 
 @pytest.fixture(scope="module")
