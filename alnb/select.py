@@ -71,12 +71,17 @@ def check_thresholds(t_medium: float, t_hard: float):
                              f"above the medium|hard one.")
 
 
+def tier_of(score, t_medium: float, t_hard: float) -> np.ndarray:
+    """Tier per score: ``easy`` below ``t_medium``, ``medium`` up to ``t_hard``, ``hard`` at or above it."""
+    s = np.asarray(score, dtype=float)
+    return np.where(s >= t_hard, "hard", np.where(s >= t_medium, "medium", "easy")).astype(object)
+
+
 def categorise(scores: pd.DataFrame, t_medium: float, t_hard: float) -> pd.Series:
     """Category per row (easy | medium | hard | failed), indexed like ``scores``."""
     check_thresholds(t_medium, t_hard)
     s = check_scores(scores)
-    sc = s["score"].to_numpy(float)
-    cat = np.where(sc >= t_hard, "hard", np.where(sc >= t_medium, "medium", "easy")).astype(object)
+    cat = tier_of(s["score"], t_medium, t_hard)
     cat[s["failed"].to_numpy(bool)] = "failed"
     return pd.Series(cat, index=s.index, name="category")
 

@@ -557,9 +557,10 @@ def assign_tiers(scores: pd.DataFrame, t_medium: float, t_hard: float, column: s
     """
     if t_hard < t_medium:
         raise ValueError(f"t_hard ({t_hard}) must be >= t_medium ({t_medium})")
+    from alnb.select import tier_of
+
     out = scores.copy()
-    s = out[column].to_numpy(float)
-    out["tier"] = np.where(s >= t_hard, "hard", np.where(s >= t_medium, "medium", "easy"))
+    out["tier"] = tier_of(out[column], t_medium, t_hard).astype(str)
     out["bars"] = out["tier"].map(TIER_BARS).astype(int)
     if "failed" not in out:
         out["failed"] = out["n_det"] == 0
