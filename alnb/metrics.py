@@ -307,24 +307,138 @@ def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=
     return {"mAP50": float(box.map50), "mAP50-95": float(box.map), "per_class": per_class}
 
 
-def evaluate(ws, name_or_weights, conf: float = 0.25, iou_thr: float = 0.5, tag: str = "VAL1",
+# ------------------------------------------------------------------------------------------------ operating point
+FIXED_CONF = 0.25  # the study's fixed auto-label confidence, always reported beside the chosen operating point
+SWEEP_CONF = 0.01  # predictions are collected down to this confidence and the operating point is chosen above it
+OP_RULES = ("f1", "precision")
+
+
+def threshold_curve(conf, tp, n_gt: int) -> dict:
+    """Precision / recall / F1 for every confidence cut of a set of matched predictions.
+
+    ``conf`` (n,) and ``tp`` (n,) come from greedy matching at the lowest confidence (:func:`match_image` visits
+    predictions by descending confidence, so the matches of the predictions above any cut are exactly those a
+    prediction at that cut would make).  Returns arrays sorted by descending confidence: ``conf``, ``tp``, ``fp``
+    (cumulative counts when keeping the top k+1), ``precision``, ``recall``, ``f1`` and ``threshold`` (a confidence
+    strictly between neighbouring predictions, so that "``> threshold``" keeps exactly the top k+1).
+    """
+    conf = np.asarray(conf, float).reshape(-1)
+    tp = np.asarray(tp, bool).reshape(-1)
+    order = np.argsort(-conf, kind="stable")
+    c, t = conf[order], tp[order]
+    ctp = np.cumsum(t)
+    cfp = np.cumsum(~t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = ctp / np.maximum(ctp + cfp, 1)
+        rec = ctp / n_gt if n_gt else np.full(len(c), np.nan)
+        f1 = 2 * ctp / np.maximum(2 * ctp + cfp + (n_gt - ctp), 1)
+    nxt = np.append(c[1:], 0.0)
+    thr = np.where(c > nxt, (c + nxt) / 2, c)  # ties: cut at the value itself (keeps nothing more below it)
+    return {"conf": c, "tp": ctp, "fp": cfp, "precision": prec, "recall": rec, "f1": f1, "threshold": thr,
+            "n_gt": int(n_gt)}
+
+
+def choose_conf(curve: dict, rule: str = "f1", target_precision: float = 0.8, floor: float = SWEEP_CONF) -> dict:
+    """Pick the auto-label confidence from a :func:`threshold_curve`.
+
+    * ``rule="f1"`` (default): the cut with the highest F1 (ties: the higher confidence) - the point where the
+      labelling work left over (misses + false boxes) is smallest relative to the hits;
+    * ``rule="precision"``: the lowest cut whose precision is at least ``target_precision`` (most recall at that
+      precision); falls back to the F1 rule when no cut reaches it.
+
+    Returns ``{"conf", "rule", "precision", "recall", "f1"}``; with no prediction at all ``conf`` is
+    :data:`FIXED_CONF`.
+    """
+    if rule not in OP_RULES:
+        raise ValueError(f"operating-point rule must be one of {OP_RULES}, not {rule!r}")
+    n = len(curve["conf"])
+    if n == 0:
+        return {"conf": FIXED_CONF, "rule": rule, "precision": float("nan"), "recall": 0.0, "f1": 0.0}
+    k, used = None, rule
+    if rule == "precision":
+        ok = np.where(curve["precision"] >= target_precision)[0]
+        k = int(ok[-1]) if len(ok) else None
+    if k is None:
+        f1 = curve["f1"]
+        k, used = int(np.flatnonzero(f1 == f1.max())[0]), "f1"
+    thr = max(float(curve["threshold"][k]), floor)
+    out = {"conf": round(thr, 6), "rule": used,
+           "precision": float(curve["precision"][k]), "recall": float(curve["recall"][k]), "f1": float(curve["f1"][k])}
+    if rule == "precision":
+        out["target_precision"] = target_precision
+    return out
+
+
+def operating_point(ws, name: str, *, recompute: bool = False, rule: str = "f1", tag: str = "VAL1") -> float:
+    """The auto-label confidence of model ``name``: chosen on ``tag`` (VAL1) by :func:`evaluate` and recorded in
+    ``metrics/operating_point_<name>.json``; computed (one prediction pass over VAL1) when missing or stale."""
+    rec = None
+    try:
+        rec = ws.load_json(f"operating_point_{name}")
+    except Exception:  # noqa: BLE001 - missing or unreadable: compute it
+        rec = None
+    from alnb.train import load_run
+
+    key = load_run(ws, name).key if (ws.root / "runs" / name).is_dir() else None
+    if rec is None or recompute or rec.get("key") != key or rec.get("rule") != rule:
+        evaluate(ws, name, conf=None, op_rule=rule, tag=tag, with_map=False, save=False)
+        rec = ws.load_json(f"operating_point_{name}")
+    return float(rec["conf"])
+
+
+def _counts_at(preds: list, gts: list, nc: int, thr: float) -> dict:
+    """Per-class TP/FP/FN/instances/predictions when keeping predictions with confidence > ``thr``."""
+    tot = {k: np.zeros(nc, int) for k in ("tp_c", "fp_c", "fn_c", "n_gt_c", "n_pred_c")}
+    per_image = []
+    for (cls, conf, tp), gcls in zip(preds, gts):
+        keep = conf > thr
+        pc = cls[keep]
+        tpc = np.bincount(pc[tp[keep]], minlength=nc)
+        npc = np.bincount(pc, minlength=nc)
+        ngc = np.bincount(gcls, minlength=nc)
+        tot["tp_c"] += tpc
+        tot["n_pred_c"] += npc
+        tot["fp_c"] += npc - tpc
+        tot["n_gt_c"] += ngc
+        tot["fn_c"] += ngc - tpc
+        per_image.append((int(tpc.sum()), int((npc - tpc).sum()), int((ngc - tpc).sum()), len(gcls), int(keep.sum())))
+    return {**tot, "per_image": per_image}
+
+
+def _overall(tot: dict, n_images: int, costs) -> dict:
+    TP, FP, FN = (int(tot[k].sum()) for k in ("tp_c", "fp_c", "fn_c"))
+    n_gt, n_pred = int(tot["n_gt_c"].sum()), int(tot["n_pred_c"].sum())
+    p, rcl, f1 = prf(TP, FP, FN)
+    boost = efficiency_boost(n_gt, n_pred, FP, FN, n_images, costs)
+    return {"instances": n_gt, "predictions": n_pred, "tp": TP, "fp": FP, "fn": FN, "precision": p, "recall": rcl,
+            "f1": f1, **boost, "boost_boxes_only": efficiency_boost(n_gt, n_pred, FP, FN, 0, costs)["boost"]}
+
+
+def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.5, tag: str = "VAL1",
              costs: CostModel | None = None, *, imgsz: int | None = None, device=None, with_map: bool = True,
-             save: bool = True) -> dict:
+             save: bool = True, op_rule: str = "f1", target_precision: float = 0.8) -> dict:
     """Evaluate a CAL model on the images of ``tag`` at the auto-labelling operating point.
 
-    Predicts with ultralytics at confidence ``conf`` (the auto-label threshold), matches predictions to the ground
-    truth (``ws.true_labels``) with :func:`match_image` at IoU >= ``iou_thr``, and reports per class and overall:
+    Predicts once with ultralytics down to confidence :data:`SWEEP_CONF`, matches predictions to the ground truth
+    (``ws.true_labels``) with :func:`match_image` at IoU >= ``iou_thr``, and reports per class and overall:
     instances, predictions, TP, FP, FN, precision, recall, F1 and the expected labelling efficiency boost
-    (:func:`efficiency_boost`).  A class with no instance in the set is *not measurable*: its recall/F1/boost are
-    NaN (``null`` in JSON) and ``measurable`` is False, never 0.  mAP50 / mAP50-95 come from ultralytics ``val``.
+    (:func:`efficiency_boost`) at the operating point.  A class with no instance in the set is *not measurable*:
+    its recall/F1/boost are NaN (``null`` in JSON) and ``measurable`` is False, never 0.  mAP50 / mAP50-95 come from
+    ultralytics ``val``.
+
+    The operating point: ``conf=None`` (default) chooses it on this set with :func:`choose_conf` (``op_rule``: the
+    F1-maximising cut, or the lowest cut with precision >= ``target_precision``) and, for VAL1, records it in
+    ``metrics/operating_point_<name>.json`` (read by auto-labelling, :func:`operating_point`); a number fixes it.
+    The figures at the study's fixed confidence :data:`FIXED_CONF` are always reported beside (``at_fixed_conf``),
+    and ``curve`` holds precision / recall / F1 per cut.
 
     Parameters
     ----------
     ws : Workspace
     name_or_weights : str, Path or TrainResult
         A run name in ``ws`` (``"CAL1"``), a ``.pt`` path or a :class:`alnb.train.TrainResult`.
-    conf : float
-        Operating point (confidence threshold of auto-labels).
+    conf : float, optional
+        Operating point (confidence threshold of auto-labels); None = choose it (see above).
     iou_thr : float
         IoU for a match.
     tag : str
@@ -341,9 +455,9 @@ def evaluate(ws, name_or_weights, conf: float = 0.25, iou_thr: float = 0.5, tag:
     Returns
     -------
     dict
-        ``name, weights, tag, conf, iou_thr, costs, n_images, overall, per_class (list of dicts), per_image (list of
-        dicts: stem, tp, fp, fn, n_gt, n_pred), not_measurable (class names), mAP50, mAP50-95``.  Use
-        :func:`per_class_frame` / :func:`per_image_frame` for tables.
+        ``name, weights, tag, conf, conf_rule, iou_thr, costs, n_images, overall, per_class (list of dicts),
+        per_image (list of dicts: stem, tp, fp, fn, n_gt, n_pred), not_measurable (class names), mAP50, mAP50-95,
+        at_fixed_conf {conf, overall}, curve``.  Use :func:`per_class_frame` / :func:`per_image_frame` for tables.
     """
     from alnb.train import load_model
 
@@ -358,16 +472,25 @@ def evaluate(ws, name_or_weights, conf: float = 0.25, iou_thr: float = 0.5, tag:
     rows = m.set_index("stem")
     paths = [ws.view_image({"stem": s, "image": rows.at[s, "image"]}) for s in stems]
     model = load_model(weights)
-    tot = {k: np.zeros(nc, int) for k in ("tp_c", "fp_c", "fn_c", "n_gt_c", "n_pred_c")}
-    per_image = []
-    for stem, (path, pred, (h, w)) in zip(stems, predict_boxes(model, paths, conf=conf, imgsz=imgsz, device=device)):
+    low = SWEEP_CONF if conf is None else min(SWEEP_CONF, float(conf))
+    preds, gts = [], []
+    for stem, (path, pred, (h, w)) in zip(stems, predict_boxes(model, paths, conf=low, imgsz=imgsz, device=device)):
         lab = np.asarray(ws.true_labels(stem), float).reshape(-1, 5)
         gt = np.concatenate([lab[:, :1], xywhn_to_xyxy(lab[:, 1:], w, h)], axis=1)
         r = match_image(pred, gt, iou_thr=iou_thr, nc=nc)
-        for k in tot:
-            tot[k] += r[k]
-        per_image.append({"stem": stem, "tp": r["tp_n"], "fp": r["fp_n"], "fn": r["fn_n"], "n_gt": len(gt),
-                          "n_pred": len(pred)})
+        preds.append((pred[:, 0].astype(int), pred[:, 5], r["tp"]))
+        gts.append(gt[:, 0].astype(int))
+    all_conf = np.concatenate([p[1] for p in preds]) if preds else np.zeros(0)
+    all_tp = np.concatenate([p[2] for p in preds]) if preds else np.zeros(0, bool)
+    n_gt_all = int(sum(len(g) for g in gts))
+    curve = threshold_curve(all_conf, all_tp, n_gt_all)
+    if conf is None:
+        op = choose_conf(curve, op_rule, target_precision)
+        chosen = {**op, "chosen_on": tag}
+    else:
+        chosen = {"conf": float(conf), "rule": "fixed", "chosen_on": None}
+    thr = float(chosen["conf"])
+    tot = _counts_at(preds, gts, nc, thr)
     maps = map_scores(ws, weights, tag, imgsz=imgsz, device=device, name=name) if with_map else None
     boost_c = efficiency_boost(tot["n_gt_c"], tot["n_pred_c"], tot["fp_c"], tot["fn_c"], 0, costs)
     per_class = []
@@ -383,19 +506,27 @@ def evaluate(ws, name_or_weights, conf: float = 0.25, iou_thr: float = 0.5, tag:
             "mAP50": maps["per_class"].get(c, {}).get("mAP50", float("nan")) if maps and measurable else float("nan"),
             "mAP50-95": (maps["per_class"].get(c, {}).get("mAP50-95", float("nan")) if maps and measurable
                          else float("nan"))})
-    TP, FP, FN = (int(tot[k].sum()) for k in ("tp_c", "fp_c", "fn_c"))
-    n_gt, n_pred = int(tot["n_gt_c"].sum()), int(tot["n_pred_c"].sum())
-    p, rcl, f1 = prf(TP, FP, FN)
-    boost = efficiency_boost(n_gt, n_pred, FP, FN, len(stems), costs)
-    overall = {"instances": n_gt, "predictions": n_pred, "tp": TP, "fp": FP, "fn": FN, "precision": p,
-               "recall": rcl, "f1": f1, **boost, "boost_boxes_only": efficiency_boost(n_gt, n_pred, FP, FN, 0,
-                                                                                   costs)["boost"]}
-    result = {"name": name, "weights": str(weights), "tag": tag, "conf": conf, "iou_thr": iou_thr,
-              "costs": costs.to_dict(), "n_images": len(stems), "overall": overall, "per_class": per_class,
-              "per_image": per_image, "not_measurable": [names[c] for c in range(nc) if tot["n_gt_c"][c] == 0],
+    per_image = [{"stem": s, "tp": a, "fp": b, "fn": c_, "n_gt": d, "n_pred": e}
+                 for s, (a, b, c_, d, e) in zip(stems, tot["per_image"])]
+    fixed = _counts_at(preds, gts, nc, FIXED_CONF)
+    every = np.linspace(0.05, 0.95, 19)
+    idx = [int(np.searchsorted(-curve["conf"], -t, side="left")) - 1 for t in every]
+    result = {"name": name, "weights": str(weights), "tag": tag, "conf": thr, "conf_rule": chosen["rule"],
+              "operating_point": chosen, "iou_thr": iou_thr,
+              "costs": costs.to_dict(), "n_images": len(stems), "overall": _overall(tot, len(stems), costs),
+              "per_class": per_class, "per_image": per_image,
+              "not_measurable": [names[c] for c in range(nc) if tot["n_gt_c"][c] == 0],
+              "at_fixed_conf": {"conf": FIXED_CONF, "overall": _overall(fixed, len(stems), costs)},
+              "curve": {"conf": [round(float(t), 3) for t in every],
+                        "precision": [float(curve["precision"][i]) if i >= 0 else float("nan") for i in idx],
+                        "recall": [float(curve["recall"][i]) if i >= 0 else 0.0 for i in idx]},
               "mAP50": maps["mAP50"] if maps else float("nan"), "mAP50-95": maps["mAP50-95"] if maps else float("nan"),
               "train": {k: info[k] for k in ("profile", "seconds", "n_train", "epochs_run", "key") if k in info}
               if info else {}}
+    if conf is None and tag == "VAL1":
+        ws.save_json(f"operating_point_{name}", {**chosen, "model": name, "weights": str(weights),
+                                                 "key": (info or {}).get("key"), "iou_thr": iou_thr,
+                                                 "fixed_conf": FIXED_CONF})
     if save:
         ws.save_json(f"eval_{name}" if tag == "VAL1" else f"eval_{name}_{tag}", result)
     return result

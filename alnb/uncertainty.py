@@ -700,7 +700,7 @@ def _resolve_model(ws, model):
     return name, model, None
 
 
-def score_pool(ws, model="CAL1", T: int = 20, conf: float = 0.25, iou: float = 0.7, imgsz: int | None = None,
+def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: float = 0.7, imgsz: int | None = None,
                batch: int = 8, p: float | None = None, cand_conf: float | None = None, seed: int = 0,
                target_fraction: float = 0.6, hard_share: float = 0.4, t_medium: float | None = None,
                t_hard: float | None = None, model_name: str | None = None, progress: bool = True,
@@ -713,7 +713,8 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float = 0.25, iou: float = 0
     model : str | path | YOLO
         A run name in the workspace (``"CAL1"``, loaded with :func:`alnb.train.load_run`), a ``.pt`` path or a model.
     T, conf, iou, imgsz, batch, p, cand_conf, seed
-        See :func:`mc_predict` (``imgsz`` defaults to the run's training size).
+        See :func:`mc_predict` (``imgsz`` defaults to the run's training size).  ``conf=None`` (default) uses the
+        model's operating point chosen on VAL1 (:func:`alnb.metrics.operating_point`; 0.25 for a bare .pt / model).
     target_fraction, hard_share
         Default thresholds (:func:`default_thresholds`); ``t_medium``/``t_hard`` override them.
     model_name : str, optional
@@ -729,6 +730,10 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float = 0.25, iou: float = 0
     from alnb.workspace import atomic_write_text
 
     name, mdl, run_imgsz = _resolve_model(ws, model)
+    if conf is None:  # the model's operating point, chosen on VAL1 (alnb.metrics.evaluate)
+        from alnb.metrics import FIXED_CONF, operating_point
+
+        conf = operating_point(ws, name) if isinstance(model, str) and not model.endswith(".pt") else FIXED_CONF
     name = model_name or name
     man = ws.manifest()
     stems = ws.stems("POOL", manifest=man)
