@@ -231,9 +231,16 @@ def efficiency_boost(n_gt, n_pred, fp, fn, n_images=0, costs: CostModel = CostMo
 
 
 # ---------------------------------------------------------------------------------------------- model evaluation
-def predict_boxes(model, image_paths, conf: float = 0.25, imgsz: int | None = None, device=None, batch: int = 16):
+# NMS IoU of auto-labels, evaluation and mAP.  Ultralytics' default 0.7 keeps same-class boxes that overlap up to 0.7:
+# on thin elongated defects (bite-edge, unfused, broken-arc) that left the same defect boxed 3-10 times, and every
+# extra box is a false positive at IoU 0.5 matching (benchmarks/recipe_sweep.py measures the duplicate share).
+NMS_IOU = 0.5
+
+
+def predict_boxes(model, image_paths, conf: float = 0.25, imgsz: int | None = None, device=None, batch: int = 16,
+                  iou: float = NMS_IOU):
     """Run ultralytics prediction; yields ``(path, pred (n, 6) cls x0 y0 x1 y1 conf in pixels, (h, w))``."""
-    kw = {"conf": conf, "verbose": False, "stream": True, "batch": batch}
+    kw = {"conf": conf, "iou": iou, "verbose": False, "stream": True, "batch": batch}
     if imgsz is not None:
         kw["imgsz"] = imgsz
     if device is not None:
@@ -267,7 +274,8 @@ def _resolve_weights(ws, name_or_weights):
     return run.name, run.weights, run.info
 
 
-def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=None, name: str = "eval") -> dict:
+def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=None, name: str = "eval",
+               iou: float = NMS_IOU) -> dict:
     """mAP50 and mAP50-95 (overall and per class id) from ultralytics ``val`` on the images of ``tag``.
 
     Ultralytics reads the labels from the workspace ``view/`` (the trainable labels), so the tag's images must all
@@ -293,7 +301,7 @@ def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=
     model = load_model(weights)
     kw = {"data": str(data_yaml), "split": "val", "plots": False, "verbose": False, "batch": 16,
           "device": device or auto_device(), "project": str(ws.root / "runs"), "name": f"{name}_val_{tag}",
-          "exist_ok": True}
+          "exist_ok": True, "iou": iou}
     if imgsz is not None:
         kw["imgsz"] = imgsz
     res = model.val(**kw)
@@ -416,7 +424,7 @@ def _overall(tot: dict, n_images: int, costs) -> dict:
 
 def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.5, tag: str = "VAL1",
              costs: CostModel | None = None, *, imgsz: int | None = None, device=None, with_map: bool = True,
-             save: bool = True, op_rule: str = "f1", target_precision: float = 0.8) -> dict:
+             save: bool = True, op_rule: str = "f1", target_precision: float = 0.8, nms_iou: float = NMS_IOU) -> dict:
     """Evaluate a CAL model on the images of ``tag`` at the auto-labelling operating point.
 
     Predicts once with ultralytics down to confidence :data:`SWEEP_CONF`, matches predictions to the ground truth
@@ -443,6 +451,8 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
         IoU for a match.
     tag : str
         Images to evaluate on (default VAL1, which has human labels).
+    nms_iou : float
+        NMS IoU of the predictions (:data:`NMS_IOU`, as for auto-labels).
     costs : CostModel, optional
         Labelling cost model (default :class:`CostModel`).
     imgsz : int, optional
@@ -474,7 +484,8 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
     model = load_model(weights)
     low = SWEEP_CONF if conf is None else min(SWEEP_CONF, float(conf))
     preds, gts = [], []
-    for stem, (path, pred, (h, w)) in zip(stems, predict_boxes(model, paths, conf=low, imgsz=imgsz, device=device)):
+    for stem, (path, pred, (h, w)) in zip(stems, predict_boxes(model, paths, conf=low, imgsz=imgsz, device=device,
+                                                               iou=nms_iou)):
         lab = np.asarray(ws.true_labels(stem), float).reshape(-1, 5)
         gt = np.concatenate([lab[:, :1], xywhn_to_xyxy(lab[:, 1:], w, h)], axis=1)
         r = match_image(pred, gt, iou_thr=iou_thr, nc=nc)
@@ -491,7 +502,7 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
         chosen = {"conf": float(conf), "rule": "fixed", "chosen_on": None}
     thr = float(chosen["conf"])
     tot = _counts_at(preds, gts, nc, thr)
-    maps = map_scores(ws, weights, tag, imgsz=imgsz, device=device, name=name) if with_map else None
+    maps = map_scores(ws, weights, tag, imgsz=imgsz, device=device, name=name, iou=nms_iou) if with_map else None
     boost_c = efficiency_boost(tot["n_gt_c"], tot["n_pred_c"], tot["fp_c"], tot["fn_c"], 0, costs)
     per_class = []
     for c in range(nc):
@@ -512,7 +523,7 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
     every = np.linspace(0.05, 0.95, 19)
     idx = [int(np.searchsorted(-curve["conf"], -t, side="left")) - 1 for t in every]
     result = {"name": name, "weights": str(weights), "tag": tag, "conf": thr, "conf_rule": chosen["rule"],
-              "operating_point": chosen, "iou_thr": iou_thr,
+              "operating_point": chosen, "iou_thr": iou_thr, "nms_iou": nms_iou,
               "costs": costs.to_dict(), "n_images": len(stems), "overall": _overall(tot, len(stems), costs),
               "per_class": per_class, "per_image": per_image,
               "not_measurable": [names[c] for c in range(nc) if tot["n_gt_c"][c] == 0],
@@ -526,6 +537,7 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
     if conf is None and tag == "VAL1":
         ws.save_json(f"operating_point_{name}", {**chosen, "model": name, "weights": str(weights),
                                                  "key": (info or {}).get("key"), "iou_thr": iou_thr,
+                                                 "nms_iou": nms_iou,
                                                  "fixed_conf": FIXED_CONF})
     if save:
         ws.save_json(f"eval_{name}" if tag == "VAL1" else f"eval_{name}_{tag}", result)

@@ -700,7 +700,7 @@ def _resolve_model(ws, model):
     return name, model, None
 
 
-def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: float = 0.7, imgsz: int | None = None,
+def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: float | None = None, imgsz: int | None = None,
                batch: int = 8, p: float | None = None, cand_conf: float | None = None, seed: int = 0,
                target_fraction: float = 0.6, hard_share: float = 0.4, t_medium: float | None = None,
                t_hard: float | None = None, model_name: str | None = None, progress: bool = True,
@@ -734,6 +734,10 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
         from alnb.metrics import FIXED_CONF, operating_point
 
         conf = operating_point(ws, name) if isinstance(model, str) and not model.endswith(".pt") else FIXED_CONF
+    if iou is None:  # the same NMS as evaluation (alnb.metrics.NMS_IOU)
+        from alnb.metrics import NMS_IOU
+
+        iou = NMS_IOU
     name = model_name or name
     man = ws.manifest()
     stems = ws.stems("POOL", manifest=man)
