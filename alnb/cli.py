@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--T", type=int, default=20, help="MC-dropout passes")
     r.add_argument("--n-val", type=_count, default=178, help="VAL1 size: count or fraction (default 178)")
     r.add_argument("--n-gt1", type=_count, default=177, help="GT1 size: count or fraction (default 177)")
-    r.add_argument("--conf", type=float, default=0.25, help="operating point: confidence threshold")
+    r.add_argument("--conf", type=float, default=None,
+                   help="auto-label confidence for every model (default: chosen per model on VAL1, max F1)")
     r.add_argument("--generate", action="store_true", help="generate the weld dataset into --data first")
     r.add_argument("--n-images", type=int, default=774, help="with --generate: number of images")
     r.add_argument("--size", type=int, default=512, help="with --generate: image size in pixels")

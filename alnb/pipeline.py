@@ -37,13 +37,41 @@ def setup(workspace, data_dir, generate: bool = False, n_images: int = 774, imag
     return ws
 
 
-def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", seed: int = 0, conf: float = 0.25,
-                       iou_thr: float = 0.5, **overrides) -> dict:
-    """Train ``name`` on ``tags`` (cached) and evaluate it on VAL1 at the operating point; returns the eval dict."""
-    from alnb.metrics import evaluate
-    from alnb.train import train_cal
+def warm_start_run(ws: Workspace, name: str, tags, profile="quick", warm_start="auto") -> str | None:
+    """The run a model starts from: ``warm_start`` names it, None = the profile's own start, ``"auto"`` = CAL1 when
+    the profile warm-starts (``finetune_epochs`` set), the tags are GT1 plus a selection and CAL1 has finished.
 
-    res = train_cal(ws, name, tags, profile, seed=seed, **overrides)
+    CAL2 and Control both start from CAL1 and train ``finetune_epochs`` on their own set, so the two arms differ only
+    in the images they add (a paired design: the same start, the same schedule), and the CPU budget of the demo
+    holds with a few hundred more images; README "Training CAL models" gives the measurements behind it.
+    """
+    from alnb.train import _finished_info, get_profile
+
+    if warm_start != "auto":
+        return warm_start
+    prof = get_profile(profile)
+    tags = [tags] if isinstance(tags, str) else list(tags)
+    if prof.finetune_epochs is None or name == "CAL1" or "GT1" not in tags or len(tags) < 2:
+        return None
+    return "CAL1" if _finished_info(Path(ws.root) / "runs" / "CAL1") is not None else None
+
+
+def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", seed: int = 0, conf=None,
+                       iou_thr: float = 0.5, warm_start="auto", **overrides) -> dict:
+    """Train ``name`` on ``tags`` (cached) and evaluate it on VAL1 at its operating point; returns
+    ``{"train", "eval"}``.  ``conf=None`` chooses the operating point on VAL1 (:func:`alnb.metrics.evaluate`);
+    ``warm_start`` see :func:`warm_start_run`."""
+    from alnb.metrics import evaluate
+    from alnb.train import get_profile, load_run, train_cal
+
+    start = warm_start_run(ws, name, tags, profile, warm_start)
+    if start is not None:
+        prof = get_profile(profile, **{k: v for k, v in overrides.items() if k != "epochs"})
+        overrides = {"epochs": prof.finetune_epochs or prof.epochs, **overrides}
+        res = train_cal(ws, name, tags, profile, seed=seed, weights=load_run(ws, start).weights, **overrides)
+        res.info["warm_start"] = start
+    else:
+        res = train_cal(ws, name, tags, profile, seed=seed, **overrides)
     ev = evaluate(ws, name, conf=conf, iou_thr=iou_thr, tag="VAL1")
     return {"train": res, "eval": ev}
 
@@ -119,7 +147,7 @@ def compare(ws: Workspace) -> Path:
 
 
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
-        n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf: float = 0.25, labels=None,
+        n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
         label_format: str = "yolo", rule: str = "study", budget=None, log=print, **train_overrides) -> dict:
     """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
 
@@ -142,7 +170,7 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     ws = step("setup", setup, workspace, data_dir, generate=generate, n_images=n_images, image_size=image_size,
               data_seed=data_seed, n_val=n_val, n_gt1=n_gt1, seed=seed)
     step("CAL1 (GT1)", train_and_evaluate, ws, "CAL1", ["GT1"], profile, seed=seed, conf=conf, **train_overrides)
-    step("auto-label + MC-dropout scores", score_pool, ws, model="CAL1", T=T)
+    step("auto-label + MC-dropout scores", score_pool, ws, model="CAL1", T=T, conf=conf)
     gt2 = step("select GT2", select_gt2, ws, rule=rule, budget=budget)
     _log(f"[alnb] GT2: {len(gt2)} images", log)
     step("selection figures", selection_figures, ws)

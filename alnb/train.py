@@ -65,6 +65,12 @@ class Profile:
         Validate on VAL1 every ``val_every`` epochs (and always in the last epoch).  Validation of 178 images costs
         about as much as a training epoch on 177 on CPU; skipped epochs get NaN metrics in ``results.csv`` and
         cannot become ``best.pt``.
+    start : str, optional
+        Starting checkpoint when :func:`train_cal` gets no ``weights``: a ``.pt`` file in ``alnb/models/`` (e.g. the
+        shipped class-agnostic ``weld-defect-tiny.pt``, see :mod:`alnb.pretrain`) or a path; None = from scratch.
+    finetune_epochs : int, optional
+        Epochs when a model is warm-started from an earlier CAL model (CAL2 and Control start from CAL1:
+        :func:`alnb.pipeline.train_and_evaluate` with ``warm_start``); None = ``epochs``.
     extra : dict
         Any other ultralytics training arguments (e.g. ``{"lr0": 0.01, "cache": "ram"}``).
     """
@@ -78,6 +84,8 @@ class Profile:
     patience: int = 100
     close_mosaic: int = 10
     val_every: int = 1
+    start: str | None = None
+    finetune_epochs: int | None = None
     extra: dict = field(default_factory=dict)
 
     def train_args(self) -> dict:
@@ -144,6 +152,20 @@ def auto_device() -> str:
     import torch
 
     return "0" if torch.cuda.is_available() else "cpu"
+
+
+def start_weights(start) -> Path | None:
+    """The local ``.pt`` file of a profile's ``start`` (a file name in ``alnb/models/`` or a path); None = scratch."""
+    if start in (None, "", False):
+        return None
+    p = Path(start).expanduser()
+    if not p.is_file() and len(p.parts) == 1 and (MODELS_DIR / p.name).is_file():
+        p = MODELS_DIR / p.name
+    if not p.is_file() or p.suffix != ".pt":
+        raise FileNotFoundError(f"start checkpoint {start!r} not found (a local .pt file or a file in {MODELS_DIR}; "
+                                f"alnb never downloads weights). Rebuild the shipped one with "
+                                f"`python -m alnb.pretrain`, or pass start=None to train from scratch.")
+    return p.resolve()
 
 
 def model_yaml_path(model: str | os.PathLike) -> Path | None:
@@ -241,7 +263,7 @@ def _file_sha(path) -> str:
 def _list_digest(list_file: Path) -> dict:
     """Hash of an image list: image names, image bytes and the label file each image has in ``view/labels``."""
     h = hashlib.sha256()
-    paths = [Path(p) for p in list_file.read_text().split()]
+    paths = [Path(p) for p in list_file.read_text().splitlines() if p.strip()]  # one path per line (spaces ok)
     for p in paths:
         lab = p.parent.parent / "labels" / (p.stem + ".txt")
         h.update(p.name.encode())
@@ -348,7 +370,8 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
     force : bool
         Retrain even if a finished run with the same cache key exists.
     weights : path, optional
-        A local ``.pt`` to start from (never downloaded); default: train from scratch from the profile's yaml.
+        A local ``.pt`` to start from (never downloaded), e.g. CAL1's ``best.pt`` to warm-start CAL2; default: the
+        profile's ``start`` checkpoint, or from scratch (the profile's yaml) when it has none.
     seed : int
         Training seed (``deterministic=True``; on CPU the same seed gives the same weights).
     device : str, optional
@@ -367,6 +390,8 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
     """
     prof = get_profile(profile, **overrides)
     device = auto_device() if device is None else str(device)
+    if weights is None:
+        weights = start_weights(prof.start)
     if weights is not None:
         weights = Path(weights).expanduser().resolve()
         if not weights.is_file() or weights.suffix != ".pt":

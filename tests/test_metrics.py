@@ -115,3 +115,39 @@ def test_boost_per_class_arrays():
     assert b["boost"][0] == pytest.approx(10 / 1.6)
     assert math.isnan(b["boost"][1])  # class absent: not measurable
     assert b["boost"][2] == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ operating point
+def test_threshold_curve_counts_and_cuts():
+    from alnb.metrics import threshold_curve
+
+    conf = np.array([0.2, 0.9, 0.5, 0.7])
+    tp = np.array([False, True, True, False])
+    c = threshold_curve(conf, tp, n_gt=3)
+    np.testing.assert_allclose(c["conf"], [0.9, 0.7, 0.5, 0.2])
+    np.testing.assert_array_equal(c["tp"], [1, 1, 2, 2])
+    np.testing.assert_array_equal(c["fp"], [0, 1, 1, 2])
+    np.testing.assert_allclose(c["precision"], [1, 0.5, 2 / 3, 0.5])
+    np.testing.assert_allclose(c["recall"], [1 / 3, 1 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(c["f1"], [2 / 4, 2 / 5, 4 / 6, 4 / 7])
+    # "> threshold" keeps exactly the top k+1 predictions
+    for k, t in enumerate(c["threshold"]):
+        assert (conf > t).sum() == k + 1
+
+
+def test_choose_conf_rules():
+    from alnb.metrics import FIXED_CONF, choose_conf, threshold_curve
+
+    c = threshold_curve([0.9, 0.7, 0.5, 0.2], [True, False, True, False], n_gt=3)
+    op = choose_conf(c, "f1")
+    assert op["rule"] == "f1" and op["conf"] == pytest.approx(0.35) and op["f1"] == pytest.approx(4 / 6)
+    # the lowest cut with precision >= 0.6 keeps three predictions (P = 2/3)
+    op = choose_conf(c, "precision", target_precision=0.6)
+    assert op["rule"] == "precision" and op["conf"] == pytest.approx(0.35) and op["precision"] == pytest.approx(2 / 3)
+    op = choose_conf(c, "precision", target_precision=0.99)
+    assert op["rule"] == "precision" and op["conf"] == pytest.approx(0.8)
+    # unreachable precision falls back to the F1 rule; no prediction at all keeps the fixed confidence
+    assert choose_conf(threshold_curve([0.5], [False], 2), "precision", target_precision=0.5)["rule"] == "f1"
+    assert choose_conf(threshold_curve([], [], 2))["conf"] == FIXED_CONF
+    with pytest.raises(ValueError, match="rule"):
+        choose_conf(c, "magic")

@@ -1,0 +1,117 @@
+"""Which CPU recipe gives a CAL1 worth auditing?  Train CAL1 on GT1 per recipe and print what auto-labelling gets.
+
+Usage::
+
+    python benchmarks/recipe_sweep.py --workspace runs/sweep --data data/weld [--recipes NAME ...] [--seed 0]
+
+For each recipe (a dict of :func:`alnb.train.get_profile` overrides, below) CAL1 is trained on the workspace's GT1
+(cached: a recipe that already ran is reused) and evaluated on VAL1 with :func:`alnb.metrics.evaluate`:
+mAP50, mAP50-95, precision / recall / F1 / boost at the chosen operating point (F1-maximising confidence on VAL1)
+and at the study's fixed confidence 0.25, the share of auto-labels with a same-class duplicate (IoU >= 0.5) and the
+training seconds.  Rows are appended to ``<workspace>/metrics/recipe_sweep.csv`` and the table is printed.
+Training seconds are wall time on this machine, with whatever else was running (say so when you quote them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import alnb  # noqa: F401  (offline before ultralytics)
+from alnb.metrics import FIXED_CONF, NMS_IOU, box_iou, evaluate, predict_boxes
+from alnb.pretrain import CHECKPOINT
+from alnb.train import load_model, train_cal
+from alnb.workspace import Workspace
+
+PRE = str(CHECKPOINT)
+BASE = {"profile": "quick"}
+# name -> overrides (``weights`` = start checkpoint; everything else goes to train_cal / get_profile).
+RECIPES = {
+    "old-quick": dict(epochs=25, imgsz=256, nms=0.7, run="tiny256-scratch"),  # the previous default, NMS 0.7
+    "tiny256-scratch": dict(epochs=25, imgsz=256),
+    "tiny256-pre": dict(epochs=25, imgsz=256, weights=PRE),
+    "tiny320-pre": dict(epochs=25, imgsz=320, weights=PRE),
+    "tiny320-pre-e40": dict(epochs=40, imgsz=320, weights=PRE),
+    "tiny384-pre": dict(epochs=25, imgsz=384, weights=PRE),
+    "tiny320-pre-aug": dict(epochs=25, imgsz=320, weights=PRE, flipud=0.5, scale=0.25, hsv_h=0.0, hsv_s=0.0),
+    "tiny320-scratch-e40": dict(epochs=40, imgsz=320),
+    "tiny384-scratch": dict(epochs=25, imgsz=384),
+    "n256-pre-none": dict(epochs=25, imgsz=256, model="yolov8n.yaml"),
+}
+
+
+def duplicate_share(ws, weights, conf: float, iou_nms: float, tag: str = "VAL1", thr: float = 0.5) -> dict:
+    """Share of predicted boxes (at ``conf``) with a same-class partner at IoU >= ``thr`` in the same image."""
+    m = ws.manifest().set_index("stem")
+    stems = ws.stems(tag)
+    paths = [ws.view_image({"stem": s, "image": m.at[s, "image"]}) for s in stems]
+    model = load_model(weights)
+    n_box = n_dup = n_pair = n_pair_dup = 0
+    for _, pred, _ in predict_boxes(model, paths, conf=conf, iou=iou_nms):
+        n_box += len(pred)
+        if len(pred) < 2:
+            continue
+        iou = box_iou(pred[:, 1:5], pred[:, 1:5])
+        same = pred[:, None, 0] == pred[None, :, 0]
+        np.fill_diagonal(same, False)
+        hit = same & (iou >= thr)
+        n_dup += int(hit.any(1).sum())
+        n_pair += int(np.triu(same, 1).sum())
+        n_pair_dup += int(np.triu(hit, 1).sum())
+    return {"dup_box_share": n_dup / max(n_box, 1), "dup_pair_share": n_pair_dup / max(n_pair, 1), "n_boxes": n_box}
+
+
+def run_recipe(ws, name: str, recipe: dict, seed: int = 0) -> dict:
+    r = dict(recipe)
+    nms = r.pop("nms", NMS_IOU)
+    run = r.pop("run", name)  # recipes that differ only in evaluation share one training run
+    weights = r.pop("weights", None)
+    profile = r.pop("profile", BASE["profile"])
+    t0 = time.perf_counter()
+    res = train_cal(ws, f"sweep_{run}_s{seed}", "GT1", profile, weights=weights, seed=seed, verbose=False, **r)
+    ev = evaluate(ws, res, conf=None, nms_iou=nms, save=False)
+    o, f = ev["overall"], ev["at_fixed_conf"]["overall"]
+    dup = duplicate_share(ws, res.weights, ev["conf"], nms)
+    pc = {c["class"]: c["recall"] for c in ev["per_class"] if c["measurable"]}
+    return {"recipe": name, "seed": seed, "mAP50": ev["mAP50"], "mAP50-95": ev["mAP50-95"], "conf": ev["conf"],
+            "P": o["precision"], "R": o["recall"], "F1": o["f1"], "boost": o["boost"],
+            "P@0.25": f["precision"], "R@0.25": f["recall"], "boost@0.25": f["boost"],
+            "dup_box_share": dup["dup_box_share"], "min_class_R": min(pc.values()) if pc else float("nan"),
+            "train_s": res.seconds, "reused": res.reused, "nms_iou": nms,
+            "epochs": res.info.get("epochs_run"), "imgsz": res.info.get("args", {}).get("imgsz"),
+            "wall_s": round(time.perf_counter() - t0, 1),
+            **{f"R[{k}]": v for k, v in pc.items()}}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workspace", default="runs/sweep")
+    ap.add_argument("--data", default="data/weld")
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    a = ap.parse_args(argv)
+    root = Path(a.workspace)
+    ws = Workspace.open(root) if (root / "manifest.csv").is_file() else Workspace.create(root, a.data, seed=0)
+    out = ws.root / "metrics" / "recipe_sweep.csv"
+    rows = []
+    for name in a.recipes:
+        for seed in a.seeds:
+            row = run_recipe(ws, name, RECIPES[name], seed)
+            rows.append(row)
+            df = pd.DataFrame([row])
+            df.to_csv(out, mode="a", header=not out.is_file(), index=False)
+            print(df[[c for c in df.columns if not c.startswith("R[")]].to_string(index=False, float_format="%.3f"),
+                  flush=True)
+    df = pd.DataFrame(rows)
+    pd.set_option("display.width", 250)
+    print(df.to_string(index=False, float_format="%.3f"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
