@@ -79,7 +79,31 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--n-val", type=_count, default=178)
     n.add_argument("--n-gt1", type=_count, default=177)
     n.add_argument("--only", nargs="*", default=None, help="run only these notebooks (e.g. 03_select_gt2)")
+    _add_study_parser(sub)
     return p
+
+
+def _add_study_parser(sub):
+    """``alnb study``: strategies x budgets x seeds (alnb.study); choices come from the registries."""
+    from alnb.acquisition import STRATEGIES
+    from alnb.study import GRIDS
+
+    s = sub.add_parser("study", help="acquisition strategies x labelling budgets x seeds (cached, resumable): "
+                                     "tidy table, learning curves with intervals, verdicts vs random, report")
+    s.add_argument("--data", default="data/weld", help="fully labelled YOLO dataset (simulation mode)")
+    s.add_argument("--out", default="runs/study", help="study folder (seed<k>/ workspaces, results, figures)")
+    s.add_argument("--grid", default="small", choices=sorted(GRIDS),
+                   help="small: CPU, <= 60 min on 2 cores (quick profile); full: GPU (paper profile); smoke: tests")
+    s.add_argument("--strategies", nargs="+", default=None, choices=sorted(STRATEGIES),
+                   help="override the grid's strategies (must include random)")
+    s.add_argument("--budgets", nargs="+", default=None, help="override the grid's budgets (image counts or 'rule')")
+    s.add_argument("--seeds", nargs="+", type=int, default=None, help="override the grid's seeds")
+    s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"], help="override the profile")
+    s.add_argument("--T", type=int, default=None, help="override MC-dropout passes")
+    s.add_argument("--n-val", type=_count, default=None, help="override VAL1 size")
+    s.add_argument("--n-gt1", type=_count, default=None, help="override GT1 size")
+    s.add_argument("--generate", action="store_true", help="generate the weld dataset into --data first")
+    s.add_argument("--estimate", action="store_true", help="print the time estimate and stop")
 
 
 def notebook_parameters(name: str, args) -> dict:
@@ -161,7 +185,29 @@ def main(argv=None) -> int:
         print(f"[alnb] report:  {ws / 'report.md'}")
         print(f"[alnb] figures: {ws / 'figures'}")
         return 0
+    if args.command == "study":
+        return _run_study(args)
     return 2  # pragma: no cover
+
+
+def _run_study(args) -> int:
+    from alnb import study
+
+    budgets = None if args.budgets is None else [b if b == study.RULE_BUDGET else int(b) for b in args.budgets]
+    kw = dict(grid=args.grid, strategies=args.strategies, budgets=budgets, seeds=args.seeds, profile=args.profile,
+              T=args.T, n_val=args.n_val, n_gt1=args.n_gt1)
+    if args.estimate:
+        est = study.run_study(args.out, args.data, estimate_only=True, **kw)
+        print(f"[alnb] {est['runs']} training run(s) to do, about {est['seconds'] / 60:.0f} min at "
+              f"{est['images_per_s']} images/s")
+        return 0
+    res = study.run_study(args.out, args.data, generate=args.generate, **kw)
+    print(res.verdicts[res.verdicts["x"] == "images"].to_string(index=False))
+    print(f"[alnb] study finished in {res.seconds:.0f} s ({len(res.trained)} model(s) trained)")
+    print(f"[alnb] table:   {res.study_dir / 'results.csv'}")
+    print(f"[alnb] report:  {res.report}")
+    print(f"[alnb] figures: {res.study_dir / 'figures'}")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -109,8 +109,8 @@ def _problem(source, item, image, kind, message) -> dict:
 
 # ------------------------------------------------------------------------------------------------------ the queue
 def load_scores(ws) -> pd.DataFrame | None:
-    """``scores.csv`` of the workspace (:func:`alnb.select.load_scores`), or None when it does not exist yet."""
-    from alnb.select import load_scores as _load
+    """``scores.csv`` of the workspace (:func:`alnb.scoretable.load_scores`), or None when it does not exist yet."""
+    from alnb.scoretable import load_scores as _load
 
     return _load(ws) if (ws.root / "scores.csv").is_file() else None
 

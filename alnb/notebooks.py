@@ -32,3 +32,45 @@ def run_notebook(name: str, out_dir, parameters: dict | None = None, progress: b
                         kernel_name="python3", progress_bar=progress, request_save_on_cell_execute=False,
                         execution_timeout=timeout)
     return dst
+
+
+KEY_NUMBERS_MARK = "[alnb key numbers]"  # prefix of the line the last cell of each notebook prints
+
+
+def record_key_numbers(numbers: dict) -> dict:
+    """Print the notebook's key numbers as one JSON line (the last cell of every notebook calls this).
+
+    The executed notebook keeps the line in its output, so tests (:func:`read_key_numbers`) compare the numbers of
+    a seeded run with expected values and tolerances (Microsoft Recommenders' notebook tests do the same).
+    """
+    import json
+    import math
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if hasattr(v, "item"):  # numpy scalars
+            return clean(v.item())
+        return v
+
+    out = {str(k): clean(v) for k, v in numbers.items()}
+    print(KEY_NUMBERS_MARK, json.dumps(out, sort_keys=True))
+    return out
+
+
+def read_key_numbers(executed) -> dict:
+    """The key numbers recorded in an executed notebook (the last :data:`KEY_NUMBERS_MARK` line of its outputs)."""
+    import json
+
+    nb = json.loads(Path(executed).read_text())
+    found = None
+    for cell in nb.get("cells", []):
+        for o in cell.get("outputs", []):
+            text = o.get("text") if o.get("output_type") == "stream" else None
+            text = "".join(text) if isinstance(text, list) else (text or "")
+            for line in text.splitlines():
+                if line.startswith(KEY_NUMBERS_MARK):
+                    found = json.loads(line[len(KEY_NUMBERS_MARK):])
+    if found is None:
+        raise ValueError(f"{executed}: no key numbers recorded (the last cell calls alnb.notebooks.record_key_numbers)")
+    return found

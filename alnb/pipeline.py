@@ -76,53 +76,97 @@ def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", s
     return {"train": res, "eval": ev}
 
 
-def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, budget=None) -> list:
-    """Commit GT2: ``rule="study"`` (medium + hard + failed at the thresholds, default: the scoring step's) or
-    ``rule="budget"`` (the ``budget`` hardest images, failed first).  Returns the selected stems."""
-    scores = sel.load_scores(ws)
+def selection_pool(ws: Workspace, thresholds: tuple | None = None):
+    """The candidate POOL for every selection: eligible rows of ``scores.csv`` (+ embeddings), or, before scoring,
+    the eligible POOL stems alone (enough for the random strategy)."""
+    from alnb.acquisition import Pool
+    from alnb.scoring import load_pool
+
+    if (ws.root / "scores.csv").is_file():
+        return load_pool(ws, thresholds=thresholds)
+    import pandas as pd
+
+    return Pool(pd.DataFrame({"stem": sel.pool_stems(ws.manifest())}), None, thresholds)
+
+
+def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, budget=None, *, seed: int = 0) -> list:
+    """Commit GT2 through the strategy registry (:func:`alnb.acquisition.select`); returns the selected stems.
+
+    ``rule="study"``: medium + hard + failed at the thresholds (default: the scoring step's), the study rule at its
+    own size; ``rule="budget"``: the ``budget`` first images of the study rule's order (failed first, then hardest);
+    any other name of :data:`alnb.acquisition.STRATEGIES` (``"hybrid"``, ``"bald"``, ...) with ``budget``.
+    """
+    from alnb import acquisition as acq
+
     dm, dh = sel.default_thresholds(ws)
     tm, th = (dm if t_medium is None else float(t_medium)), (dh if t_hard is None else float(t_hard))
-    m = ws.manifest()
+    sel.check_thresholds(tm, th)
     if rule == "study":
-        stems = sel.study_rule(scores, tm, th, manifest=m)
+        strategy, k, thresholds = "study_rule", None, (tm, th)
         info = {"rule": "study: medium + hard + failed"}
-    elif rule == "budget":
-        if budget is None:
-            raise ValueError("rule='budget' needs budget=<number of images>.")
-        stems = sel.budgeted(scores, int(budget), manifest=m)
-        info = {"rule": f"budget: top {int(budget)} by score, failed first", "budget": int(budget)}
     else:
-        raise ValueError(f"rule must be 'study' or 'budget', not {rule!r}.")
-    counts = sel.tier_counts(sel.eligible(scores, m), tm, th)
-    sel.commit(ws, stems, "GT2", info={**info, "t_medium": tm, "t_hard": th, "counts": counts,
-                                      "defaults": {"t_medium": dm, "t_hard": dh}})
+        if budget is None:
+            raise ValueError(f"rule={rule!r} needs budget=<number of images>.")
+        if rule != "budget" and rule not in acq.STRATEGIES:
+            raise ValueError(f"rule must be 'study', 'budget' or a strategy of {sorted(acq.STRATEGIES)}, not {rule!r}.")
+        strategy, k, thresholds = ("study_rule" if rule == "budget" else rule), int(budget), None
+        if k > len(selection_pool(ws)):
+            raise sel.SelectionError(f"budget k={k} is larger than the {len(selection_pool(ws))} eligible POOL images.")
+        info = {"rule": (f"budget: top {k} by score, failed first" if rule == "budget" else
+                         f"strategy {rule}: {k} images"), "budget": k}
+    pool = selection_pool(ws, thresholds)
+    stems = acq.select(strategy, pool, k, seed=seed)
+    counts = sel.tier_counts(pool.scores, tm, th)
+    sel.commit(ws, stems, "GT2", info={**info, "strategy": strategy, "seed": seed, "t_medium": tm, "t_hard": th,
+                                      "counts": counts, "defaults": {"t_medium": dm, "t_hard": dh}})
     return stems
 
 
 def selection_figures(ws: Workspace, model: str = "CAL1", n_thumbs: int = 8) -> dict:
     """Score histogram at the committed thresholds + thumbnails of the hard tier; saved into ``figures/``."""
+    import numpy as np
+
     from alnb import plots
-    from alnb.widgets import DifficultyController
+    from alnb.labelio import read_autolabels
+    from alnb.workspace import load_image
 
     info = ws.load_json("selection")
-    c = DifficultyController.from_workspace(ws, info["t_medium"], info["t_hard"], model=model)
+    tm, th = info["t_medium"], info["t_hard"]
+    scores = sel.eligible(sel.load_scores(ws), ws.manifest())
+    cat = sel.categorise(scores, tm, th)
+    hard = scores[(cat == "hard").to_numpy()].sort_values(["score", "stem"], ascending=[False, True])
+    m = ws.manifest()
+    items = []
+    for s, sc in zip(hard["stem"].head(n_thumbs), hard["score"].head(n_thumbs)):
+        p = ws.root / "autolabels" / model / f"{s}.txt"
+        arr = read_autolabels(p, len(ws.names)) if p.is_file() else np.zeros((0, 6))
+        items.append({"image": load_image(ws, s, m), "boxes": arr[:, :5], "scores": arr[:, 5],
+                      "title": f"{s}  score {sc:.3g}"})
+    title = f"hard: {len(hard)} image(s), {model} auto-labels" + ("" if items else " (none at these thresholds)")
     out = {}
-    for name, fig in (("score_histogram", c.figure()), ("gt2_thumbnails_hard", c.thumbnails("hard", n_thumbs))):
+    for name, fig in (("score_histogram", plots.score_histogram(scores, tm, th)),
+                      ("gt2_thumbnails_hard", plots.image_grid(items, ws.names, ncols=4, title=title))):
         out[name] = plots.save_figure(fig, name, ws)
         plt.close(fig)
     return out
 
 
 def make_control(ws: Workspace, seed: int = 0, n: int | None = None) -> list:
-    """Commit CONTROL: a seeded random sample of ``n`` (default ``|GT2|``) POOL images.  Returns the stems."""
+    """Commit CONTROL: the ``random`` strategy (:func:`alnb.acquisition.select`, the same code path as GT2) with
+    ``n`` (default ``|GT2|``) images.  Returns the stems."""
+    from alnb import acquisition as acq
+
     gt2 = ws.stems("GT2")
     if n is None:
         if not gt2:
             raise WorkspaceError("no GT2 images: select GT2 first (notebook 03) so the Control set gets the same size.")
         n = len(gt2)
-    stems = sel.random_control(ws.manifest(), n, seed=seed)
-    sel.commit(ws, stems, "CONTROL", info={"rule": "random sample of the POOL", "seed": seed, "n_gt2": len(gt2),
-                                           "overlap_with_gt2": sel.overlap(gt2, stems)})
+    pool = selection_pool(ws)
+    if n > len(pool):
+        raise sel.SelectionError(f"control size n={n} is larger than the {len(pool)} POOL images.")
+    stems = acq.select("random", pool, int(n), seed=seed)
+    sel.commit(ws, stems, "CONTROL", info={"rule": "random sample of the POOL", "strategy": "random", "seed": seed,
+                                           "n_gt2": len(gt2), "overlap_with_gt2": sel.overlap(gt2, stems)})
     return stems
 
 
@@ -154,7 +198,7 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     ``seed`` drives the split, training and the Control draw; ``data_seed`` the generated dataset (``generate``).
     ``labels``: for a dataset with unlabelled POOL images, where people's labels for GT2/Control are imported from.
     """
-    from alnb.uncertainty import score_pool
+    from alnb.scoring import score_pool
 
     t0 = time.perf_counter()
     times = {}

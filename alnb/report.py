@@ -69,14 +69,20 @@ def per_class_table(evals: dict) -> pd.DataFrame:
 
 
 def summary_table(evals: dict) -> pd.DataFrame:
-    """One row per model: ``mAP50, mAP50-95`` and the overall ``precision, recall, f1, boost`` at the operating point."""
+    """One row per model: ``mAP50, mAP50-95``, the operating point ``conf`` and the overall ``precision, recall, f1,
+    boost`` there, and the same at the study's fixed confidence 0.25 (``P@0.25, R@0.25, boost@0.25``) when recorded."""
     rows = []
     for model, ev in evals.items():
         ov = ev.get("overall", {})
+        fx = (ev.get("at_fixed_conf") or {}).get("overall", {})
         rows.append({"model": model, "mAP50": _num(ev.get("mAP50")), "mAP50-95": _num(ev.get("mAP50-95")),
+                     "conf": _num(ev.get("conf")),
                      "precision": _num(ov.get("precision")), "recall": _num(ov.get("recall")),
-                     "f1": _num(ov.get("f1")), "boost": _num(ov.get("boost"))})
-    return pd.DataFrame(rows, columns=["model", "mAP50", "mAP50-95", "precision", "recall", "f1", "boost"])
+                     "f1": _num(ov.get("f1")), "boost": _num(ov.get("boost")),
+                     "P@0.25": _num(fx.get("precision")), "R@0.25": _num(fx.get("recall")),
+                     "boost@0.25": _num(fx.get("boost"))})
+    return pd.DataFrame(rows, columns=["model", "mAP50", "mAP50-95", "conf", "precision", "recall", "f1", "boost",
+                                       "P@0.25", "R@0.25", "boost@0.25"])
 
 
 # ------------------------------------------------------------------------------------------------------- verdict
@@ -184,6 +190,19 @@ def per_class_wide(per_class: pd.DataFrame, metrics=("precision", "recall", "boo
     return out
 
 
+def missing_metrics_note(per_class: pd.DataFrame, metrics=("precision", "recall")) -> str:
+    """Say which (model, metric) is n/m for *every* class, and why ("" when none): a table never drops it silently."""
+    why = {"precision": "it made no prediction above the operating point (precision = TP / predictions is "
+                        "undefined without predictions)",
+           "recall": "no class has an instance in VAL1"}
+    out = []
+    for model, g in per_class.groupby("model", sort=False):
+        for met in metrics:
+            if len(g) and g[met].isna().all():
+                out.append(f"{met} of {model} is n/m for every class: {why.get(met, 'not measurable')}.")
+    return " ".join(out)
+
+
 # ------------------------------------------------------------------------------------------------------- figures
 def selection_class_counts(ws: Workspace, tags=("GT1", "GT2", "CONTROL")) -> dict:
     """{tag: {class: instances}} from the labels training may use (so only labelled images count)."""
@@ -249,7 +268,10 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.
     selection = _json_or_none(ws, "selection") or {}
     control = _json_or_none(ws, "control") or {}
     any_ev = next(iter(evals.values()))
-    op = f"confidence {any_ev.get('conf', 'n/a')}, IoU {any_ev.get('iou_thr', 'n/a')}"
+    rules = {ev.get("conf_rule", "fixed") for ev in evals.values()}
+    op = (f"each model's own auto-label confidence (`conf`), chosen on VAL1 where F1 is highest; IoU >= "
+          f"{any_ev.get('iou_thr', 'n/a')} for a match; the study's fixed confidence 0.25 is shown beside"
+          if rules - {"fixed"} else f"confidence {any_ev.get('conf', 'n/a')}, IoU {any_ev.get('iou_thr', 'n/a')}")
 
     md = [f"# Active-learning study report: {ws.root.name}", "",
           f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from workspace `{ws.root}` "
@@ -267,7 +289,7 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.
           f"Control.", "",
           "CAL1 is trained on GT1, CAL2 on GT1 + GT2, Control on GT1 + Control. **VAL1 is held out: no model is "
           "trained on it** (the study's text can be read as adding the validation set to training; we do not). "
-          f"All three are evaluated on the same VAL1 at the same operating point ({op}).", "",
+          f"All three are evaluated on the same VAL1 at their operating points ({op}).", "",
           "## Results on VAL1", "", markdown_table(summ), "",
           "Per class (n/m = not measurable: no instance of the class in VAL1, or for precision no prediction of it):",
           "",

@@ -25,42 +25,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alnb.scoretable import SelectionError, check_scores, load_scores  # noqa: F401  (re-exported)
 from alnb.workspace import Workspace, WorkspaceError, has_tag, tag_set, with_tag
 
-CATEGORIES = ("easy", "medium", "hard", "failed")
+TIERS = ("easy", "medium", "hard")  # from the score alone (tier_of)
+TIER_BARS = {"easy": 1, "medium": 2, "hard": 3}  # difficulty bars drawn per tier
+CATEGORIES = ("easy", "medium", "hard", "failed")  # tiers, with failed images as their own category
 STUDY_CATEGORIES = ("medium", "hard", "failed")
 FORBIDDEN = ("VAL1", "GT1", "EXCLUDED")  # never selected
+ABOVE_ALL = 1e-9  # a threshold this far above the top score flags nobody
 
 
-class SelectionError(ValueError):
-    """A selection that breaks a rule (thresholds out of order, budget too large, forbidden images...)."""
-
-
-# -------------------------------------------------------------------------------------------------------- score table
-def load_scores(ws: Workspace) -> pd.DataFrame:
-    """Read ``<workspace>/scores.csv`` (written by the scoring step, notebook 02) and check its columns."""
-    p = ws.root / "scores.csv"
-    if not p.is_file():
-        raise WorkspaceError(f"{p} missing: run notebook 02 (auto-label + MC-dropout scoring) first.")
-    return check_scores(pd.read_csv(p, dtype={"stem": str}, keep_default_na=False), source=str(p))
-
-
-def check_scores(scores: pd.DataFrame, source: str = "score table") -> pd.DataFrame:
-    """Validate and normalise a score table: ``stem`` unique, ``score`` numeric, ``failed`` boolean (default False)."""
-    missing = [c for c in ("stem", "score") if c not in scores.columns]
-    if missing:
-        raise SelectionError(f"{source} lacks column(s) {missing}; it needs at least 'stem' and 'score'.")
-    s = scores.copy()
-    s["stem"] = s["stem"].astype(str)
-    if s["stem"].duplicated().any():
-        raise SelectionError(f"{source} has duplicate stems, e.g. {s.loc[s['stem'].duplicated(), 'stem'].iloc[0]!r}.")
-    s["score"] = pd.to_numeric(s["score"], errors="coerce").astype(float)
-    if "failed" not in s.columns:
-        s["failed"] = False
-    s["failed"] = s["failed"].map(lambda v: str(v).strip().lower() in ("1", "true", "yes", "1.0")).astype(bool)
-    # An image without a finite score can only be handled as failed (it has no place on the score axis).
-    s.loc[~np.isfinite(s["score"]), "failed"] = True
-    return s.reset_index(drop=True)
+# SelectionError, load_scores and check_scores live in alnb.scoretable (below select and labelio, which both read the
+# score table) and are re-exported here.
 
 
 def check_thresholds(t_medium: float, t_hard: float):
@@ -75,6 +52,58 @@ def tier_of(score, t_medium: float, t_hard: float) -> np.ndarray:
     """Tier per score: ``easy`` below ``t_medium``, ``medium`` up to ``t_hard``, ``hard`` at or above it."""
     s = np.asarray(score, dtype=float)
     return np.where(s >= t_hard, "hard", np.where(s >= t_medium, "medium", "easy")).astype(object)
+
+
+def choose_thresholds(scores: pd.DataFrame, target_fraction: float = 0.6, hard_share: float = 0.4, *,
+                      column: str = "score") -> dict:
+    """Default thresholds: about ``target_fraction`` of the images end up medium, hard or failed.
+
+    Failed images count toward the target whatever their score; ``t_medium`` flags the top-scored non-failed images
+    that make up the rest (``round(target_fraction * n) - n_failed``), and ``t_hard`` marks the top ``hard_share`` of
+    those flagged non-failed images as hard.  Thresholds sit half-way between neighbouring scores.  The study flagged
+    251 of 419 POOL images (60%).
+
+    Returns ``{"t_medium", "t_hard", "target_fraction", "hard_share", "column"}``.
+    """
+    if not 0 < target_fraction <= 1 or not 0 <= hard_share <= 1:
+        raise SelectionError(f"need 0 < target_fraction <= 1 and 0 <= hard_share <= 1, got {target_fraction}, "
+                             f"{hard_share}")
+    n = len(scores)
+    if n == 0:
+        raise SelectionError("no scores: score the pool first (alnb.scoring.score_pool).")
+    failed = scores["failed"].to_numpy(bool) if "failed" in scores else np.zeros(n, bool)
+    s = np.sort(scores.loc[~failed, column].to_numpy(float))[::-1]  # descending, non-failed only
+
+    def top_k_threshold(k):
+        if len(s) == 0:
+            return 1.0
+        if k <= 0:
+            return float(s[0] + ABOVE_ALL)  # above every score: nobody flagged
+        if k >= len(s):
+            return float(s[-1])
+        return float((s[k - 1] + s[k]) / 2) if s[k - 1] > s[k] else float(s[k - 1])
+
+    k_flag = max(0, int(round(target_fraction * n)) - int(failed.sum()))
+    t_medium = top_k_threshold(k_flag)
+    t_hard = max(t_medium, top_k_threshold(int(round(hard_share * min(k_flag, len(s))))))
+    return {"t_medium": t_medium, "t_hard": t_hard, "target_fraction": target_fraction, "hard_share": hard_share,
+            "column": column}
+
+
+def assign_tiers(scores: pd.DataFrame, t_medium: float, t_hard: float, *, column: str = "score") -> pd.DataFrame:
+    """Copy of ``scores`` with ``tier`` (:func:`tier_of`: easy | medium | hard) and ``bars`` (1/2/3).
+
+    ``failed`` (added from ``n_det == 0`` if missing) is kept as its own flag; failed images still get a tier from
+    their score, and :func:`categorise` / the study rule put them under ``failed``.
+    """
+    if t_hard < t_medium:
+        raise SelectionError(f"t_hard ({t_hard}) must be >= t_medium ({t_medium})")
+    out = scores.copy()
+    out["tier"] = tier_of(out[column], t_medium, t_hard).astype(str)
+    out["bars"] = out["tier"].map(TIER_BARS).astype(int)
+    if "failed" not in out:
+        out["failed"] = out["n_det"] == 0
+    return out
 
 
 def categorise(scores: pd.DataFrame, t_medium: float, t_hard: float) -> pd.Series:

@@ -1,6 +1,6 @@
 """MC-dropout scoring speed: cached-backbone sampler vs T full forward passes vs one ordinary pass.
 
-Scores the same images three ways with :func:`alnb.uncertainty.mc_predict` and prints wall times and ratios:
+Scores the same images three ways with :func:`alnb.mc.mc_predict` and prints wall times and ratios:
 
 * ``one pass``: T=1, dropout off, a full forward pass (what ultralytics' predict does), NMS;
 * ``cached``: backbone + neck once, the dropout head convs T times (the default sampler);
@@ -29,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import alnb  # noqa: E402,F401  (offline before ultralytics)
-from alnb import uncertainty as U  # noqa: E402
+from alnb import mc as U  # noqa: E402
+from alnb.scoring import _resolve_model  # noqa: E402
 
 
 def untrained_model(imgsz: int, seed: int = 0, p: float = 0.1):
@@ -99,7 +100,7 @@ def main(argv=None):
         model, label = a.weights, str(a.weights)
     elif a.workspace:
         ws = Workspace.open(a.workspace)
-        _, model, run_imgsz = U._resolve_model(ws, a.model)
+        _, model, run_imgsz = _resolve_model(ws, a.model)
         imgsz, label = imgsz or run_imgsz, f"{a.workspace}:{a.model}"
     else:
         ap.error("give --workspace (+ --model), --weights or --untrained")

@@ -19,11 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import alnb  # noqa: F401  (offline before ultralytics)
-from alnb.metrics import FIXED_CONF, NMS_IOU, box_iou, evaluate, predict_boxes
+from alnb.metrics import NMS_IOU, duplicate_share, evaluate, predict_boxes
 from alnb.pretrain import CHECKPOINT
 from alnb.train import load_model, train_cal
 from alnb.workspace import Workspace
@@ -41,29 +40,28 @@ RECIPES = {
     "tiny320-pre-aug": dict(epochs=25, imgsz=320, weights=PRE, flipud=0.5, scale=0.25, hsv_h=0.0, hsv_s=0.0),
     "tiny320-scratch-e40": dict(epochs=40, imgsz=320),
     "tiny384-scratch": dict(epochs=25, imgsz=384),
+    "tiny256-scratch-e60": dict(epochs=60, imgsz=256),
     "n256-pre-none": dict(epochs=25, imgsz=256, model="yolov8n.yaml"),
 }
 
 
-def duplicate_share(ws, weights, conf: float, iou_nms: float, tag: str = "VAL1", thr: float = 0.5) -> dict:
-    """Share of predicted boxes (at ``conf``) with a same-class partner at IoU >= ``thr`` in the same image."""
+def duplicates_at(ws, weights, conf: float, iou_nms: float, tag: str = "VAL1") -> dict:
+    """:func:`alnb.metrics.duplicate_share` of the model's predictions on ``tag`` at ``conf``."""
     m = ws.manifest().set_index("stem")
-    stems = ws.stems(tag)
-    paths = [ws.view_image({"stem": s, "image": m.at[s, "image"]}) for s in stems]
-    model = load_model(weights)
-    n_box = n_dup = n_pair = n_pair_dup = 0
-    for _, pred, _ in predict_boxes(model, paths, conf=conf, iou=iou_nms):
-        n_box += len(pred)
-        if len(pred) < 2:
-            continue
-        iou = box_iou(pred[:, 1:5], pred[:, 1:5])
-        same = pred[:, None, 0] == pred[None, :, 0]
-        np.fill_diagonal(same, False)
-        hit = same & (iou >= thr)
-        n_dup += int(hit.any(1).sum())
-        n_pair += int(np.triu(same, 1).sum())
-        n_pair_dup += int(np.triu(hit, 1).sum())
-    return {"dup_box_share": n_dup / max(n_box, 1), "dup_pair_share": n_pair_dup / max(n_pair, 1), "n_boxes": n_box}
+    paths = [ws.view_image({"stem": s, "image": m.at[s, "image"]}) for s in ws.stems(tag)]
+    return duplicate_share(p for _, p, _ in predict_boxes(load_model(weights), paths, conf=conf, iou=iou_nms))
+
+
+CONTROL_N = 251  # the study's GT2 size: GT1 + 251 random POOL images stands in for CAL2 / Control training sets
+
+
+def control_set(ws, n: int = CONTROL_N):
+    """A seeded random CONTROL set of ``n`` POOL images with revealed labels (made once per workspace)."""
+    from alnb import pipeline
+
+    if len(ws.stems("CONTROL")) != n:
+        pipeline.make_control(ws, seed=0, n=n)
+    pipeline.ensure_labelled(ws, "CONTROL")
 
 
 def run_recipe(ws, name: str, recipe: dict, seed: int = 0) -> dict:
@@ -72,18 +70,26 @@ def run_recipe(ws, name: str, recipe: dict, seed: int = 0) -> dict:
     run = r.pop("run", name)  # recipes that differ only in evaluation share one training run
     weights = r.pop("weights", None)
     profile = r.pop("profile", BASE["profile"])
+    tags = ["GT1"]
+    if r.pop("control", False):  # GT1 + a random POOL sample, the size of the study's GT2 (CAL2 / Control)
+        control_set(ws)
+        tags = ["GT1", "CONTROL"]
+    warm = r.pop("warm", None)  # warm start from the CAL1 of another recipe (same seed)
+    if warm is not None:
+        weights = str(ws.root / "runs" / f"sweep_{RECIPES[warm].get('run', warm)}_s{seed}" / "weights" / "best.pt")
     t0 = time.perf_counter()
-    res = train_cal(ws, f"sweep_{run}_s{seed}", "GT1", profile, weights=weights, seed=seed, verbose=False, **r)
+    res = train_cal(ws, f"sweep_{run}_s{seed}", tags, profile, weights=weights, seed=seed, verbose=False, **r)
     ev = evaluate(ws, res, conf=None, nms_iou=nms, save=False)
     o, f = ev["overall"], ev["at_fixed_conf"]["overall"]
-    dup = duplicate_share(ws, res.weights, ev["conf"], nms)
+    dup = duplicates_at(ws, res.weights, ev["conf"], nms)
     pc = {c["class"]: c["recall"] for c in ev["per_class"] if c["measurable"]}
     return {"recipe": name, "seed": seed, "mAP50": ev["mAP50"], "mAP50-95": ev["mAP50-95"], "conf": ev["conf"],
             "P": o["precision"], "R": o["recall"], "F1": o["f1"], "boost": o["boost"],
             "P@0.25": f["precision"], "R@0.25": f["recall"], "boost@0.25": f["boost"],
-            "dup_box_share": dup["dup_box_share"], "min_class_R": min(pc.values()) if pc else float("nan"),
+            "dup_box_share": dup["box_share"], "dup_pair_share": dup["pair_share"], "min_class_R": min(pc.values()) if pc else float("nan"),
             "train_s": res.seconds, "reused": res.reused, "nms_iou": nms,
             "epochs": res.info.get("epochs_run"), "imgsz": res.info.get("args", {}).get("imgsz"),
+            "n_train": res.info.get("n_train"),
             "wall_s": round(time.perf_counter() - t0, 1),
             **{f"R[{k}]": v for k, v in pc.items()}}
 

@@ -85,7 +85,7 @@ def test_notebooks_03_04_smoke(tiny_dataset, tmp_path, capsys):
     import nbformat
 
     from alnb import pipeline
-    from alnb.uncertainty import score_pool
+    from alnb.scoring import score_pool
 
     ws_dir = tmp_path / "ws"
     ws = pipeline.setup(ws_dir, tiny_dataset, n_val=10, n_gt1=10, seed=0)

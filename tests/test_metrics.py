@@ -151,3 +151,15 @@ def test_choose_conf_rules():
     assert choose_conf(threshold_curve([], [], 2))["conf"] == FIXED_CONF
     with pytest.raises(ValueError, match="rule"):
         choose_conf(c, "magic")
+
+
+def test_duplicate_share_counts_same_class_overlaps_only():
+    from alnb.metrics import duplicate_share
+
+    img1 = np.array([[0, 0, 0, 10, 10], [0, 1, 0, 11, 10], [1, 0, 0, 10, 10], [0, 50, 50, 60, 60]])
+    img2 = np.array([[2, 0, 0, 10, 2]])
+    d = duplicate_share([img1, img2, np.zeros((0, 5))])
+    # same-class pairs: (0,1) IoU 0.82, (0,3) 0, (1,3) 0 -> 1 duplicate pair of 3; boxes 0 and 1 have a duplicate
+    assert d["n_boxes"] == 5 and d["n_pairs"] == 3 and d["dup_pairs"] == 1
+    assert d["pair_share"] == pytest.approx(1 / 3) and d["box_share"] == pytest.approx(2 / 5)
+    assert duplicate_share([])["box_share"] == 0.0

@@ -1,11 +1,17 @@
-"""Auto-labelling and MC-dropout uncertainty: cached backbone, T head passes, per-anchor statistics, tiers.
+"""MC-dropout sampling: cached backbone, ``T`` head passes, per-anchor / per-detection statistics, pooled features.
+
+This module only *measures*: what the scores mean and how images are ranked lives in :mod:`alnb.acquisition`,
+tiers and thresholds in :mod:`alnb.select`, error analysis in :mod:`alnb.difficulty`, file writing in
+:mod:`alnb.scoring`.
 
 How a batch is scored (:func:`mc_predict`)
 -----------------------------------------
 1. Images are read and letterboxed exactly as ultralytics' predictor does (``LetterBox`` with the model stride,
    BGR -> RGB, ``/255``), so that with ``T=1`` and dropout off the detections equal ``YOLO.predict``.
 2. The backbone and neck run **once** per batch (ultralytics' ``_predict_once`` routing up to the ``Detect`` input);
-   so do all layers of every head branch except the last 1x1 conv.
+   so do all layers of every head branch except the last 1x1 conv.  The same pass gives each image's **pooled
+   features** (global average of every ``Detect`` input level, concatenated): the embedding that diversity
+   strategies (:mod:`alnb.acquisition`) compare images with.
 3. Those features are repeated ``T`` times along the batch axis and only the final convs (the
    :class:`~alnb.dropout.MCDropoutConv2d` of :mod:`alnb.dropout`, dropout on) run again, in one batched call, followed
    by ultralytics' own decoding (DFL, anchors, strides, sigmoid): ``(B, T, 4 + nc, A)``.
@@ -24,22 +30,7 @@ variable.  With ``p_t`` the class probabilities of pass ``t`` and ``p̄`` their 
 * ``mutual_info`` (BALD, epistemic part) ``H[p̄] - E_t[H[p_t]] >= 0`` (Jensen: ``h`` is concave);
 * ``cls_unc`` = ``h(p̄_c) / ln 2`` for the detected class ``c``: 0 for a certain call, 1 for a coin flip;
 * ``box_spread``: standard deviation of the four box corners over the passes, averaged over the corners and divided
-  by the mean box's size ``sqrt(w h)`` (scale-free; ``box_std`` keeps it in original-image pixels);
-* ``hybrid`` (per detection) ``1 - (1 - cls_unc) (1 - loc_unc)`` with ``loc_unc = 1 - exp(-box_spread / box_ref)``:
-  a noisy-OR of "the class call is uncertain" and "the box is uncertain", both in [0, 1].
-
-The image ``score`` (:func:`image_scores`) is the noisy-OR of the image's *candidate* detections, i.e. every
-mean-prediction detection with confidence above ``cand_conf`` (default ``conf / 2``), in log space:
-``score = -ln prod_i (1 - hybrid_i)`` (``hybrid`` clipped at ``1 - 1e-6``).  Read ``hybrid_i`` as "detection i is
-wrong": ``1 - exp(-score)`` is then "at least one is wrong", the event the error analysis tests; the log keeps
-images with many uncertain candidates apart instead of tying them at 1.0.  Candidates just below the auto-label
-threshold (likely misses) count too.  Images without any candidate score 0.
-The image columns ``cls_unc``, ``entropy``, ``mutual_info``, ``box_spread`` are the same maximum taken per component;
-``least_conf`` is the plain baseline ``1 - max`` mean class probability over all anchors.
-
-Tiers (:func:`assign_tiers`): ``easy`` below ``t_medium``, ``medium`` up to ``t_hard``, ``hard`` at or above it.  Images
-with no detection above the auto-label threshold are ``failed`` (their own colour); they still get a tier from their
-score, and selection treats them separately.
+  by the mean box's size ``sqrt(w h)`` (scale-free; ``box_std`` keeps it in original-image pixels).
 """
 
 from __future__ import annotations
@@ -59,10 +50,8 @@ import alnb  # noqa: F401  (offline settings before ultralytics)
 from alnb import _offline
 from alnb.dropout import dropout_modules, set_mc
 
-TIERS = ("easy", "medium", "hard")
-TIER_BARS = {"easy": 1, "medium": 2, "hard": 3}
-EPS = 1e-7
-LN2 = math.log(2.0)
+EPS = 1e-7  # probability clamp of the entropies and the box-size floor (pixels) of box_spread
+LN2 = math.log(2.0)  # entropy of a coin flip: the scale of cls_unc
 
 
 # ----------------------------------------------------------------------------------------------- uncertainty maths
@@ -101,16 +90,6 @@ def bald(probs, sample_dim: int = 1, class_dim: int = 2):
     exp = binary_entropy(probs).sum(class_dim).mean(sample_dim if sample_dim < class_dim else sample_dim - 1)
     return pred, exp, (pred - exp).clamp_min(0)
 
-
-def localisation_unc(box_spread, box_ref: float = 0.05):
-    """Map the relative box spread (>= 0) to [0, 1): ``1 - exp(-box_spread / box_ref)``."""
-    return 1.0 - np.exp(-np.asarray(box_spread, dtype=np.float64) / box_ref)
-
-
-def hybrid_unc(cls_unc, box_spread, box_ref: float = 0.05):
-    """Per-detection hybrid uncertainty: noisy-OR of class uncertainty and localisation uncertainty, in [0, 1]."""
-    cu = np.clip(np.asarray(cls_unc, dtype=np.float64), 0, 1)
-    return 1.0 - (1.0 - cu) * (1.0 - localisation_unc(box_spread, box_ref))
 
 
 # ----------------------------------------------------------------------------------------------------- model access
@@ -176,6 +155,15 @@ def backbone_features(net, x: torch.Tensor) -> list:
         y.append(x if m.i in net.save else None)
     head = layers[-1]
     return y[head.f] if isinstance(head.f, int) else [x if j == -1 else y[j] for j in head.f]
+
+
+def pooled_features(feats: list) -> torch.Tensor:
+    """Image embeddings from the ``Detect`` inputs: global average pooling of each level, concatenated, (B, C).
+
+    The levels (P3/P4/P5 of the neck) are what the detection head sees, so images the head treats alike lie close
+    together.  Computed from the cached backbone pass: no extra forward pass.
+    """
+    return torch.cat([f.float().mean((2, 3)) for f in feats], 1)
 
 
 def _head_branches(head):
@@ -329,7 +317,7 @@ def anchor_stats(samples: torch.Tensor, cls=None) -> dict:
 # ------------------------------------------------------------------------------------------------------ mc_predict
 METHODS = ("cached", "dense", "full")
 DET_COLUMNS = ["stem", "det", "cls", "x0", "y0", "x1", "y1", "conf", "above", "cls_unc", "entropy", "exp_entropy",
-               "mutual_info", "conf_std", "box_std", "box_spread", "hybrid"]
+               "mutual_info", "conf_std", "box_std", "box_spread"]
 
 
 @dataclass
@@ -338,13 +326,15 @@ class MCResult:
 
     ``detections``: one row per candidate detection (see ``DET_COLUMNS``; boxes ``x0 y0 x1 y1`` in original image
     pixels, ``above`` = confidence above the auto-label threshold).  ``images``: one row per image (``stem, path,
-    width, height, n_det, n_cand, max_prob, count_mean, count_var``).  ``seconds``: wall time of the scoring.
+    width, height, n_det, n_cand, max_prob, count_mean, count_var``).  ``embeddings``: (n_images, C) pooled
+    features, rows in the order of ``images`` (None when not asked for).  ``seconds``: wall time of the scoring.
     """
 
     detections: pd.DataFrame
     images: pd.DataFrame
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
+    embeddings: np.ndarray | None = None
 
 
 def _resolve_imgsz(net, imgsz):
@@ -359,8 +349,8 @@ def _resolve_imgsz(net, imgsz):
 
 def mc_predict(model, images, T: int = 20, conf: float = 0.25, iou: float = 0.7, imgsz: int | None = None,
                batch: int = 8, p: float | None = None, device=None, progress: bool = True, cand_conf: float | None = None,
-               seed: int = 0, method: str = "cached", max_det: int = 300, box_ref: float = 0.05,
-               count_passes: bool = True) -> MCResult:
+               seed: int = 0, method: str = "cached", max_det: int = 300, count_passes: bool = True,
+               embed: bool = True) -> MCResult:
     """Monte-Carlo-dropout detection with per-detection uncertainty.
 
     Parameters
@@ -395,10 +385,10 @@ def mc_predict(model, images, T: int = 20, conf: float = 0.25, iou: float = 0.7,
         anchors that can pass NMS (:func:`sparse_head_samples`); ``dense`` the same at every anchor
         (:func:`head_samples`); ``full`` runs ``T`` complete forward passes (the slow reference, for
         ``benchmarks/mc_speed.py``).
-    box_ref : float
-        Relative box spread that maps to localisation uncertainty ``1 - 1/e`` (see :func:`hybrid_unc`).
     count_passes : bool
         Also NMS each pass to get the mean and variance of the detection count.
+    embed : bool
+        Also return each image's pooled features (:func:`pooled_features`) in ``MCResult.embeddings``.
 
     Returns
     -------
@@ -429,7 +419,7 @@ def mc_predict(model, images, T: int = 20, conf: float = 0.25, iou: float = 0.7,
                                   "end-to-end (one-to-one head).")
     nc = int(head.nc)
 
-    det_rows, img_rows = [], []
+    det_rows, img_rows, embs = [], [], []
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]), torch.inference_mode():
         torch.manual_seed(seed)
@@ -439,10 +429,13 @@ def mc_predict(model, images, T: int = 20, conf: float = 0.25, iou: float = 0.7,
             chunk = items[b0:b0 + batch]
             ims = [read_image(path) for _, path in chunk]
             x = letterbox(ims, imgsz, stride).to(device)
+            feats = backbone_features(net, x) if (method != "full" or embed) else None
+            if embed:
+                embs.append(pooled_features(feats).cpu().numpy())
             if method == "cached":
-                samples = sparse_head_samples(head, backbone_features(net, x), T, cand_conf)
+                samples = sparse_head_samples(head, feats, T, cand_conf)
             elif method == "dense":
-                samples = head_samples(head, backbone_features(net, x), T)
+                samples = head_samples(head, feats, T)
             else:
                 samples = full_samples(net, x, T)
             mean = samples.mean(1)
@@ -460,7 +453,6 @@ def mc_predict(model, images, T: int = 20, conf: float = 0.25, iou: float = 0.7,
                 cls = d[:, 5].long()
                 st = {kk: v.cpu().numpy() for kk, v in anchor_stats(samples[bi][..., k], cls).items()}
                 confs = d[:, 4].cpu().numpy()
-                hyb = hybrid_unc(st["cls_unc"], st["box_spread"], box_ref)
                 for j in range(len(d)):
                     det_rows.append({
                         "stem": stem, "det": j, "cls": int(cls[j]),
@@ -469,7 +461,7 @@ def mc_predict(model, images, T: int = 20, conf: float = 0.25, iou: float = 0.7,
                         "cls_unc": float(st["cls_unc"][j]), "entropy": float(st["entropy"][j]),
                         "exp_entropy": float(st["exp_entropy"][j]), "mutual_info": float(st["mutual_info"][j]),
                         "conf_std": float(st["conf_std"][j]), "box_std": float(st["corner_std"][j] / gain),
-                        "box_spread": float(st["box_spread"][j]), "hybrid": float(hyb[j]),
+                        "box_spread": float(st["box_spread"][j]),
                     })
                 c = counts[bi] if count_passes else torch.full((T,), float("nan"), dtype=torch.float64)
                 img_rows.append({"stem": stem, "path": str(path), "width": w0, "height": h0,
@@ -480,370 +472,9 @@ def mc_predict(model, images, T: int = 20, conf: float = 0.25, iou: float = 0.7,
     set_mc(net, on=False)
     settings = {"T": T, "conf": conf, "cand_conf": cand_conf, "iou": iou, "imgsz": imgsz, "batch": batch,
                 "p": float(dropout_modules(net)[0].p) if p is None else float(p), "seed": seed, "method": method,
-                "box_ref": box_ref, "nc": nc}
-    return MCResult(pd.DataFrame(det_rows, columns=DET_COLUMNS), pd.DataFrame(img_rows), settings, seconds)
-
-
-# ----------------------------------------------------------------------------------------------------- image scores
-IMAGE_COMPONENTS = ["cls_unc", "entropy", "mutual_info", "box_spread"]
-
-
-def image_scores(result: MCResult) -> pd.DataFrame:
-    """One row per image: ``stem, n_det, failed, score`` + components (see the module docstring for definitions).
-
-    ``score`` = ``-ln prod(1 - hybrid)`` over the image's candidates (log noisy-OR, 0 without any); the component
-    columns are the per-component maxima over the candidates; ``least_conf = 1 - max_prob``; ``failed`` = no detection above the
-    auto-label threshold.
-    """
-    img = result.images.copy()
-    det = result.detections
-    if len(det):
-        agg = det.groupby("stem")[IMAGE_COMPONENTS].max()
-        # -ln prod(1 - hybrid): the noisy-OR 1 - prod(1 - hybrid) in log space (same order, no ties at 1.0)
-        agg["hybrid"] = -det.assign(q=np.log1p(-det["hybrid"].clip(0, 1 - 1e-6))).groupby("stem")["q"].sum()
-    else:
-        agg = pd.DataFrame(columns=["hybrid", *IMAGE_COMPONENTS])
-    img = img.merge(agg, left_on="stem", right_index=True, how="left")
-    for c in ["hybrid", *IMAGE_COMPONENTS]:
-        img[c] = img[c].astype(float).fillna(0.0)
-    img = img.rename(columns={"hybrid": "score"})
-    img["failed"] = img["n_det"] == 0
-    img["least_conf"] = 1.0 - img["max_prob"]
-    cols = ["stem", "n_det", "n_cand", "failed", "score", *IMAGE_COMPONENTS, "least_conf", "max_prob", "count_mean",
-            "count_var", "width", "height", "path"]
-    return img[cols].reset_index(drop=True)
-
-
-# -------------------------------------------------------------------------------------------------- thresholds/tiers
-def default_thresholds(scores: pd.DataFrame, target_fraction: float = 0.6, hard_share: float = 0.4,
-                       column: str = "score") -> dict:
-    """Thresholds so that about ``target_fraction`` of the images are medium, hard or failed.
-
-    Failed images count toward the target whatever their score; ``t_medium`` flags the top-scored non-failed images
-    that make up the rest (``round(target_fraction * n) - n_failed``), and ``t_hard`` marks the top ``hard_share`` of
-    those flagged non-failed images as hard.  Thresholds sit half-way between neighbouring scores.  The study flagged
-    251 of 419 POOL images (60%).
-
-    Returns ``{"t_medium", "t_hard", "target_fraction", "hard_share", "column"}``.
-    """
-    if not 0 < target_fraction <= 1 or not 0 <= hard_share <= 1:
-        raise ValueError(f"need 0 < target_fraction <= 1 and 0 <= hard_share <= 1, got {target_fraction}, {hard_share}")
-    n = len(scores)
-    if n == 0:
-        raise ValueError("no scores: score the pool first (score_pool).")
-    failed = scores["failed"].to_numpy(bool) if "failed" in scores else np.zeros(n, bool)
-    s = np.sort(scores.loc[~failed, column].to_numpy(float))[::-1]  # descending, non-failed only
-
-    def top_k_threshold(k):
-        if len(s) == 0:
-            return 1.0
-        if k <= 0:
-            return float(s[0] + 1e-9)  # above every score: nobody flagged
-        if k >= len(s):
-            return float(s[-1])
-        return float((s[k - 1] + s[k]) / 2) if s[k - 1] > s[k] else float(s[k - 1])
-
-    k_flag = max(0, int(round(target_fraction * n)) - int(failed.sum()))
-    t_medium = top_k_threshold(k_flag)
-    t_hard = max(t_medium, top_k_threshold(int(round(hard_share * min(k_flag, len(s))))))
-    return {"t_medium": t_medium, "t_hard": t_hard, "target_fraction": target_fraction, "hard_share": hard_share,
-            "column": column}
-
-
-def assign_tiers(scores: pd.DataFrame, t_medium: float, t_hard: float, column: str = "score") -> pd.DataFrame:
-    """Copy of ``scores`` with ``tier`` (easy < t_medium <= medium < t_hard <= hard) and ``bars`` (1/2/3).
-
-    ``failed`` (added from ``n_det == 0`` if missing) is kept as its own flag; failed images still get a tier.
-    """
-    if t_hard < t_medium:
-        raise ValueError(f"t_hard ({t_hard}) must be >= t_medium ({t_medium})")
-    from alnb.select import tier_of
-
-    out = scores.copy()
-    out["tier"] = tier_of(out[column], t_medium, t_hard).astype(str)
-    out["bars"] = out["tier"].map(TIER_BARS).astype(int)
-    if "failed" not in out:
-        out["failed"] = out["n_det"] == 0
-    return out
-
-
-# --------------------------------------------------------------------------------------------- errors vs difficulty
-def auroc(score, label) -> float:
-    """Area under the ROC curve of ``score`` for binary ``label`` (rank-based Mann-Whitney U, ties averaged).
-
-    NaN when only one class is present.
-    """
-    score = np.asarray(score, dtype=np.float64)
-    label = np.asarray(label, dtype=bool)
-    n1, n0 = int(label.sum()), int((~label).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    return float((ranks[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def image_errors(ws, detections: pd.DataFrame, stems, iou_thr: float = 0.5) -> pd.DataFrame:
-    """Per-image auto-label errors at the operating point against the dataset ground truth (simulation only).
-
-    Uses the detections with ``above=True`` and :func:`alnb.metrics.match_image`; returns ``stem, n_gt, n_tp, n_fp,
-    n_fn, has_error``.
-    """
-    from alnb.metrics import match_image, xywhn_to_xyxy
-
-    m = ws.manifest().set_index("stem")
-    det = detections[detections["above"]] if len(detections) else detections
-    groups = {s: g for s, g in det.groupby("stem")} if len(det) else {}
-    rows = []
-    for stem in stems:
-        w, h = float(m.at[stem, "width"]), float(m.at[stem, "height"])
-        gt = np.asarray(ws.true_labels(stem), dtype=np.float64).reshape(-1, 5)
-        gtb = np.column_stack([gt[:, 0], xywhn_to_xyxy(gt[:, 1:5], w, h)]) if len(gt) else np.zeros((0, 5))
-        g = groups.get(stem)
-        pred = g[["cls", "x0", "y0", "x1", "y1", "conf"]].to_numpy(float) if g is not None else np.zeros((0, 6))
-        r = match_image(pred, gtb, iou_thr=iou_thr)
-        rows.append({"stem": stem, "n_gt": len(gt), "n_tp": r["tp_n"], "n_fp": r["fp_n"], "n_fn": r["fn_n"],
-                     "has_error": bool(r["fp_n"] + r["fn_n"] > 0)})
-    return pd.DataFrame(rows, columns=["stem", "n_gt", "n_tp", "n_fp", "n_fn", "has_error"])
-
-
-def _tier_table(tiers, failed, err) -> dict:
-    """Error counts per category; each image is counted once: failed images only under ``failed`` (the same
-    categories as :func:`alnb.select.categorise` and the GT2 rule)."""
-    out = {}
-    for t in TIERS:
-        sel = (tiers == t) & ~failed
-        out[t] = {"n": int(sel.sum()), "n_error": int(err[sel].sum()),
-                  "error_rate": float(err[sel].mean()) if sel.any() else float("nan")}
-    out["failed"] = {"n": int(failed.sum()), "n_error": int(err[failed].sum()),
-                     "error_rate": float(err[failed].mean()) if failed.any() else float("nan")}
-    return out
-
-
-def difficulty_vs_errors(scores: pd.DataFrame, thresholds: dict | None = None,
-                         components=("score", "least_conf", *IMAGE_COMPONENTS, "count_var")) -> dict:
-    """Does difficulty predict auto-label errors?  AUROC and error rate per tier, next to least-confidence.
-
-    Parameters
-    ----------
-    scores : DataFrame
-        Output of :func:`score_pool` with ``has_error`` (simulation mode), ``score``, ``tier``, ``failed``,
-        ``least_conf``.
-    thresholds : dict, optional
-        ``{"target_fraction", "hard_share"}`` used to cut least-confidence into tiers the same way as the score's
-        default tiers (default 0.6 / 0.4).
-
-    Returns
-    -------
-    dict
-        ``n``, ``n_error``, ``error_rate``; ``auroc`` {column: AUROC for has_error}; ``tiers`` {easy/medium/hard/failed:
-        {n, n_error, error_rate}} for the hybrid score; ``least_conf_tiers`` the same for least-confidence tiers of
-        equal sizes; ``hard_minus_easy`` (error-rate gap) for both.
-    """
-    if "has_error" not in scores:
-        raise ValueError("scores have no 'has_error' column: errors can only be measured in simulation mode "
-                         "(every POOL image has dataset labels).")
-    err = scores["has_error"].to_numpy(bool)
-    failed = scores["failed"].to_numpy(bool)
-    th = thresholds or {}
-    tf, hf = th.get("target_fraction", 0.6), th.get("hard_share", 0.4)
-    lc_th = default_thresholds(scores, tf, hf, column="least_conf")
-    lc_tiers = assign_tiers(scores, lc_th["t_medium"], lc_th["t_hard"], column="least_conf")["tier"].to_numpy()
-    tiers = scores["tier"].to_numpy()
-    res = {"n": int(len(scores)), "n_error": int(err.sum()), "error_rate": float(err.mean()) if len(err) else None,
-           "auroc": {c: auroc(scores[c], err) for c in components if c in scores},
-           "tiers": _tier_table(tiers, failed, err), "least_conf_tiers": _tier_table(lc_tiers, failed, err),
-           "least_conf_thresholds": lc_th}
-    for key in ("tiers", "least_conf_tiers"):
-        t = res[key]
-        res[f"{key}_hard_minus_easy"] = t["hard"]["error_rate"] - t["easy"]["error_rate"]
-    return res
-
-
-# ------------------------------------------------------------------------------------------------------- score pool
-def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.DataFrame) -> Path:
-    """Write ``autolabels/<model_name>/<stem>.txt`` (YOLO ``cls cx cy w h conf``, normalised; empty = nothing found)."""
-    from alnb.metrics import xyxy_to_xywhn
-    from alnb.workspace import atomic_write_text
-
-    out = ws.root / "autolabels" / model_name
-    out.mkdir(parents=True, exist_ok=True)
-    det = detections[detections["above"]] if len(detections) else detections
-    groups = {s: g for s, g in det.groupby("stem")} if len(det) else {}
-    for row in images.itertuples():
-        g = groups.get(row.stem)
-        lines = []
-        if g is not None:
-            g = g.sort_values("conf", ascending=False)
-            xywhn = xyxy_to_xywhn(g[["x0", "y0", "x1", "y1"]].to_numpy(float), row.width, row.height)
-            for c, b, cf in zip(g["cls"], xywhn, g["conf"]):
-                lines.append(f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f} {cf:.5f}")
-        atomic_write_text(out / f"{row.stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
-    return out
-
-
-def _resolve_model(ws, model):
-    """(name, model object, imgsz or None) for a run name, a weights path or a model object."""
-    if isinstance(model, str) and not model.endswith((".pt", ".yaml")):
-        try:
-            from alnb import train
-        except ImportError as e:  # pragma: no cover - train module missing
-            raise ImportError("alnb.train is needed to load a run by name; pass weights= instead.") from e
-        run = train.load_run(ws, model)
-        imgsz = (getattr(run, "info", None) or {}).get("args", {}).get("imgsz")
-        if imgsz is None:
-            try:
-                imgsz = train.get_profile(run.profile).imgsz
-            except Exception:  # an unknown profile: fall back to the checkpoint's own training size
-                imgsz = None
-        return model, train.load_model(run.weights), imgsz
-    name = Path(str(model)).stem if isinstance(model, (str, Path)) else type(model).__name__
-    return name, model, None
-
-
-def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: float | None = None, imgsz: int | None = None,
-               batch: int = 8, p: float | None = None, cand_conf: float | None = None, seed: int = 0,
-               target_fraction: float = 0.6, hard_share: float = 0.4, t_medium: float | None = None,
-               t_hard: float | None = None, model_name: str | None = None, progress: bool = True,
-               device=None) -> pd.DataFrame:
-    """Auto-label and MC-score every POOL image of the workspace; write all outputs; return the score table.
-
-    Parameters
-    ----------
-    ws : Workspace
-    model : str | path | YOLO
-        A run name in the workspace (``"CAL1"``, loaded with :func:`alnb.train.load_run`), a ``.pt`` path or a model.
-    T, conf, iou, imgsz, batch, p, cand_conf, seed
-        See :func:`mc_predict` (``imgsz`` defaults to the run's training size).  ``conf=None`` (default) uses the
-        model's operating point chosen on VAL1 (:func:`alnb.metrics.operating_point`; 0.25 for a bare .pt / model).
-    target_fraction, hard_share
-        Default thresholds (:func:`default_thresholds`); ``t_medium``/``t_hard`` override them.
-    model_name : str, optional
-        Name under which auto-labels are recorded (default: the run name / file stem).
-
-    Writes
-    ------
-    ``autolabels/<MODEL>/<stem>.txt``, ``scores.csv`` (one row per POOL image), ``detections.csv`` (per candidate
-    detection), ``metrics/thresholds.json``, ``metrics/mc_scoring.json`` (settings + time), in simulation mode
-    ``metrics/difficulty_vs_errors.json``; manifest: ``auto_model`` for the scored images and ``label_source='auto'``
-    where it was ``none`` (human/oracle labels are never touched).
-    """
-    from alnb.workspace import atomic_write_text
-
-    name, mdl, run_imgsz = _resolve_model(ws, model)
-    if conf is None:  # the model's operating point, chosen on VAL1 (alnb.metrics.evaluate)
-        from alnb.metrics import FIXED_CONF, operating_point
-
-        conf = operating_point(ws, name) if isinstance(model, str) and not model.endswith(".pt") else FIXED_CONF
-    if iou is None:  # the same NMS as evaluation (alnb.metrics.NMS_IOU)
-        from alnb.metrics import NMS_IOU
-
-        iou = NMS_IOU
-    name = model_name or name
-    man = ws.manifest()
-    stems = ws.stems("POOL", manifest=man)
-    held = set(ws.stems("VAL1", "GT1", manifest=man))
-    stems = [s for s in stems if s not in held]
-    if not stems:
-        raise ValueError(f"{ws.root}: no POOL images to score.")
-    mi = man.set_index("stem")
-    items = [(s, ws.dataset_root / mi.at[s, "image"]) for s in stems]
-    res = mc_predict(mdl, items, T=T, conf=conf, iou=iou, imgsz=imgsz or run_imgsz, batch=batch, p=p,
-                     device=device, progress=progress, cand_conf=cand_conf, seed=seed)
-    scores = image_scores(res)
-    th = default_thresholds(scores, target_fraction, hard_share)
-    if t_medium is not None:
-        th["t_medium"] = float(t_medium)
-    if t_hard is not None:
-        th["t_hard"] = float(t_hard)
-    th["t_hard"] = max(th["t_hard"], th["t_medium"])
-    scores = assign_tiers(scores, th["t_medium"], th["t_hard"])
-    truth = ws.mode == "simulation" and (mi.loc[stems, "label_state"] != "unlabelled").all()
-    if truth:
-        errs = image_errors(ws, res.detections, stems)
-        scores = scores.merge(errs, on="stem", how="left")
-    scores.insert(1, "model", name)
-
-    write_autolabels(ws, name, res.detections, res.images)
-    atomic_write_text(ws.root / "scores.csv", scores.to_csv(index=False))
-    dets = res.detections.copy()
-    dets.insert(0, "model", name)
-    atomic_write_text(ws.root / "detections.csv", dets.to_csv(index=False))
-    ws.save_json("thresholds", th)
-    ws.save_json("mc_scoring", {**res.settings, "model": name, "n_images": len(stems),
-                                "seconds": round(res.seconds, 3),
-                                "seconds_per_image": round(res.seconds / len(stems), 4)})
-    if truth:
-        ws.save_json("difficulty_vs_errors", difficulty_vs_errors(scores, th))
-
-    man = ws.manifest()
-    sel = man["stem"].isin(stems)
-    man.loc[sel, "auto_model"] = name
-    man.loc[sel & (man["label_source"] == "none"), "label_source"] = "auto"
-    ws.write_manifest(man)
-    return scores
-
-
-def retier(ws, t_medium: float, t_hard: float) -> pd.DataFrame:
-    """Re-cut the tiers of ``scores.csv`` with new thresholds, save them and the thresholds; return the table."""
-    from alnb.workspace import atomic_write_text
-
-    from alnb.select import load_scores
-
-    scores = assign_tiers(load_scores(ws), t_medium, t_hard)
-    atomic_write_text(ws.root / "scores.csv", scores.to_csv(index=False))
-    try:
-        th = ws.load_json("thresholds")
-    except Exception:
-        th = {}
-    th.update({"t_medium": float(t_medium), "t_hard": float(t_hard)})
-    ws.save_json("thresholds", th)
-    if "has_error" in scores:
-        ws.save_json("difficulty_vs_errors", difficulty_vs_errors(scores, th))
-    return scores
-
-
-# ----------------------------------------------------------------------------------------------------------- display
-def difficulty_bars_html(scores: pd.DataFrame, columns=("stem", "score", "n_det", "cls_unc", "mutual_info",
-                                                        "box_spread", "least_conf"), max_rows: int | None = None,
-                         sort_by: str = "score") -> str:
-    """HTML table with difficulty bars (1 green / 2 yellow / 3 red; failed images purple), sortable by clicking a
-    column header (a few lines of inline JavaScript; works in JupyterLab and in exported HTML)."""
-    import html as _html
-
-    from alnb.plots import TIER_COLOURS
-
-    df = scores.sort_values(sort_by, ascending=False) if sort_by in scores else scores
-    if max_rows:
-        df = df.head(max_rows)
-    cols = [c for c in columns if c in df.columns]
-    tid = f"alnb-tiers-{abs(hash(tuple(df['stem']))) % 10**8}"
-
-    def bars(tier, failed):
-        n = TIER_BARS.get(tier, 0)
-        col = TIER_COLOURS["failed"] if failed else TIER_COLOURS.get(tier, "#999")
-        cells = "".join(f'<span style="display:inline-block;width:7px;height:{6 + 4 * i}px;margin-right:2px;'
-                        f'vertical-align:bottom;background:{col if i < n else "#ddd"}"></span>' for i in range(3))
-        label = f"{tier}{' (failed)' if failed else ''}"
-        return f'<td data-v="{n + (10 if failed else 0)}" title="{label}">{cells} {label}</td>'
-
-    head = "".join(f'<th style="cursor:pointer" onclick="alnbSort(\'{tid}\',{i})">{_html.escape(c)} &#x21C5;</th>'
-                   for i, c in enumerate(["difficulty", *cols]))
-    rows = []
-    for r in df.to_dict("records"):
-        tds = [bars(r.get("tier", ""), bool(r.get("failed", False)))]
-        for c in cols:
-            v = r[c]
-            txt = f"{v:.3f}" if isinstance(v, float) else _html.escape(str(v))
-            dv = f"{float(v):.6g}" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else txt
-            tds.append(f'<td data-v="{dv}">{txt}</td>')
-        rows.append("<tr>" + "".join(tds) + "</tr>")
-    script = ("<script>function alnbSort(id,c){var t=document.getElementById(id),b=t.tBodies[0],"
-              "r=Array.from(b.rows),d=t.getAttribute('data-d'+c)==='1';t.setAttribute('data-d'+c,d?'0':'1');"
-              "r.sort(function(x,y){var a=x.cells[c].getAttribute('data-v'),z=y.cells[c].getAttribute('data-v'),"
-              "fa=parseFloat(a),fz=parseFloat(z);var v=(isNaN(fa)||isNaN(fz))?a.localeCompare(z):fa-fz;"
-              "return d?v:-v;});r.forEach(function(e){b.appendChild(e);});}</script>")
-    return (f'{script}<table id="{tid}" style="font-size:12px"><thead><tr>{head}</tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>")
+                "nc": nc}
+    emb = np.concatenate(embs).astype(np.float32) if embs else None
+    return MCResult(pd.DataFrame(det_rows, columns=DET_COLUMNS), pd.DataFrame(img_rows), settings, seconds, emb)
 
 
 # ------------------------------------------------------------------------------------------------- untrained models
@@ -875,3 +506,4 @@ def untrained_dropout_model(model: str = "yolov8n.yaml", imgsz: int = 64, p: flo
         for s in y.model.model[-1].cv3:
             s[-1].bias.data.fill_(cls_bias)
     return y
+

@@ -1,4 +1,5 @@
-"""MC-dropout uncertainty: maths on hand-made tensors, equivalence with ultralytics predict, tiers, pool scoring."""
+"""MC-dropout sampling (alnb.mc) and the scoring step (alnb.scoring): maths on hand-made tensors, equivalence with
+ultralytics predict, tiers, pool scoring, notebook 02."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ import pytest
 import torch
 
 import alnb  # noqa: F401
-from alnb import uncertainty as U
+from alnb import acquisition as A
+from alnb import difficulty as D
+from alnb import display, scoring
+from alnb import mc as U
+from alnb import select as sel
 
 
 # ------------------------------------------------------------------------------------------------------------ helpers
@@ -82,21 +87,6 @@ def test_anchor_stats_hand_made():
     assert st["box_spread"].item() == pytest.approx(0.05, rel=1e-5)
 
 
-def test_hybrid_uncertainty():
-    assert U.hybrid_unc(0.0, 0.0) == pytest.approx(0.0)
-    assert U.hybrid_unc(1.0, 0.3) == pytest.approx(1.0)
-    # class 0.5, localisation 0.5 (spread = box_ref ln 2) -> noisy-OR 0.75
-    assert U.hybrid_unc(0.5, 0.05 * math.log(2), box_ref=0.05) == pytest.approx(0.75)
-    assert U.hybrid_unc(0.2, 0.01) > U.hybrid_unc(0.2, 0.0)
-
-
-def test_auroc_rank_based():
-    assert U.auroc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
-    assert U.auroc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
-    assert U.auroc([0.5, 0.5, 0.5, 0.5], [0, 1, 0, 1]) == 0.5
-    # hand count: positives {0.4, 0.9}, negatives {0.1, 0.5, 0.9}: pairs won 1 + (1 + 1 + 0.5) = 3.5 of 6
-    assert U.auroc([0.4, 0.9, 0.1, 0.5, 0.9], [1, 1, 0, 0, 0]) == pytest.approx(3.5 / 6)
-    assert math.isnan(U.auroc([0.1, 0.2], [1, 1]))
 
 
 # ------------------------------------------------------------------------------------------------------------- tiers
@@ -109,55 +99,65 @@ def _table():
 
 def test_default_thresholds_and_tiers_on_hand_made_table():
     sc = _table()
-    th = U.default_thresholds(sc, target_fraction=0.6, hard_share=0.5)
+    th = sel.choose_thresholds(sc, target_fraction=0.6, hard_share=0.5)
     # 6 of 10 flagged: the 2 failed + the top 4 non-failed scores (0.6..0.9); hard = half of those 4 (0.8, 0.9)
     assert th["t_medium"] == pytest.approx(0.55)
     assert th["t_hard"] == pytest.approx(0.75)
-    t = U.assign_tiers(sc, th["t_medium"], th["t_hard"])
+    t = sel.assign_tiers(sc, th["t_medium"], th["t_hard"])
     assert t["tier"].tolist() == ["easy"] * 6 + ["medium"] * 2 + ["hard"] * 2
     assert t["bars"].tolist() == [1] * 6 + [2] * 2 + [3] * 2
     assert t["failed"].tolist() == [True, True] + [False] * 8  # failed kept as its own flag, tier from the score
     flagged = (t["tier"] != "easy") | t["failed"]
     assert flagged.sum() == 6
     # explicit thresholds override; boundaries: score == t_medium is medium, == t_hard is hard
-    t2 = U.assign_tiers(sc, 0.5, 0.8)
+    t2 = sel.assign_tiers(sc, 0.5, 0.8)
     assert t2.set_index("stem").loc[["s4", "s5", "s7", "s8"], "tier"].tolist() == ["easy", "medium", "medium", "hard"]
     with pytest.raises(ValueError):
-        U.assign_tiers(sc, 0.8, 0.5)
+        sel.assign_tiers(sc, 0.8, 0.5)
     with pytest.raises(ValueError):
-        U.default_thresholds(sc, target_fraction=0.6, hard_share=1.5)
+        sel.choose_thresholds(sc, target_fraction=0.6, hard_share=1.5)
     # more failed images than the target: nothing else is flagged
-    th = U.default_thresholds(sc, target_fraction=0.1)
-    assert (U.assign_tiers(sc, th["t_medium"], th["t_hard"])["tier"] == "easy").all()
+    th = sel.choose_thresholds(sc, target_fraction=0.1)
+    assert (sel.assign_tiers(sc, th["t_medium"], th["t_hard"])["tier"] == "easy").all()
 
 
 def test_failed_flag_added_when_missing():
     sc = _table().drop(columns="failed")
-    t = U.assign_tiers(sc, 0.5, 0.8)
+    t = sel.assign_tiers(sc, 0.5, 0.8)
     assert t["failed"].tolist() == [True, True] + [False] * 8
 
 
 def test_difficulty_vs_errors_on_hand_made_table():
-    sc = U.assign_tiers(_table(), 0.55, 0.65)
+    sc = sel.assign_tiers(_table(), 0.55, 0.65)
     sc["has_error"] = [True, True, False, False, False, False, False, True, True, True]
-    res = U.difficulty_vs_errors(sc)
-    assert res["n"] == 10 and res["n_error"] == 5
+    sc["n_err"] = [2, 1, 0, 0, 0, 0, 0, 1, 2, 3]
+    sc["n_cand"] = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    res = D.difficulty_vs_errors(sc)
+    assert res["n"] == 10 and res["n_error"] == 5 and res["n_nonfailed"] == 8
     assert res["tiers"]["hard"] == {"n": 3, "n_error": 3, "error_rate": 1.0}
     # each image is counted once: the two failed images (s0, s1, both wrong) only under "failed", not "easy"
     assert res["tiers"]["easy"] == {"n": 4, "n_error": 0, "error_rate": 0.0}
     assert res["tiers"]["failed"] == {"n": 2, "n_error": 2, "error_rate": 1.0}
     assert sum(v["n"] for v in res["tiers"].values()) == res["n"]
     assert res["tiers_hard_minus_easy"] == pytest.approx(1.0)
-    # errors at s0, s1 (lowest scores) and s7..s9 (highest): 3 positives beat all 5 negatives, 2 beat none
-    assert res["auroc"]["score"] == pytest.approx(15 / 25)
-    assert res["auroc"]["least_conf"] == pytest.approx(10 / 25)
+    # on the 8 non-failed images the errors are the 3 highest scores: AUROC 1 (least_conf falls with the score: 0)
+    assert res["auroc"]["score"] == pytest.approx(1.0)
+    assert res["auroc"]["least_conf"] == pytest.approx(0.0)
+    hy = res["strategies"]["hybrid"]
+    # all images: errors at s0, s1 (lowest scores) and s7..s9: 3 positives beat all 5 negatives, 2 beat none
+    assert hy["auroc_all_images"] == pytest.approx(15 / 25)
+    assert res["strategies"]["least_confidence"]["auroc_all_images"] == pytest.approx(10 / 25)
+    # Spearman on non-failed: score ranks 1..8 against error ranks (five ties at 3, then 6, 7, 8)
+    assert hy["spearman_errors"] == pytest.approx(np.corrcoef(np.arange(1, 9), [3, 3, 3, 3, 3, 6, 7, 8])[0, 1])
+    assert hy["abs_spearman_candidates"] == pytest.approx(
+        np.corrcoef(np.arange(1, 9), [1.5, 1.5, 3.5, 3.5, 5.5, 5.5, 7.5, 7.5])[0, 1])
     with pytest.raises(ValueError, match="simulation"):
-        U.difficulty_vs_errors(sc.drop(columns="has_error"))
+        D.difficulty_vs_errors(sc.drop(columns="has_error"))
 
 
 def test_difficulty_bars_html():
-    t = U.assign_tiers(_table(), 0.55, 0.65)
-    html = U.difficulty_bars_html(t)
+    t = sel.assign_tiers(_table(), 0.55, 0.65)
+    html = display.difficulty_bars_html(t)
     assert html.count("<tr>") == 11  # header + 10 rows
     assert "#2ca02c" in html and "#f2c500" in html and "#d62728" in html and "#7f3fbf" in html
     assert "alnbSort" in html
@@ -197,7 +197,7 @@ def test_dropout_passes_differ_and_uncertainties_finite(model, noise_images):
     assert active.any() and (s[:, 0, :, :][active.unsqueeze(1).expand(-1, 84, -1)]
                              != s[:, 1, :, :][active.unsqueeze(1).expand(-1, 84, -1)]).any()
     res = U.mc_predict(model, noise_images, T=6, conf=0.25, imgsz=64, progress=False)
-    cols = ["cls_unc", "entropy", "exp_entropy", "mutual_info", "conf_std", "box_std", "box_spread", "hybrid"]
+    cols = ["cls_unc", "entropy", "exp_entropy", "mutual_info", "conf_std", "box_std", "box_spread"]
     v = res.detections[cols].to_numpy()
     assert len(v) > 0 and np.isfinite(v).all() and (v >= 0).all()
     assert (res.detections["mutual_info"] > 0).any() and (res.detections["box_spread"] > 0).any()
@@ -233,7 +233,7 @@ def test_score_pool_writes_workspace_outputs(tiny_workspace, tiny_dataset):
     for s in y.model.model[-1].cv3:
         s[-1].bias.data.fill_(-1.0)
     man0 = ws.manifest()
-    scores = U.score_pool(ws, model=y, T=4, conf=0.25, imgsz=64, model_name="CAL1", progress=False)
+    scores = scoring.score_pool(ws, model=y, T=4, conf=0.25, imgsz=64, model_name="CAL1", progress=False)
     pool = ws.stems("POOL")
     assert sorted(scores["stem"]) == pool
     for c in ["stem", "n_det", "failed", "score", "tier", "cls_unc", "mutual_info", "box_spread", "least_conf",
@@ -262,6 +262,22 @@ def test_score_pool_writes_workspace_outputs(tiny_workspace, tiny_dataset):
     assert abs(flagged - 0.6) <= 0.1 or scores["failed"].mean() > 0.6
     dve = json.loads((ws.root / "metrics" / "difficulty_vs_errors.json").read_text())
     assert dve["n"] == len(pool) and set(dve["tiers"]) == {"easy", "medium", "hard", "failed"}
+    assert set(dve["strategies"]) >= {"hybrid", "least_confidence", "bald", "entropy", "localisation"}
+    assert set(dve["aggregations"]) == {"topk", "mean", "max", "sum"}
+    # per-detection uncertainty: data-derived box scale -> a typical box has loc_unc 0.5, the mean never saturates
+    info = json.loads((ws.root / "metrics" / "mc_scoring.json").read_text())
+    assert info["box_ref"] == pytest.approx(np.median(dets.loc[dets["box_spread"] > 0, "box_spread"]))
+    assert np.median(dets["loc_unc"]) == pytest.approx(0.5, abs=0.05)
+    assert info["detection_uncertainty_median"] == pytest.approx(np.median(dets["hybrid"])) and (dets["hybrid"] < 1).all()
+    # image score = mean of the TOP_K largest hybrid values of the image's candidates
+    top = dets.groupby("stem")["hybrid"].apply(lambda v: np.sort(v.to_numpy())[::-1][:A.TOP_K].mean())
+    got = scores.set_index("stem").loc[top.index, "score"]
+    np.testing.assert_allclose(got.to_numpy(), top.to_numpy(), rtol=1e-9)
+    assert (scores.loc[scores["n_cand"] == 0, "score"] == 0).all() and (scores["empty"] == (scores["n_cand"] == 0)).all()
+    # pooled backbone features of every POOL image, from the same pass
+    emb = scoring.load_embeddings(ws, pool)
+    assert emb.shape[0] == len(pool) and emb.shape[1] > 8 and np.isfinite(emb).all()
+    assert len({tuple(np.round(r, 5)) for r in emb}) == len(pool)  # images differ
     # manifest: POOL rows auto-labelled by CAL1; human labels untouched
     man = ws.manifest().set_index("stem")
     assert (man.loc[pool, "auto_model"] == "CAL1").all()

@@ -1,0 +1,403 @@
+"""Acquisition: per-detection uncertainty -> image scores -> strategies that order the POOL.
+
+Everything here is a pure function on arrays and tables (no files, no model), so each piece is tested on hand-made
+inputs.  :mod:`alnb.mc` measures the per-detection statistics; :mod:`alnb.scoring` writes the tables.
+
+Per-detection uncertainty (:func:`detection_uncertainty`)
+---------------------------------------------------------
+* ``cls_unc`` = ``h(conf) / ln 2`` in [0, 1] (:mod:`alnb.mc`): 0 for a certain class call, 1 for a coin flip.
+* ``loc_unc = 1 - 2 ** (-box_spread / box_ref)`` in [0, 1): ``box_spread`` is already relative to the box size
+  (corner std / sqrt(w h)); ``box_ref`` is **derived from the data**: the median ``box_spread`` of the scored
+  candidates (:func:`box_ref_from`), so a typical box has ``loc_unc = 0.5`` whatever the model, image size or T.
+  (The old fixed reference 0.05 sat below the median spread of the demo, 0.070, so ``loc_unc`` was ~0.75 for almost
+  every box.)
+* ``hybrid = (cls_unc + loc_unc) / 2``: the mean of the two, in [0, 1).  The old noisy-OR ``1 - (1-a)(1-b)`` is never
+  below the larger component, so with two components around 0.5-0.7 it saturates near 1 (demo median 0.94); the
+  mean keeps the range and weighs "is the class right?" and "is the box right?" equally.
+
+Image score (:func:`image_scores`)
+----------------------------------
+The image ``score`` is the **mean of the ``TOP_K`` largest** per-detection ``hybrid`` values over the image's
+candidates (every mean-prediction detection above ``cand_conf``; all of them when fewer).  Why top-k mean: a *sum*
+(or the old ``-ln prod(1 - hybrid)``) grows with the number of candidate boxes, so "hard" meant "crowded"; a plain
+*mean* lets many confident boxes hide one wrong box; the *max* rests on one box.  The mean of the few most uncertain
+boxes is high when some boxes are doubtful, and does not grow with the count.  ``sum``, ``mean`` and ``max`` are kept
+beside it (``score_sum``, ``score_mean``, ``score_max``) and compared in ``metrics/difficulty_vs_errors.json``.  The
+other image columns (``cls_unc``, ``entropy``, ``mutual_info``, ``box_spread``) use the same top-k mean;
+``least_conf = 1 - max`` mean class probability over all anchors; ``count_var`` the variance of the detection count
+over the passes.
+
+Strategies (:data:`STRATEGIES`)
+-------------------------------
+A strategy is a function ``fn(pool, k, rng) -> list of stems`` (the ``k`` images to label, first = most wanted), with
+a docstring; :data:`STRATEGIES` is a plain ``{name: fn}`` dict (like ultralytics' callbacks; CLI choices come from it)
+and :func:`select` is the one entry point.  Random is just another strategy, so the control arm runs through the
+same code as the method (baal's heuristics).
+
+**One rule for failed and empty images, applied by** :func:`select` **to every strategy.**  An image with no candidate
+detection at all (``n_cand == 0``, *empty*) has no per-detection statistic, so no uncertainty strategy can place it.
+Giving such images the top of every scale would make every strategy pick the same random empty images; the bottom
+would hide them.  Instead every strategy gets the **same share of empty images**: ``round(k * n_empty / n)`` of
+them, drawn at random with the run's seed, and ranks only the other images (failed images with candidates below
+the auto-label threshold are scored like any other).  Ties are broken by a seeded random permutation.  The study
+rule is the one exception (``whole_pool``): failed images are part of its definition.
+
+Adding a strategy = one function + one registry line::
+
+    def my_strategy(pool, k, rng):
+        \"\"\"Highest mutual information of the single most uncertain box.\"\"\"
+        return top_k(pool, pool.scores["mutual_info"], k, rng)
+
+    STRATEGIES["my_strategy"] = my_strategy
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TOP_K = 3  # detections averaged per image in the default image score (see module docstring)
+BOX_REF_FALLBACK = 0.05  # box_ref when no candidate has a positive spread (T=1 or dropout off): the old default
+SHORTLIST_FACTOR = 3  # uncertainty+diversity: shortlist SHORTLIST_FACTOR * k most uncertain images (PPAL uses 2-4x)
+FEATURE_EPS = 1e-8  # floor of a feature's standard deviation when embeddings are standardised
+IMAGE_COMPONENTS = ["cls_unc", "entropy", "mutual_info", "box_spread"]
+AGGREGATIONS = ("topk", "mean", "max", "sum")
+
+
+# ------------------------------------------------------------------------------------------ per-detection uncertainty
+def box_ref_from(box_spread) -> float:
+    """The data's scale of localisation uncertainty: the median of the positive, finite relative box spreads.
+
+    Falls back to :data:`BOX_REF_FALLBACK` when there is none (e.g. ``T=1`` or dropout off).
+    """
+    v = np.asarray(box_spread, dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.median(v)) if len(v) else BOX_REF_FALLBACK
+
+
+def localisation_unc(box_spread, box_ref: float) -> np.ndarray:
+    """Relative box spread (>= 0) mapped to [0, 1): ``1 - 2 ** (-box_spread / box_ref)`` (0.5 at ``box_ref``)."""
+    if not box_ref > 0:
+        raise ValueError(f"box_ref must be > 0, got {box_ref}")
+    s = np.clip(np.asarray(box_spread, dtype=np.float64), 0, None)
+    return 1.0 - np.exp2(-s / box_ref)
+
+
+def hybrid_unc(cls_unc, box_spread, box_ref: float) -> np.ndarray:
+    """Per-detection uncertainty in [0, 1): mean of class uncertainty and localisation uncertainty."""
+    cu = np.clip(np.asarray(cls_unc, dtype=np.float64), 0, 1)
+    return (cu + localisation_unc(box_spread, box_ref)) / 2
+
+
+def detection_uncertainty(detections: pd.DataFrame, *, box_ref: float | None = None) -> tuple:
+    """Copy of a detection table with ``loc_unc`` and ``hybrid`` added; returns ``(table, box_ref)``.
+
+    ``box_ref=None`` derives it from the table (:func:`box_ref_from`).
+    """
+    det = detections.copy()
+    ref = box_ref_from(det["box_spread"]) if box_ref is None else float(box_ref)
+    det["loc_unc"] = localisation_unc(det["box_spread"], ref) if len(det) else np.zeros(0)
+    det["hybrid"] = hybrid_unc(det["cls_unc"], det["box_spread"], ref) if len(det) else np.zeros(0)
+    return det, ref
+
+
+# ---------------------------------------------------------------------------------------------------- image scores
+def aggregate(detections: pd.DataFrame, column: str, *, how: str = "topk", k: int = TOP_K) -> pd.Series:
+    """Per-image aggregate of a per-detection column (index ``stem``): ``topk`` mean of the ``k`` largest values,
+    ``mean``, ``max`` or ``sum``.  Images without a row are absent (the caller decides what they get)."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"how must be one of {AGGREGATIONS}, not {how!r}")
+    if not len(detections):
+        return pd.Series(dtype=float, name=column)
+    g = detections.groupby("stem")[column]
+    if how == "topk":
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        return g.apply(lambda v: float(np.sort(v.to_numpy(float))[::-1][:k].mean())).rename(column)
+    return getattr(g, how)().astype(float).rename(column)
+
+
+def image_scores(detections: pd.DataFrame, images: pd.DataFrame, *, box_ref: float | None = None,
+                 how: str = "topk", k: int = TOP_K) -> pd.DataFrame:
+    """One row per image of ``images`` (``stem, n_det, n_cand, max_prob, count_mean, count_var`` ...).
+
+    Adds ``score`` (per-detection ``hybrid`` aggregated by ``how``; top-k mean by default), ``score_sum``,
+    ``score_mean``, ``score_max``, ``score_topk`` (the alternatives, for the evaluation), the components
+    :data:`IMAGE_COMPONENTS` (same aggregation), ``least_conf = 1 - max_prob``, ``failed`` (nothing above the
+    auto-label threshold) and ``empty`` (no candidate at all: every detection column is 0 there; :func:`select` treats
+    these images the same way for every strategy).  ``detections`` needs ``stem, cls_unc, box_spread`` and the
+    components; ``hybrid`` is computed when missing.
+    """
+    det = detections if "hybrid" in detections else detection_uncertainty(detections, box_ref=box_ref)[0]
+    img = images.copy()
+    cols = {}
+    for alt in AGGREGATIONS:
+        cols[f"score_{alt}"] = aggregate(det, "hybrid", how=alt, k=k)
+    cols["score"] = cols[f"score_{how}"]
+    for c in IMAGE_COMPONENTS:
+        if c in det:
+            cols[c] = aggregate(det, c, how=how, k=k)
+    agg = pd.DataFrame({c: s.rename(None) for c, s in cols.items()})
+    img = img.merge(agg, left_on="stem", right_index=True, how="left")
+    for c in cols:
+        img[c] = img[c].astype(float).fillna(0.0)
+    img["failed"] = img["n_det"] == 0
+    img["empty"] = img["n_cand"] == 0
+    img["least_conf"] = 1.0 - img["max_prob"]
+    first = ["stem", "n_det", "n_cand", "failed", "empty", "score", *IMAGE_COMPONENTS, "least_conf", "max_prob",
+             "count_mean", "count_var", "score_topk", "score_mean", "score_max", "score_sum"]
+    rest = [c for c in img.columns if c not in first]
+    return img[[c for c in first if c in img.columns] + rest].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------------ the pool
+@dataclass
+class Pool:
+    """What strategies see: one row per candidate POOL image.
+
+    Attributes
+    ----------
+    scores : DataFrame
+        ``stem`` + score columns (:func:`image_scores`: ``score``, ``least_conf``, ``entropy``, ``mutual_info``,
+        ``box_spread``, ``count_var``, ``failed``, ``n_cand`` ...), one row per image that may be selected.
+    embeddings : ndarray, optional
+        (n, C) image features, rows aligned with ``scores`` (:func:`alnb.mc.pooled_features`); diversity needs them.
+    thresholds : tuple, optional
+        ``(t_medium, t_hard)`` for the study rule.
+    """
+
+    scores: pd.DataFrame
+    embeddings: np.ndarray | None = None
+    thresholds: tuple | None = None
+
+    def __post_init__(self):
+        self.scores = self.scores.reset_index(drop=True)
+        if self.scores["stem"].duplicated().any():
+            raise ValueError("the pool has duplicate stems")
+        if self.embeddings is not None:
+            self.embeddings = np.asarray(self.embeddings, dtype=np.float64)
+            if len(self.embeddings) != len(self.scores):
+                raise ValueError(f"{len(self.embeddings)} embeddings for {len(self.scores)} images")
+
+    def __len__(self):
+        return len(self.scores)
+
+    @property
+    def stems(self) -> np.ndarray:
+        return self.scores["stem"].astype(str).to_numpy()
+
+    def subset(self, mask) -> "Pool":
+        mask = np.asarray(mask, bool)
+        return Pool(self.scores[mask], None if self.embeddings is None else self.embeddings[mask], self.thresholds)
+
+    def column(self, name: str) -> np.ndarray:
+        if name not in self.scores:
+            raise KeyError(f"the score table has no column {name!r}: score the pool with alnb.scoring.score_pool "
+                           f"(columns: {list(self.scores.columns)})")
+        return self.scores[name].to_numpy(np.float64)
+
+    def need_embeddings(self, strategy: str) -> np.ndarray:
+        if self.embeddings is None:
+            raise ValueError(f"strategy {strategy!r} needs image embeddings (embeddings.npz of the scoring step).")
+        return self.embeddings
+
+
+def top_k(pool: Pool, values, k: int, rng: np.random.Generator) -> list:
+    """The ``k`` stems with the highest ``values`` (NaN lowest); ties broken by a seeded random permutation."""
+    v = np.asarray(values, dtype=np.float64)
+    v = np.where(np.isnan(v), -np.inf, v)
+    order = np.lexsort((rng.permutation(len(v)), -v))
+    return list(pool.stems[order[:k]])
+
+
+# --------------------------------------------------------------------------------------------- diversity helpers
+def standardise(x) -> np.ndarray:
+    """Features centred and scaled per dimension (so no channel dominates the Euclidean distance)."""
+    x = np.asarray(x, dtype=np.float64)
+    return (x - x.mean(0)) / np.maximum(x.std(0), FEATURE_EPS)
+
+
+def k_center_greedy(x, k: int, rng: np.random.Generator, *, first: int | None = None) -> list:
+    """Core-set selection (Sener & Savarese 2018): repeatedly take the point farthest from everything taken.
+
+    Starts at ``first`` (default: a random point).  Returns ``k`` row indices in selection order.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    k = min(int(k), n)
+    if k <= 0:
+        return []
+    cur = int(rng.integers(n)) if first is None else int(first)
+    picked = [cur]
+    dist = np.linalg.norm(x - x[cur], axis=1)
+    while len(picked) < k:
+        dist[picked] = -1.0
+        cur = int(np.argmax(dist))
+        picked.append(cur)
+        dist = np.minimum(dist, np.linalg.norm(x - x[cur], axis=1))
+    return picked
+
+
+def kmeans_pp(x, k: int, rng: np.random.Generator, *, first: int | None = None) -> list:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each next point drawn with probability ~ squared distance to
+    the nearest point taken.  Returns ``k`` distinct row indices in selection order."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    k = min(int(k), n)
+    if k <= 0:
+        return []
+    cur = int(rng.integers(n)) if first is None else int(first)
+    picked = [cur]
+    d2 = ((x - x[cur]) ** 2).sum(1)
+    while len(picked) < k:
+        d2[picked] = 0.0
+        tot = d2.sum()
+        if tot <= 0:  # the rest coincide with taken points: take them at random
+            rest = np.setdiff1d(np.arange(n), picked)
+            cur = int(rng.choice(rest))
+        else:
+            cur = int(rng.choice(n, p=d2 / tot))
+        picked.append(cur)
+        d2 = np.minimum(d2, ((x - x[cur]) ** 2).sum(1))
+    return picked
+
+
+# ------------------------------------------------------------------------------------------------------ strategies
+def random_strategy(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Random: a uniform random sample (the control arm)."""
+    return list(pool.stems[rng.permutation(len(pool))[:k]])
+
+
+def least_confidence(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Least confidence: highest ``1 - max`` class probability of the image (the plain baseline)."""
+    return top_k(pool, pool.column("least_conf"), k, rng)
+
+
+def entropy(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Entropy: highest predictive entropy of the mean class probabilities (top-k mean over detections)."""
+    return top_k(pool, pool.column("entropy"), k, rng)
+
+
+def bald(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """BALD: highest mutual information between prediction and dropout mask (epistemic part; top-k mean)."""
+    return top_k(pool, pool.column("mutual_info"), k, rng)
+
+
+def localisation(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Localisation: largest box spread over the MC passes, relative to box size (top-k mean)."""
+    return top_k(pool, pool.column("box_spread"), k, rng)
+
+
+def count_variance(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Count variance: the number of detections varies most over the MC passes."""
+    return top_k(pool, pool.column("count_var"), k, rng)
+
+
+def hybrid(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Hybrid: the study's difficulty score (top-k mean of (class + localisation uncertainty) / 2)."""
+    return top_k(pool, pool.column("score"), k, rng)
+
+
+def hybrid_sum(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Hybrid, summed over all candidate boxes (favours crowded images; kept as the contrast to top-k)."""
+    return top_k(pool, pool.column("score_sum"), k, rng)
+
+
+def study_rule(pool: Pool, k: int | None, rng: np.random.Generator) -> list:
+    """Study rule: failed images first, then medium + hard at the thresholds, hardest first (budget = its own size).
+
+    With a budget ``k`` the first ``k`` of that order (the budgeted rule: failed first, then by score).  Without
+    thresholds (``pool.thresholds`` None) every image is a candidate, in the same order.  Ties broken at random.
+    """
+    s = pool.scores
+    failed = s["failed"].to_numpy(bool) if "failed" in s else np.zeros(len(s), bool)
+    score = pool.column("score")
+    keep = np.ones(len(s), bool)
+    if pool.thresholds is not None:
+        t_medium, _ = pool.thresholds
+        keep = failed | (score >= float(t_medium))
+    order = np.lexsort((rng.permutation(len(s)), -np.where(np.isnan(score), -np.inf, score), ~failed))
+    stems = [st for st, kp in zip(pool.stems[order], keep[order]) if kp]
+    return stems if k is None else stems[:int(k)]
+
+
+study_rule.whole_pool = True  # failed images are part of the rule's definition: select() does not split them off
+
+
+def coreset(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Core-set (diversity only): k-center greedy on standardised pooled backbone features, random first centre."""
+    x = standardise(pool.need_embeddings("coreset"))
+    return list(pool.stems[k_center_greedy(x, k, rng)])
+
+
+def uncertain_diverse(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Uncertainty + diversity (PPAL-style): shortlist the ``SHORTLIST_FACTOR * k`` highest hybrid scores, then
+    k-means++ seeding on their pooled features, starting at the most uncertain image."""
+    x = standardise(pool.need_embeddings("uncertain_diverse"))
+    m = min(len(pool), max(int(k), int(math.ceil(SHORTLIST_FACTOR * k))))
+    short = top_k(pool, pool.column("score"), m, rng)
+    idx = np.array([int(np.flatnonzero(pool.stems == s)[0]) for s in short], dtype=int)
+    pick = kmeans_pp(x[idx], k, rng, first=0)
+    return [short[i] for i in pick]
+
+
+STRATEGIES = {
+    "random": random_strategy,
+    "least_confidence": least_confidence,
+    "entropy": entropy,
+    "bald": bald,
+    "localisation": localisation,
+    "count_variance": count_variance,
+    "hybrid": hybrid,
+    "hybrid_sum": hybrid_sum,
+    "study_rule": study_rule,
+    "coreset": coreset,
+    "uncertain_diverse": uncertain_diverse,
+}
+"""Every acquisition strategy by name: ``fn(pool, k, rng) -> stems``.  Add one with one line."""
+
+SCORE_COLUMNS = {"least_confidence": "least_conf", "entropy": "entropy", "bald": "mutual_info",
+                 "localisation": "box_spread", "count_variance": "count_var", "hybrid": "score",
+                 "hybrid_sum": "score_sum"}
+"""The image score column of each score-based strategy (what the error analysis evaluates)."""
+
+
+def describe() -> pd.DataFrame:
+    """Name and first docstring line of every registered strategy."""
+    return pd.DataFrame([{"strategy": n, "description": (f.__doc__ or "").strip().split("\n")[0],
+                          "whole_pool": bool(getattr(f, "whole_pool", False))} for n, f in STRATEGIES.items()])
+
+
+def select(strategy: str, pool: Pool, k: int | None, *, seed: int = 0) -> list:
+    """The images strategy ``strategy`` picks from ``pool`` with budget ``k`` (``None``: the study rule's own size).
+
+    Applies the one rule for empty images (module docstring): ``round(k * n_empty / n)`` empty images drawn at
+    random, the rest chosen by the strategy among the scored images.  Same seed and pool -> same selection.
+    Returns ``k`` distinct stems (strategy's picks first, then the empty ones).
+    """
+    if strategy not in STRATEGIES:
+        raise KeyError(f"unknown strategy {strategy!r}; choose one of {sorted(STRATEGIES)}")
+    fn = STRATEGIES[strategy]
+    rng = np.random.default_rng(seed)
+    if getattr(fn, "whole_pool", False):
+        return list(fn(pool, k, rng))
+    if k is None or int(k) != k or k < 0:
+        raise ValueError(f"strategy {strategy!r} needs a budget k >= 0, got {k!r}")
+    k = int(k)
+    n = len(pool)
+    if k > n:
+        raise ValueError(f"budget k={k} is larger than the {n} candidate POOL images")
+    empty = pool.scores["n_cand"].to_numpy() == 0 if "n_cand" in pool.scores else np.zeros(n, bool)
+    n_empty = int(empty.sum())
+    k_empty = int(round(k * n_empty / n)) if n else 0
+    k_empty = min(n_empty, max(k_empty, k - (n - n_empty)))
+    picks = list(fn(pool.subset(~empty), k - k_empty, rng)) if k - k_empty > 0 else []
+    empties = sorted(pool.stems[empty])
+    extra = [empties[i] for i in rng.permutation(n_empty)[:k_empty]]
+    out = picks + extra
+    if len(set(out)) != k:
+        raise RuntimeError(f"strategy {strategy!r} returned {len(set(out))} distinct images for a budget of {k}")
+    return out

@@ -1,0 +1,43 @@
+"""The score table (``scores.csv``, one row per POOL image): reading and validating it.
+
+Kept below :mod:`alnb.select` and :mod:`alnb.labelio`, which both read it, so neither has to import the other for it
+(``alnb.select`` re-exports these names).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from alnb.workspace import Workspace, WorkspaceError
+
+
+class SelectionError(ValueError):
+    """A selection that breaks a rule (thresholds out of order, budget too large, forbidden images...)."""
+
+
+# -------------------------------------------------------------------------------------------------------- score table
+def load_scores(ws: Workspace) -> pd.DataFrame:
+    """Read ``<workspace>/scores.csv`` (written by the scoring step, notebook 02) and check its columns."""
+    p = ws.root / "scores.csv"
+    if not p.is_file():
+        raise WorkspaceError(f"{p} missing: run notebook 02 (auto-label + MC-dropout scoring) first.")
+    return check_scores(pd.read_csv(p, dtype={"stem": str}, keep_default_na=False), source=str(p))
+
+
+def check_scores(scores: pd.DataFrame, source: str = "score table") -> pd.DataFrame:
+    """Validate and normalise a score table: ``stem`` unique, ``score`` numeric, ``failed`` boolean (default False)."""
+    missing = [c for c in ("stem", "score") if c not in scores.columns]
+    if missing:
+        raise SelectionError(f"{source} lacks column(s) {missing}; it needs at least 'stem' and 'score'.")
+    s = scores.copy()
+    s["stem"] = s["stem"].astype(str)
+    if s["stem"].duplicated().any():
+        raise SelectionError(f"{source} has duplicate stems, e.g. {s.loc[s['stem'].duplicated(), 'stem'].iloc[0]!r}.")
+    s["score"] = pd.to_numeric(s["score"], errors="coerce").astype(float)
+    if "failed" not in s.columns:
+        s["failed"] = False
+    s["failed"] = s["failed"].map(lambda v: str(v).strip().lower() in ("1", "true", "yes", "1.0")).astype(bool)
+    # An image without a finite score can only be handled as failed (it has no place on the score axis).
+    s.loc[~np.isfinite(s["score"]), "failed"] = True
+    return s.reset_index(drop=True)

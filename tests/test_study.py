@@ -1,0 +1,189 @@
+"""The strategy study (alnb.study): interval / verdict / label-savings maths on hand-made tables, the grid, an end to
+end smoke study with resume after an interruption, ``alnb study``, and the notebooks' recorded key numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alnb import study as S
+
+
+# ------------------------------------------------------------------------------------------------------------ maths
+def test_interval_matches_hand_computed_t_interval():
+    iv = S.interval([1.0, 2.0, 3.0])
+    # mean 2, sd 1, t(0.975, 2) = 4.303 -> half width 4.303 / sqrt(3)
+    assert iv["mean"] == 2.0 and iv["sd"] == pytest.approx(1.0) and iv["n"] == 3
+    assert iv["hi"] - iv["mean"] == pytest.approx(4.303 / math.sqrt(3))
+    assert S.interval([5.0, np.nan])["n"] == 1 and math.isnan(S.interval([5.0])["lo"])
+    assert S.t_quantile(1) == 12.706 and S.t_quantile(1000) == S.Z975 and math.isnan(S.t_quantile(0))
+    wide = S.interval(np.r_[np.zeros(50), np.ones(50)])
+    assert wide["hi"] - wide["mean"] == pytest.approx(1.96 * wide["sd"] / 10)
+
+
+def test_verdict_rules():
+    assert S.verdict_of(S.interval([0.05, 0.06, 0.07])) == "better"
+    assert S.verdict_of(S.interval([-0.05, -0.06, -0.07])) == "worse"
+    assert S.verdict_of(S.interval([-0.05, 0.06, 0.0])) == "no detectable difference"
+    assert S.verdict_of(S.interval([0.5])) == "too few seeds"
+
+
+def _table():
+    """3 seeds; random at 10 and 20 images, hybrid at 10, study_rule at 15 images (its own size)."""
+    rows = []
+    for seed, off in ((0, 0.0), (1, 0.02), (2, -0.02)):
+        rows += [{"strategy": "gt1_only", "budget": "0", "seed": seed, "images": 0, "labelling_s": 0.0,
+                  "mAP50": 0.20 + off},
+                 {"strategy": "random", "budget": "10", "seed": seed, "images": 10, "labelling_s": 100.0,
+                  "mAP50": 0.30 + off},
+                 {"strategy": "random", "budget": "20", "seed": seed, "images": 20, "labelling_s": 200.0,
+                  "mAP50": 0.40 + off},
+                 {"strategy": "hybrid", "budget": "10", "seed": seed, "images": 10, "labelling_s": 150.0,
+                  "mAP50": 0.35 + off + 0.01 * seed},
+                 {"strategy": "study_rule", "budget": "10", "seed": seed, "images": 15, "labelling_s": 150.0,
+                  "mAP50": 0.30 + off}]
+    return pd.DataFrame(rows)
+
+
+def test_paired_differences_interpolate_the_same_seeds_random_curve():
+    d = S.paired_differences(_table()).set_index(["strategy", "seed"])
+    assert d.loc[("hybrid", 0), "diff"] == pytest.approx(0.05)
+    assert d.loc[("hybrid", 2), "diff"] == pytest.approx(0.07)
+    # study rule at 15 images: random on the same seed interpolated half-way between 0.30 and 0.40
+    assert d.loc[("study_rule", 1), "reference"] == pytest.approx(0.37)
+    assert d.loc[("study_rule", 1), "diff"] == pytest.approx(-0.05)
+    # per labelling second: hybrid (150 s) against random at 150 s (0.35 on seed 0): difference 0
+    ds = S.paired_differences(_table(), x="labelling_s").set_index(["strategy", "seed"])
+    assert ds.loc[("hybrid", 0), "diff"] == pytest.approx(0.0)
+    # outside the random curve: never extrapolated
+    t = _table()
+    t.loc[t["strategy"] == "hybrid", "images"] = 30
+    d = S.paired_differences(t)
+    assert d.loc[d["strategy"] == "hybrid", "diff"].isna().all() and d["diff"].notna().sum() == 3
+
+
+def test_verdicts_from_paired_intervals():
+    v = S.verdicts(_table()).set_index("strategy")
+    assert v.at["hybrid", "verdict"] == "better" and v.at["hybrid", "mean_diff"] == pytest.approx(0.06)
+    assert v.at["hybrid", "n_seeds"] == 3
+    # 0.06 +- 4.303 * 0.01 / sqrt(3)
+    assert v.at["hybrid", "lo"] == pytest.approx(0.06 - 4.303 * 0.01 / math.sqrt(3))
+    assert v.at["study_rule", "verdict"] == "worse"  # -0.05 on every seed
+    noisy = _table()
+    noisy.loc[(noisy["strategy"] == "hybrid") & (noisy["seed"] == 1), "mAP50"] = 0.10
+    assert S.verdicts(noisy).set_index("strategy").at["hybrid", "verdict"] == "no detectable difference"
+
+
+def test_label_savings_read_off_the_random_curve():
+    s = S.label_savings(_table()).set_index("strategy")
+    # hybrid mean mAP50 0.36 at 10 images; mean random curve 0.20 / 0.30 / 0.40 at 0 / 10 / 20 -> 16 images
+    assert s.at["hybrid", "random_images"] == pytest.approx(16.0)
+    assert s.at["hybrid", "saved_images"] == pytest.approx(6.0)
+    # study rule 0.30 at 15 images: random reaches 0.30 with 10 -> 5 images lost
+    assert s.at["study_rule", "saved_images"] == pytest.approx(-5.0)
+    better = _table()
+    better.loc[better["strategy"] == "hybrid", "mAP50"] = 0.9
+    b = S.label_savings(better).set_index("strategy")
+    assert bool(b.at["hybrid", "beyond_reference"]) and math.isnan(b.at["hybrid", "random_images"])
+    # a noisy dip in the random curve does not give two answers (running maximum)
+    assert S.random_images_for(0.35, [0, 10, 20, 30], [0.2, 0.4, 0.3, 0.5]) == pytest.approx(7.5)
+
+
+def test_summarise_means_and_intervals():
+    s = S.summarise(_table()).set_index(["strategy", "budget"])
+    assert s.at[("random", "20"), "mAP50"] == pytest.approx(0.40)
+    assert s.at[("random", "20"), "mAP50_hi"] - 0.40 == pytest.approx(4.303 * 0.02 / math.sqrt(3))
+    assert s.at[("study_rule", "10"), "images"] == 15 and s.at[("hybrid", "10"), "n_seeds"] == 3
+
+
+def test_grids_and_estimate(tmp_path):
+    small = S.get_grid("small")
+    assert len(small.seeds) >= 3 and small.profile == "quick" and "random" in small.strategies
+    assert "study_rule" in small.strategies
+    est = S.estimate_seconds(tmp_path, small)
+    # 3 x CAL1 (177 x 25 epochs) + 9 runs of (177 + 100) x 25 at 27 images/s + overheads: under an hour on 2 cores
+    assert est["runs"] == 12 and est["seconds"] < 3600
+    assert S.get_grid("small", seeds=[0, 1]).seeds == (0, 1)
+    with pytest.raises(KeyError):
+        S.get_grid("small", strategies=["random", "oracle"])
+    with pytest.raises(ValueError, match="random"):
+        S.get_grid("small", strategies=["hybrid"])
+    with pytest.raises(ValueError):
+        S.get_grid("small", budgets=[0])
+    assert set(S.get_grid("full").strategies) >= {"coreset", "uncertain_diverse", "bald"}
+
+
+# ------------------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_smoke_study_end_to_end_with_resume(tiny_dataset, tmp_path, monkeypatch):
+    out = tmp_path / "study"
+    real_write = S._write_row
+    calls = {"n": 0}
+
+    class Interrupted(RuntimeError):
+        pass
+
+    def write_then_stop(path, row):
+        calls["n"] += 1
+        if calls["n"] == 3:  # (1: CAL1's row) seed 0's second run is trained, then the process "dies" before its row is written
+            raise Interrupted("simulated interruption")
+        real_write(path, row)
+
+    monkeypatch.setattr(S, "_write_row", write_then_stop)
+    with pytest.raises(Interrupted):
+        S.run_study(out, tiny_dataset, grid="smoke", progress=False, log=None)
+    assert sorted(p.name for p in (out / "results").glob("*.json")) == ["seed0__gt1_only__0.json",
+                                                                         "seed0__random__4.json"]
+    monkeypatch.setattr(S, "_write_row", real_write)
+
+    res = S.run_study(out, tiny_dataset, grid="smoke", progress=False, log=None)
+    # resumed: seed 0's CAL1 and both of its runs were not trained again (the interrupted one comes from the cache)
+    assert not any(t.startswith("seed0/") for t in res.trained)
+    assert sorted(res.trained) == ["seed1/CAL1", "seed1/S_hybrid_4", "seed1/S_random_4"]
+    t = res.table
+    assert len(t) == 2 * (1 + 2)  # per seed: gt1_only + 2 strategies x 1 budget
+    r0 = t[(t["seed"] == 0) & (t["strategy"] != "gt1_only")].set_index("strategy")
+    assert not r0.at["random", "reused"] and r0.at["hybrid", "reused"]  # hybrid was the interrupted run
+    sel = t[t["strategy"] != "gt1_only"]
+    assert (sel["images"] == 4).all() and (sel["boxes"] >= 0).all() and (sel["labelling_s"] > 0).all()
+    assert sel["mAP50"].between(0, 1).all() and sel["conf"].between(0, 1).all()
+    # seeds differ: own split, own draws
+    s0 = json.loads((out / "seed0" / "workspace.json").read_text())
+    s1 = json.loads((out / "seed1" / "workspace.json").read_text())
+    assert s0["seed"] == 0 and s1["seed"] == 1
+    assert (out / "seed0" / "manifest.csv").read_text() != (out / "seed1" / "manifest.csv").read_text()
+    assert t.set_index(["strategy", "seed"]).loc[("random", 0), "selection_sha"] != \
+        t.set_index(["strategy", "seed"]).loc[("random", 1), "selection_sha"]
+    for f in ("results.csv", "summary.csv", "verdicts.csv", "savings.csv", "report.md"):
+        assert (out / f).stat().st_size > 0, f
+    for name in ("study_curves_images", "study_curves_seconds", "study_paired_diff"):
+        for ext in ("png", "pdf", "svg"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    rep = (out / "report.md").read_text()
+    assert "95 %" in rep and "hybrid" in rep and "verdict" in rep.lower()
+    v = pd.read_csv(out / "verdicts.csv")
+    assert set(v["verdict"]) <= {"better", "worse", "no detectable difference", "too few seeds"}
+
+    # a finished study is never retrained: a third call trains nothing and gives the same table
+    again = S.run_study(out, tiny_dataset, grid="smoke", progress=False, log=None)
+    assert again.trained == []
+    pd.testing.assert_frame_equal(again.table, res.table)
+
+
+@pytest.mark.slow
+def test_cli_study_smoke(tiny_dataset, tmp_path, capsys):
+    from alnb import cli
+
+    out = tmp_path / "st"
+    assert cli.main(["study", "--data", str(tiny_dataset), "--out", str(out), "--grid", "smoke", "--estimate"]) == 0
+    assert "training run(s) to do" in capsys.readouterr().out
+    assert cli.main(["study", "--data", str(tiny_dataset), "--out", str(out), "--grid", "smoke", "--seeds", "0",
+                     "--strategies", "random", "study_rule", "--budgets", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "report:" in text and (out / "results.csv").is_file()
+    t = pd.read_csv(out / "results.csv")
+    assert set(t["strategy"]) == {"gt1_only", "random", "study_rule"} and (t.loc[t["budget"] == 3, "images"] == 3).all()
