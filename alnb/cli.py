@@ -5,19 +5,37 @@ Examples::
     alnb data weld --out data/weld --n-images 774 --size 512
     alnb run --data data/weld --workspace runs/weld --profile quick
     alnb notebooks --workspace runs/weld --profile quick      # what `make demo` calls
+    alnb status --workspace runs/weld                           # where the loop stands, and the next command
+
+Exit codes: 0 done; 1 unexpected error (a bug: run again with ``--debug`` for the traceback); 2 a problem with the
+input or the workspace (the message names it and says what to do; argparse usage errors too); 3 waiting for labels
+(the message says what to label, where the queue is and the command to run next); 4 the workspace is busy (another
+process holds its lock); 130 interrupted.  A user's mistake never prints a raw traceback; ``--debug`` (anywhere on the
+command line) or ``ALNB_DEBUG=1`` adds the full traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
 import sys
 import time
+import traceback
 from pathlib import Path
+
+EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_WAITING, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 def _count(v: str):
     """A count (``178``) or a fraction (``0.23``)."""
-    f = float(v)
+    try:
+        f = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a number: give a count (178) or a fraction (0.23)") from None
+    if not (f >= 1 and f.is_integer()) and not 0 < f < 1:
+        raise argparse.ArgumentTypeError(f"{v} is not a count >= 1 or a fraction between 0 and 1")
     return int(f) if f.is_integer() and f >= 1 else f
 
 
@@ -59,13 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", required=True, choices=["labelstudio", "cvat", "coco"])
     e.add_argument("--tag", default="GT2", help="manifest tag to export (default GT2)")
     e.add_argument("--out", default=None, help="output folder (default <workspace>/export/<format>)")
+    e.add_argument("--url-prefix", default=None,
+                   help="Label Studio image URL prefix (default /data/local-files/?d= : Label Studio's local files)")
+    e.add_argument("--document-root", default=None,
+                   help="folder the image paths in the URLs are relative to (default: the dataset folder; use the "
+                        "same folder as LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)")
 
     i = sub.add_parser("import-labels", help="import people's labels (all or nothing) and mark them human-labelled")
     i.add_argument("source", help="Label Studio JSON export, COCO JSON, or a YOLO label folder / CVAT YOLO 1.1 zip")
     i.add_argument("--workspace", required=True)
     i.add_argument("--format", required=True, choices=["labelstudio", "coco", "yolo"])
-    i.add_argument("--tag", default="GT2", help="the selection the labels belong to (default GT2)")
-    i.add_argument("--overwrite", action="store_true", help="replace labels people already gave")
+    i.add_argument("--tag", default="GT2,CONTROL",
+                   help="the selections the labels may be for: GT2, CONTROL, a comma list, or 'any' (default "
+                        "GT2,CONTROL; labels equal to the workspace's count as unchanged wherever they are)")
+    i.add_argument("--overwrite", action="store_true",
+                   help="replace labels that differ from the ones people already gave (the old files are kept in "
+                        "<workspace>/labels/.history/)")
     i.add_argument("--dry-run", action="store_true", help="only validate; change nothing")
 
     n = sub.add_parser("notebooks", help="execute notebooks 00-04 headless; executed copies go to <workspace>/notebooks/")
@@ -80,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--n-gt1", type=_count, default=177)
     n.add_argument("--only", nargs="*", default=None, help="run only these notebooks (e.g. 03_select_gt2)")
     _add_study_parser(sub)
+    _add_reliability_parsers(p, sub)
     return p
 
 
@@ -137,9 +165,133 @@ def run_notebooks(args) -> list:
     return done
 
 
+def _add_reliability_parsers(p, sub):
+    """``--debug``, ``alnb run --overwrite`` and ``alnb status`` (added after the other subcommands)."""
+    p.add_argument("--debug", action="store_true", help="show full tracebacks (also: ALNB_DEBUG=1)")
+    sub.choices["run"].add_argument("--overwrite", action="store_true",
+                                    help="replace an existing split made with other settings (labels people gave "
+                                         "in <workspace>/labels/ are kept)")
+    s = sub.add_parser("status", help="where the loop stands: sets, labelled / waiting, trainings, next command")
+    s.add_argument("--workspace", required=True)
+    s.add_argument("--json", action="store_true", help="print the status as JSON")
+
+
+def _strip(argv, flags_with_value=(), flags=()) -> list:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in flags_with_value:
+            skip = True
+            continue
+        if a in flags or any(a.startswith(f + "=") for f in flags_with_value):
+            continue
+        out.append(a)
+    return out
+
+
+def _waiting_text(err, argv) -> str:
+    """What to label, where the queue is, and the exact command to run next."""
+    rest = _strip(argv, ("--labels", "--label-format"), ("--overwrite", "--generate"))
+    wsi = rest.index("--workspace") + 1 if "--workspace" in rest else None
+    ws = rest[wsi] if wsi is not None and wsi < len(rest) else "WORKSPACE"
+    fmt = "labelstudio"
+    export = "EXPORT.json"
+    lines = [f"[alnb] waiting for labels: {len(err.waiting)} of {err.n} {err.tag} image(s) have no labels yet "
+             f"(e.g. {', '.join(err.waiting[:5])}).",
+             ]
+    if err.queue:
+        lines.append(f"  what to label: the {err.tag} queue, hardest first: {Path(err.queue) / 'tasks.json'} "
+                     f"(Label Studio tasks with the auto-labels as pre-annotations; labelling config "
+                     f"{Path(err.queue) / 'label_config.xml'}; order in queue.csv)")
+    lines += [
+        "  how: import tasks.json into your Label Studio project (README: 'Label the queue'), correct the boxes, "
+        "submit, then Export > JSON (the whole project: tasks labelled earlier are recognised as unchanged)",
+        "  next: " + shlex.join(["alnb", *rest, "--labels", export, "--label-format", fmt]),
+        "  (or import first and check the counts: " + shlex.join(["alnb", "import-labels", export, "--workspace", ws,
+                                                                   "--format", fmt]) + ")",
+        f"  exit code {EXIT_WAITING} means 'waiting for labels'; nothing is lost: run the command above when the labels "
+        f"are done.",
+    ]
+    return "\n".join(lines)
+
+
+def _report_error(err: BaseException, argv, debug: bool) -> int:
+    """One clear message and an exit code for every error; the traceback only with --debug."""
+    from alnb.lock import WorkspaceBusy
+    from alnb.workspace import WaitingForLabels, WorkspaceError
+
+    if isinstance(err, KeyboardInterrupt):
+        print("alnb: interrupted. Finished steps are kept; run the same command again to continue.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if debug:
+        traceback.print_exception(err)
+    if isinstance(err, WaitingForLabels):
+        print(_waiting_text(err, argv))
+        return EXIT_WAITING
+    if isinstance(err, WorkspaceBusy):
+        print(f"alnb: {err}", file=sys.stderr)
+        return EXIT_BUSY
+    from alnb.labelio import ImportProblem
+
+    tail = "" if debug else "\n(run again with --debug for the full traceback)"
+    if isinstance(err, ImportProblem):
+        print(f"alnb: nothing was imported.\n{err}", file=sys.stderr)
+        return EXIT_USER
+    if isinstance(err, PermissionError):
+        print(f"alnb: permission denied: {err.filename or err}. Check that you can write there (choose another "
+              f"--workspace / --out), and that the dataset folder is readable.{tail}", file=sys.stderr)
+        return EXIT_USER
+    if isinstance(err, (WorkspaceError, ValueError, OSError)) or type(err).__name__ == "PapermillExecutionError":
+        msg = str(err) or type(err).__name__
+        if isinstance(err, OSError) and not isinstance(err, WorkspaceError) and err.filename:
+            msg = f"{err.strerror or msg}: {err.filename}"
+        print(f"alnb: {msg}{tail}", file=sys.stderr)
+        return EXIT_USER
+    print(f"alnb: unexpected error ({type(err).__name__}: {err}). This looks like a bug in alnb or a case it does not "
+          f"handle yet; run again with --debug for the full traceback and report it.", file=sys.stderr)
+    return EXIT_BUG
+
+
+def _print_status(ws, as_json: bool):
+    from alnb.pipeline import loop_status
+
+    st = loop_status(ws)
+    if as_json:
+        print(json.dumps(st, indent=2, default=str))
+        return
+    print(f"workspace: {st['workspace']}  (dataset {st['dataset']}, mode {st['mode']})")
+    print("sets:      " + ", ".join(f"{k} {v}" for k, v in st["sets"].items()))
+    for t, lab in st["labels"].items():
+        if lab["n"]:
+            q = f"; queue {st['queue'][t]}" if t in st["queue"] else ""
+            print(f"{t + ':':<10} {lab['labelled']} of {lab['n']} labelled, {len(lab['waiting'])} waiting{q}")
+    print("trainings: " + ", ".join(f"{k} {'done' if v else '-'}" for k, v in st["trainings"].items())
+          + f"; scores {'done' if st['scores'] else '-'}; report {'done' if st['report'] else '-'}")
+    lk = st["lock"]
+    print("lock:      " + ("free" if not lk else
+                           f"stale (pid {lk.get('pid')} on {lk.get('host')} is gone; the next writer takes it over)"
+                           if lk.get("stale") else
+                           f"held by pid {lk.get('pid')} on {lk.get('host')} ({lk.get('command')}) since "
+                           f"{lk.get('since')}"))
+    print(f"next:      {st['next']}")
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("ALNB_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args, argv)
+    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - every error becomes one message + exit code
+        return _report_error(err, argv, debug)
+
+
+def _dispatch(args, argv) -> int:
     import alnb  # noqa: F401  (offline settings before ultralytics)
+    from alnb.lock import workspace_lock
 
     if args.command == "data":
         from alnb import weld
@@ -148,14 +300,27 @@ def main(argv=None) -> int:
                                                       seed=args.seed), overwrite=args.overwrite)
         print(f"[alnb] weld dataset: {Path(out).resolve()} ({args.n_images} images, {args.size}x{args.size})")
         return 0
+    if args.command == "status":
+        from alnb.workspace import Workspace
+
+        _print_status(Workspace.open(args.workspace), args.json)
+        return 0
     if args.command == "run":
         from alnb import pipeline
+        from alnb.workspace import check_location
 
         overrides = {k: v for k, v in (("epochs", args.epochs), ("imgsz", args.imgsz)) if v is not None}
-        res = pipeline.run(args.data, args.workspace, profile=args.profile, seed=args.seed, T=args.T,
-                           generate=args.generate, n_images=args.n_images, image_size=args.size, n_val=args.n_val,
-                           n_gt1=args.n_gt1, conf=args.conf, labels=args.labels, label_format=args.label_format,
-                           rule="budget" if args.budget is not None else "study", budget=args.budget, **overrides)
+        check_location(args.workspace, args.data)
+        with workspace_lock(args.workspace, shlex.join(["alnb", *argv]), log=print):
+            if args.overwrite:  # a new split first; the run below then reopens it
+                pipeline.setup(args.workspace, args.data, generate=args.generate, n_images=args.n_images,
+                               image_size=args.size, n_val=args.n_val, n_gt1=args.n_gt1, seed=args.seed,
+                               overwrite=True, log=None)
+            res = pipeline.run(args.data, args.workspace, profile=args.profile, seed=args.seed, T=args.T,
+                               generate=args.generate, n_images=args.n_images, image_size=args.size,
+                               n_val=args.n_val, n_gt1=args.n_gt1, conf=args.conf, labels=args.labels,
+                               label_format=args.label_format, rule="budget" if args.budget is not None else "study",
+                               budget=args.budget, **overrides)
         print(f"[alnb] finished in {res['seconds']:.0f} s")
         print(f"[alnb] report:  {res['report']}")
         print(f"[alnb] figures: {res['figures']}")
@@ -166,20 +331,22 @@ def main(argv=None) -> int:
 
         ws = Workspace.open(args.workspace)
         if args.command == "export-queue":
-            out = labelio.export_queue(ws, args.format, out_dir=args.out, tag=args.tag)
+            kw = {k: v for k, v in (("url_prefix", args.url_prefix), ("document_root", args.document_root))
+                  if v is not None}
+            with workspace_lock(ws.root, "alnb export-queue"):
+                out = labelio.export_queue(ws, args.format, out_dir=args.out, tag=args.tag, **kw)
             print(f"[alnb] {args.tag} queue exported for {args.format}: {out}")
             return 0
-        try:
-            summary = labelio.import_labels(ws, args.source, args.format, tag=args.tag, overwrite=args.overwrite,
-                                            dry_run=args.dry_run)
-        except labelio.ImportProblem as err:
-            print(f"alnb: nothing was imported.\n{err}", file=sys.stderr)
-            return 2
-        verb = "would import" if args.dry_run else "imported"
-        print(f"[alnb] {verb} labels for {len(summary)} image(s) from {args.source}")
+        summary = labelio.import_labels(ws, args.source, args.format, tag=args.tag, overwrite=args.overwrite,
+                                        dry_run=args.dry_run)
+        print("[alnb] " + labelio.describe_import(summary, args.source, dry_run=args.dry_run))
         return 0
     if args.command == "notebooks":
-        run_notebooks(args)
+        from alnb.workspace import check_location
+
+        check_location(args.workspace, args.data)
+        with workspace_lock(args.workspace, "alnb notebooks"):  # the kernels inherit it (alnb.lock)
+            run_notebooks(args)
         ws = Path(args.workspace).resolve()
         print(f"[alnb] executed notebooks: {ws / 'notebooks'}")
         print(f"[alnb] report:  {ws / 'report.md'}")

@@ -23,6 +23,7 @@ import yaml
 
 IMG_EXTS = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm"}
 EDGE_TOL = 1e-3  # box edges may poke this far outside [0, 1] (rounding) before it counts as a problem
+MIN_SIDE = 10  # images narrower/lower than this are excluded: ultralytics drops them ("image size < 10 pixels")
 
 PROBLEM_COLUMNS = ["kind", "file", "line", "image", "message"]
 
@@ -143,18 +144,42 @@ def read_names(root: Path) -> list:
             raise DatasetError(f"{root / 'data.yaml'} not found. A YOLO dataset needs a data.yaml with 'names' "
                                f"(e.g. 'names: [crack, pore]').")
     try:
-        data = yaml.safe_load(yml.read_text()) or {}
+        data = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise DatasetError(f"{yml}: not valid YAML ({e}).") from None
-    names = data.get("names") if isinstance(data, dict) else None
+        where = getattr(e, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise DatasetError(f"{yml}{line}: not valid YAML ({getattr(e, 'problem', None) or e}). Fix the file; it "
+                           f"needs e.g. 'names: [crack, pore]'.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{yml}: cannot read it ({type(e).__name__}: {e}).") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{yml}: expected a mapping with a 'names' key, found a {type(data).__name__}. Write e.g. "
+                           f"'names: [crack, pore]'.")
+    names = data.get("names")
     if isinstance(names, dict):
-        keys = sorted(int(k) for k in names)
-        if keys != list(range(len(keys))):
-            raise DatasetError(f"{yml}: 'names' ids must be 0..n-1 without gaps, found {keys}.")
-        names = [str(names[k] if k in names else names[str(k)]) for k in keys]
+        try:
+            keys = {int(k): v for k, v in names.items()}
+        except (TypeError, ValueError):
+            raise DatasetError(f"{yml}: 'names' keys must be class ids 0..n-1, found {list(names)}. Write e.g. "
+                               f"'names: {{0: crack, 1: pore}}' or a list.") from None
+        if sorted(keys) != list(range(len(keys))):
+            raise DatasetError(f"{yml}: 'names' ids must be 0..n-1 without gaps, found {sorted(keys)}.")
+        names = [keys[k] for k in sorted(keys)]
     if not names or not isinstance(names, list):
         raise DatasetError(f"{yml}: no 'names' list. Add e.g. 'names: [crack, pore]' (index = class id).")
-    return [str(n) for n in names]
+    bad = [i for i, n in enumerate(names) if n is None or isinstance(n, (list, dict)) or not str(n).strip()]
+    if bad:
+        raise DatasetError(f"{yml}: class name(s) at id {bad} are empty or not plain names. Give every class a name.")
+    names = [str(n).strip() for n in names]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        ids = {n: [i for i, m in enumerate(names) if m == n] for n in dup}
+        raise DatasetError(f"{yml}: duplicate class name(s) {ids} (name: ids). Each class needs its own name: merge "
+                           f"the ids in the label files or rename one.")
+    nc = data.get("nc")
+    if nc is not None and (not isinstance(nc, int) or nc != len(names)):
+        raise DatasetError(f"{yml}: nc={nc!r} but 'names' has {len(names)} entries. Make them agree (or drop nc).")
+    return names
 
 
 def _label_path_for(rel_image: Path) -> Path:
@@ -225,6 +250,13 @@ def load_dataset(root, check_images: bool = True, progress: bool = True) -> Data
                 problems.append(("unreadable_image", rel.as_posix(), 0, rel.stem,
                                  f"cannot read image ({type(e).__name__}: {e}). Re-export or remove the file."))
                 row["problem"] = row["problem"] or "unreadable_image"
+            else:
+                if min(row["width"], row["height"]) < MIN_SIDE:
+                    problems.append(("too_small", rel.as_posix(), 0, rel.stem,
+                                     f"image is {row['width']}x{row['height']} px; images need at least {MIN_SIDE} px "
+                                     f"per side (smaller ones cannot be trained on). Remove it or use the full "
+                                     f"image."))
+                    row["problem"] = row["problem"] or "too_small"
         if (root / lab).is_file():
             row["label_file"] = lab.as_posix()
             try:
@@ -239,6 +271,8 @@ def load_dataset(root, check_images: bool = True, progress: bool = True) -> Data
                 problems.append(("not_text", lab.as_posix(), 0, rel.stem,
                                  "label file is not UTF-8 text. Re-export it as plain YOLO txt."))
                 row["problem"] = row["problem"] or "not_text"
+        if rel.stem in dup:  # manifest ids must be unique: the excluded twins are keyed by their path
+            row["stem"] = rel.as_posix()
         rows.append(row)
     image_label_paths = {_label_path_for(p) for p in image_files}
     for lab in label_files:

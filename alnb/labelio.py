@@ -564,9 +564,22 @@ def _parse_coco(path: Path, ctx: _Ctx):
         return
     cats = {}
     for c in data["categories"]:
+        if not isinstance(c, dict):
+            ctx.add("categories", "", "not_coco", f"category entry {c!r} is not an object with 'id' and 'name'.")
+            continue
+        if c.get("id") in cats:
+            ctx.add(f"category id {c.get('id')}", "", "duplicate_category_id",
+                    f"two categories share id {c.get('id')} ({cats[c.get('id')]!r} and {str(c.get('name'))!r}), so "
+                    f"its boxes cannot be given a class. Export the file again or give each category its own id.")
+            continue
         cats[c.get("id")] = str(c.get("name"))
+    if ctx.problems:
+        return
     images = {}
     for im in data["images"]:
+        if not isinstance(im, dict):
+            ctx.add("images", "", "not_coco", f"image entry {im!r} is not an object with 'id' and 'file_name'.")
+            continue
         item = f"image id {im.get('id')}"
         fname = im.get("file_name", "")
         stem = ctx.stem_of(fname)
@@ -576,7 +589,11 @@ def _parse_coco(path: Path, ctx: _Ctx):
             continue
         W, H = ctx.size[stem]
         cw, ch = im.get("width"), im.get("height")
-        if (cw is not None and int(cw) != W) or (ch is not None and int(ch) != H):
+        try:
+            differs = (cw is not None and int(cw) != W) or (ch is not None and int(ch) != H)
+        except (TypeError, ValueError):
+            differs = True
+        if differs:
             ctx.add(item, stem, "size_mismatch", f"COCO says {cw}x{ch} pixels but the dataset image is {W}x{H}; "
                                                  f"COCO boxes are in pixels of the labelled image. Label the "
                                                  f"original images (not resized copies).")
@@ -587,6 +604,9 @@ def _parse_coco(path: Path, ctx: _Ctx):
         images[im.get("id")] = {"stem": stem, "boxes": [], "ok": True, "item": item}
     unknown_cats = {}
     for a in data.get("annotations") or []:
+        if not isinstance(a, dict):
+            ctx.add("annotations", "", "not_coco", f"annotation entry {a!r} is not an object.")
+            continue
         item = f"annotation id {a.get('id')}"
         img = images.get(a.get("image_id"))
         if img is None:
@@ -752,10 +772,52 @@ def _parse_yolo(path: Path, ctx: _Ctx):
 _PARSERS = {"labelstudio": _parse_labelstudio, "coco": _parse_coco, "yolo": _parse_yolo}
 
 
-def _check_selection(ctx: _Ctx, m: pd.DataFrame, tag, overwrite: bool):
-    """Problems with *which* images are imported: duplicates, outside the selection, already labelled by people."""
+def selection_tags(tag) -> list | None:
+    """``tag`` argument of :func:`import_labels` as a list of tags (None = any image): ``"GT2"``,
+    ``"GT2,CONTROL"``, ``["GT2", "CONTROL"]``, ``None`` / ``"any"``."""
+    if tag is None or (isinstance(tag, str) and tag.strip().lower() == "any"):
+        return None
+    tags = [t.strip() for t in tag.split(",")] if isinstance(tag, str) else [str(t) for t in tag]
+    return [t for t in tags if t]
+
+
+BOX_ATOL = 1e-6  # two boxes are the same label when class and every normalised coordinate agree this closely
+
+
+def _current_labels(ws, row) -> np.ndarray | None:
+    """The labels training uses for a manifest row now (people's or the dataset's), None when it has none."""
+    if row["label_source"] not in ("human", "oracle"):
+        return None
+    f = ws.label_source_file(row)
+    if f is None or not Path(f).is_file():
+        return None
+    return parse_label_lines(Path(f).read_text(), len(ws.names), file=f).astype(np.float64)
+
+
+def _box_text(b, names) -> str:
+    return f"{names[int(b[0])]} (cx={b[1]:.4f}, cy={b[2]:.4f}, w={b[3]:.4f}, h={b[4]:.4f})"
+
+
+def label_diff(old: np.ndarray, new: np.ndarray, names) -> tuple:
+    """``(removed, added)``: boxes of ``old`` with no equal box in ``new`` and vice versa (class + coordinates)."""
+    left = list(range(len(new)))
+    removed = []
+    for b in old:
+        hit = next((j for j in left if int(new[j][0]) == int(b[0]) and np.allclose(new[j][1:], b[1:], atol=BOX_ATOL)),
+                   None)
+        if hit is None:
+            removed.append(b)
+        else:
+            left.remove(hit)
+    return [_box_text(b, names) for b in removed], [_box_text(new[j], names) for j in left]
+
+
+def _check_selection(ctx: _Ctx, ws, m: pd.DataFrame, tags, overwrite: bool):
+    """Which images are imported, and how: sets ``action`` of every item (imported | replaced | unchanged) or adds
+    a problem (duplicate, excluded, outside the selection, labels people gave that the import would change)."""
     rows = m.set_index("stem")
     first = {}
+    hint = ("--overwrite (alnb import-labels) / overwrite=True; the old file is kept in labels/.history/")
     for it in ctx.items:
         s = it["stem"]
         if s in first:
@@ -767,19 +829,52 @@ def _check_selection(ctx: _Ctx, m: pd.DataFrame, tag, overwrite: bool):
         if r["problem"]:
             ctx.add(it["item"], s, "excluded_image", f"{s} is excluded from the study ({r['problem']}); fix the "
                                                      f"dataset problem first.", source=it["source"])
-        elif tag is not None and tag not in tag_set(r["tags"]):
-            ctx.add(it["item"], s, "not_in_selection", f"{s} is not in the selection {tag!r} (its tags: "
-                                                       f"{r['tags']}). Remove it from the import, or pass tag=None "
-                                                       f"to accept any image of the workspace.",
+            continue
+        cur = _current_labels(ws, {**r.to_dict(), "stem": s})
+        if cur is not None:
+            removed, added = label_diff(cur, it["boxes"], ctx.names)
+            if not removed and not added:
+                it["action"] = "unchanged"  # same labels as the workspace already uses: nothing to do
+                continue
+        if tags is not None and not (set(tags) & tag_set(r["tags"])):
+            ctx.add(it["item"], s, "not_in_selection", f"{s} is not in the selection {' / '.join(map(repr, tags))} (its tags: "
+                                                       f"{r['tags']}). Remove it from the import, or import with "
+                                                       f"--tag any (tag=None) to accept any image of the workspace.",
                     source=it["source"])
-        elif r["label_source"] == "human" and not overwrite:
-            ctx.add(it["item"], s, "already_human", f"{s} already has labels from people ({r['tags']}); they are "
-                                                    f"not overwritten. Remove it from the import, or pass "
-                                                    f"overwrite=True to replace them.", source=it["source"])
+        elif cur is not None and not overwrite:
+            who = "people" if r["label_source"] == "human" else "the dataset's label file"
+            diff = "; ".join(x for x in (f"removed {', '.join(removed)}" if removed else "",
+                                         f"added {', '.join(added)}" if added else "") if x)
+            ctx.add(it["item"], s, "changed_human",
+                    f"{s} already has labels from {who} ({len(cur)} box(es), tags {r['tags']}) and this import "
+                    f"changes them ({len(it['boxes'])} box(es)): {diff}. They are kept. To replace them pass {hint}.",
+                    source=it["source"])
+        else:
+            it["action"] = "replaced" if cur is not None else "imported"
 
 
-def import_labels(ws, source, fmt: str, tag: str | None = "GT2", overwrite: bool = False,
-                  dry_run: bool = False) -> pd.DataFrame:
+def summary_counts(summary: pd.DataFrame) -> dict:
+    """``{imported, replaced, unchanged, skipped}`` counts of an :func:`import_labels` summary (dry runs too)."""
+    acts = summary["action"].str.replace("would be ", "", regex=False)
+    return {k: int((acts == k).sum()) for k in ("imported", "replaced", "unchanged", "skipped")}
+
+
+def describe_import(summary: pd.DataFrame, source, dry_run: bool = False, limit: int = 10) -> str:
+    """A few lines for people: honest counts, then the skipped and replaced images by name."""
+    c = summary_counts(summary)
+    verb = "would import" if dry_run else "imported"
+    lines = [f"{verb} labels from {source}: {c['imported']} new, {c['replaced']} replaced, {c['unchanged']} "
+             f"unchanged, {c['skipped']} skipped"]
+    for act, what in (("skipped", "skipped (no submitted annotation)"), ("replaced", "replaced (old files in "
+                                                                                    "labels/.history/)")):
+        rows = summary[summary["action"].str.endswith(act)]
+        if len(rows):
+            names = ", ".join(rows["stem"].head(limit)) + (f" ... (+{len(rows) - limit})" if len(rows) > limit else "")
+            lines.append(f"  {what}: {names}")
+    return "\n".join(lines)
+
+
+def import_labels(ws, source, fmt: str, tag="GT2", overwrite: bool = False, dry_run: bool = False) -> pd.DataFrame:
     """Import people's labels into ``<workspace>/labels/<stem>.txt`` and mark those images ``label_source=human``.
 
     Parameters
@@ -797,41 +892,57 @@ def import_labels(ws, source, fmt: str, tag: str | None = "GT2", overwrite: bool
         mapped by name through ``obj.names`` / ``classes.txt`` / ``data.yaml`` when present, else taken as workspace
         ids; an empty file means *no objects*.
     fmt : {"labelstudio", "coco", "yolo"}
-    tag : str or None
-        Only images carrying this tag may be imported (default ``GT2``); None accepts any image of the workspace.
+    tag : str, list of str, or None
+        Only images carrying one of these tags may get new labels (default ``GT2``; ``"GT2,CONTROL"`` or a list for
+        several; None or ``"any"`` accepts any image of the workspace).  Images whose labels equal what the workspace
+        already uses count as *unchanged* wherever they are, so one whole-project export can be imported again and
+        again (for GT2, then for Control).
     overwrite : bool
-        Replace labels of images that already have labels from people (``label_source=human``, which includes
-        VAL1/GT1 images labelled in the dataset).  Default: refuse.
+        Replace labels that differ from the ones the workspace already has (people's, ``label_source=human``, which
+        includes VAL1/GT1 images labelled in the dataset, or dataset labels revealed for training).  Default: refuse,
+        with a per-image diff.  Replaced files are kept in ``labels/.history/``.
     dry_run : bool
         Validate and return the summary without writing anything.
 
     Returns
     -------
     pandas.DataFrame
-        One row per image: ``stem, image, n_boxes, action`` (imported | replaced | skipped, or would-... for a dry
-        run), ``item`` (where in the source), ``note``.
+        One row per image: ``stem, image, n_boxes, action`` (imported | replaced | unchanged | skipped, or
+        "would be ..." for a dry run), ``item`` (where in the source), ``note``.  :func:`summary_counts` counts them.
 
     Raises
     ------
     ImportProblem
-        Listing every problem (unknown class, box out of the image, image not in the selection, already labelled,
-        malformed file ...).  Nothing in the workspace is changed.
+        Listing every problem (unknown class, box out of the image, image not in the selection, labels people gave
+        that would change, malformed file ...).  Nothing in the workspace is changed.
 
     Notes
     -----
     All-or-nothing: everything is validated first, label files are staged in a temporary folder inside the
-    workspace, moved into ``labels/`` (replaced files are kept aside) and only then the manifest is written; on any
-    error the moved files are restored.  A record of each import is written to ``imports/<time>_<fmt>.json``.
+    workspace, moved into ``labels/`` (replaced files go to ``labels/.history/<stem>.<time>.txt``) and only then the
+    manifest is written; on any error the moved files are restored.  A record of each import that changed something is
+    written to ``imports/<time>_<fmt>.json``; an import that changes nothing (all unchanged / skipped) writes nothing.
+    Holds the workspace lock (:mod:`alnb.lock`) unless ``dry_run``.
     """
     if fmt not in IMPORT_FORMATS:
         raise ValueError(f"unknown import format {fmt!r}; choose one of {IMPORT_FORMATS}.")
+    if dry_run:
+        return _import_labels(ws, source, fmt, tag, overwrite, dry_run)
+    from alnb.lock import workspace_lock
+
+    with workspace_lock(ws.root, "import-labels"):
+        return _import_labels(ws, source, fmt, tag, overwrite, dry_run)
+
+
+def _import_labels(ws, source, fmt, tag, overwrite, dry_run) -> pd.DataFrame:
+    tags = selection_tags(tag)
     source = Path(source).expanduser()
     m = ws.manifest()
     ctx = _Ctx(ws, m, source)
     if not source.exists():
         raise ImportProblem(source, [_problem(source, "", "", "missing", "file or folder does not exist.")])
     _PARSERS[fmt](source, ctx)
-    _check_selection(ctx, m, tag, overwrite)
+    _check_selection(ctx, ws, m, tags, overwrite)
     if not ctx.problems and not ctx.items:
         ctx.add("", "", "nothing_to_import", "no labelled image found (all tasks unlabelled or skipped?). Submit "
                                              "annotations in the tool and export again.")
@@ -841,44 +952,64 @@ def import_labels(ws, source, fmt: str, tag: str | None = "GT2", overwrite: bool
     # final check: what will be written must read back through alnb.data like any dataset label file
     texts = {}
     for it in ctx.items:
+        if it["action"] == "unchanged":
+            continue
         lines = [_yolo_line(*b) for b in it["boxes"]]
         texts[it["stem"]] = "\n".join(lines) + ("\n" if lines else "")
         parse_label_lines(texts[it["stem"]], len(ws.names), file=f"labels/{it['stem']}.txt")
 
     image_of = dict(zip(m["stem"], m["image"]))
-    human_before = {s for s, src in zip(m["stem"], m["label_source"]) if src == "human"}
     prefix = "would be " if dry_run else ""
     rows = [{"stem": it["stem"], "image": image_of[it["stem"]], "n_boxes": len(it["boxes"]),
-             "action": prefix + ("replaced" if it["stem"] in human_before else "imported"), "item": it["item"],
-             "note": it["note"]} for it in ctx.items]
+             "action": prefix + it["action"], "item": it["item"], "note": it["note"]} for it in ctx.items]
+    done = {it["stem"] for it in ctx.items}
     rows += [{"stem": s["stem"], "image": image_of[s["stem"]], "n_boxes": 0, "action": "skipped", "item": s["item"],
-              "note": s["note"]} for s in ctx.skipped if s["stem"] not in texts]
+              "note": s["note"]} for s in ctx.skipped if s["stem"] not in done]
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    if dry_run:
+    if dry_run or not texts:
         return summary
 
     new = m.copy()
     new.loc[new["stem"].isin(list(texts)), "label_source"] = "human"
-    record = {"time": _now(), "format": fmt, "source": str(source.resolve()), "tag": tag, "overwrite": overwrite,
-              "images": summary.to_dict("records")}
-    _commit(ws, texts, new, record)
+    record = {"time": _now(), "format": fmt, "source": str(source.resolve()), "tag": tags, "overwrite": overwrite,
+              "counts": summary_counts(summary), "images": summary.to_dict("records")}
+    replaced = {it["stem"]: ws.label_source_file(m.set_index("stem").loc[it["stem"]].to_dict() | {"stem": it["stem"]})
+                for it in ctx.items if it["action"] == "replaced"}
+    _commit(ws, texts, new, record, replaced)
     ws.sync_view(new)
     return summary
 
 
-def _commit(ws, texts: dict, manifest: pd.DataFrame, record: dict):
-    """Stage, move into ``labels/``, write the import record and the manifest; undo everything on any error."""
+def _commit(ws, texts: dict, manifest: pd.DataFrame, record: dict, replaced_from: dict | None = None):
+    """Stage, move into ``labels/``, write the import record and the manifest; undo everything on any error.
+
+    ``replaced_from``: {stem: the label file in use before} for replaced images; a copy of each goes to
+    ``labels/.history/<stem>.<time>.txt`` (people's earlier work is never lost) and the record lists it.
+    """
     labels = ws.root / "labels"
-    created = [d for d in (labels, ws.root / "imports") if not d.exists()]
+    history = labels / ".history"
+    created = [d for d in (labels, history, ws.root / "imports") if not d.exists()]
     stage = Path(tempfile.mkdtemp(prefix=".import-", dir=ws.root))
     old = stage / "_replaced"
     old.mkdir()
-    moved, replaced, rec_file = [], [], None
+    moved, replaced, rec_file, kept = [], [], None, {}
     manifest_before = ws.manifest_path.read_bytes()
     try:
         for stem, text in texts.items():
             (stage / f"{stem}.txt").write_text(text)
         labels.mkdir(exist_ok=True)
+        stamp = record["time"].replace(":", "").replace("-", "")
+        for stem, prev in (replaced_from or {}).items():
+            if prev is not None and Path(prev).is_file():
+                history.mkdir(exist_ok=True)
+                dst = history / f"{stem}.{stamp}.txt"
+                k = 1
+                while dst.exists():
+                    k += 1
+                    dst = history / f"{stem}.{stamp}_{k}.txt"
+                atomic_write_text(dst, Path(prev).read_text())
+                kept[stem] = str(dst.relative_to(ws.root))
+        record["history"] = kept
         for stem in texts:
             dst = labels / f"{stem}.txt"
             if dst.exists():
@@ -886,7 +1017,6 @@ def _commit(ws, texts: dict, manifest: pd.DataFrame, record: dict):
                 replaced.append(dst)
             os.replace(stage / dst.name, dst)
             moved.append(dst)
-        stamp = record["time"].replace(":", "").replace("-", "")
         rec_file = ws.root / "imports" / f"{stamp}_{record['format']}.json"
         k = 1
         while rec_file.exists():
@@ -903,6 +1033,8 @@ def _commit(ws, texts: dict, manifest: pd.DataFrame, record: dict):
             rec_file.unlink(missing_ok=True)
         if ws.manifest_path.read_bytes() != manifest_before:
             atomic_write_text(ws.manifest_path, manifest_before.decode())
+        for f in kept.values():
+            (ws.root / f).unlink(missing_ok=True)
         for d in reversed(created):
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()

@@ -14,7 +14,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from alnb import select as sel
-from alnb.workspace import Workspace, WorkspaceError
+from alnb.lock import locked, workspace_lock
+from alnb.workspace import WaitingForLabels, Workspace, WorkspaceError
 
 
 def _log(msg, log=print):
@@ -23,17 +24,36 @@ def _log(msg, log=print):
 
 
 def setup(workspace, data_dir, generate: bool = False, n_images: int = 774, image_size: int = 512, data_seed: int = 0,
-          n_val=178, n_gt1=177, seed: int = 0, overwrite: bool = False, progress: bool = False) -> Workspace:
-    """Notebook 00's work: optionally generate the weld dataset, validate it, split it, record ``metrics/setup.json``."""
-    from alnb import weld
-    from alnb.workspace import setup_summary
+          n_val=178, n_gt1=177, seed: int = 0, overwrite: bool = False, progress: bool = False,
+          log=print) -> Workspace:
+    """Notebook 00's work: optionally generate the weld dataset, validate it, split it, record ``metrics/setup.json``.
 
-    if generate:
-        weld.generate(data_dir, weld.WeldConfig(n_images=n_images, width=image_size, height=image_size,
-                                                seed=data_seed), progress=progress)
-    ws = Workspace.create(workspace, data_dir, n_val=n_val, n_gt1=n_gt1, seed=seed, overwrite=overwrite,
-                          progress=progress)
-    ws.save_json("setup", setup_summary(ws))
+    Refuses a workspace inside the dataset folder; holds the workspace lock; re-validates the dataset when the
+    workspace already exists (fixed images rejoin the POOL).  ``log`` gets a summary of excluded images, classes
+    without GT1 instances and what the re-validation changed.
+    """
+    from alnb import weld
+    from alnb.workspace import check_location, excluded_summary, setup_summary
+
+    check_location(workspace, data_dir)
+    with workspace_lock(workspace, "setup", log=log):
+        if generate:
+            weld.generate(data_dir, weld.WeldConfig(n_images=n_images, width=image_size, height=image_size,
+                                                    seed=data_seed), progress=progress)
+        ws = Workspace.create(workspace, data_dir, n_val=n_val, n_gt1=n_gt1, seed=seed, overwrite=overwrite,
+                              progress=progress)
+        summary = setup_summary(ws)
+        ws.save_json("setup", summary)
+    _log("[alnb] " + excluded_summary(ws), log)
+    for k, stems in summary["refreshed"].items():
+        _log(f"[alnb] re-validated the dataset: {len(stems)} image(s) {k.replace('_', ' ')} "
+             f"(e.g. {', '.join(stems[:3])})", log)
+    if summary["not_in_GT1"]:
+        _log(f"[alnb] warning: class(es) {summary['not_in_GT1']} have no instance in GT1, so CAL1 cannot learn "
+             f"them; a larger --n-gt1 or more labels of those classes help.", log)
+    if summary["not_measurable_on_VAL1"]:
+        _log(f"[alnb] warning: class(es) {summary['not_measurable_on_VAL1']} have no instance in VAL1: their "
+             f"precision/recall cannot be measured (reported as not measurable).", log)
     return ws
 
 
@@ -56,6 +76,7 @@ def warm_start_run(ws: Workspace, name: str, tags, profile="quick", warm_start="
     return "CAL1" if _finished_info(Path(ws.root) / "runs" / "CAL1") is not None else None
 
 
+@locked
 def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", seed: int = 0, conf=None,
                        iou_thr: float = 0.5, warm_start="auto", **overrides) -> dict:
     """Train ``name`` on ``tags`` (cached) and evaluate it on VAL1 at its operating point; returns
@@ -89,6 +110,7 @@ def selection_pool(ws: Workspace, thresholds: tuple | None = None):
     return Pool(pd.DataFrame({"stem": sel.pool_stems(ws.manifest())}), None, thresholds)
 
 
+@locked
 def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, budget=None, *, seed: int = 0) -> list:
     """Commit GT2 through the strategy registry (:func:`alnb.acquisition.select`); returns the selected stems.
 
@@ -151,6 +173,7 @@ def selection_figures(ws: Workspace, model: str = "CAL1", n_thumbs: int = 8) -> 
     return out
 
 
+@locked
 def make_control(ws: Workspace, seed: int = 0, n: int | None = None) -> list:
     """Commit CONTROL: the ``random`` strategy (:func:`alnb.acquisition.select`, the same code path as GT2) with
     ``n`` (default ``|GT2|``) images.  Returns the stems."""
@@ -170,17 +193,57 @@ def make_control(ws: Workspace, seed: int = 0, n: int | None = None) -> list:
     return stems
 
 
-def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo") -> dict:
-    """:func:`alnb.select.label_selection`, raising a clear error while labels are still missing."""
+@locked
+def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log=print) -> dict:
+    """:func:`alnb.select.label_selection`; raises :class:`alnb.workspace.WaitingForLabels` (the CLI: exit code 3,
+    with the next command) while labels are still missing.  Labels people gave are never overwritten: a ``source``
+    that changes them is refused with a per-image diff (:class:`alnb.labelio.ImportProblem`)."""
+    from alnb.labelio import describe_import
+
     st = sel.label_selection(ws, tag, source=source, fmt=fmt)
+    if st["imported"] is not None:
+        _log("[alnb] " + describe_import(st["imported"], source), log)
     if st["waiting"]:
-        raise WorkspaceError(
-            f"{len(st['waiting'])} of {st['n']} {tag} image(s) have no labels yet. The queue was exported to "
-            f"{st['queue']}: label it, then import the labels (pass the export file/folder as labels source) and "
-            f"run this step again.")
+        raise WaitingForLabels(tag, st["n"], st["waiting"], st["queue"])
     return st
 
 
+def loop_status(ws: Workspace) -> dict:
+    """Where the loop stands: set sizes, labelled / waiting per selection, finished trainings, the lock holder and the
+    next step (``next``: one sentence)."""
+    from alnb.lock import holder_status
+
+    m = ws.manifest()
+    counts = ws.tag_counts(m)
+    labels = {t: {k: v for k, v in sel.label_status(ws, t).items() if k != "tag"} for t in sel.SELECTION_TAGS}
+    runs = {}
+    for name in ("CAL1", "CAL2", "Control"):
+        d = ws.root / "runs" / name
+        runs[name] = (d / "alnb_run.json").is_file() and (d / "weights" / "best.pt").is_file()
+    have = {"scores": (ws.root / "scores.csv").is_file(), "report": (ws.root / "report.md").is_file()}
+    queue = {t: str(ws.root / "export" / f"{t}_labelstudio" / "tasks.json") for t in sel.SELECTION_TAGS
+             if labels[t]["waiting"] and (ws.root / "export" / f"{t}_labelstudio" / "tasks.json").is_file()}
+    steps = [(runs["CAL1"], "train CAL1 on GT1"), (have["scores"], "auto-label + score the POOL"),
+             (counts["GT2"] > 0, "select GT2"), (counts["GT2"] > 0 and not labels["GT2"]["waiting"], "label GT2"),
+             (runs["CAL2"], "train CAL2"), (counts["CONTROL"] > 0, "draw the Control set"),
+             (counts["CONTROL"] > 0 and not labels["CONTROL"]["waiting"], "label Control"),
+             (runs["Control"], "train Control"), (have["report"], "write the comparison report")]
+    todo = next((what for done, what in steps if not done), None)
+    if todo is None:
+        nxt = f"done: the report is {ws.root / 'report.md'}"
+    elif todo.startswith("label "):
+        t = "GT2" if "GT2" in todo else "CONTROL"
+        nxt = (f"{todo}: {len(labels[t]['waiting'])} image(s) waiting" + (f", queue {queue[t]}" if t in queue else "")
+               + f"; then alnb run --data {ws.dataset_root} --workspace {ws.root} --labels EXPORT.json "
+                 f"--label-format labelstudio")
+    else:
+        nxt = f"{todo}: alnb run --data {ws.dataset_root} --workspace {ws.root}"
+    return {"workspace": str(ws.root), "dataset": str(ws.dataset_root), "mode": ws.mode, "sets": counts,
+            "labels": labels, "queue": queue, "trainings": runs, **have, "lock": holder_status(ws.root),
+            "next": nxt}
+
+
+@locked
 def compare(ws: Workspace) -> Path:
     """Comparison figures + ``report.md``; returns the report path."""
     from alnb import report

@@ -25,11 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alnb.lock import locked
 from alnb.scoretable import SelectionError, check_scores, load_scores  # noqa: F401  (re-exported)
 from alnb.workspace import Workspace, WorkspaceError, has_tag, tag_set, with_tag
 
 TIERS = ("easy", "medium", "hard")  # from the score alone (tier_of)
 TIER_BARS = {"easy": 1, "medium": 2, "hard": 3}  # difficulty bars drawn per tier
+SELECTION_TAGS = ("GT2", "CONTROL")  # the sets people (or the simulated annotator) label
 CATEGORIES = ("easy", "medium", "hard", "failed")  # tiers, with failed images as their own category
 STUDY_CATEGORIES = ("medium", "hard", "failed")
 FORBIDDEN = ("VAL1", "GT1", "EXCLUDED")  # never selected
@@ -205,11 +207,14 @@ def overlap(a, b) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------------- commit
+@locked
 def commit(ws: Workspace, stems, tag: str = "GT2", info: dict | None = None) -> pd.DataFrame:
-    """Tag ``stems`` as ``tag`` in the manifest (atomic write); earlier ``tag`` tags are replaced, nothing else changes.
+    """Tag ``stems`` as ``tag`` in the manifest (atomic write); earlier ``tag`` tags are replaced.
 
-    Refuses VAL1, GT1 and EXCLUDED images.  Writes ``lists/<tag>.txt`` and, with ``info``, ``metrics/<tag>.json``
-    (e.g. the rule and thresholds used).  Returns the new manifest.
+    Refuses VAL1, GT1 and EXCLUDED images.  Images that leave the selection and are in no other selection lose
+    labels the *simulated annotator* revealed (``oracle`` -> ``none``: hidden from training again); labels people gave
+    (``human``) always stay.  Writes ``lists/<tag>.txt`` and, with ``info``, ``metrics/<tag>.json`` (e.g. the rule and
+    thresholds used).  Returns the new manifest.
     """
     if tag in ("VAL1", "GT1", "POOL", "EXCLUDED"):
         raise SelectionError(f"commit() sets selection tags (GT2, CONTROL), not {tag}.")
@@ -223,8 +228,16 @@ def commit(ws: Workspace, stems, tag: str = "GT2", info: dict | None = None) -> 
     if bad:
         raise SelectionError(f"{len(bad)} selected image(s) are VAL1/GT1/EXCLUDED (e.g. {bad[:3]}); {tag} is drawn "
                              f"from the POOL only.")
+    before = set(ws.stems(tag, manifest=m))
     m = with_tag(m, stems, tag, replace=True)
+    dropped = before - set(stems)
+    if dropped:
+        still = set(ws.stems(*SELECTION_TAGS, manifest=m))
+        hide = m["stem"].isin(dropped - still) & (m["label_source"] == "oracle")
+        m.loc[hide, "label_source"] = "none"
     ws.write_manifest(m)
+    if dropped:
+        ws.sync_view(m)
     ws.write_list(tag, stems)
     if info is not None:
         ws.save_json(tag.lower() if tag != "GT2" else "selection", {**info, "tag": tag, "n": len(stems),
@@ -242,35 +255,49 @@ def label_status(ws: Workspace, tag: str = "GT2") -> dict:
 
 
 def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yolo",
-                    export_fmt: str = "labelstudio") -> dict:
+                    export_fmt: str = "labelstudio", import_tags=None) -> dict:
     """Get the ``tag`` images labelled so they can be trained on.
 
     * Simulation mode (every image of the dataset is labelled): the simulated annotator reveals the true labels of
       exactly these images (``label_source='oracle'``), nothing else.
-    * Real mode: images that already have dataset labels are revealed (those labels are people's); the rest are
-      exported as a labelling queue (``<workspace>/export/<tag>_<export_fmt>/``, :func:`alnb.labelio.export_queue`) and,
-      when ``source`` exists, people's labels are imported from it (:func:`alnb.labelio.import_labels`; ``fmt``:
-      ``yolo`` folder of ``<stem>.txt``, ``labelstudio`` or ``coco``).
+    * Real mode: images that already have dataset labels are revealed (those labels are people's); labels people
+      gave earlier in this workspace (``labels/<stem>.txt``, e.g. before a re-split) are used again; when ``source``
+      is given, people's labels are imported from it (:func:`alnb.labelio.import_labels`, never overwriting labels
+      people gave: changed ones are refused with a diff; ``fmt``: ``yolo`` folder/zip, ``labelstudio`` or ``coco``;
+      ``import_tags``: which selections it may label, default every selection present, GT2 and CONTROL, so one
+      whole-project export serves both); the images still waiting are exported as a labelling queue
+      (``<workspace>/export/<tag>_<export_fmt>/``, :func:`alnb.labelio.export_queue`).
 
-    Returns :func:`label_status` plus ``queue`` (where the queue was exported, or None).  Images still ``waiting``
-    cannot be trained on yet.
+    Returns :func:`label_status` plus ``queue`` (where the queue was exported, or None) and ``imported`` (the import
+    summary table, or None).  Images still ``waiting`` cannot be trained on yet.
     """
     m = ws.manifest()
     stems = ws.stems(tag, manifest=m)
-    rows = m.set_index("stem")
-    queue = None
     if ws.mode == "simulation":
         ws.reveal(stems, m)
-        return {**label_status(ws, tag), "queue": None}
+        return {**label_status(ws, tag), "queue": None, "imported": None}
+    rows = m.set_index("stem")
+    back = [s for s in stems if rows.at[s, "label_source"] != "human" and (ws.root / "labels" / f"{s}.txt").is_file()]
+    if back:  # people's labels from an earlier import in this workspace: never thrown away, used again
+        m.loc[m["stem"].isin(back), "label_source"] = "human"
+        ws.write_manifest(m)
+        ws.sync_view(m)
+        rows = m.set_index("stem")
     have = [s for s in stems if rows.at[s, "label_file"] and rows.at[s, "label_source"] not in ("human", "oracle")]
     if have:
         m = ws.reveal(have, m)
-    todo = [s for s in label_status(ws, tag)["waiting"]]
-    if todo:
-        from alnb import labelio
+    from alnb import labelio
 
+    imported = None
+    if label_status(ws, tag)["waiting"] and source is not None:
+        if not Path(source).expanduser().exists():
+            raise WorkspaceError(f"labels source {source} does not exist. Pass the file or folder exported from the "
+                                 f"labelling tool (Label Studio: Export > JSON).")
+        tags = import_tags or [t for t in SELECTION_TAGS if has_tag(m, t).any()]
+        imported = labelio.import_labels(ws, source, fmt, tag=tags, overwrite=False)
+    todo = label_status(ws, tag)["waiting"]
+    queue = None
+    if todo:
         queue = Path(labelio.export_queue(ws, export_fmt, out_dir=ws.root / "export" / f"{tag}_{export_fmt}",
                                           tag=None, stems=todo))
-        if source is not None and Path(source).exists():
-            labelio.import_labels(ws, source, fmt, tag=tag, overwrite=True)
-    return {**label_status(ws, tag), "queue": str(queue) if queue else None}
+    return {**label_status(ws, tag), "queue": str(queue) if queue else None, "imported": imported}

@@ -52,6 +52,27 @@ class WorkspaceError(RuntimeError):
     """Misuse of a workspace (missing manifest, overwrite without the flag, ...)."""
 
 
+class WaitingForLabels(WorkspaceError):
+    """A selection (GT2 / CONTROL) still has images without labels: people have to label them first.
+
+    ``tag``, ``n``, ``waiting`` (stems), ``queue`` (the exported labelling queue folder, or None) say what and where.
+    The CLI turns it into a "what to label next" message and its own exit code (3).
+    """
+
+    def __init__(self, tag: str, n: int, waiting, queue=None, message: str | None = None):
+        self.tag, self.n, self.waiting, self.queue = tag, int(n), list(waiting), queue
+        super().__init__(message or (
+            f"{len(self.waiting)} of {self.n} {tag} image(s) have no labels yet"
+            + (f"; the labelling queue is in {queue}" if queue else "") + ". Label them, then import the labels "
+            f"(alnb import-labels EXPORT --workspace WS --format labelstudio) and run this step again."))
+
+
+# file mode of the files we write: what a plain open() would give (mkstemp's temporary files are 0600)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+
+
 # ----------------------------------------------------------------------------------------------------------- atomic io
 def atomic_write_text(path, text: str):
     """Write ``text`` to ``path`` via a temporary file in the same folder + rename (no half-written files)."""
@@ -61,6 +82,7 @@ def atomic_write_text(path, text: str):
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -141,6 +163,18 @@ def _count(n, total, what):
     return n
 
 
+def check_location(root, dataset_root):
+    """Refuse a workspace inside the dataset folder (alnb never writes there) or a dataset inside the workspace."""
+    root, data = Path(root).expanduser().resolve(), Path(dataset_root).expanduser().resolve()
+    if root == data or data in root.parents:
+        raise WorkspaceError(f"the workspace {root} is inside the dataset folder {data}: alnb never writes into the "
+                             f"dataset folder (and would read its own files as dataset images). Choose a workspace "
+                             f"outside it, e.g. --workspace runs/{data.name}.")
+    if root in data.parents:
+        raise WorkspaceError(f"the dataset folder {data} is inside the workspace {root}: keep them apart (the "
+                             f"workspace writes data/, labels/, view/ ...). Choose another --workspace folder.")
+
+
 def make_split(ds: Dataset, n_val=178, n_gt1=177, seed: int = 0) -> pd.DataFrame:
     """Random split into VAL1 / GT1 / POOL; returns a manifest.
 
@@ -153,6 +187,12 @@ def make_split(ds: Dataset, n_val=178, n_gt1=177, seed: int = 0) -> pd.DataFrame
     labelled = usable[usable["label_state"] != "unlabelled"]
     total = len(usable)
     nv, ng = _count(n_val, total, "n_val"), _count(n_gt1, total, "n_gt1")
+    if nv < 1:
+        raise ValueError(f"n_val={n_val} gives no VAL1 image: VAL1 is the held-out set every model is evaluated on, "
+                         f"so it needs at least 1 labelled image (the study uses 178). Raise n_val (--n-val).")
+    if ng < 1:
+        raise ValueError(f"n_gt1={n_gt1} gives no GT1 image: CAL1 is trained on GT1, so it needs at least 1 labelled "
+                         f"image (the study uses 177). Raise n_gt1 (--n-gt1).")
     if nv + ng > len(labelled):
         raise ValueError(
             f"asked for {nv} VAL1 + {ng} GT1 = {nv + ng} labelled images, but the dataset has only {len(labelled)} "
@@ -160,9 +200,18 @@ def make_split(ds: Dataset, n_val=178, n_gt1=177, seed: int = 0) -> pd.DataFrame
     if nv + ng >= total:
         raise ValueError(f"asked for {nv} VAL1 + {ng} GT1 images out of {total} usable: nothing would be left for "
                          f"the POOL. Lower n_val/n_gt1.")
+    if len(labelled) and int(labelled["n_boxes"].sum()) == 0:
+        raise ValueError(f"none of the {len(labelled)} labelled images of {ds.root} holds a box (every label file is "
+                         f"empty): a detector cannot be trained or evaluated. Check that the label files are in "
+                         f"labels/ next to images/ and hold 'class cx cy w h' lines.")
     rng = np.random.default_rng(seed)
     order = rng.permutation(labelled["stem"].to_numpy())
     val, gt1 = set(order[:nv]), set(order[nv:nv + ng])
+    n_gt1_boxes = int(labelled.loc[labelled["stem"].isin(gt1), "n_boxes"].sum())
+    if n_gt1_boxes == 0:
+        raise ValueError(f"the {ng} GT1 image(s) drawn with seed {seed} hold no box at all, so CAL1 would learn "
+                         f"nothing ({int((labelled['n_boxes'] > 0).sum())} of the {len(labelled)} labelled images "
+                         f"have boxes). Raise n_gt1 (--n-gt1) or change the seed.")
     m = ds.images.copy()
     tags = []
     for stem, problem in zip(m["stem"], m["problem"]):
@@ -181,10 +230,11 @@ class Workspace:
         self.root = Path(root).expanduser().resolve()
         cfg_file = self.root / "workspace.json"
         if not cfg_file.is_file():
-            raise WorkspaceError(f"{self.root} is not an alnb workspace (no workspace.json). Run notebook 00 "
-                                 f"(or `alnb setup`) first.")
+            raise WorkspaceError(f"{self.root} is not an alnb workspace (no workspace.json). Create it with notebook "
+                                 f"00 or `alnb run --data DATASET --workspace {self.root}` first.")
         self.config = json.loads(cfg_file.read_text())
         self._dataset = None
+        self.refreshed = None  # what :meth:`refresh` changed when the workspace was reopened by :meth:`create`
 
     # ---- construction
     @classmethod
@@ -197,20 +247,27 @@ class Workspace:
         holds exactly this split (same dataset, sizes and seed), it is reopened unchanged.
         """
         root = Path(root).expanduser().resolve()
+        check_location(root, dataset.root if dataset is not None else dataset_root)
         ds = dataset or load_dataset(dataset_root, progress=progress)
         settings = {"dataset": str(ds.root), "n_val": n_val, "n_gt1": n_gt1, "seed": seed}
         cfg_file, man = root / "workspace.json", root / "manifest.csv"
         if man.exists():
             old = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
             if {k: old.get(k) for k in settings} == settings and not overwrite:
+                if list(old.get("names") or []) != list(ds.names):
+                    raise WorkspaceError(
+                        f"the class names in {ds.root}'s data.yaml changed since this workspace was made "
+                        f"(was {old.get('names')}, now {ds.names}); its labels and models use the old ids. Start a "
+                        f"new workspace, or pass --overwrite (overwrite=True) to split again.")
                 ws = cls(root)
                 ws._dataset = ds
+                ws.refreshed = ws.refresh(ds)  # re-validated: fixed images rejoin the POOL, new problems leave
                 return ws
             if not overwrite:
                 raise WorkspaceError(
                     f"{man} already exists with other settings ({ {k: old.get(k) for k in settings} }). "
-                    f"Pass overwrite=True to replace the split (imported labels in labels/ are kept), or use "
-                    f"another workspace folder.")
+                    f"Pass --overwrite (alnb run) / overwrite=True (Python) to replace the split (labels people gave, "
+                    f"in labels/, are kept), or use another workspace folder.")
         manifest = make_split(ds, n_val=n_val, n_gt1=n_gt1, seed=seed)
         config = {**settings, "names": ds.names, "mode": "simulation" if ds.fully_labelled else "real",
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -228,6 +285,52 @@ class Workspace:
     @classmethod
     def open(cls, root) -> "Workspace":
         return cls(root)
+
+    def refresh(self, ds: Dataset) -> dict:
+        """Bring the manifest up to date with a fresh validation of the dataset, keeping the split.
+
+        Images whose problem was fixed rejoin the POOL; images with a new problem (or that vanished) leave every set
+        (tagged EXCLUDED); new images join the POOL; label counts and sizes are updated.  Returns the stems per change
+        (``fixed, new_problem, added, removed, relabelled``); the manifest is written only when something changed.
+        """
+        m = self.manifest()
+        cur = ds.images.set_index("stem")
+        changes = {"fixed": [], "new_problem": [], "added": [], "removed": [], "relabelled": []}
+        cols = ["image", "label_file", "label_state", "n_boxes", "width", "height", "problem"]
+        rows = []
+        for r in m.to_dict("records"):
+            stem = r["stem"]
+            if stem not in cur.index:
+                changes["removed"].append(stem)
+                continue
+            c = cur.loc[stem]
+            tags = tag_set(r["tags"])
+            if r["problem"] and not c["problem"]:
+                tags, r["label_source"], r["auto_model"] = {"POOL"}, "none", ""
+                changes["fixed"].append(stem)
+            elif c["problem"] and not r["problem"]:
+                tags, r["label_source"], r["auto_model"] = {"EXCLUDED"}, "none", ""
+                changes["new_problem"].append(stem)
+            elif not c["problem"] and (str(r["label_file"]), int(r["n_boxes"]), str(r["label_state"])) != \
+                    (str(c["label_file"]), int(c["n_boxes"]), str(c["label_state"])):
+                changes["relabelled"].append(stem)
+            for k in cols:
+                r[k] = c[k]
+            r["tags"] = join_tags(tags)
+            rows.append(r)
+        for stem in sorted(set(cur.index) - set(m["stem"])):
+            c = cur.loc[stem]
+            rows.append({"stem": stem, **{k: c[k] for k in cols}, "tags": "EXCLUDED" if c["problem"] else "POOL",
+                         "label_source": "none", "auto_model": ""})
+            changes["added"].append(stem)
+        new = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+        for k in ("n_boxes", "width", "height"):
+            new[k] = new[k].astype(int)
+        if new.to_csv(index=False) != m[MANIFEST_COLUMNS].to_csv(index=False):
+            self.write_manifest(new)
+            self.sync_view(new)
+            self.write_subset_lists()
+        return changes
 
     # ---- basic properties
     @property
@@ -267,7 +370,8 @@ class Workspace:
 
     def manifest(self) -> pd.DataFrame:
         if not self.manifest_path.is_file():
-            raise WorkspaceError(f"{self.manifest_path} missing: run notebook 00 (or `alnb setup`) first.")
+            raise WorkspaceError(f"{self.manifest_path} missing: create the workspace with notebook 00 or "
+                                 f"`alnb run --data DATASET --workspace {self.root}` first.")
         m = pd.read_csv(self.manifest_path, dtype={"stem": str, "image": str, "label_file": str, "tags": str,
                                                    "label_source": str, "auto_model": str, "problem": str,
                                                    "label_state": str}, keep_default_na=False)
@@ -451,9 +555,34 @@ def class_counts_by_tag(ws: Workspace, tags=("VAL1", "GT1", "POOL")) -> dict:
 def setup_summary(ws: Workspace) -> dict:
     """What notebook 00 records in metrics/setup.json: sizes, mode, class counts, unmeasurable classes."""
     counts = ws.tag_counts()
+    cc = class_counts_by_tag(ws)
+    probs = ws.dataset.problems
     return {"dataset": str(ws.dataset_root), "mode": ws.mode, "names": ws.names, "seed": ws.config["seed"],
-            "sizes": counts, "class_counts": class_counts_by_tag(ws),
-            "not_measurable_on_VAL1": not_measurable(ws), "problems": int(len(ws.dataset.problems))}
+            "sizes": counts, "class_counts": cc,
+            "not_measurable_on_VAL1": not_measurable(ws),
+            "not_in_GT1": [n for n, c in cc["GT1"].items() if c == 0],
+            "problems": int(len(probs)),
+            "problem_kinds": {str(k): int(v) for k, v in probs["kind"].value_counts().items()},
+            "problem_list": probs.to_dict("records"),
+            "refreshed": {k: v for k, v in (ws.refreshed or {}).items() if v}}
+
+
+def excluded_summary(ws: Workspace, limit: int = 10) -> str:
+    """What validation excluded (or flagged), in a few lines: counts per kind, the first problems with file:line."""
+    probs = ws.dataset.problems
+    m = ws.manifest()
+    n_ex = int(has_tag(m, "EXCLUDED").sum())
+    if not len(probs):
+        return "validation: no problems found"
+    kinds = ", ".join(f"{k} {v}" for k, v in probs["kind"].value_counts().items())
+    lines = [f"validation: {n_ex} image(s) excluded, {len(probs)} problem(s) ({kinds}); nothing in the dataset folder "
+             f"was changed. Full list: {ws.root / 'metrics' / 'setup.json'} (problem_list) and manifest.csv."]
+    for p in probs.head(limit).itertuples():
+        where = f"{p.file}:{p.line}" if p.line else p.file
+        lines.append(f"  [{p.kind}] {where}: {p.message}")
+    if len(probs) > limit:
+        lines.append(f"  ... and {len(probs) - limit} more")
+    return "\n".join(lines)
 
 
 def load_image(ws: Workspace, stem: str, manifest: pd.DataFrame | None = None):

@@ -419,17 +419,32 @@ def test_human_labels_are_not_overwritten_unless_asked(ws, tmp_path):
     before = tree_hash(ws.root)
     with pytest.raises(ImportProblem) as err:
         import_labels(ws, folder, "yolo")
-    assert err.value.kinds == {"already_human"} and len(err.value.problems) == len(ws.gt2)
-    assert "overwrite=True" in str(err.value)
+    # only the changed image is a problem, with a per-image diff; the identical ones would be "unchanged"
+    assert err.value.kinds == {"changed_human"} and len(err.value.problems) == 1
+    assert err.value.problems[0]["image"] == target
+    assert "added slag-inclusion (cx=0.5000, cy=0.5000, w=0.2500, h=0.5000)" in str(err.value)
+    assert "removed " in str(err.value) and "--overwrite" in str(err.value)
     assert tree_hash(ws.root) == before
 
     dry = import_labels(ws, folder, "yolo", overwrite=True, dry_run=True)
-    assert set(dry["action"]) == {"would be replaced"} and tree_hash(ws.root) == before
+    assert dict(zip(dry["stem"], dry["action"]))[target] == "would be replaced"
+    assert set(dry["action"]) == {"would be replaced", "would be unchanged"} and tree_hash(ws.root) == before
 
+    old_text = (ws.root / "labels" / f"{target}.txt").read_text()
     summary = import_labels(ws, folder, "yolo", overwrite=True)
-    assert set(summary["action"]) == {"replaced"}
+    assert labelio.summary_counts(summary) == {"imported": 0, "replaced": 1, "unchanged": len(ws.gt2) - 1,
+                                               "skipped": 0}
     np.testing.assert_allclose(imported_boxes(ws, target), [[2, 0.5, 0.5, 0.25, 0.5]])
     np.testing.assert_allclose(ws.trainable_labels(target), [[2, 0.5, 0.5, 0.25, 0.5]])
+    kept = list((ws.root / "labels" / ".history").glob(f"{target}.*.txt"))
+    assert len(kept) == 1 and kept[0].read_text() == old_text  # people's earlier labels are never lost
+    rec = json.loads(sorted((ws.root / "imports").glob("*.json"))[-1].read_text())
+    assert rec["history"] == {target: str(kept[0].relative_to(ws.root))}
+
+    # importing the same labels again changes nothing at all (idempotent)
+    before = tree_hash(ws.root)
+    again = import_labels(ws, folder, "yolo")
+    assert set(again["action"]) == {"unchanged"} and tree_hash(ws.root) == before
 
     # GT1 images are labelled by people in the dataset: also protected (with tag=None to leave the selection)
     gt1 = ws.stems("GT1")[0]

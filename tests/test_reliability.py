@@ -1,0 +1,541 @@
+"""Reliability: every bad input gets one clear message (no raw traceback), the dataset folder and labels people gave
+stay byte-identical, workspaces are locked against a second writer, and the real labelling loop runs from the CLI.
+
+Each case runs the command line in-process (``alnb.cli.main``) and asserts the exit code, the message, the absence of
+a traceback, and the hashes of the dataset folder (and of ``<workspace>/labels``) before and after.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from alnb import cli, labelio, lock, pipeline
+from alnb import select as sel
+from alnb.data import load_dataset
+from alnb.workspace import WaitingForLabels, Workspace, WorkspaceError, with_tag
+
+NAMES = ["crack", "pore"]
+
+
+# ------------------------------------------------------------------------------------------------------------ helpers
+def tree_hash(root) -> str:
+    """Every path, file content and symlink target under ``root`` (empty hash when it does not exist)."""
+    h = hashlib.sha256()
+    if not os.path.exists(root):
+        return "absent"
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for n in sorted(filenames) + sorted(d for d in dirnames):
+            p = os.path.join(dirpath, n)
+            rel = os.path.relpath(p, root)
+            if os.path.islink(p):
+                h.update(f"L {rel} -> {os.readlink(p)}\n".encode())
+            elif os.path.isfile(p):
+                h.update(f"F {rel}\n".encode())
+                with open(p, "rb") as f:
+                    h.update(f.read())
+            else:
+                h.update(f"D {rel}\n".encode())
+    return h.hexdigest()
+
+
+def img(path, w=32, h=32, v=128):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((h, w), v, np.uint8)).save(path)
+
+
+def make_ds(root, n=24, names=NAMES, unlabelled=(), empty=(), yaml_text=None, stems=None):
+    """``n`` 32x32 images with one box each (class i % len(names)); ``unlabelled`` / ``empty``: indices."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data.yaml").write_text(yaml_text if yaml_text is not None else f"names: {list(names)}\n")
+    stems = stems or [f"img_{i:02d}" for i in range(n)]
+    for i, s in enumerate(stems):
+        img(root / "images" / f"{s}.png", v=60 + i)
+        if i in unlabelled:
+            continue
+        lab = root / "labels" / f"{s}.txt"
+        lab.parent.mkdir(parents=True, exist_ok=True)
+        lab.write_text("" if i in empty else f"{i % len(names)} 0.5 0.5 0.25 0.25\n")
+    return root
+
+
+def run_cli(capsys, *argv):
+    """``alnb ARGV`` in-process: (exit code, stdout, stderr); a SystemExit (argparse) counts as its code."""
+    try:
+        rc = cli.main([str(a) for a in argv])
+    except SystemExit as e:
+        rc = e.code
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err, out.out + out.err
+    return rc, out.out, out.err
+
+
+def run_args(ds, ws, *extra):
+    return ["run", "--data", ds, "--workspace", ws, "--profile", "smoke", "--n-val", 4, "--n-gt1", 4, "--T", 2, *extra]
+
+
+# ---------------------------------------------------------------------------------------------- bad datasets (setup)
+BAD_DATASETS = {
+    # case: (how to spoil the dataset, extra run args, expected text)
+    "no-data-yaml": (lambda r: (r / "data.yaml").unlink(), (), "data.yaml not found"),
+    "yaml-syntax": (lambda r: (r / "data.yaml").write_text("names: [crack, pore\n"), (), "not valid YAML"),
+    "yaml-not-mapping": (lambda r: (r / "data.yaml").write_text("- crack\n- pore\n"), (), "expected a mapping"),
+    "yaml-no-names": (lambda r: (r / "data.yaml").write_text("nc: 2\n"), (), "no 'names' list"),
+    "duplicate-class-names": (lambda r: (r / "data.yaml").write_text("names: [crack, pore, crack]\n"), (),
+                              "duplicate class name(s) {'crack': [0, 2]}"),
+    "names-bad-keys": (lambda r: (r / "data.yaml").write_text("names: {a: crack, b: pore}\n"), (),
+                       "'names' keys must be class ids"),
+    "names-gap": (lambda r: (r / "data.yaml").write_text("names: {0: crack, 2: pore}\n"), (), "without gaps"),
+    "nc-mismatch": (lambda r: (r / "data.yaml").write_text("nc: 3\nnames: [crack, pore]\n"), (),
+                    "nc=3 but 'names' has 2 entries"),
+    "empty-class-name": (lambda r: (r / "data.yaml").write_text("names: [crack, '']\n"), (), "are empty"),
+    "no-images": (lambda r: shutil.rmtree(r / "images"), (), "no images found"),
+    "all-empty-labels": (lambda r: [p.write_text("") for p in (r / "labels").glob("*.txt")], (),
+                         "holds a box (every label file is empty)"),
+    "n-val-too-large": (lambda r: None, ("--n-val", 30), "only 24 labelled"),
+    "n-val-fraction-zero": (lambda r: None, ("--n-val", 0.01), "gives no VAL1 image"),
+    "n-gt1-fraction-zero": (lambda r: None, ("--n-gt1", 0.01), "gives no GT1 image"),
+    "nothing-left-for-pool": (lambda r: None, ("--n-val", 12, "--n-gt1", 12), "nothing would be left"),
+    "gt1-without-boxes": (lambda r: [p.write_text("") for p in sorted((r / "labels").glob("*.txt"))[2:]],
+                          ("--n-val", 1, "--n-gt1", 1, "--seed", 3), None),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATASETS))
+def test_bad_dataset_one_clear_message(tmp_path, capsys, case):
+    spoil, extra, text = BAD_DATASETS[case]
+    ds = make_ds(tmp_path / "ds")
+    spoil(ds)
+    before = tree_hash(ds)
+    rc, out, err = run_cli(capsys, *run_args(ds, tmp_path / "ws"), *extra)
+    if case == "gt1-without-boxes":  # depends on the draw: either a clear refusal or a normal start
+        assert rc == 2 and "hold no box at all" in err or rc in (0, 3), err
+    else:
+        assert rc == 2, out + err
+        assert text in err, err
+        assert err.startswith("alnb: ") and "--debug" in err
+    assert tree_hash(ds) == before
+
+
+def test_missing_dataset_folder_and_bad_counts(tmp_path, capsys):
+    rc, _, err = run_cli(capsys, *run_args(tmp_path / "nope", tmp_path / "ws"))
+    assert rc == 2 and "does not exist" in err
+    assert not (tmp_path / "ws").exists()
+    for bad in ("0", "-3", "1.5", "abc"):
+        rc, _, err = run_cli(capsys, "run", "--data", tmp_path, "--workspace", tmp_path / "ws", "--n-val", bad)
+        assert rc == 2 and "--n-val" in err, err
+    # the Python API says the same thing
+    ds = load_dataset(make_ds(tmp_path / "ds"), progress=False)
+    from alnb.workspace import make_split
+    with pytest.raises(ValueError, match="n_gt1=0 gives no GT1 image"):
+        make_split(ds, n_val=4, n_gt1=0)
+
+
+def test_workspace_inside_dataset_is_refused_before_anything_is_written(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds")
+    before = tree_hash(ds)
+    for ws in (ds / "runs" / "w", ds):
+        rc, _, err = run_cli(capsys, *run_args(ds, ws))
+        assert rc == 2 and "inside the dataset folder" in err
+    rc, _, err = run_cli(capsys, *run_args(ds, tmp_path))  # the dataset inside the workspace
+    assert rc == 2 and "inside the workspace" in err
+    assert tree_hash(ds) == before
+
+
+def test_excluded_images_are_listed_duplicates_tiny_spaces(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds", stems=[f"im {i:02d}" for i in range(24)])  # spaces in every name
+    img(ds / "images" / "a" / "twin.png"); img(ds / "images" / "b" / "twin.jpg")
+    (ds / "labels" / "a").mkdir(); (ds / "labels" / "a" / "twin.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    img(ds / "images" / "dot.png", w=1, h=1); (ds / "labels" / "dot.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (ds / "labels" / "im 03.txt").write_text("0 0.5 0.5 0.1\n")  # wrong field count
+    before = tree_hash(ds)
+    logs = []
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=logs.append)
+    text = "\n".join(logs)
+    assert "validation: 4 image(s) excluded" in text
+    assert "[duplicate_stem] images/a/twin.png" in text and "[too_small] images/dot.png" in text
+    assert "1x1 px" in text and "[field_count] labels/im 03.txt:1" in text
+    m = ws.manifest()
+    assert m["stem"].is_unique and set(m.loc[m["problem"] != "", "stem"]) == {
+        "images/a/twin.png", "images/b/twin.jpg", "dot", "im 03"}
+    summary = json.loads((ws.root / "metrics" / "setup.json").read_text())
+    assert summary["problem_kinds"] == {"duplicate_stem": 2, "too_small": 1, "field_count": 1}
+    # image lists hold one path per line; the run cache reads them the same way (names with spaces)
+    from alnb.train import _list_digest
+
+    lst = ws.write_list("probe", ws.stems("GT1"))
+    assert len(lst.read_text().splitlines()) == 4 and " " in lst.read_text()
+    assert _list_digest(lst)["n"] == 4
+    assert tree_hash(ds) == before
+
+
+def test_classes_without_instances_are_named(tmp_path):
+    ds = make_ds(tmp_path / "ds", yaml_text="names: [crack, pore, ghost]\n")  # 'ghost' has no box anywhere
+    logs = []
+    pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=logs.append)
+    text = "\n".join(logs)
+    assert "class(es) ['ghost'] have no instance in GT1" in text
+    assert "class(es) ['ghost'] have no instance in VAL1" in text
+
+
+def test_resetup_after_fixing_labels_revalidates(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds")
+    (ds / "labels" / "img_05.txt").write_text("7 0.5 0.5 0.2 0.2\n")  # class id out of range
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    assert "EXCLUDED" in ws.manifest().set_index("stem").at["img_05", "tags"]
+    (ds / "labels" / "img_05.txt").write_text("1 0.5 0.5 0.2 0.2\n")  # fixed by the user
+    (ds / "labels" / "img_06.txt").write_text("1 0.5 0.5 0.2\n")  # and a new mistake
+    logs = []
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=logs.append)
+    row = ws.manifest().set_index("stem")
+    assert row.at["img_05", "tags"] == "POOL" and row.at["img_05", "problem"] == ""
+    assert row.at["img_06", "tags"] == "EXCLUDED" and row.at["img_06", "problem"] == "field_count"
+    text = "\n".join(logs)
+    assert "1 image(s) fixed" in text and "1 image(s) new problem" in text
+    # other settings without --overwrite: a clear message naming the flag; the split is untouched
+    first = ws.manifest_path.read_bytes()
+    with pytest.raises(WorkspaceError, match="--overwrite"):
+        pipeline.setup(tmp_path / "ws", ds, n_val=5, n_gt1=4, log=None)
+    assert ws.manifest_path.read_bytes() == first
+    (ds / "data.yaml").write_text("names: [crack, pore, slag]\n")
+    with pytest.raises(WorkspaceError, match="class names .* changed"):
+        pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+
+
+def test_files_are_written_with_normal_permissions(tmp_path):
+    ds = make_ds(tmp_path / "ds")
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    umask = os.umask(0)
+    os.umask(umask)
+    want = 0o666 & ~umask
+    for p in (ws.manifest_path, ws.root / "workspace.json", ws.root / "metrics" / "setup.json",
+              ws.root / "lists" / "GT1.txt"):
+        assert stat.S_IMODE(p.stat().st_mode) == want, p
+
+
+# ------------------------------------------------------------------------------------------------ workspace commands
+@pytest.fixture
+def real_ws(tmp_path):
+    """A real-loop workspace (8 unlabelled POOL images), GT2 = 4 of them with fake auto-labels and scores; the
+    true labels of the unlabelled images are kept aside in ``truth/`` (what people will draw)."""
+    ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24))
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    for i in range(16, 24):
+        (truth / f"img_{i:02d}.txt").write_text(f"{i % 2} 0.5 0.5 0.25 0.25\n")
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    pool = [s for s in ws.stems("POOL") if int(s[-2:]) >= 16]
+    auto = ws.root / "autolabels" / "CAL1"
+    auto.mkdir(parents=True)
+    for s in pool:
+        (auto / f"{s}.txt").write_text("0 0.45 0.5 0.2 0.25 0.6\n")
+    m = ws.manifest()
+    m.loc[m["stem"].isin(pool), "auto_model"] = "CAL1"
+    ws.write_manifest(m)
+    pd.DataFrame({"stem": pool, "score": np.linspace(0.1, 0.9, len(pool)), "tier": "hard",
+                  "failed": False}).to_csv(ws.root / "scores.csv", index=False)
+    sel.commit(ws, pool[:4], "GT2")
+    ws.truth, ws.ds, ws.pool = truth, ds, pool
+    return ws
+
+
+def ls_export(ws, stems, truth, unannotated=()):
+    """A Label Studio JSON export (as Export > JSON writes it) with people's boxes = ``truth`` for ``stems``."""
+    tasks = []
+    for k, s in enumerate(list(stems) + list(unannotated)):
+        anns = []
+        if s in stems:
+            res = []
+            for line in (truth / f"{s}.txt").read_text().splitlines():
+                c, cx, cy, w, h = map(float, line.split())
+                res.append({"id": f"r{k}", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+                            "original_width": 32, "original_height": 32,
+                            "value": {"x": (cx - w / 2) * 100, "y": (cy - h / 2) * 100, "width": w * 100,
+                                      "height": h * 100, "rotation": 0, "rectanglelabels": [NAMES[int(c)]]}})
+            anns = [{"id": 100 + k, "result": res, "was_cancelled": False, "updated_at": "2026-01-01T00:00:00Z"}]
+        tasks.append({"id": k + 1, "data": {"image": f"/data/local-files/?d=images/{s}.png", "alnb_stem": s},
+                      "annotations": anns, "predictions": []})
+    return tasks
+
+
+def write_json(path, obj):
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def test_export_queue_before_selection_and_empty_selection(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24))
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 2 and "carries the tag 'GT2'" in err and "make the selection first" in err
+    sel.commit(ws, [], "GT2")
+    rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", "cvat")
+    assert rc == 2 and "carries the tag 'GT2'" in err
+
+
+def test_commands_on_a_folder_that_is_not_a_workspace(tmp_path, capsys):
+    for argv in (("status", "--workspace", tmp_path), ("export-queue", "--workspace", tmp_path, "--format", "coco"),
+                 ("import-labels", tmp_path, "--workspace", tmp_path, "--format", "yolo")):
+        rc, _, err = run_cli(capsys, *argv)
+        assert rc == 2 and "is not an alnb workspace" in err and "alnb run --data" in err
+        assert "alnb setup" not in err  # never name a command that does not exist
+
+
+def test_export_queue_url_prefix_and_document_root(real_ws, capsys):
+    ws = real_ws
+    rc, out, _ = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", "labelstudio",
+                         "--url-prefix", "http://127.0.0.1:8081/", "--document-root", ws.ds.parent)
+    assert rc == 0
+    tasks = json.loads((ws.root / "export" / "labelstudio" / "tasks.json").read_text())
+    assert tasks[0]["data"]["image"].startswith("http://127.0.0.1:8081/ds/images/img_")
+    rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", "labelstudio",
+                         "--document-root", ws.root)
+    assert rc == 2 and "not below the Label Studio document root" in err
+
+
+def test_import_counts_are_honest_and_skipped_are_listed(real_ws, tmp_path, capsys):
+    ws = real_ws
+    gt2 = ws.stems("GT2")
+    src = write_json(tmp_path / "ls.json", ls_export(ws, gt2[:2], ws.truth, unannotated=gt2[2:]))
+    rc, out, _ = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0
+    assert "2 new, 0 replaced, 0 unchanged, 2 skipped" in out
+    assert f"skipped (no submitted annotation): {gt2[2]}, {gt2[3]}" in out
+    for s in gt2[:2]:
+        assert (ws.root / "labels" / f"{s}.txt").read_text() == (ws.truth / f"{s}.txt").read_text()
+
+
+def test_reimport_is_idempotent_and_changed_labels_are_refused_with_a_diff(real_ws, tmp_path, capsys):
+    ws = real_ws
+    gt2 = ws.stems("GT2")
+    src = write_json(tmp_path / "ls.json", ls_export(ws, gt2, ws.truth))
+    assert run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")[0] == 0
+    ws_before, labels_before = tree_hash(ws.root), tree_hash(ws.root / "labels")
+    rc, out, _ = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0 and "0 new, 0 replaced, 4 unchanged, 0 skipped" in out
+    assert tree_hash(ws.root) == ws_before  # nothing written at all
+
+    tasks = json.loads(src.read_text())
+    tasks[0]["annotations"][0]["result"][0]["value"]["x"] += 10  # someone moved a box in the tool afterwards
+    write_json(src, tasks)
+    rc, _, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 2 and "[changed_human]" in err and f"image {gt2[0]}" in err
+    assert "removed pore (cx=0.5000" in err or "removed crack (cx=0.5000" in err
+    assert "--overwrite" in err and "labels/.history/" in err
+    assert tree_hash(ws.root / "labels") == labels_before and tree_hash(ws.ds) == tree_hash(ws.ds)
+
+    rc, out, _ = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio",
+                         "--overwrite")
+    assert rc == 0 and "0 new, 1 replaced, 3 unchanged" in out and f"replaced (old files" in out
+    hist = list((ws.root / "labels" / ".history").glob(f"{gt2[0]}.*.txt"))
+    assert len(hist) == 1 and hist[0].read_text() == (ws.truth / f"{gt2[0]}.txt").read_text()
+
+
+def test_one_export_serves_gt2_and_control(real_ws, tmp_path, capsys):
+    ws = real_ws
+    gt2 = ws.stems("GT2")
+    control = [s for s in ws.pool if s not in gt2][:3] + gt2[:1]  # Control may overlap GT2
+    src = write_json(tmp_path / "project.json", ls_export(ws, gt2, ws.truth))
+    st = pipeline.ensure_labelled(ws, "GT2", source=src, fmt="labelstudio", log=None)
+    assert st["labelled"] == 4 and not st["waiting"]
+    sel.commit(ws, control, "CONTROL")
+    with pytest.raises(WaitingForLabels) as w:
+        pipeline.ensure_labelled(ws, "CONTROL", source=src, fmt="labelstudio", log=None)
+    assert sorted(w.value.waiting) == sorted(control[:3]) and w.value.queue
+    queued = json.loads((tmp_path / "ws" / "export" / "CONTROL_labelstudio" / "tasks.json").read_text())
+    assert sorted(t["data"]["alnb_stem"] for t in queued) == sorted(control[:3])
+    # people label the Control tasks in the same project and export the whole project again
+    write_json(src, ls_export(ws, gt2 + control[:3], ws.truth))
+    logs = []
+    st = pipeline.ensure_labelled(ws, "CONTROL", source=src, fmt="labelstudio", log=logs.append)
+    assert not st["waiting"] and "3 new, 0 replaced, 4 unchanged" in logs[0]
+    src_of = ws.manifest().set_index("stem")["label_source"]
+    assert (src_of[gt2 + control] == "human").all()
+
+
+def test_labels_source_that_does_not_exist(real_ws, tmp_path):
+    with pytest.raises(WorkspaceError, match="labels source .* does not exist"):
+        pipeline.ensure_labelled(real_ws, "GT2", source=tmp_path / "nope.json", fmt="labelstudio", log=None)
+
+
+def test_waiting_for_labels_exit_code_and_next_command(real_ws, capsys, monkeypatch):
+    ws = real_ws
+    err = WaitingForLabels("GT2", 4, ws.stems("GT2"), ws.root / "export" / "GT2_labelstudio")
+    argv = ["run", "--data", str(ws.ds), "--workspace", str(ws.root), "--profile", "smoke", "--overwrite"]
+    rc = cli._report_error(err, argv, debug=False)
+    out = capsys.readouterr().out
+    assert rc == cli.EXIT_WAITING == 3
+    assert "4 of 4 GT2 image(s) have no labels yet" in out
+    assert f"{ws.root / 'export' / 'GT2_labelstudio' / 'tasks.json'}" in out
+    assert (f"next: alnb run --data {ws.ds} --workspace {ws.root} --profile smoke --labels EXPORT.json "
+            f"--label-format labelstudio") in out  # --overwrite is not repeated (it would split again)
+
+
+def test_status_shows_where_the_loop_stands(real_ws, capsys):
+    ws = real_ws
+    rc, out, _ = run_cli(capsys, "status", "--workspace", ws.root)
+    assert rc == 0
+    assert "GT2:       0 of 4 labelled, 4 waiting" in out
+    assert "trainings: CAL1 -, CAL2 -, Control -" in out and "lock:      free" in out
+    assert f"next:      train CAL1 on GT1: alnb run --data {ws.ds} --workspace {ws.root}" in out
+    rc, out, _ = run_cli(capsys, "status", "--workspace", ws.root, "--json")
+    st = json.loads(out)
+    assert st["sets"]["GT2"] == 4 and st["labels"]["GT2"]["labelled"] == 0
+
+
+def test_coco_duplicate_category_ids_are_refused(real_ws, tmp_path):
+    ws = real_ws
+    s = ws.stems("GT2")[0]
+    coco = {"images": [{"id": 1, "file_name": f"images/{s}.png", "width": 32, "height": 32}],
+            "categories": [{"id": 1, "name": "crack"}, {"id": 1, "name": "pore"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}]}
+    before = tree_hash(ws.root)
+    with pytest.raises(labelio.ImportProblem) as e:
+        labelio.import_labels(ws, write_json(tmp_path / "c.json", coco), "coco")
+    assert e.value.kinds == {"duplicate_category_id"} and "share id 1 ('crack' and 'pore')" in str(e.value)
+    assert tree_hash(ws.root) == before
+
+
+def test_recommit_hides_revealed_labels_again(tmp_path):
+    ds = make_ds(tmp_path / "ds")  # fully labelled: simulation mode
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    pool = ws.stems("POOL")
+    sel.commit(ws, pool[:6], "GT2")
+    sel.commit(ws, pool[4:8], "CONTROL")
+    sel.label_selection(ws, "GT2")
+    sel.label_selection(ws, "CONTROL")
+    assert (ws.root / "view" / "labels" / f"{pool[0]}.txt").is_file()
+    sel.commit(ws, pool[2:6], "GT2")  # pool[0:2] leave GT2; pool[4:6] are still in CONTROL
+    src = ws.manifest().set_index("stem")["label_source"]
+    assert list(src[pool[:2]]) == ["none", "none"] and (src[pool[2:8]] == "oracle").all()
+    assert not (ws.root / "view" / "labels" / f"{pool[0]}.txt").exists()
+
+
+# -------------------------------------------------------------------------------------------------- errors and locks
+def test_unexpected_errors_and_debug(real_ws, capsys, monkeypatch):
+    def boom(*a, **k):
+        raise TypeError("simulated bug")
+
+    monkeypatch.setattr(labelio, "export_queue", boom)
+    rc, _, err = run_cli(capsys, "export-queue", "--workspace", real_ws.root, "--format", "coco")
+    assert rc == cli.EXIT_BUG == 1 and "unexpected error (TypeError: simulated bug)" in err
+    assert cli.main(["export-queue", "--workspace", str(real_ws.root), "--format", "coco", "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_read_only_workspace(real_ws, tmp_path, capsys, monkeypatch):
+    real_open = os.open
+
+    def ro_open(path, flags, *a, **k):
+        if str(path).endswith(lock.LOCK_NAME):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "open", ro_open)
+    src = write_json(tmp_path / "ls.json", ls_export(real_ws, real_ws.stems("GT2"), real_ws.truth))
+    before = tree_hash(real_ws.root)
+    rc, _, err = run_cli(capsys, "import-labels", src, "--workspace", real_ws.root, "--format", "labelstudio")
+    assert rc == 2 and "is not writable (Read-only file system)" in err and "nothing was changed" in err
+    assert tree_hash(real_ws.root) == before
+
+
+HOLD = textwrap.dedent("""
+    import sys, time
+    from alnb import lock
+    lock.acquire(sys.argv[1], "alnb run --data d --workspace w")
+    print("held", flush=True)
+    time.sleep(120)
+""")
+
+
+def test_second_writer_stops_with_the_holder_named_and_stale_locks_are_taken_over(real_ws, tmp_path, capsys):
+    ws = real_ws
+    src = write_json(tmp_path / "ls.json", ls_export(ws, ws.stems("GT2"), ws.truth))
+    env = {k: v for k, v in os.environ.items() if k != lock.ENV}
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(ws.root)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert p.stdout.readline().strip() == "held"
+        labels_before = tree_hash(ws.root / "labels")
+        rc, _, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+        assert rc == cli.EXIT_BUSY == 4
+        assert f"is busy: pid {p.pid} on host" in err and "(alnb run --data d --workspace w)" in err
+        assert tree_hash(ws.root / "labels") == labels_before
+        rc, out, _ = run_cli(capsys, "status", "--workspace", ws.root)
+        assert f"lock:      held by pid {p.pid}" in out
+        with pytest.raises(lock.WorkspaceBusy):
+            sel.commit(ws, ws.stems("GT2")[:2], "GT2")
+    finally:
+        p.kill()
+        p.wait()
+    rc, out, _ = run_cli(capsys, "status", "--workspace", ws.root)
+    assert f"stale (pid {p.pid}" in out
+    rc, out, _ = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0 and f"took over a stale lock" not in out or rc == 0
+    assert not (ws.root / lock.LOCK_NAME).exists()  # released (and removed) at the end
+
+
+def test_lock_is_reentrant_and_inherited_by_child_processes(tmp_path):
+    root = tmp_path / "w"
+    with lock.workspace_lock(root, "outer"):
+        with lock.workspace_lock(root, "inner"):
+            assert lock.is_held(root)
+        assert lock.is_held(root)
+        child = subprocess.run([sys.executable, "-c", f"from alnb import lock; lock.acquire({str(root)!r}); "
+                                                      f"print('ok')"], capture_output=True, text=True)
+        assert child.stdout.strip() == "ok", child.stderr
+    assert not lock.is_held(root) and not (root / lock.LOCK_NAME).exists()
+
+
+# ------------------------------------------------------------------------------------- the real loop, end to end
+@pytest.mark.slow
+def test_real_loop_from_the_cli(tmp_path, capsys, no_network):
+    """``alnb run`` on a dataset with unlabelled images: exit 3 with the queue for GT2, labels imported from a
+    folder, exit 3 again for Control, then the whole study finishes; people's labels are never changed."""
+    from alnb import weld
+
+    ds = weld.generate(tmp_path / "ds", weld.WeldConfig(n_images=40, width=64, height=64, seed=3), progress=False)
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    for i, lab in enumerate(sorted((ds / "labels").glob("*.txt"))):
+        if i % 2:  # every other image is unlabelled: people will label it
+            shutil.move(lab, truth / lab.name)
+    ds_hash = tree_hash(ds)
+    ws = tmp_path / "ws"
+    argv = ["run", "--data", ds, "--workspace", ws, "--profile", "smoke", "--T", 2, "--n-val", 8, "--n-gt1", 8,
+            "--budget", 4]
+    rc, out, _ = run_cli(capsys, *argv)
+    assert rc == 3, out
+    assert "waiting for labels: 4 of 4 GT2 image(s)" in out and "GT2_labelstudio/tasks.json" in out
+    assert "--labels EXPORT.json --label-format labelstudio" in out
+    w = Workspace.open(ws)
+    people = tmp_path / "people"
+    people.mkdir()
+    for s in w.stems("GT2"):
+        shutil.copy(truth / f"{s}.txt", people / f"{s}.txt")
+    rc, out, _ = run_cli(capsys, *argv, "--labels", people, "--label-format", "yolo")
+    assert rc == 3 and "4 new, 0 replaced, 0 unchanged" in out and "CONTROL image(s) have no labels" in out
+    labels_after_gt2 = {p.name: p.read_bytes() for p in (ws / "labels").glob("*.txt")}
+    for s in w.stems("CONTROL"):
+        if (truth / f"{s}.txt").is_file():
+            shutil.copy(truth / f"{s}.txt", people / f"{s}.txt")
+    rc, out, _ = run_cli(capsys, *argv, "--labels", people, "--label-format", "yolo")
+    assert rc == 0, out
+    assert "report:" in out
+    for name, data in labels_after_gt2.items():
+        assert (ws / "labels" / name).read_bytes() == data
+    assert tree_hash(ds) == ds_hash
+    rc, out, _ = run_cli(capsys, "status", "--workspace", ws)
+    assert "next:      done" in out
