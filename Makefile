@@ -8,7 +8,10 @@ PROFILE ?= quick
 WORKSPACE ?= runs/weld
 DATA ?= data/weld
 
-.PHONY: demo test lab install clean-runs
+LS_VENV ?= .venv-ls
+LS_VERSION ?= 1.23.2
+
+.PHONY: demo test lab install clean-runs labelstudio
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +26,16 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	YOLO_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest -q
+
+# Label Studio in its own environment (its pins clash with ours): the real-server test in tests/test_labelstudio.py
+# uses it (and is skipped without it). ~3 min on first use.
+$(LS_VENV)/.installed:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LS_VENV)/bin/python -m pip install -q "label-studio==$(LS_VERSION)"
+	touch $(LS_VENV)/.installed
+
+labelstudio: $(LS_VENV)/.installed
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

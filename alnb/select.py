@@ -254,6 +254,7 @@ def label_status(ws: Workspace, tag: str = "GT2") -> dict:
     return {"tag": tag, "n": int(len(sel)), "labelled": int(len(sel) - len(waiting)), "waiting": waiting}
 
 
+@locked
 def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yolo",
                     export_fmt: str = "labelstudio", import_tags=None) -> dict:
     """Get the ``tag`` images labelled so they can be trained on.

@@ -98,3 +98,34 @@ def test_notebooks_03_04_smoke(tiny_dataset, tmp_path, capsys):
         assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
     check_study(Workspace.open(ws_dir))
     assert "report:" in capsys.readouterr().out
+
+
+def test_parser_reliability_flags():
+    p = cli.build_parser()
+    a = p.parse_args(["run", "--data", "d", "--workspace", "w", "--overwrite"])
+    assert a.overwrite is True
+    a = p.parse_args(["export-queue", "--workspace", "w", "--format", "labelstudio", "--url-prefix",
+                      "http://localhost:8081/", "--document-root", "/data"])
+    assert (a.url_prefix, a.document_root) == ("http://localhost:8081/", "/data")
+    assert p.parse_args(["import-labels", "x.json", "--workspace", "w", "--format", "coco"]).tag == "GT2,CONTROL"
+    assert p.parse_args(["status", "--workspace", "w", "--json"]).json is True
+    for bad in ("0", "-1", "2.5", "x"):
+        with pytest.raises(SystemExit):
+            p.parse_args(["run", "--data", "d", "--workspace", "w", "--n-gt1", bad])
+    assert cli._count("0.25") == 0.25 and cli._count("12") == 12
+
+
+def test_exit_codes_are_distinct_and_documented():
+    codes = (cli.EXIT_OK, cli.EXIT_BUG, cli.EXIT_USER, cli.EXIT_WAITING, cli.EXIT_BUSY, cli.EXIT_INTERRUPTED)
+    assert len(set(codes)) == len(codes)
+    for code in codes:
+        assert f"{code} " in cli.__doc__
+
+
+def test_python_m_alnb_user_error_has_no_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "alnb", "status", "--workspace", str(tmp_path)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "is not an alnb workspace" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "alnb", "status", "--workspace", str(tmp_path), "--debug"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" in out.stderr

@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
@@ -539,3 +540,30 @@ def test_real_loop_from_the_cli(tmp_path, capsys, no_network):
     assert tree_hash(ds) == ds_hash
     rc, out, _ = run_cli(capsys, "status", "--workspace", ws)
     assert "next:      done" in out
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_on_one_workspace(tiny_dataset, tmp_path):
+    """The second ``alnb run`` stops with the lock message (exit 4); the first finishes with a valid results.csv."""
+    ws = tmp_path / "ws"
+    argv = [sys.executable, "-m", "alnb", "run", "--data", str(tiny_dataset), "--workspace", str(ws), "--profile",
+            "smoke", "--T", "2", "--n-val", "10", "--n-gt1", "10"]
+    env = {k: v for k, v in os.environ.items() if k != lock.ENV}
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        for _ in range(600):
+            if (ws / lock.LOCK_NAME).is_file() and lock.read_holder(ws):
+                break
+            time.sleep(0.1)
+        second = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        assert second.returncode == 4, second.stdout + second.stderr
+        assert f"is busy: pid {first.pid} on host" in second.stderr and "Traceback" not in second.stderr
+        out, _ = first.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 0, out
+    for name in ("CAL1", "CAL2", "Control"):
+        res = pd.read_csv(ws / "runs" / name / "results.csv")
+        epochs = res.iloc[:, 0].tolist()
+        assert epochs == sorted(epochs) and len(epochs) == len(set(epochs)), (name, epochs)
+    assert not (ws / lock.LOCK_NAME).exists()
