@@ -46,7 +46,7 @@ import pandas as pd
 import yaml
 
 from alnb.data import EDGE_TOL, LabelError, parse_label_lines
-from alnb.workspace import WorkspaceError, atomic_write_json, atomic_write_text, has_tag, tag_set
+from alnb.workspace import FILE_MODE, WorkspaceError, atomic_write_json, atomic_write_text, has_tag, tag_set
 
 EXPORT_FORMATS = ("labelstudio", "cvat", "coco")
 IMPORT_FORMATS = ("labelstudio", "coco", "yolo")
@@ -186,7 +186,8 @@ def queue(ws, tag: str | None = "GT2", stems=None, model: str | None = None) -> 
         sel = m[has_tag(m, tag)].copy()
         if sel.empty:
             raise WorkspaceError(f"no image in {ws.manifest_path} carries the tag {tag!r}: make the selection first "
-                                 f"(notebook 03), or pass stems=[...] / another tag.")
+                                 f"(notebook 03, or `alnb run`, which stops when the selection needs labels), or "
+                                 f"export another tag (--tag / tag=).")
     sel = sel.reset_index(drop=True)
     sel["_order"] = np.arange(len(sel))
     scores = load_scores(ws)
@@ -306,6 +307,7 @@ def _cvat_zip(ws, q, path: Path):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(buf.getvalue())
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; the zip is a normal file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

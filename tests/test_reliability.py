@@ -222,8 +222,13 @@ def test_files_are_written_with_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     want = 0o666 & ~umask
+    sel.commit(ws, ws.stems("POOL")[:3], "GT2")
+    z = labelio.export_queue(ws, "cvat") / labelio.CVAT_ZIP
+    ls = labelio.export_queue(ws, "labelstudio") / "tasks.json"
+    labelio.import_labels(ws, z, "yolo", overwrite=True)  # simulation: the dataset labels, re-imported as people's
     for p in (ws.manifest_path, ws.root / "workspace.json", ws.root / "metrics" / "setup.json",
-              ws.root / "lists" / "GT1.txt"):
+              ws.root / "lists" / "GT1.txt", z, ls, *sorted((ws.root / "imports").glob("*.json")),
+              ws.root / "view" / "labels" / f"{ws.stems('GT1')[0]}.txt"):
         assert stat.S_IMODE(p.stat().st_mode) == want, p
 
 
