@@ -14,6 +14,15 @@ from alnb import select as sel
 TIER_CHOICES = ("hard", "medium", "easy", "failed")
 
 
+def bars_html(tier: str) -> str:
+    """The difficulty bars as inline HTML: 1 green = easy, 2 yellow = medium, 3 red = hard, 3 purple = failed."""
+    from alnb.plots import BAR_OFF, TIER_COLOURS, n_bars
+
+    n, col = n_bars(tier), TIER_COLOURS.get(tier, BAR_OFF)
+    return "".join(f"<span style='display:inline-block;width:6px;height:{6 + 4 * i}px;margin-right:2px;"
+                   f"vertical-align:bottom;background:{col if i < n else BAR_OFF}'></span>" for i in range(3))
+
+
 def read_autolabels(ws, stem: str, model: str = "CAL1"):
     """Auto-label boxes of ``stem`` from ``autolabels/<model>/<stem>.txt``: (n, 5) ``cls cx cy w h`` and (n,) conf."""
     from alnb.labelio import read_autolabels as _read
@@ -92,12 +101,47 @@ class DifficultyController:
         return {"t_medium": self.t_medium, "t_hard": self.t_hard, **self.counts, "gt2_size": self.gt2_size,
                 "pool": int(len(self.scores))}
 
+    def committed_gt2(self) -> list:
+        """Stems tagged GT2 in the workspace's manifest now (empty without a workspace)."""
+        return sorted(self.ws.stems("GT2")) if self.ws is not None else []
+
+    @property
+    def is_committed(self) -> bool:
+        """Whether the manifest's GT2 tags are exactly the selection at the current thresholds."""
+        return self.ws is not None and self.committed_gt2() == sorted(self.selection)
+
+    def commit_status(self) -> str:
+        """``"committed"`` or ``"not committed (manifest: N GT2 images)"`` for the selection on screen."""
+        if self.is_committed:
+            return "committed"
+        return f"not committed (manifest: {len(self.committed_gt2())} GT2 images)" if self.ws is not None else \
+            "not committed"
+
     def summary_html(self) -> str:
+        """Counts per tier (with the difficulty bars), GT2 size and whether that selection is committed."""
         c = self.counts
         n = max(1, len(self.scores))
-        cells = "".join(f"<td style='padding:0 8px'><b>{k}</b>: {v} ({100 * v / n:.0f}%)</td>" for k, v in c.items())
-        return (f"<table><tr>{cells}</tr></table><p><b>GT2 size</b> (medium + hard + failed): {self.gt2_size} of "
-                f"{len(self.scores)} POOL images</p>")
+        cells = "".join(f"<td style='padding:0 8px'>{bars_html(k)} <b>{k}</b>: <span class='alnb-count-{k}'>{v}</span>"
+                        f" ({100 * v / n:.0f}%)</td>" for k, v in c.items())
+        status = self.commit_status()
+        colour = "#2ca02c" if status == "committed" else "#b35900"
+        return (f"<table><tr>{cells}</tr></table><p><b>GT2 size</b> (medium + hard + failed): "
+                f"<span class='alnb-gt2-size'>{self.gt2_size}</span> of {len(self.scores)} POOL images at "
+                f"t_medium = {self.t_medium:.4g}, t_hard = {self.t_hard:.4g} &mdash; "
+                f"<b class='alnb-commit-status' style='color:{colour}'>{status}</b></p>")
+
+    def snapshot_html(self, fig=None) -> str:
+        """Counts + GT2 status + the histogram as an embedded PNG: plain HTML that a saved notebook keeps and shows
+        without a kernel (widgets need one)."""
+        import base64
+        import io
+
+        fig = fig if fig is not None else self.figure()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        png = base64.b64encode(buf.getvalue()).decode("ascii")
+        return (f"<div class='alnb-snapshot'>{self.summary_html()}<img alt='difficulty histogram' "
+                f"src='data:image/png;base64,{png}'/></div>")
 
     # ---- figures
     def figure(self, ax=None):
@@ -115,8 +159,8 @@ class DifficultyController:
         stems = list(s["stem"])
         return stems if n is None else stems[:n]
 
-    def thumbnails(self, tier: str = "hard", n: int = 8, ncols: int = 4):
-        """Grid of up to ``n`` images of ``tier`` with their auto-label boxes (needs ``ws``)."""
+    def thumbnails(self, tier: str = "hard", n: int = 8, ncols: int = 3):
+        """Grid of up to ``n`` images of ``tier`` with their auto-label boxes and difficulty bars (needs ``ws``)."""
         from alnb.plots import image_grid
         from alnb.workspace import load_image
 
@@ -127,7 +171,7 @@ class DifficultyController:
         items = []
         for s in self.tier_stems(tier, n):
             boxes, conf = read_autolabels(self.ws, s, self.model)
-            items.append({"image": load_image(self.ws, s, m), "boxes": boxes, "scores": conf,
+            items.append({"image": load_image(self.ws, s, m), "boxes": boxes, "scores": conf, "tier": tier,
                           "title": f"{s}  score {sc[s]:.3g}" if np.isfinite(sc[s]) else f"{s}  failed"})
         title = f"{tier}: {len(self.tier_stems(tier))} image(s), {self.model} auto-labels" + (
             "" if items else " (none at these thresholds)")
@@ -150,8 +194,12 @@ class DifficultyController:
 class DifficultyExplorer:
     """Widget shell around :class:`DifficultyController`: two sliders, counts, live histogram, thumbnails, commit.
 
-    Display it in a notebook (``explorer`` as the last expression, or ``display(explorer.widget)``).  Sliders use
-    ``continuous_update=False``: the figure is redrawn when a slider is released.
+    Display it in a notebook (``explorer`` as the last expression, or ``display(explorer)``).  It shows three
+    outputs: the controls (sliders, Defaults, Commit GT2, the commit message), a **snapshot** (counts per tier, GT2
+    size, committed or not, the histogram as a PNG) and the thumbnails.  The snapshot is plain HTML, updated in place
+    on every change (a display id), so a saved notebook reopened without a kernel still shows the selection where
+    the widgets say "model not found".  Sliders use ``continuous_update=False``: redrawn when a slider is released.
+    A slider move clears the "Committed ..." message; the snapshot then says "not committed".
     """
 
     def __init__(self, controller: DifficultyController, n_thumbs: int = 8):
@@ -172,17 +220,18 @@ class DifficultyExplorer:
         self.tier = W.Dropdown(options=list(TIER_CHOICES), value="hard", description="thumbnails")
         self.commit_button = W.Button(description="Commit GT2", button_style="success", icon="check")
         self.reset_button = W.Button(description="Defaults")
-        self.counts = W.HTML()
         self.message = W.HTML()
-        self.hist_out, self.thumb_out = W.Output(), W.Output()
+        self.thumb_out = W.Output()
         self.s_medium.observe(self._on_medium, names="value")
         self.s_hard.observe(self._on_hard, names="value")
         self.tier.observe(lambda ch: self.refresh_thumbnails(), names="value")
         self.commit_button.on_click(lambda b: self.commit())
         self.reset_button.on_click(lambda b: self.reset())
-        self.widget = W.VBox([W.HBox([W.VBox([self.s_medium, self.s_hard]), W.VBox([self.reset_button,
-                                                                                   self.commit_button])]),
-                              self.counts, self.hist_out, self.tier, self.thumb_out, self.message])
+        self.controls = W.VBox([W.HBox([W.VBox([self.s_medium, self.s_hard]),
+                                        W.VBox([self.reset_button, self.commit_button])]), self.message])
+        self.thumbs = W.VBox([self.tier, self.thumb_out])
+        self.widget = self.controls  # the live part a test or a notebook interacts with
+        self._handle = None  # display handle of the snapshot (set when displayed)
         self._syncing = False
         self.refresh()
 
@@ -217,24 +266,24 @@ class DifficultyExplorer:
 
     def commit(self):
         self.c.commit()
+        self.refresh(thumbnails=False)
         self.message.value = (f"<b>Committed</b> {len(self.c.committed)} images as GT2 (t_medium={self.c.t_medium:.4g}, "
                               f"t_hard={self.c.t_hard:.4g}) to {self.c.ws.manifest_path}.")
 
-    def refresh(self):
-        """Redraw counts, histogram and thumbnails from the controller state."""
-        import matplotlib.pyplot as plt
-        from IPython.display import display
+    def refresh(self, thumbnails: bool = True):
+        """Redraw the snapshot (counts, GT2 status, histogram) and thumbnails from the controller state; clear the
+        commit message (it described an earlier state)."""
+        from IPython.display import HTML
 
-        self.counts.value = self.c.summary_html()
+        self.message.value = ""
         self.fig = self.c.figure()
-        with self.hist_out:
-            self.hist_out.clear_output(wait=True)
-            display(self.fig)
-        plt.close(self.fig)
-        self.refresh_thumbnails()
+        self.html = self.c.snapshot_html(self.fig)
+        if self._handle is not None:
+            self._handle.update(HTML(self.html))
+        if thumbnails:
+            self.refresh_thumbnails()
 
     def refresh_thumbnails(self):
-        import matplotlib.pyplot as plt
         from IPython.display import display
 
         if self.c.ws is None:
@@ -243,12 +292,13 @@ class DifficultyExplorer:
         with self.thumb_out:
             self.thumb_out.clear_output(wait=True)
             display(fig)
-        plt.close(fig)
 
     def _ipython_display_(self):
-        from IPython.display import display
+        from IPython.display import HTML, display
 
-        display(self.widget)
+        display(self.controls)
+        self._handle = display(HTML(self.html), display_id=True)
+        display(self.thumbs)
 
 
 def difficulty_explorer(ws, t_medium=None, t_hard=None, model: str = "CAL1", n_thumbs: int = 8) -> DifficultyExplorer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -44,7 +45,8 @@ def test_sliders_drive_counts_gt2_and_figure(tiny_workspace):
     want = expected(s, c.t_medium, c.t_hard)
     assert c.counts == want
     assert c.gt2_size == want["medium"] + want["hard"] + want["failed"] == len(c.selection)
-    assert f"GT2 size</b> (medium + hard + failed): {c.gt2_size}" in ex.counts.value
+    assert f"<span class='alnb-gt2-size'>{c.gt2_size}</span>" in ex.html
+    assert all(f"<span class='alnb-count-{k}'>{v}</span>" in ex.html for k, v in want.items())
     lines = {ln.get_label(): ln.get_xdata()[0] for ln in ex.fig.axes[0].get_lines() if ln.get_label().startswith("t_")}
     assert lines == pytest.approx({"t_medium": c.t_medium, "t_hard": c.t_hard})
 
@@ -65,7 +67,7 @@ def test_commit_button_writes_gt2_and_recommit_replaces(tiny_workspace):
     ex.commit_button.click()
     assert sorted(ws.stems("GT2")) == sorted(ex.c.selection)
     assert len(ws.stems("GT2")) == ex.c.gt2_size == sum(expected(s, 0.5, 0.8)[k] for k in ("medium", "hard", "failed"))
-    assert "Committed" in ex.message.value
+    assert "Committed" in ex.message.value and ex.c.is_committed and ">committed</b>" in ex.html
     info = ws.load_json("selection")
     assert info["t_medium"] == 0.5 and info["counts"] == ex.c.counts
     ex.s_medium.value = ex.s_hard.value = float(s.score.max())  # only failed + the top image
@@ -95,3 +97,54 @@ def test_controller_without_workspace():
         c.commit()
     with pytest.raises(sel.SelectionError):
         DifficultyController(s, 0.9, 0.1)
+
+
+def test_moving_a_slider_after_commit_says_not_committed(tiny_workspace):
+    ws = tiny_workspace
+    s = scored_workspace(ws)
+    ex = difficulty_explorer(ws)
+    assert ex.c.commit_status() == "not committed (manifest: 0 GT2 images)" and ex.message.value == ""
+    ex.commit_button.click()
+    n = len(ws.stems("GT2"))
+    assert f"Committed</b> {n} images" in ex.message.value and ex.c.commit_status() == "committed"
+    ex.s_medium.value = 0.2  # a different selection on screen: the old message must not stay
+    assert ex.message.value == ""
+    assert ex.c.gt2_size == sum(expected(s, 0.2, 0.8)[k] for k in ("medium", "hard", "failed")) != n
+    assert ex.c.commit_status() == f"not committed (manifest: {n} GT2 images)"
+    assert f"not committed (manifest: {n} GT2 images)" in ex.html
+    ex.reset()  # back to the committed thresholds: the manifest matches again
+    assert ex.c.commit_status() == "committed"
+
+
+def test_snapshot_is_static_html_with_counts_and_histogram(tiny_workspace, monkeypatch):
+    """The explorer leaves plain HTML (counts + histogram PNG) in the cell output and updates it in place."""
+    import base64
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ws = tiny_workspace
+    scored_workspace(ws)
+    ex = difficulty_explorer(ws)
+    shown = []
+    shell = InteractiveShell.instance()
+    monkeypatch.setattr(shell.display_pub, "publish", lambda data, metadata=None, **k: shown.append((data, k)))
+    ex._ipython_display_()
+    html = [d["text/html"] for d, _ in shown if "text/html" in d and "alnb-snapshot" in d["text/html"]]
+    assert len(html) == 1 and "<span class='alnb-gt2-size'>" in html[0]
+    png = base64.b64decode(html[0].split("base64,")[1].split("'")[0])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    ex.s_hard.value = 0.9
+    updates = [(d, k) for d, k in shown if k.get("update")]
+    assert updates and f"<span class='alnb-gt2-size'>{ex.c.gt2_size}</span>" in updates[-1][0]["text/html"]
+    assert updates[-1][1]["transient"]["display_id"] == shown[1][1]["transient"]["display_id"]
+
+
+def test_thumbnails_carry_difficulty_bars(tiny_workspace):
+    ws = tiny_workspace
+    scored_workspace(ws)
+    c = DifficultyController.from_workspace(ws)
+    for tier, n_lit, colour in (("hard", 3, "#d62728"), ("failed", 3, "#7f3fbf"), ("medium", 2, "#f2c500")):
+        fig = c.thumbnails(tier, n=2)
+        bars = [p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("tier-bar")]
+        lit = [p for p in bars if matplotlib.colors.to_hex(p.get_facecolor()) == colour]
+        assert len(bars) == 3 and len(lit) == n_lit, tier

@@ -1,0 +1,47 @@
+"""One small workspace built by executing the numbered notebooks (smoke profile), shared by the notebook checks
+(tests/test_notebooks.py) and the browser test (tests/test_browser.py): built once per test session."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+# small parameters: 48 generated 128-px images (12 VAL1, 12 GT1, 24 POOL), the smoke training profile, T = 4;
+# conf 0.001 for scoring so that a 1-epoch CAL1 has detections and the POOL spreads over easy/medium/hard
+PARAMS = {
+    "00_setup": {"generate": True, "n_images": 48, "image_size": 128, "n_val": 12, "n_gt1": 12, "seed": 0,
+                 "n_samples": 4},
+    "01_train_gt1": {"profile": "smoke"},
+    "02_autolabel": {"T": 4, "conf": 0.001, "n_grid": 4},
+    "03_select_gt2": {"profile": "smoke", "interactive": False, "n_thumbs": 4},
+    "04_random_control": {"profile": "smoke"},
+}
+_BUILT: dict = {}
+
+
+def build(base: Path) -> dict:
+    """Execute notebooks 00 -> 04 into ``base`` (once per process); returns ``{workspace, data, executed, seconds}``.
+
+    The kernels run without ``MPLBACKEND`` (as in JupyterLab and ``make demo``: the inline backend), so a figure
+    that a cell shows twice shows up twice here too.
+    """
+    if "workspace" in _BUILT:
+        return _BUILT
+    from alnb.notebooks import run_notebook
+
+    ws, data = base / "ws", base / "data"
+    executed, seconds = {}, {}
+    saved = os.environ.pop("MPLBACKEND", None)
+    try:
+        for name, params in PARAMS.items():
+            extra = {"data_dir": str(data)} if name == "00_setup" else {}
+            t0 = time.perf_counter()
+            executed[name] = run_notebook(name, base / "executed", {"workspace": str(ws), **extra, **params},
+                                          timeout=600)
+            seconds[name] = time.perf_counter() - t0
+    finally:
+        if saved is not None:
+            os.environ["MPLBACKEND"] = saved
+    _BUILT.update(workspace=ws, data=data, executed=executed, seconds=seconds)
+    return _BUILT

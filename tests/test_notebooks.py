@@ -1,0 +1,89 @@
+"""Each numbered notebook, executed headless with small parameters (smoke profile), as a person would see it:
+every figure shown once (as an image, not as '<Figure ...>'), no traceback, a parameters cell papermill parses."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import logging
+
+import pandas as pd
+import pytest
+
+from alnb.notebooks import NOTEBOOK_DIR, ORDER
+from alnb.workspace import Workspace
+from notebook_ws import PARAMS, build
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("notebooks"))
+
+
+def _data(o, mime) -> str:
+    v = o.get("data", {}).get(mime, "")
+    return "".join(v) if isinstance(v, list) else v
+
+
+def _outputs(path):
+    nb = json.loads(path.read_text())
+    return [(i, o) for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code" for o in c.get("outputs", [])]
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_parameters_cell_is_literals_papermill_parses(name, caplog):
+    import papermill
+
+    src = NOTEBOOK_DIR / f"{name}.ipynb"
+    cell = next(c for c in json.loads(src.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    names = []
+    for node in tree.body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.unparse(node)
+        ast.literal_eval(node.value)  # literals only: derived values belong in the next cell
+        names.append(node.targets[0].id)
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        parsed = papermill.inspect_notebook(str(src))
+    assert not [r.message for r in caplog.records if "Unable to parse" in r.message]
+    assert list(parsed) == names
+    assert set(PARAMS[name]) <= set(names)
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_notebook_shows_each_figure_once_and_no_traceback(executed, name):
+    outs = _outputs(executed["executed"][name])
+    assert not [o for _, o in outs if o["output_type"] == "error"]
+    stderr = "".join("".join(o["text"]) for _, o in outs if o["output_type"] == "stream" and o["name"] == "stderr")
+    assert "Traceback" not in stderr
+    pngs = [(i, hashlib.sha1(_data(o, "image/png").encode()).hexdigest()) for i, o in outs if _data(o, "image/png")]
+    html_imgs = [(i, hashlib.sha1(_data(o, "text/html").split("base64,")[1].encode()).hexdigest()) for i, o in outs
+                 if "base64," in _data(o, "text/html")]
+    shown = [h for _, h in pngs + html_imgs]
+    assert len(shown) == len(set(shown)), f"a figure is shown twice: {pngs + html_imgs}"
+    as_text = [_data(o, "text/plain") for _, o in outs if "<Figure size" in _data(o, "text/plain")]
+    assert not as_text, f"figures shown as text, not as images: {as_text}"
+    expected = {"00_setup": 2, "01_train_gt1": 3, "02_autolabel": 4, "03_select_gt2": 1, "04_random_control": 4}[name]
+    assert len(shown) >= expected, (name, len(shown))
+
+
+def test_notebooks_record_the_key_numbers(executed):
+    ws = Workspace.open(executed["workspace"])
+    counts = ws.tag_counts()
+    assert (counts["VAL1"], counts["GT1"]) == (12, 12) and counts["POOL"] + counts["GT2"] + counts["CONTROL"] >= 24
+    scores = pd.read_csv(ws.root / "scores.csv")
+    assert len(scores) == 24 and scores["tier"].nunique() >= 2  # conf 0.001: the POOL spreads over the tiers
+    sel = ws.load_json("selection")
+    assert len(ws.stems("GT2")) == sel["counts"]["medium"] + sel["counts"]["hard"] + sel["counts"]["failed"]
+    # notebook 03 in a headless run: the explorer's static snapshot (counts + histogram) stands in for the widget
+    snap = [o for _, o in _outputs(executed["executed"]["03_select_gt2"])
+            if "alnb-snapshot" in _data(o, "text/html")]
+    assert len(snap) == 1 and f"<span class='alnb-gt2-size'>{len(ws.stems('GT2'))}</span>" in _data(snap[0], "text/html")
+    # a per-class table never drops an all-n/m column silently
+    text = "".join("".join(o.get("text", "")) for _, o in _outputs(executed["executed"]["03_select_gt2"]))
+    html = "".join(_data(o, "text/html") for _, o in _outputs(executed["executed"]["03_select_gt2"]))
+    assert "precision CAL2" in html and "recall CAL2" in html
+    assert "n/m" in text
+    assert (ws.root / "report.md").is_file()
