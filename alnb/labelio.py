@@ -468,6 +468,10 @@ def _parse_labelstudio(path: Path, ctx: _Ctx):
     data = _read_json(path, ctx)
     if data is None:
         return
+    if isinstance(data, dict) and "images" in data and "categories" in data:
+        ctx.add("", "", "not_labelstudio", "this is a COCO file, not a Label Studio export: import it with format "
+                                           "'coco' (--format / --label-format coco).")
+        return
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -555,6 +559,10 @@ def _parse_labelstudio(path: Path, ctx: _Ctx):
 def _parse_coco(path: Path, ctx: _Ctx):
     data = _read_json(path, ctx)
     if data is None:
+        return
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "data" in data[0]:
+        ctx.add("", "", "not_coco", "this is a Label Studio export (a list of tasks), not COCO: import it with format "
+                                    "'labelstudio' (--format / --label-format labelstudio).")
         return
     if isinstance(data, list):
         ctx.add("", "", "coco_results", "this is a COCO *results* list (detections), not labels. Import the "
@@ -663,8 +671,10 @@ def _yolo_files(path: Path, ctx: _Ctx) -> dict:
                 if p.is_file():
                     files[p.relative_to(path).as_posix()] = p.read_bytes()
         else:
+            hint = (" This is a JSON file: a Label Studio export needs format 'labelstudio' (--label-format / "
+                    "--format labelstudio), a COCO file 'coco'." if path.suffix.lower() == ".json" else "")
             ctx.add("", "", "not_yolo", "expected a folder of YOLO .txt label files or a .zip of one (CVAT: Export "
-                                        "annotations > YOLO 1.1).")
+                                        "annotations > YOLO 1.1)." + hint)
     except (OSError, zipfile.BadZipFile) as e:
         ctx.add("", "", "unreadable", f"cannot read ({type(e).__name__}: {e}).")
     out = {}

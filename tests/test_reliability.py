@@ -183,6 +183,47 @@ def test_excluded_images_are_listed_duplicates_tiny_spaces(tmp_path, capsys):
     assert tree_hash(ds) == before
 
 
+BAD_FILES = {  # label text (or None: a special image), the kind validation reports
+    "fields": ("0 0.5 0.5 0.1\n", "field_count"),
+    "polygon": ("0 0.1 0.1 0.2 0.1 0.2 0.2 0.1 0.2\n", "field_count"),
+    "nan": ("0 0.5 abc 0.1 0.1\n", "not_a_number"),
+    "inf": ("0 0.5 inf 0.1 0.1\n", "not_a_number"),
+    "cls": ("5 0.5 0.5 0.1 0.1\n", "class_out_of_range"),
+    "negcls": ("-1 0.5 0.5 0.1 0.1\n", "class_out_of_range"),
+    "fraccls": ("0.5 0.5 0.5 0.1 0.1\n", "class_out_of_range"),
+    "oob": ("1 0.95 0.5 0.2 0.1\n", "out_of_bounds"),
+    "pixels": ("1 120 80 30 20\n", "out_of_bounds"),
+    "zero": ("1 0.5 0.5 0 0.1\n", "zero_area"),
+    "binary": (b"\xff\xfe\x00garbage", "not_text"),
+}
+
+
+def test_every_excluded_kind_is_listed_by_setup(tmp_path):
+    ds = make_ds(tmp_path / "ds")
+    for name, (text, _) in BAD_FILES.items():
+        img(ds / "images" / f"bad_{name}.png")
+        f = ds / "labels" / f"bad_{name}.txt"
+        f.write_bytes(text) if isinstance(text, bytes) else f.write_text(text)
+    (ds / "images" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    (ds / "images" / "empty.png").write_bytes(b"")
+    img(ds / "images" / "thin.png", w=200, h=4)
+    (ds / "labels" / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    before = tree_hash(ds)
+    logs = []
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=logs.append)
+    text = "\n".join(logs)
+    m = ws.manifest().set_index("stem")
+    for name, (_, kind) in BAD_FILES.items():
+        assert m.at[f"bad_{name}", "problem"] == kind and m.at[f"bad_{name}", "tags"] == "EXCLUDED", name
+    for stem, kind in (("corrupt", "unreadable_image"), ("empty", "unreadable_image"), ("thin", "too_small")):
+        assert m.at[stem, "problem"] == kind and m.at[stem, "tags"] == "EXCLUDED"
+    assert "validation: 14 image(s) excluded, 15 problem(s)" in text and "orphan_label 1" in text
+    assert "[field_count] labels/bad_fields.txt:1" in text and "... and 5 more" in text
+    listed = json.loads((ws.root / "metrics" / "setup.json").read_text())["problem_list"]
+    assert len(listed) == 15 and all(p["message"] for p in listed)
+    assert tree_hash(ds) == before
+
+
 def test_classes_without_instances_are_named(tmp_path):
     ds = make_ds(tmp_path / "ds", yaml_text="names: [crack, pore, ghost]\n")  # 'ghost' has no box anywhere
     logs = []
@@ -370,6 +411,20 @@ def test_one_export_serves_gt2_and_control(real_ws, tmp_path, capsys):
     assert not st["waiting"] and "3 new, 0 replaced, 4 unchanged" in logs[0]
     src_of = ws.manifest().set_index("stem")["label_source"]
     assert (src_of[gt2 + control] == "human").all()
+
+
+def test_export_in_the_wrong_format_is_named(real_ws, tmp_path, capsys):
+    ws = real_ws
+    src = write_json(tmp_path / "project.json", ls_export(ws, ws.stems("GT2"), ws.truth))
+    before = tree_hash(ws.root)
+    rc, _, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "yolo")
+    assert rc == 2 and "[not_yolo]" in err and "needs format 'labelstudio'" in err
+    rc, _, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "coco")
+    assert rc == 2 and "[not_coco]" in err and "Label Studio export" in err
+    coco = write_json(tmp_path / "i.json", {"images": [], "annotations": [], "categories": []})
+    rc, _, err = run_cli(capsys, "import-labels", coco, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 2 and "this is a COCO file" in err
+    assert tree_hash(ws.root) == before
 
 
 def test_labels_source_that_does_not_exist(real_ws, tmp_path):
