@@ -231,12 +231,12 @@ def loop_status(ws: Workspace) -> dict:
     todo = next((what for done, what in steps if not done), None)
     if todo is None:
         nxt = f"done: the report is {ws.root / 'report.md'}"
-    elif todo.startswith("label "):
+    elif todo.startswith("label ") and ws.mode == "real":
         t = "GT2" if "GT2" in todo else "CONTROL"
         nxt = (f"{todo}: {len(labels[t]['waiting'])} image(s) waiting" + (f", queue {queue[t]}" if t in queue else "")
                + f"; then alnb run --data {ws.dataset_root} --workspace {ws.root} --labels EXPORT.json "
                  f"--label-format labelstudio")
-    else:
+    else:  # simulation mode: the simulated annotator labels the selections inside the run
         nxt = f"{todo}: alnb run --data {ws.dataset_root} --workspace {ws.root}"
     return {"workspace": str(ws.root), "dataset": str(ws.dataset_root), "mode": ws.mode, "sets": counts,
             "labels": labels, "queue": queue, "trainings": runs, **have, "lock": holder_status(ws.root),
