@@ -51,7 +51,7 @@ def check_study(ws: Workspace):
         ev = ws.load_json(f"eval_{name}")
         assert ev["tag"] == "VAL1" and ev["conf"] == 0.25 and len(ev["per_class"]) == len(ws.names)
     comp = ws.load_json("comparison")
-    assert comp["verdict"]["outcome"] in ("CAL2 better", "Control better", "no clear difference")
+    assert comp["verdict"]["outcome"]  # its value for a seeded run: tests/test_study.py (notebook key numbers)
     text = (ws.root / "report.md").read_text()
     assert "## Verdict" in text and "(figures/compare_per_class.png)" in text
     for name in ("score_histogram", "compare_per_class", "compare_map", "compare_efficiency", "selection_overlap",

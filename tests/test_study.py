@@ -187,3 +187,57 @@ def test_cli_study_smoke(tiny_dataset, tmp_path, capsys):
     assert "report:" in text and (out / "results.csv").is_file()
     t = pd.read_csv(out / "results.csv")
     assert set(t["strategy"]) == {"gt1_only", "random", "study_rule"} and (t.loc[t["budget"] == 3, "images"] == 3).all()
+
+
+# ------------------------------------------------------------------------------------------- notebook key numbers
+def run_notebooks_02_to_05(tiny_dataset, base) -> dict:
+    """Notebooks 02 -> 05 on the tiny dataset, seeded, smoke profile; returns {name: key numbers}."""
+    from alnb import pipeline
+    from alnb.notebooks import read_key_numbers, run_notebook
+
+    ws = pipeline.setup(base / "ws", tiny_dataset, n_val=10, n_gt1=10, seed=0)
+    pipeline.train_and_evaluate(ws, "CAL1", ["GT1"], "smoke", seed=0)
+    params = {"02_autolabel": {"T": 4, "conf": 0.001, "n_grid": 4},  # a 1-epoch CAL1: low scores
+              "03_select_gt2": {"profile": "smoke", "interactive": False, "n_thumbs": 4},
+              "04_random_control": {"profile": "smoke"}}
+    out = {}
+    for name, p in params.items():
+        out[name] = read_key_numbers(run_notebook(name, base / "executed", {"workspace": str(ws.root), **p}))
+    out["05_strategies"] = read_key_numbers(run_notebook("05_strategies", base / "executed", {
+        "study_dir": str(base / "study"), "data_dir": str(tiny_dataset), "grid": "smoke", "seeds": [0, 1]}))
+    return out
+
+
+# Expected key numbers of the seeded smoke run above (tiny generated data, 1-epoch models: the numbers are small but
+# fixed; same seed -> same split, models, scores and selections on CPU).  A change in scoring, selection or training
+# moves them: update them only with a reason.
+EXPECTED = {
+    "02_autolabel": {"n_pool": 20, "n_failed": 0, "n_flagged": 12, "t_medium": 0.381, "t_hard": 0.4168,
+                     "detection_uncertainty_median": 0.2665, "abs_spearman_score_candidates": 0.616,
+                     "spearman_errors_hybrid": 0.318, "spearman_errors_entropy": 0.409,
+                     "spearman_errors_least_confidence": 0.273, "box_auroc_hybrid": 0.412,
+                     # every non-failed image of this tiny model has an error: image AUROC undefined (null), not 0.5
+                     "auroc_hybrid": None},
+    "03_select_gt2": {"gt2_size": 12, "n_easy": 8, "n_medium": 7, "n_hard": 5, "n_failed": 0, "mAP50_CAL2": 0.1881},
+    "04_random_control": {"control_size": 12, "overlap_with_gt2": 7, "verdict": "Control better",
+                          "mAP50_CAL1": 0.1567, "mAP50_CAL2": 0.1881, "mAP50_Control": 0.1697,
+                          "boost_CAL1": 1.039},
+    "05_strategies": {"n_runs": 6, "n_seeds": 2, "verdict_hybrid_4": "no detectable difference",
+                      "mAP50_gt1_only_0": 0.0794, "mAP50_random_4": 0.0777, "mAP50_hybrid_4": 0.0788},
+}
+TOL = {"default": 0.02, "mAP": 0.02}  # absolute tolerances (CPU threads may change float rounding slightly)
+
+
+@pytest.mark.slow
+def test_notebooks_record_key_numbers_that_match_a_seeded_run(tiny_dataset, tmp_path):
+    got = run_notebooks_02_to_05(tiny_dataset, tmp_path)
+    for nb, expect in EXPECTED.items():
+        for key, value in expect.items():
+            assert key in got[nb], (nb, key)
+            if isinstance(value, str) or value is None or isinstance(value, bool):
+                assert got[nb][key] == value, (nb, key, got[nb][key])
+            elif isinstance(value, int):
+                assert got[nb][key] == value, (nb, key, got[nb][key])
+            else:
+                tol = TOL["mAP"] if "mAP" in key else TOL["default"]
+                assert got[nb][key] == pytest.approx(value, abs=tol), (nb, key, got[nb][key])
