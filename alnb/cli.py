@@ -154,7 +154,7 @@ def run_notebooks(args) -> list:
     names = args.only or ORDER
     missing = [n for n in names if n not in available(ORDER)]
     if missing:
-        raise SystemExit(f"alnb: notebook(s) not found in notebooks/: {missing}")
+        raise ValueError(f"notebook(s) {missing} not found in notebooks/ (available: {available(ORDER)}).")
     out_dir = Path(args.workspace).resolve() / "notebooks"
     done = []
     for name in names:
@@ -333,7 +333,7 @@ def _dispatch(args, argv) -> int:
         if args.command == "export-queue":
             kw = {k: v for k, v in (("url_prefix", args.url_prefix), ("document_root", args.document_root))
                   if v is not None}
-            with workspace_lock(ws.root, "alnb export-queue"):
+            with workspace_lock(ws.root, "alnb export-queue", log=print):
                 out = labelio.export_queue(ws, args.format, out_dir=args.out, tag=args.tag, **kw)
             print(f"[alnb] {args.tag} queue exported for {args.format}: {out}")
             return 0

@@ -211,7 +211,7 @@ def acquire(root, command: str = "", log=None) -> dict:
 
 
 def release(root):
-    """Give back one level of the lock (the last one empties the lock file and unlocks it)."""
+    """Give back one level of the lock (the last one removes the lock file and unlocks it)."""
     key = str(Path(root).expanduser().resolve())
     with _guard:
         ent = _held.get(key)
