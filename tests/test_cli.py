@@ -49,7 +49,8 @@ def check_study(ws: Workspace):
     assert (sel["t_medium"], sel["t_hard"]) == (th["t_medium"], th["t_hard"])  # headless: the scoring defaults
     for name in ("CAL1", "CAL2", "Control"):
         ev = ws.load_json(f"eval_{name}")
-        assert ev["tag"] == "VAL1" and ev["conf"] == 0.25 and len(ev["per_class"]) == len(ws.names)
+        # operating point: chosen per model on VAL1 (alnb.metrics) unless --conf fixes it
+        assert ev["tag"] == "VAL1" and 0.0 < ev["conf"] < 1.0 and len(ev["per_class"]) == len(ws.names)
     comp = ws.load_json("comparison")
     assert comp["verdict"]["outcome"]  # its value for a seeded run: tests/test_study.py (notebook key numbers)
     text = (ws.root / "report.md").read_text()
