@@ -506,12 +506,17 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
     if dve.get("error_rate") is not None:
         ax.axhline(dve["error_rate"], color="grey", ls=":", lw=1, label=f"all POOL ({dve['error_rate']:.2f})")
     ax.set_xticks(xs, tiers)
-    ax.set_ylim(0, 1.1)
+    ax.set_ylim(0, 1.45)  # headroom: the legend sits above the bars, never on them
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("images with >= 1 auto-label error")
-    ax.legend(fontsize=MIN_FONT, loc="upper left")
+    ax.legend(fontsize=MIN_FONT, loc="upper left", ncol=2)
     ax.set_title("Error rate per tier (plain: hybrid; hatched: least-conf.)", fontsize=9)
     au = {k: v for k, v in dve["auroc"].items() if v is not None and np.isfinite(v)}
     names = list(au)
+    if not names:
+        ax2.text(0.5, 0.5, "AUROC not defined here:\nevery image (or none) has an error", ha="center", va="center",
+                 transform=ax2.transAxes, fontsize=9, bbox={"facecolor": "white", "linewidth": 0})
+        ax2.set_yticks([])
     ax2.barh(names, [au[k] for k in names], color=["#d62728" if k == "score" else "#999999" for k in names])
     ax2.axvline(0.5, color="k", ls=":", lw=1)
     for i, k in enumerate(names):

@@ -190,6 +190,18 @@ def per_class_wide(per_class: pd.DataFrame, metrics=("precision", "recall", "boo
     return out
 
 
+TIER_GLYPHS = {"easy": "\U0001F7E9", "medium": "\U0001F7E8", "hard": "\U0001F7E5", "failed": "\U0001F7EA"}  # squares
+
+
+def tier_glyphs(tier: str) -> str:
+    """The difficulty bars in text (markdown keeps no colours of its own): green 1 / yellow 2 / red 3 of 3 squares,
+    3 purple for failed, unlit squares white, as on the figures (:func:`alnb.plots.tier_bars`)."""
+    from alnb.plots import n_bars
+
+    n = n_bars(tier)
+    return TIER_GLYPHS.get(tier, "") * n + "\u2B1C" * (3 - n)
+
+
 def missing_metrics_note(per_class: pd.DataFrame, metrics=("precision", "recall")) -> str:
     """Say which (model, metric) is n/m for *every* class, and why ("" when none): a table never drops it silently."""
     why = {"precision": "it made no prediction above the operating point (precision = TP / predictions is "
@@ -283,7 +295,7 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.
           markdown_table(pd.DataFrame([{"set": k, "images": v} for k, v in counts.items() if v])), "",
           f"GT2 rule: {selection.get('rule', 'n/a')}; thresholds t_medium = {_prose_num(selection.get('t_medium'))}, "
           f"t_hard = {_prose_num(selection.get('t_hard'))}; POOL images per tier: "
-          f"{', '.join(f'{k} {v}' for k, v in selection.get('counts', {}).items()) or 'n/a'}.",
+          f"{', '.join(f'{tier_glyphs(k)} {k} {v}' for k, v in selection.get('counts', {}).items()) or 'n/a'}.",
           f"Control: a random sample of {len(ctl)} POOL images (seed {control.get('seed', 'n/a')}), labelled the same "
           f"way. Overlap with GT2: {ov['both']} image(s) in both, {ov['only_a']} only in GT2, {ov['only_b']} only in "
           f"Control.", "",

@@ -110,11 +110,24 @@ def _open(browser, url, token, name):
 
 
 def _run_all(page, shot):
-    """Run > Run All Cells, wait until every code cell has run; on a timeout save ``shot`` and say which cell."""
-    page.locator(".jp-NotebookPanel .jp-Notebook").first.click()
-    page.keyboard.press("Escape")
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
-    page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
+    """Run > Run All Cells, wait until every code cell has run; on a timeout save ``shot`` and say which cell.
+
+    The menu command is retried if no cell starts within 20 s (right after a kernel starts, Lab can drop it)."""
+    for attempt in range(3):
+        dialogs = page.locator(".jp-Dialog").all_inner_texts()
+        if dialogs:
+            page.screenshot(path=str(shot))
+            raise AssertionError(f"a dialog is open: {dialogs} (screenshot {shot})")
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").first.click(timeout=20_000)
+        page.keyboard.press("Escape")
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").click(timeout=20_000)
+        page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click(timeout=20_000)
+        try:
+            page.wait_for_function("""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                .some(e => e.textContent.trim() !== '[ ]:')""", timeout=30_000)
+            break
+        except Exception:
+            page.screenshot(path=str(shot.with_name(f"{shot.stem}_attempt{attempt}.png")))
     # every code cell has an execution count (no "[*]", no "[ ]")
     try:
         page.wait_for_function("""() => {
@@ -194,19 +207,33 @@ def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
     default = DifficultyController.from_workspace(ws)
     assert {k: before[k] for k in default.counts} == default.counts and before["gt2_size"] == default.gt2_size
 
-    # drag the easy|medium handle to a quarter of the slider's track (a lower t_medium: more medium images)
+    # drag the easy|medium handle with the mouse to 20 % (or 80 %) of the track, away from where it is
     slider = page.locator(".widget-slider", has_text="easy | medium")
-    slider.scroll_into_view_if_needed()
-    track, handle = slider.locator(".noUi-base").bounding_box(), slider.locator(".noUi-handle").bounding_box()
-    x0, y0 = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(track["x"] + 0.25 * track["width"], y0, steps=12)
-    page.mouse.up()
-    page.wait_for_function("""(g) => {
-        const s = document.querySelector('.alnb-snapshot .alnb-gt2-size');
-        return s && s.textContent.trim() !== String(g);
-    }""", arg=before["gt2_size"], timeout=60_000)
+    readout0 = slider.locator(".widget-readout").inner_text()
+    for _ in range(3):  # the mouse drag itself (not the callback) is retried if the handle did not move
+        slider.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)  # let the output area settle before measuring where the handle is
+        track, handle = slider.locator(".noUi-base").bounding_box(), slider.locator(".noUi-handle").bounding_box()
+        x0, y0 = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+        frac = 0.2 if x0 > track["x"] + track["width"] / 2 else 0.8
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(track["x"] + frac * track["width"], y0, steps=12)
+        page.mouse.up()
+        if slider.locator(".widget-readout").inner_text() != readout0:
+            break
+    dragged = slider.locator(".widget-readout").inner_text()
+    assert dragged != readout0, "the mouse did not move the slider handle"
+    try:
+        page.wait_for_function("""(g) => {
+            const s = document.querySelector('.alnb-snapshot .alnb-gt2-size');
+            return s && s.textContent.trim() !== String(g);
+        }""", arg=before["gt2_size"], timeout=60_000)
+    except Exception:
+        page.screenshot(path=str(tmp_path / "notebook03_drag_failed.png"))
+        raise AssertionError(f"GT2 size on screen still {before['gt2_size']} 60 s after dragging the easy|medium "
+                             f"slider from {readout0} to {dragged} (default "
+                             f"{default.t_medium:.4g}): the slider callback did not update the explorer") from None
     after = _snapshot_counts(page)
     readout = float(slider.locator(".widget-readout").inner_text())
     page.screenshot(path=str(tmp_path / "notebook03_after_drag.png"))
@@ -220,7 +247,7 @@ def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
 
     # the kernel's threshold is the one recorded by the commit; the controller's numbers for it are what we saw
     sel = json.loads((ws_dir / "metrics" / "selection.json").read_text())
-    assert sel["t_medium"] == pytest.approx(readout, rel=1e-3) and sel["t_medium"] < default.t_medium
+    assert sel["t_medium"] == pytest.approx(readout, rel=1e-3) and sel["t_medium"] != default.t_medium
     want = DifficultyController.from_workspace(ws, t_medium=sel["t_medium"], t_hard=sel["t_hard"])
     assert {k: after[k] for k in want.counts} == want.counts and after["gt2_size"] == want.gt2_size
     assert after["gt2_size"] != before["gt2_size"]

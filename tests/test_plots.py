@@ -141,3 +141,10 @@ def test_overlap_legend_clear_of_the_axis_label():
     legend, xlabel = ax.get_legend().get_window_extent(r), ax.xaxis.label.get_window_extent(r)
     assert not legend.overlaps(xlabel)
     assert not legend.overlaps(ax.get_window_extent(r))
+
+
+def test_report_writes_the_difficulty_bars_as_text():
+    from alnb.report import tier_glyphs
+
+    assert [tier_glyphs(t) for t in ("easy", "medium", "hard", "failed")] == [
+        "\U0001F7E9\u2B1C\u2B1C", "\U0001F7E8\U0001F7E8\u2B1C", "\U0001F7E5" * 3, "\U0001F7EA" * 3]
