@@ -361,6 +361,7 @@ def selection_overlap(ov: dict, a: str = "GT2", b: str = "Control"):
             ax.text(left + n / 2, 0, str(n), ha="center", va="center", color="white", fontsize=9)
         left += n
     ax.set_yticks([])
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # image counts: whole numbers
     ax.set_xlabel("POOL images")
     j = ov.get("jaccard", float("nan"))
     ax.set_title(f"Overlap of {a} and {b} (Jaccard {j:.2f})" if np.isfinite(j) else f"Overlap of {a} and {b}")
