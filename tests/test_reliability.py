@@ -563,6 +563,37 @@ def test_lock_is_reentrant_and_inherited_by_child_processes(tmp_path):
     assert not lock.is_held(root) and not (root / lock.LOCK_NAME).exists()
 
 
+RACE = textwrap.dedent("""
+    import sys, time
+    from alnb import lock
+    t0 = float(sys.argv[2])
+    while time.time() < t0:
+        pass
+    for _ in range(40):
+        try:
+            lock.acquire(sys.argv[1], "racer")
+        except lock.WorkspaceBusy:
+            time.sleep(0.005)
+            continue
+        with open(sys.argv[3], "a") as f:  # inside the lock: nobody else may be in here now
+            f.write("in\\n"); f.flush(); time.sleep(0.02); f.write("out\\n")
+        lock.release(sys.argv[1])
+        time.sleep(0.005)
+""")
+
+
+def test_racing_processes_never_hold_the_lock_together(tmp_path):
+    root, log = tmp_path / "w", tmp_path / "log.txt"
+    env = {k: v for k, v in os.environ.items() if k != lock.ENV}
+    start = time.time() + 3
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(root), str(start), str(log)], env=env)
+             for _ in range(4)]
+    assert [p.wait(120) for p in procs] == [0] * 4
+    lines = log.read_text().split()
+    assert lines and lines == ["in", "out"] * (len(lines) // 2)  # strictly alternating: one holder at a time
+    assert not (root / lock.LOCK_NAME).exists()
+
+
 # ------------------------------------------------------------------------------------- the real loop, end to end
 @pytest.mark.slow
 def test_real_loop_from_the_cli(tmp_path, capsys, no_network):
