@@ -5,13 +5,19 @@ inputs.  :mod:`alnb.mc` measures the per-detection statistics; :mod:`alnb.scorin
 
 Per-detection uncertainty (:func:`detection_uncertainty`)
 ---------------------------------------------------------
-* ``cls_unc`` = ``h(conf) / ln 2`` in [0, 1] (:mod:`alnb.mc`): 0 for a certain class call, 1 for a coin flip.
+* ``decision_unc`` in [0, 1]: how doubtful the **auto-label decision** is at the operating point ``conf_op``:
+  ``h(q) / ln 2`` with ``q = conf ** (ln 0.5 / ln conf_op)``, the confidence mapped monotonically so that the operating
+  point becomes 0.5.  It is 1 for a box right at the threshold and falls towards 0 for boxes far above it (sure
+  auto-labels) and far below it (sure background).  The plain class entropy ``cls_unc = h(conf) / ln 2``
+  (:mod:`alnb.mc`) peaks at conf 0.5 instead, so with an operating point of ~0.08 it *rises* with the confidence of
+  every box between 0.08 and 0.5: on the demo its box-level AUROC for "this auto-label is a false positive" was 0.27
+  (below chance), ``decision_unc``'s 0.73.  Without an operating point ``cls_unc`` is used.
 * ``loc_unc = 1 - 2 ** (-box_spread / box_ref)`` in [0, 1): ``box_spread`` is already relative to the box size
   (corner std / sqrt(w h)); ``box_ref`` is **derived from the data**: the median ``box_spread`` of the scored
   candidates (:func:`box_ref_from`), so a typical box has ``loc_unc = 0.5`` whatever the model, image size or T.
   (The old fixed reference 0.05 sat below the median spread of the demo, 0.070, so ``loc_unc`` was ~0.75 for almost
   every box.)
-* ``hybrid = (cls_unc + loc_unc) / 2``: the mean of the two, in [0, 1).  The old noisy-OR ``1 - (1-a)(1-b)`` is never
+* ``hybrid = (decision_unc + loc_unc) / 2``: the mean of the two, in [0, 1).  The old noisy-OR ``1 - (1-a)(1-b)`` is never
   below the larger component, so with two components around 0.5-0.7 it saturates near 1 (demo median 0.94); the
   mean keeps the range and weighs "is the class right?" and "is the box right?" equally.
 
@@ -63,7 +69,8 @@ TOP_K = 3  # detections averaged per image in the default image score (see modul
 BOX_REF_FALLBACK = 0.05  # box_ref when no candidate has a positive spread (T=1 or dropout off): the old default
 SHORTLIST_FACTOR = 3  # uncertainty+diversity: shortlist SHORTLIST_FACTOR * k most uncertain images (PPAL uses 2-4x)
 FEATURE_EPS = 1e-8  # floor of a feature's standard deviation when embeddings are standardised
-IMAGE_COMPONENTS = ["cls_unc", "entropy", "mutual_info", "box_spread"]
+EPS = 1e-7  # probability clamp of decision_unc (as in alnb.mc)
+IMAGE_COMPONENTS = ["cls_unc", "decision_unc", "entropy", "mutual_info", "box_spread"]
 AGGREGATIONS = ("topk", "mean", "max", "sum")
 
 
@@ -86,21 +93,38 @@ def localisation_unc(box_spread, box_ref: float) -> np.ndarray:
     return 1.0 - np.exp2(-s / box_ref)
 
 
-def hybrid_unc(cls_unc, box_spread, box_ref: float) -> np.ndarray:
-    """Per-detection uncertainty in [0, 1): mean of class uncertainty and localisation uncertainty."""
-    cu = np.clip(np.asarray(cls_unc, dtype=np.float64), 0, 1)
+def decision_unc(conf, conf_op: float) -> np.ndarray:
+    """Uncertainty of the auto-label decision at the operating point, in [0, 1] (module docstring): binary entropy
+    (bits) of ``conf ** (ln 0.5 / ln conf_op)``; 1 at ``conf == conf_op``, towards 0 far above and far below it."""
+    if not 0 < conf_op < 1:
+        raise ValueError(f"the operating point must be in (0, 1), got {conf_op}")
+    q = np.clip(np.asarray(conf, dtype=np.float64), EPS, 1 - EPS) ** (math.log(0.5) / math.log(conf_op))
+    q = np.clip(q, EPS, 1 - EPS)
+    return np.clip(-(q * np.log(q) + (1 - q) * np.log(1 - q)) / math.log(2), 0, 1)
+
+
+def hybrid_unc(cls_term, box_spread, box_ref: float) -> np.ndarray:
+    """Per-detection uncertainty in [0, 1): mean of a class term in [0, 1] (``decision_unc``, or ``cls_unc``) and
+    localisation uncertainty."""
+    cu = np.clip(np.asarray(cls_term, dtype=np.float64), 0, 1)
     return (cu + localisation_unc(box_spread, box_ref)) / 2
 
 
-def detection_uncertainty(detections: pd.DataFrame, *, box_ref: float | None = None) -> tuple:
-    """Copy of a detection table with ``loc_unc`` and ``hybrid`` added; returns ``(table, box_ref)``.
+def detection_uncertainty(detections: pd.DataFrame, *, box_ref: float | None = None,
+                          conf_op: float | None = None) -> tuple:
+    """Copy of a detection table with ``loc_unc``, ``decision_unc`` (with ``conf_op``) and ``hybrid`` added;
+    returns ``(table, box_ref)``.
 
-    ``box_ref=None`` derives it from the table (:func:`box_ref_from`).
+    ``box_ref=None`` derives it from the table (:func:`box_ref_from`); ``conf_op`` is the auto-label operating point
+    (without it the class term of ``hybrid`` is ``cls_unc``).
     """
     det = detections.copy()
     ref = box_ref_from(det["box_spread"]) if box_ref is None else float(box_ref)
     det["loc_unc"] = localisation_unc(det["box_spread"], ref) if len(det) else np.zeros(0)
-    det["hybrid"] = hybrid_unc(det["cls_unc"], det["box_spread"], ref) if len(det) else np.zeros(0)
+    if conf_op is not None:
+        det["decision_unc"] = decision_unc(det["conf"], conf_op) if len(det) else np.zeros(0)
+    term = det["decision_unc"] if conf_op is not None else det["cls_unc"]
+    det["hybrid"] = hybrid_unc(term, det["box_spread"], ref) if len(det) else np.zeros(0)
     return det, ref
 
 
@@ -297,7 +321,7 @@ def count_variance(pool: Pool, k: int, rng: np.random.Generator) -> list:
 
 
 def hybrid(pool: Pool, k: int, rng: np.random.Generator) -> list:
-    """Hybrid: the study's difficulty score (top-k mean of (class + localisation uncertainty) / 2)."""
+    """Hybrid: the study's difficulty score (top-k mean of (decision + localisation uncertainty) / 2)."""
     return top_k(pool, pool.column("score"), k, rng)
 
 

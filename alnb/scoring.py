@@ -114,7 +114,7 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
     items = [(s, ws.dataset_root / mi.at[s, "image"]) for s in stems]
     res = mc_predict(mdl, items, T=T, conf=conf, iou=iou, imgsz=imgsz or run_imgsz, batch=batch, p=p,
                      device=device, progress=progress, cand_conf=cand_conf, seed=seed)
-    dets, ref = acq.detection_uncertainty(res.detections, box_ref=box_ref)
+    dets, ref = acq.detection_uncertainty(res.detections, box_ref=box_ref, conf_op=conf)
     scores = acq.image_scores(dets, res.images, how=aggregation, k=top_k)
     th = choose_thresholds(scores, target_fraction, hard_share)
     if t_medium is not None:

@@ -55,6 +55,25 @@ def test_localisation_and_hybrid_have_a_data_scale():
         A.localisation_unc(0.1, 0.0)
 
 
+def test_decision_uncertainty_peaks_at_the_operating_point():
+    op = 0.08
+    assert A.decision_unc(op, op) == pytest.approx(1.0)
+    assert A.decision_unc(1.0, op) == pytest.approx(0.0, abs=1e-5)
+    assert A.decision_unc(1e-6, op) < 0.2  # (q = conf ** 0.27: far below the threshold is still fairly sure)
+    above = A.decision_unc([0.1, 0.2, 0.4, 0.8], op)
+    below = A.decision_unc([0.02, 0.04, 0.06], op)
+    assert (np.diff(above) < 0).all() and (np.diff(below) > 0).all()  # falls away from the threshold on both sides
+    # the plain class entropy rises from 0.08 to 0.4 instead (the box-level inversion seen on the demo)
+    assert D.auroc(A.decision_unc([0.1, 0.12, 0.6, 0.9], op), [1, 1, 0, 0]) == 1.0
+    h = lambda q: -(q * np.log2(q) + (1 - q) * np.log2(1 - q))  # noqa: E731
+    assert D.auroc(h(np.array([0.1, 0.12, 0.6, 0.9])), [1, 1, 0, 0]) == 0.5
+    with pytest.raises(ValueError):
+        A.decision_unc(0.5, 1.0)
+    det = pd.DataFrame({"stem": "x", "conf": [0.08, 0.9], "cls_unc": [0.4, 0.47], "box_spread": [0.05, 0.05]})
+    out, _ = A.detection_uncertainty(det, box_ref=0.05, conf_op=op)
+    assert out["hybrid"].tolist() == pytest.approx([0.75, (A.decision_unc(0.9, op) + 0.5) / 2])
+
+
 def test_detection_uncertainty_median_half_on_skewed_spreads():
     rng = np.random.default_rng(0)
     spread = rng.lognormal(np.log(0.07), 0.8, 500)  # like the demo: median 0.07, long tail

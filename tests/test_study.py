@@ -212,10 +212,10 @@ def run_notebooks_02_to_05(tiny_dataset, base) -> dict:
 # fixed; same seed -> same split, models, scores and selections on CPU).  A change in scoring, selection or training
 # moves them: update them only with a reason.
 EXPECTED = {
-    "02_autolabel": {"n_pool": 20, "n_failed": 0, "n_flagged": 12, "t_medium": 0.381, "t_hard": 0.4168,
-                     "detection_uncertainty_median": 0.2665, "abs_spearman_score_candidates": 0.616,
-                     "spearman_errors_hybrid": 0.318, "spearman_errors_entropy": 0.409,
-                     "spearman_errors_least_confidence": 0.273, "box_auroc_hybrid": 0.412,
+    "02_autolabel": {"n_pool": 20, "n_failed": 0, "n_flagged": 12, "t_medium": 0.8725, "t_hard": 0.912,
+                     "detection_uncertainty_median": 0.7485, "abs_spearman_score_candidates": 0.619,
+                     "spearman_errors_hybrid": 0.308, "spearman_errors_entropy": 0.409,
+                     "spearman_errors_least_confidence": 0.273, "box_auroc_hybrid": 0.675,
                      # every non-failed image of this tiny model has an error: image AUROC undefined (null), not 0.5
                      "auroc_hybrid": None},
     "03_select_gt2": {"gt2_size": 12, "n_easy": 8, "n_medium": 7, "n_hard": 5, "n_failed": 0, "mAP50_CAL2": 0.1881},
