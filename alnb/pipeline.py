@@ -200,6 +200,9 @@ def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log
     that changes them is refused with a per-image diff (:class:`alnb.labelio.ImportProblem`)."""
     from alnb.labelio import describe_import
 
+    if source is not None and ws.mode == "simulation":
+        _log(f"[alnb] note: {ws.dataset_root} labels every image (simulation mode), so the {tag} labels are revealed "
+             f"from the dataset and {source} is not read.", log)
     st = sel.label_selection(ws, tag, source=source, fmt=fmt)
     if st["imported"] is not None:
         _log("[alnb] " + describe_import(st["imported"], source), log)

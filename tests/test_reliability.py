@@ -483,6 +483,9 @@ def test_recommit_hides_revealed_labels_again(tmp_path):
     src = ws.manifest().set_index("stem")["label_source"]
     assert list(src[pool[:2]]) == ["none", "none"] and (src[pool[2:8]] == "oracle").all()
     assert not (ws.root / "view" / "labels" / f"{pool[0]}.txt").exists()
+    logs = []
+    pipeline.ensure_labelled(ws, "GT2", source=tmp_path / "whatever.json", fmt="labelstudio", log=logs.append)
+    assert "simulation mode" in logs[0] and "is not read" in logs[0]  # said, not silently ignored
     sel.commit(ws, pool[8:10], "GT2")  # simulation mode: status never asks people for labels
     st = pipeline.loop_status(ws)
     assert st["labels"]["GT2"]["waiting"] == pool[8:10] and "--labels" not in st["next"]
