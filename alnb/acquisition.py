@@ -333,19 +333,17 @@ def hybrid_sum(pool: Pool, k: int, rng: np.random.Generator) -> list:
 def study_rule(pool: Pool, k: int | None, rng: np.random.Generator) -> list:
     """Study rule: failed images first, then medium + hard at the thresholds, hardest first (budget = its own size).
 
-    With a budget ``k`` the first ``k`` of that order (the budgeted rule: failed first, then by score).  Without
-    thresholds (``pool.thresholds`` None) every image is a candidate, in the same order.  Ties broken at random.
+    With a budget ``k`` the first ``k`` of that order over the whole pool (the budgeted rule, whatever the
+    thresholds).  The one definition is :func:`alnb.select.study_rule` / :func:`alnb.select.budgeted` (the widget
+    uses it too); ties are broken by stem, so ``rng`` is not used.
     """
-    s = pool.scores
-    failed = s["failed"].to_numpy(bool) if "failed" in s else np.zeros(len(s), bool)
-    score = pool.column("score")
-    keep = np.ones(len(s), bool)
-    if pool.thresholds is not None:
-        t_medium, _ = pool.thresholds
-        keep = failed | (score >= float(t_medium))
-    order = np.lexsort((rng.permutation(len(s)), -np.where(np.isnan(score), -np.inf, score), ~failed))
-    stems = [st for st, kp in zip(pool.stems[order], keep[order]) if kp]
-    return stems if k is None else stems[:int(k)]
+    from alnb import select as sel
+
+    if k is None:
+        if pool.thresholds is None:
+            raise ValueError("the study rule at its own size needs thresholds (pool.thresholds = (t_medium, t_hard))")
+        return sel.study_rule(pool.scores, *pool.thresholds)
+    return sel.budgeted(pool.scores, int(k))
 
 
 study_rule.whole_pool = True  # failed images are part of the rule's definition: select() does not split them off

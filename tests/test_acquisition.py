@@ -205,13 +205,16 @@ def test_random_strategy_uniform_and_seeded():
 
 def test_study_rule_own_size_and_budget():
     p = pool(thresholds=(0.45, 0.8))
-    # failed first (e, g, h: ties random), then medium + hard by score (b 0.9, c 0.5); a, d, f are easy
+    # failed first (e 0.7, then g and h tied at 0: by stem), then medium + hard by score (b 0.9, c 0.5); a, d, f easy
     got = A.select("study_rule", p, None, seed=0)
-    assert set(got[:3]) == {"e", "g", "h"} and got[3:] == ["b", "c"]
+    assert got == ["e", "g", "h", "b", "c"]
+    assert got == A.select("study_rule", p, None, seed=1)  # one definition with the widget (alnb.select): no draw
     # budget: the first k of the same order, whatever the thresholds
     assert A.select("study_rule", p, 4, seed=0) == got[:4]
     assert A.select("study_rule", A.Pool(pool_table()), 6, seed=0)[3:] == ["b", "c", "d"]
     assert A.STRATEGIES["study_rule"].whole_pool
+    with pytest.raises(ValueError, match="thresholds"):
+        A.select("study_rule", A.Pool(pool_table()), None)
 
 
 def test_k_center_greedy_covers_clusters():
