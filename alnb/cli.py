@@ -217,6 +217,23 @@ def _waiting_text(err, argv) -> str:
     return "\n".join(lines)
 
 
+def _remember_next_command(err, argv):
+    """Keep the exact next command in ``metrics/next_command.json`` for ``alnb status`` (best effort)."""
+    from alnb.lock import workspace_lock
+    from alnb.workspace import atomic_write_json
+
+    rest = _strip(argv, ("--labels", "--label-format"), ("--overwrite", "--generate"))
+    if "--workspace" not in rest or rest.index("--workspace") + 1 >= len(rest):
+        return
+    root = Path(rest[rest.index("--workspace") + 1])
+    cmd = shlex.join(["alnb", *rest, "--labels", "EXPORT.json", "--label-format", "labelstudio"])
+    try:
+        with workspace_lock(root, "alnb (next command)"):
+            atomic_write_json(root / "metrics" / "next_command.json", {"tag": err.tag, "command": cmd})
+    except Exception:  # noqa: BLE001 - a hint only; never hide the real message
+        pass
+
+
 def _report_error(err: BaseException, argv, debug: bool) -> int:
     """One clear message and an exit code for every error; the traceback only with --debug."""
     from alnb.lock import WorkspaceBusy
@@ -229,6 +246,7 @@ def _report_error(err: BaseException, argv, debug: bool) -> int:
         traceback.print_exception(err)
     if isinstance(err, WaitingForLabels):
         print(_waiting_text(err, argv))
+        _remember_next_command(err, argv)
         return EXIT_WAITING
     if isinstance(err, WorkspaceBusy):
         print(f"alnb: {err}", file=sys.stderr)

@@ -8,6 +8,7 @@ processes (notebooks) and re-running one is safe (training runs are cached by :f
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -236,9 +237,16 @@ def loop_status(ws: Workspace) -> dict:
         nxt = f"done: the report is {ws.root / 'report.md'}"
     elif todo.startswith("label ") and ws.mode == "real":
         t = "GT2" if "GT2" in todo else "CONTROL"
+        cmd = (f"alnb run --data {ws.dataset_root} --workspace {ws.root} --labels EXPORT.json "
+               f"--label-format labelstudio")
+        saved = ws.root / "metrics" / "next_command.json"  # the exact command `alnb run` printed when it stopped
+        if saved.is_file():
+            try:
+                cmd = json.loads(saved.read_text())["command"]
+            except (ValueError, KeyError, OSError):
+                pass
         nxt = (f"{todo}: {len(labels[t]['waiting'])} image(s) waiting" + (f", queue {queue[t]}" if t in queue else "")
-               + f"; then alnb run --data {ws.dataset_root} --workspace {ws.root} --labels EXPORT.json "
-                 f"--label-format labelstudio")
+               + f"; then {cmd}")
     else:  # simulation mode: the simulated annotator labels the selections inside the run
         nxt = f"{todo}: alnb run --data {ws.dataset_root} --workspace {ws.root}"
     return {"workspace": str(ws.root), "dataset": str(ws.dataset_root), "mode": ws.mode, "sets": counts,

@@ -620,6 +620,8 @@ def test_real_loop_from_the_cli(tmp_path, capsys, no_network):
     assert rc == 3 and waiting, out
     assert f"waiting for labels: {len(waiting)} of 4 GT2 image(s)" in out and "GT2_labelstudio/tasks.json" in out
     assert "--labels EXPORT.json --label-format labelstudio" in out
+    rc, out, _ = run_cli(capsys, "status", "--workspace", ws)  # status repeats the exact command the run printed
+    assert rc == 0 and "next:      label GT2" in out and "--profile smoke --T 2" in out and "--budget 4 --labels" in out
     people = tmp_path / "people"
     people.mkdir()
     for s in waiting:
