@@ -474,7 +474,9 @@ def mc_predict(model, images, T: int = 20, conf: float = 0.25, iou: float = 0.7,
                 "p": float(dropout_modules(net)[0].p) if p is None else float(p), "seed": seed, "method": method,
                 "nc": nc}
     emb = np.concatenate(embs).astype(np.float32) if embs else None
-    return MCResult(pd.DataFrame(det_rows, columns=DET_COLUMNS), pd.DataFrame(img_rows), settings, seconds, emb)
+    det = pd.DataFrame(det_rows, columns=DET_COLUMNS)
+    det["above"] = det["above"].astype(bool)  # also when empty (a boolean mask, never a column selection)
+    return MCResult(det, pd.DataFrame(img_rows), settings, seconds, emb)
 
 
 # ------------------------------------------------------------------------------------------------- untrained models
