@@ -17,9 +17,9 @@ Per-detection uncertainty (:func:`detection_uncertainty`)
   candidates (:func:`box_ref_from`), so a typical box has ``loc_unc = 0.5`` whatever the model, image size or T.
   (The old fixed reference 0.05 sat below the median spread of the demo, 0.070, so ``loc_unc`` was ~0.75 for almost
   every box.)
-* ``hybrid = (decision_unc + loc_unc) / 2``: the mean of the two, in [0, 1).  The old noisy-OR ``1 - (1-a)(1-b)`` is never
-  below the larger component, so with two components around 0.5-0.7 it saturates near 1 (demo median 0.94); the
-  mean keeps the range and weighs "is the class right?" and "is the box right?" equally.
+* ``hybrid = (decision_unc + loc_unc) / 2``: the mean of the two, in [0, 1).  The old noisy-OR ``1 - (1-a)(1-b)`` is
+  never below the larger component, so with two components around 0.5-0.7 it saturates near 1 (demo median
+  0.94); the mean keeps the range and weighs "is the decision right?" and "is the box right?" equally.
 
 Image score (:func:`image_scores`)
 ----------------------------------

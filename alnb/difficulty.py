@@ -5,12 +5,14 @@ Errors are counted at the operating point (detections with ``above=True``) again
 
 * **image level**, AUROC of each score for "the image has at least one auto-label error", computed on the
   **non-failed** images only: a failed image (nothing above the threshold) has an error exactly when it holds an
-  object, which says nothing about any score, and every score treats failed images differently (a least-confidence
-  AUROC of 0.238 on the whole POOL came from that, not from the score);
+  object, which says nothing about any score, and every score treats failed images differently (least confidence:
+  0.19 on the whole demo POOL, 0.35 on its non-failed images; the rest of the gap is explained below);
 * **how many errors**, Spearman correlation of each score with ``n_fp + n_fn`` per non-failed image;
 * **box level**, AUROC of each per-detection uncertainty for "this auto-label is a false positive".
 
-``|Spearman(score, n_cand)|`` says how far a score is just a count of candidate boxes.
+``|Spearman(score, n_cand)|`` says how far a score is just a count of candidate boxes. Every strategy's numbers sit
+side by side in ``strategies`` (:func:`difficulty_vs_errors`); the aggregation alternatives (sum / mean / max /
+top-k of the per-detection uncertainty) in ``aggregations``.
 
 Reading the numbers (demo workspace, seed 0, quick CAL1, 419 POOL images, 343 non-failed, 92 % of them with an
 error): the number of errors grows with the number of boxes, so the candidate count alone reaches AUROC 0.88 and any
@@ -20,9 +22,7 @@ score that sums over boxes inherits it (``hybrid_sum`` 0.875 at |Spearman(count)
 probability`` is *anti*-correlated with the box count (Spearman -0.38: an image whose best box is sure holds more
 boxes), and more boxes mean more chances of an error; the same holds for a plain mean over boxes (0.42).  The
 box-level AUROCs are not count-driven: "this auto-label is a false positive" is predicted by ``decision_unc`` /
-``1 - conf`` (0.73) and ``hybrid`` (0.64), not by the class entropy ``cls_unc`` (0.27, see :mod:`alnb.acquisition`).  Every strategy's numbers sit
-side by side in ``strategies`` (:func:`difficulty_vs_errors`); the aggregation alternatives (sum / mean / max /
-top-k of the per-detection uncertainty) in ``aggregations``.
+``1 - conf`` (0.73) and ``hybrid`` (0.64), not by the class entropy ``cls_unc`` (0.27, see :mod:`alnb.acquisition`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ import pandas as pd
 from alnb.acquisition import SCORE_COLUMNS
 from alnb.select import TIERS, assign_tiers, choose_thresholds
 
-BOX_COLUMNS = ("hybrid", "decision_unc", "cls_unc", "loc_unc", "entropy", "mutual_info", "box_spread", "conf_std", "low_conf")
+BOX_COLUMNS = ("hybrid", "decision_unc", "cls_unc", "loc_unc", "entropy", "mutual_info", "box_spread", "conf_std",
+               "low_conf")
 """Per-detection uncertainties evaluated against "this auto-label is a false positive" (``low_conf = 1 - conf``)."""
 
 

@@ -347,10 +347,10 @@ def _resolve_imgsz(net, imgsz):
     return int(check_imgsz(int(imgsz), stride=stride, min_dim=1, floor=stride)), stride
 
 
-def mc_predict(model, images, T: int = 20, conf: float = 0.25, iou: float = 0.7, imgsz: int | None = None,
-               batch: int = 8, p: float | None = None, device=None, progress: bool = True, cand_conf: float | None = None,
-               seed: int = 0, method: str = "cached", max_det: int = 300, count_passes: bool = True,
-               embed: bool = True) -> MCResult:
+def mc_predict(model, images, *, T: int = 20, conf: float = 0.25, iou: float = 0.7, imgsz: int | None = None,
+               batch: int = 8, p: float | None = None, device=None, progress: bool = True,
+               cand_conf: float | None = None, seed: int = 0, method: str = "cached", max_det: int = 300,
+               count_passes: bool = True, embed: bool = True) -> MCResult:
     """Monte-Carlo-dropout detection with per-detection uncertainty.
 
     Parameters

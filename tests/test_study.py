@@ -129,7 +129,8 @@ def test_smoke_study_end_to_end_with_resume(tiny_dataset, tmp_path, monkeypatch)
 
     def write_then_stop(path, row):
         calls["n"] += 1
-        if calls["n"] == 3:  # (1: CAL1's row) seed 0's second run is trained, then the process "dies" before its row is written
+        # row 1: seed 0's CAL1, row 2: its first run; the second run is trained, then the process "dies" before its row
+        if calls["n"] == 3:
             raise Interrupted("simulated interruption")
         real_write(path, row)
 
