@@ -78,10 +78,12 @@ GRIDS = {
     # metrics/difficulty_vs_errors.json; pass --strategies to compare another one).
     "small": Grid(("random", "study_rule", "hybrid"), (100,), (0, 1, 2), profile="quick",
                   note="study rule and hybrid uncertainty vs random, 3 seeds, 100 images, quick profile (CPU)"),
-    # The GPU grid (paper profile): every family of strategy, three budgets and the study rule's own size, 5 seeds.
-    "full": Grid(("random", "study_rule", "hybrid", "least_confidence", "entropy", "bald", "localisation",
-                  "count_variance", "coreset", "uncertain_diverse"), (50, 100, 200, RULE_BUDGET), (0, 1, 2, 3, 4),
-                 profile="paper", note="all strategy families, 4 budgets, 5 seeds, paper profile (GPU)"),
+    # The GPU grid (paper profile): one strategy of each family (random, the study rule, hybrid, least confidence,
+    # BALD, core-set, uncertainty + diversity) x 3 budgets x 3 seeds = 63 runs + 3 CAL1 (a few GPU hours; pass
+    # --strategies / --budgets / --seeds for more, e.g. budget "rule" = the study rule's own size).
+    "full": Grid(("random", "study_rule", "hybrid", "least_confidence", "bald", "coreset", "uncertain_diverse"),
+                 (50, 100, 200), (0, 1, 2), profile="paper",
+                 note="one strategy per family, 3 budgets, 3 seeds, paper profile (GPU)"),
 }
 
 
