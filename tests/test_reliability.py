@@ -598,10 +598,20 @@ def test_racing_processes_never_hold_the_lock_together(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- the real loop, end to end
+def run_sub(*argv):
+    """``python -m alnb ARGV`` in a subprocess: (exit code, stdout, stderr); never a traceback."""
+    env = {k: v for k, v in os.environ.items() if k != lock.ENV}
+    p = subprocess.run([sys.executable, "-m", "alnb", *map(str, argv)], capture_output=True, text=True, env=env,
+                       timeout=900)
+    assert "Traceback" not in p.stdout + p.stderr, p.stdout + p.stderr
+    return p.returncode, p.stdout, p.stderr
+
+
 @pytest.mark.slow
-def test_real_loop_from_the_cli(tmp_path, capsys, no_network):
+def test_real_loop_from_the_cli(tmp_path):
     """``alnb run`` on a dataset with unlabelled images: exit 3 with the queue for GT2, labels imported from a
-    folder, exit 3 again for Control, then the whole study finishes; people's labels are never changed."""
+    folder, exit 3 again for Control, then the whole study finishes; people's labels are never changed.  Runs the real
+    command (``python -m alnb``) in subprocesses, as a user would."""
     from alnb import weld
 
     ds = weld.generate(tmp_path / "ds", weld.WeldConfig(n_images=40, width=64, height=64, seed=3), progress=False)
@@ -614,19 +624,19 @@ def test_real_loop_from_the_cli(tmp_path, capsys, no_network):
     ws = tmp_path / "ws"
     argv = ["run", "--data", ds, "--workspace", ws, "--profile", "smoke", "--T", 2, "--n-val", 8, "--n-gt1", 8,
             "--budget", 4]
-    rc, out, _ = run_cli(capsys, *argv)
+    rc, out, _ = run_sub(*argv)
     w = Workspace.open(ws)
     waiting = [s for s in w.stems("GT2") if (truth / f"{s}.txt").is_file()]  # the rest had dataset labels
     assert rc == 3 and waiting, out
     assert f"waiting for labels: {len(waiting)} of 4 GT2 image(s)" in out and "GT2_labelstudio/tasks.json" in out
     assert "--labels EXPORT.json --label-format labelstudio" in out
-    rc, out, _ = run_cli(capsys, "status", "--workspace", ws)  # status repeats the exact command the run printed
+    rc, out, _ = run_sub("status", "--workspace", ws)  # status repeats the exact command the run printed
     assert rc == 0 and "next:      label GT2" in out and "--profile smoke --T 2" in out and "--budget 4 --labels" in out
     people = tmp_path / "people"
     people.mkdir()
     for s in waiting:
         shutil.copy(truth / f"{s}.txt", people / f"{s}.txt")
-    rc, out, _ = run_cli(capsys, *argv, "--labels", people, "--label-format", "yolo")
+    rc, out, _ = run_sub(*argv, "--labels", people, "--label-format", "yolo")
     control_waiting = [s for s in w.stems("CONTROL") if (truth / f"{s}.txt").is_file() and s not in waiting]
     assert f"{len(waiting)} new, 0 replaced, 0 unchanged" in out
     if control_waiting:
@@ -634,13 +644,13 @@ def test_real_loop_from_the_cli(tmp_path, capsys, no_network):
     labels_after_gt2 = {p.name: p.read_bytes() for p in (ws / "labels").glob("*.txt")}
     for s in control_waiting:
         shutil.copy(truth / f"{s}.txt", people / f"{s}.txt")
-    rc, out, _ = run_cli(capsys, *argv, "--labels", people, "--label-format", "yolo")
+    rc, out, _ = run_sub(*argv, "--labels", people, "--label-format", "yolo")
     assert rc == 0, out
     assert "report:" in out
     for name, data in labels_after_gt2.items():
         assert (ws / "labels" / name).read_bytes() == data
     assert tree_hash(ds) == ds_hash
-    rc, out, _ = run_cli(capsys, "status", "--workspace", ws)
+    rc, out, _ = run_sub("status", "--workspace", ws)
     assert "next:      done" in out
 
 
