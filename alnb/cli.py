@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--label-format", default="yolo", choices=["yolo", "labelstudio", "coco"])
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     r.add_argument("--imgsz", type=int, default=None, help="override the profile's image size")
+    r.add_argument("--start", default=None,
+                   help="starting checkpoint for CAL1: a local .pt (e.g. your COCO-pretrained yolov8n.pt), or 'none' "
+                        "for random weights (default: the profile's; quick = the shipped weld-defect-tiny.pt)")
 
     e = sub.add_parser("export-queue", help="export a selection (default GT2, hardest first) with auto-label "
                                             "pre-annotations for Label Studio, CVAT or COCO tools")
@@ -328,6 +331,8 @@ def _dispatch(args, argv) -> int:
         from alnb.workspace import check_location
 
         overrides = {k: v for k, v in (("epochs", args.epochs), ("imgsz", args.imgsz)) if v is not None}
+        if args.start is not None:
+            overrides["start"] = None if args.start.lower() in ("none", "scratch", "") else args.start
         check_location(args.workspace, args.data)
         with workspace_lock(args.workspace, shlex.join(["alnb", *argv]), log=print):
             if args.overwrite:  # a new split first; the run below then reopens it

@@ -37,11 +37,16 @@ RECIPES = {
     "tiny320-pre": dict(epochs=25, imgsz=320, weights=PRE),
     "tiny320-pre-e40": dict(epochs=40, imgsz=320, weights=PRE),
     "tiny384-pre": dict(epochs=25, imgsz=384, weights=PRE),
+    "tiny320-pre-cw": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=0.5),  # inverse-frequency class weights^0.5
     "tiny320-pre-aug": dict(epochs=25, imgsz=320, weights=PRE, flipud=0.5, scale=0.25, hsv_h=0.0, hsv_s=0.0),
     "tiny320-scratch-e40": dict(epochs=40, imgsz=320),
     "tiny384-scratch": dict(epochs=25, imgsz=384),
     "tiny256-scratch-e60": dict(epochs=60, imgsz=256),
-    "n256-pre-none": dict(epochs=25, imgsz=256, model="yolov8n.yaml"),
+    "n256-scratch": dict(epochs=25, imgsz=256, model="yolov8n.yaml"),
+    # CAL2 / Control stand-in (GT1 + 251 random POOL images): warm start from CAL1 vs a fresh start
+    "ctl320-warm-e10": dict(epochs=10, imgsz=320, control=True, warm="tiny320-pre"),
+    "ctl320-fresh-e10": dict(epochs=10, imgsz=320, control=True, weights=PRE),  # same cost as the warm start
+    "ctl320-fresh-e25": dict(epochs=25, imgsz=320, control=True, weights=PRE),
 }
 
 
@@ -110,7 +115,8 @@ def main(argv=None):
             row = run_recipe(ws, name, RECIPES[name], seed)
             rows.append(row)
             df = pd.DataFrame([row])
-            df.to_csv(out, mode="a", header=not out.is_file(), index=False)
+            old = pd.read_csv(out) if out.is_file() else None
+            pd.concat([old, df], ignore_index=True).to_csv(out, index=False)  # columns may grow between versions
             print(df[[c for c in df.columns if not c.startswith("R[")]].to_string(index=False, float_format="%.3f"),
                   flush=True)
     df = pd.DataFrame(rows)
