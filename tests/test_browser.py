@@ -105,7 +105,20 @@ def _open(browser, url, token, name):
     page.goto(f"{url}/lab/workspaces/{secrets.token_hex(4)}/tree/{name}?token={token}&reset")
     page.wait_for_selector(f".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel:text-is('{name}')")
     page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
+    # Under load Lab may ask which kernel to start (its kernel-spec list came late): answer as a person would
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not (page.locator(".jp-StatusBar-TextItem", has_text="Python 3 (ipykernel) | Idle").count()
+               and page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count()):
+        dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+        if dialog.count():
+            try:
+                dialog.locator("select").select_option(label="Python 3 (ipykernel)", timeout=5_000)
+            except Exception:  # noqa: BLE001 - the preselected choice is the notebook's own kernel
+                pass
+            dialog.locator(".jp-Dialog-button.jp-mod-accept").click()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name}: the kernel never became idle")
+        page.wait_for_timeout(500)
     return page
 
 
