@@ -49,6 +49,8 @@ Z975 = 1.96  # normal quantile for df > 30
 # smoke = the test suite's runs; paper = a rough figure for yolov8n at 640 px on one modern GPU.
 DEFAULT_IMAGES_PER_S = {"smoke": 20.0, "quick": 27.0, "paper": 150.0}
 OVERHEAD_S = {"smoke": 5.0, "quick": 20.0, "paper": 30.0}  # per run: evaluation on VAL1 + mAP pass + selection
+# per seed: dataset validation + split, MC scoring of the POOL (README: 419 images at T=20 in ~15 s on 2 cores)
+SEED_OVERHEAD_S = {"smoke": 5.0, "quick": 30.0, "paper": 30.0}
 
 
 @dataclass(frozen=True)
@@ -289,6 +291,7 @@ def estimate_seconds(study_dir, grid: Grid, *, pool_size: int | None = None) -> 
         cal1 = Path(study_dir) / f"seed{seed}" / "runs" / "CAL1" / "alnb_run.json"
         if not cal1.is_file():
             todo_s += n_gt1 * prof.epochs / ips + OVERHEAD_S.get(grid.profile, 20.0)
+            todo_s += SEED_OVERHEAD_S.get(grid.profile, 30.0)
             n_runs += 1
         for s in grid.strategies:
             for b in grid.budgets:

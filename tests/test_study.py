@@ -233,12 +233,11 @@ TOL = {"default": 0.02, "mAP": 0.02}  # absolute tolerances (CPU threads may cha
 def test_notebooks_record_key_numbers_that_match_a_seeded_run(tiny_dataset, tmp_path):
     got = run_notebooks_02_to_05(tiny_dataset, tmp_path)
     for nb, expect in EXPECTED.items():
-        for key, value in expect.items():
-            assert key in got[nb], (nb, key)
-            if isinstance(value, str) or value is None or isinstance(value, bool):
-                assert got[nb][key] == value, (nb, key, got[nb][key])
-            elif isinstance(value, int):
-                assert got[nb][key] == value, (nb, key, got[nb][key])
+        every = json.dumps(got[nb], sort_keys=True)  # shown on failure: the numbers to review (and, with a reason,
+        for key, value in expect.items():  # to copy into EXPECTED)
+            assert key in got[nb], (nb, key, every)
+            if isinstance(value, (str, bool, int)) or value is None:
+                assert got[nb][key] == value, (nb, key, got[nb][key], every)
             else:
                 tol = TOL["mAP"] if "mAP" in key else TOL["default"]
-                assert got[nb][key] == pytest.approx(value, abs=tol), (nb, key, got[nb][key])
+                assert got[nb][key] == pytest.approx(value, abs=tol), (nb, key, got[nb][key], every)
