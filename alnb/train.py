@@ -441,12 +441,12 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
     if not (run_dir / "weights" / "best.pt").is_file():
         raise RuntimeError(f"training {name} finished without {run_dir / 'weights' / 'best.pt'}; see the log above.")
     data = yaml.safe_load(Path(data_yaml).read_text())
-    n_train = len(Path(data["train"]).read_text().split())
+    n_train = len(Path(data["train"]).read_text().splitlines())
     info = {"name": name, "key": key, "profile": prof.name, "tags": [tags] if isinstance(tags, str) else list(tags),
             "seconds": round(seconds, 2), "device": device, "dropout": prof.dropout, "seed": int(seed),
             "val_every": prof.val_every, "model": model_arg, "args": args, "data": str(data_yaml),
             "n_train": n_train,
-            "n_val": len(Path(data["val"]).read_text().split()),
+            "n_val": len(Path(data["val"]).read_text().splitlines()),
             "epochs_run": int(trainer.epoch + 1), "metrics": _summary(trainer.metrics),
             "images_per_s": round(n_train * (trainer.epoch + 1) / seconds, 2),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
