@@ -303,7 +303,7 @@ def estimate_seconds(study_dir, grid: Grid, *, pool_size: int | None = None) -> 
     return {"seconds": round(todo_s, 1), "runs": n_runs, "images_per_s": round(ips, 2)}
 
 
-def _cal1_row(ws, seed: int, ev: dict, res) -> dict:
+def _cal1_row(seed: int, ev: dict, res) -> dict:
     o = ev["overall"]
     return {"strategy": BASELINE, "budget": 0, "seed": seed, "images": 0, "boxes": 0, "labelling_s": 0.0,
             "manual_s": 0.0, "n_failed": 0, "n_empty": 0, "mAP50": ev["mAP50"], "mAP50-95": ev["mAP50-95"],
@@ -343,7 +343,7 @@ def _scored_for(ws, key: str, T: int) -> bool:
     return rec.get("key") == key and rec.get("T") == T and (ws.root / "scores.csv").is_file()
 
 
-def run_seed(study_dir, data_dir, grid: Grid, seed: int, *, costs=None, bar=None, log=print, trained=None,
+def run_seed(study_dir, data_dir, grid: Grid, seed: int, *, costs=None, bar=None, trained=None,
              train_overrides: dict | None = None) -> list:
     """All runs of one seed (setup, CAL1, scoring, every strategy x budget); returns the row dicts."""
     from alnb import pipeline, scoring
@@ -362,7 +362,7 @@ def run_seed(study_dir, data_dir, grid: Grid, seed: int, *, costs=None, bar=None
         trained.append(f"seed{seed}/CAL1")
     base = row_file(study_dir, seed, BASELINE, 0)
     if not base.is_file():
-        _write_row(base, _cal1_row(ws, seed, cal1["eval"], cal1["train"]))
+        _write_row(base, _cal1_row(seed, cal1["eval"], cal1["train"]))
     rows = [json.loads(base.read_text())]
     if bar is not None:
         bar.update(1)
@@ -476,7 +476,7 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
     trained, rows = [], []
     with tqdm(total=n_steps, desc="study", unit="run", disable=not progress) as bar:
         for seed in g.seeds:
-            rows += run_seed(study_dir, data_dir, g, seed, bar=bar, log=log, trained=trained,
+            rows += run_seed(study_dir, data_dir, g, seed, bar=bar, trained=trained,
                              train_overrides=train_overrides)
             if log and seed == g.seeds[0] and len(g.seeds) > 1:
                 left = estimate_seconds(study_dir, replace(g, seeds=g.seeds[1:]))
