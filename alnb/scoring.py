@@ -163,6 +163,9 @@ def save_embeddings(ws, stems, embeddings) -> Path:
     fd, tmp = tempfile.mkstemp(dir=ws.root, suffix=".npz")
     os.close(fd)
     np.savez(tmp, stems=np.asarray(stems, dtype=str), embeddings=np.asarray(embeddings, dtype=np.float32))
+    from alnb.workspace import FILE_MODE
+
+    os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; the workspace's files are readable like any other
     os.replace(tmp, p)
     return p
 
