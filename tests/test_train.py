@@ -239,3 +239,20 @@ def test_start_from_local_weights(trained, tmp_path):
     assert not r.reused and r.key != res.key and r.weights.is_file()
     mods = dropout_modules(_ckpt_model(r.weights))
     assert len(mods) == 6 and all(m.p == pytest.approx(0.2) for m in mods)
+
+
+@pytest.mark.slow
+def test_smoke_profile_predicts_real_boxes_and_scores(trained):
+    """The smoke profile starts from the shipped checkpoint: one epoch gives non-empty predictions, so the tests
+    exercise real operating points, scores and tiers (not an all-failed pool with score 0)."""
+    from alnb.metrics import evaluate, operating_point
+    from alnb.scoring import score_pool
+
+    ws, res, _ = trained
+    assert res.info["model"].endswith("weld-defect-tiny.pt")
+    ev = evaluate(ws, "CAL1", with_map=False)  # operating point chosen on VAL1
+    assert ev["conf_rule"] == "f1" and ev["overall"]["predictions"] > 0 and ev["overall"]["tp"] > 0
+    assert operating_point(ws, "CAL1") == pytest.approx(ev["conf"])
+    scores = score_pool(ws, model="CAL1", T=4, progress=False)
+    assert (~scores["failed"]).sum() > 0 and scores["n_det"].sum() > 0
+    assert scores["score"].nunique() > 2  # real, different difficulty scores
