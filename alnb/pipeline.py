@@ -147,28 +147,16 @@ def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, b
 
 def selection_figures(ws: Workspace, model: str = "CAL1", n_thumbs: int = 8) -> dict:
     """Score histogram at the committed thresholds + thumbnails of the hard tier; saved into ``figures/``."""
-    import numpy as np
-
     from alnb import plots
-    from alnb.labelio import read_autolabels
-    from alnb.workspace import load_image
 
     info = ws.load_json("selection")
     tm, th = info["t_medium"], info["t_hard"]
     scores = sel.eligible(sel.load_scores(ws), ws.manifest())
-    cat = sel.categorise(scores, tm, th)
-    hard = scores[(cat == "hard").to_numpy()].sort_values(["score", "stem"], ascending=[False, True])
-    m = ws.manifest()
-    items = []
-    for s, sc in zip(hard["stem"].head(n_thumbs), hard["score"].head(n_thumbs)):
-        p = ws.root / "autolabels" / model / f"{s}.txt"
-        arr = read_autolabels(p, len(ws.names)) if p.is_file() else np.zeros((0, 6))
-        items.append({"image": load_image(ws, s, m), "boxes": arr[:, :5], "scores": arr[:, 5],
-                      "title": f"{s}  score {sc:.3g}"})
-    title = f"hard: {len(hard)} image(s), {model} auto-labels" + ("" if items else " (none at these thresholds)")
+    hard = sel.tier_stems(scores, sel.categorise(scores, tm, th), "hard")
     out = {}
     for name, fig in (("score_histogram", plots.score_histogram(scores, tm, th)),
-                      ("gt2_thumbnails_hard", plots.image_grid(items, ws.names, ncols=4, title=title))):
+                      ("gt2_thumbnails_hard", plots.tier_thumbnails(ws, scores, hard[:n_thumbs], "hard",
+                                                                    n_in_tier=len(hard), model=model))):
         out[name] = plots.save_figure(fig, name, ws)
         plt.close(fig)
     return out

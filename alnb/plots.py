@@ -187,6 +187,24 @@ def tier_bars(ax, tier: str, x: float = 0.0, y: float = 1.02, width: float = 0.0
     return x + 3 * (width + gap) + 0.01
 
 
+def tier_thumbnails(ws, scores, stems, tier: str, *, n_in_tier: int, model: str = "CAL1", ncols: int = 3):
+    """Grid of the images ``stems`` of one ``tier`` with ``model``'s auto-labels (``autolabels/<model>/``) and the
+    tier's difficulty bars; ``n_in_tier`` (all images of the tier) goes into the title."""
+    from alnb.labelio import read_autolabels
+    from alnb.workspace import load_image
+
+    m = ws.manifest()
+    sc = scores.set_index("stem")["score"]
+    items = []
+    for s in stems:
+        p = ws.root / "autolabels" / model / f"{s}.txt"
+        arr = read_autolabels(p, len(ws.names)) if p.is_file() else np.zeros((0, 6))
+        items.append({"image": load_image(ws, s, m), "boxes": arr[:, :5], "scores": arr[:, 5], "tier": tier,
+                      "title": f"{s}  score {sc[s]:.3g}" if np.isfinite(sc[s]) else f"{s}  failed"})
+    title = f"{tier}: {n_in_tier} image(s), {model} auto-labels" + ("" if items else " (none at these thresholds)")
+    return image_grid(items, ws.names, ncols=ncols, title=title)
+
+
 def image_grid(items, names, ncols: int = 3, size: float = 3.1, title: str | None = None, colorbar=None):
     """Grid of images with boxes.  ``items``: list of dicts ``{image, boxes, title?, colours?, scores?, tier?}``.
 

@@ -117,6 +117,14 @@ def categorise(scores: pd.DataFrame, t_medium: float, t_hard: float) -> pd.Serie
     return pd.Series(cat, index=s.index, name="category")
 
 
+def tier_stems(scores: pd.DataFrame, categories: pd.Series, tier: str) -> list:
+    """Stems of one category (``categories`` as from :func:`categorise`), highest score first (ties by stem)."""
+    if tier not in CATEGORIES:
+        raise ValueError(f"tier must be one of {CATEGORIES}, not {tier!r}")
+    s = scores[(categories == tier).to_numpy()]
+    return list(s.sort_values(["score", "stem"], ascending=[False, True], kind="mergesort")["stem"])
+
+
 def tier_counts(scores: pd.DataFrame, t_medium: float, t_hard: float) -> dict:
     """Images per category ``{easy, medium, hard, failed}`` (every row counted once)."""
     vc = categorise(scores, t_medium, t_hard).value_counts()

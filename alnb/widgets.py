@@ -23,15 +23,6 @@ def bars_html(tier: str) -> str:
                    f"vertical-align:bottom;background:{col if i < n else BAR_OFF}'></span>" for i in range(3))
 
 
-def read_autolabels(ws, stem: str, model: str = "CAL1"):
-    """Auto-label boxes of ``stem`` from ``autolabels/<model>/<stem>.txt``: (n, 5) ``cls cx cy w h`` and (n,) conf."""
-    from alnb.labelio import read_autolabels as _read
-
-    p = ws.root / "autolabels" / model / f"{stem}.txt"
-    arr = _read(p, len(ws.names)) if p.is_file() else np.zeros((0, 6))
-    return arr[:, :5], arr[:, 5]
-
-
 class DifficultyController:
     """State of the difficulty explorer: two thresholds -> tiers, counts, GT2 (study rule) and figures.
 
@@ -152,30 +143,18 @@ class DifficultyController:
 
     def tier_stems(self, tier: str, n: int | None = None) -> list:
         """Stems of one tier, highest score first (ties by stem)."""
-        if tier not in sel.CATEGORIES:
-            raise ValueError(f"tier must be one of {sel.CATEGORIES}, not {tier!r}")
-        s = self.scores[(self.categories == tier).to_numpy()]
-        s = s.sort_values(["score", "stem"], ascending=[False, True], kind="mergesort")
-        stems = list(s["stem"])
+        stems = sel.tier_stems(self.scores, self.categories, tier)
         return stems if n is None else stems[:n]
 
     def thumbnails(self, tier: str = "hard", n: int = 8, ncols: int = 3):
         """Grid of up to ``n`` images of ``tier`` with their auto-label boxes and difficulty bars (needs ``ws``)."""
-        from alnb.plots import image_grid
-        from alnb.workspace import load_image
+        from alnb.plots import tier_thumbnails
 
         if self.ws is None:
             raise ValueError("thumbnails need a workspace (DifficultyController(..., ws=ws)).")
-        m = self.ws.manifest()
-        sc = self.scores.set_index("stem")["score"]
-        items = []
-        for s in self.tier_stems(tier, n):
-            boxes, conf = read_autolabels(self.ws, s, self.model)
-            items.append({"image": load_image(self.ws, s, m), "boxes": boxes, "scores": conf, "tier": tier,
-                          "title": f"{s}  score {sc[s]:.3g}" if np.isfinite(sc[s]) else f"{s}  failed"})
-        title = f"{tier}: {len(self.tier_stems(tier))} image(s), {self.model} auto-labels" + (
-            "" if items else " (none at these thresholds)")
-        return image_grid(items, self.ws.names, ncols=ncols, title=title)
+        stems = self.tier_stems(tier)
+        return tier_thumbnails(self.ws, self.scores, stems[:n], tier, n_in_tier=len(stems), model=self.model,
+                               ncols=ncols)
 
     # ---- commit
     def commit(self) -> pd.DataFrame:
