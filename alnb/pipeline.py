@@ -70,7 +70,7 @@ def warm_start_run(ws: Workspace, name: str, tags, profile="quick", warm_start="
 
     if warm_start != "auto":
         return warm_start
-    prof = get_profile(profile)
+    prof = get_profile(profile)  # a name or a Profile (with the caller's overrides)
     tags = [tags] if isinstance(tags, str) else list(tags)
     if prof.finetune_epochs is None or name == "CAL1" or "GT1" not in tags or len(tags) < 2:
         return None
@@ -86,12 +86,11 @@ def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", s
     from alnb.metrics import evaluate
     from alnb.train import get_profile, load_run, train_cal
 
-    start = warm_start_run(ws, name, tags, profile, warm_start)
+    prof = get_profile(profile, **{k: v for k, v in overrides.items() if k != "epochs"})
+    start = warm_start_run(ws, name, tags, prof, warm_start)
     if start is not None:
-        prof = get_profile(profile, **{k: v for k, v in overrides.items() if k != "epochs"})
         overrides = {"epochs": prof.finetune_epochs or prof.epochs, **overrides}
         res = train_cal(ws, name, tags, profile, seed=seed, weights=load_run(ws, start).weights, **overrides)
-        res.info["warm_start"] = start
     else:
         res = train_cal(ws, name, tags, profile, seed=seed, **overrides)
     ev = evaluate(ws, name, conf=conf, iou_thr=iou_thr, tag="VAL1")
@@ -133,11 +132,11 @@ def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, b
         if rule != "budget" and rule not in acq.STRATEGIES:
             raise ValueError(f"rule must be 'study', 'budget' or a strategy of {sorted(acq.STRATEGIES)}, not {rule!r}.")
         strategy, k, thresholds = ("study_rule" if rule == "budget" else rule), int(budget), None
-        if k > len(selection_pool(ws)):
-            raise sel.SelectionError(f"budget k={k} is larger than the {len(selection_pool(ws))} eligible POOL images.")
         info = {"rule": (f"budget: top {k} by score, failed first" if rule == "budget" else
                          f"strategy {rule}: {k} images"), "budget": k}
-    pool = selection_pool(ws, thresholds)
+    pool = selection_pool(ws, thresholds)  # read once: scores.csv (+ embeddings)
+    if k is not None and k > len(pool):
+        raise sel.SelectionError(f"budget k={k} is larger than the {len(pool)} eligible POOL images.")
     stems = acq.select(strategy, pool, k, seed=seed)
     counts = sel.tier_counts(pool.scores, tm, th)
     sel.commit(ws, stems, "GT2", info={**info, "strategy": strategy, "seed": seed, "t_medium": tm, "t_hard": th,
