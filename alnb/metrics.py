@@ -153,9 +153,10 @@ def duplicate_share(boxes_per_image, thr: float = 0.5) -> dict:
 
     ``boxes_per_image``: iterable of (n, 5+) arrays ``cls, x0, y0, x1, y1[, ...]`` (one per image).  Returns
     ``n_boxes``, ``n_pairs`` (same-class pairs in the same image), ``dup_pairs`` (of those, IoU >= ``thr``),
-    ``pair_share = dup_pairs / n_pairs`` and ``box_share`` (share of boxes that have such a duplicate).
+    ``pair_share = dup_pairs / n_pairs``, ``box_share`` (share of boxes that have such a duplicate) and
+    ``cross_pairs`` (pairs of *different* classes with IoU >= ``thr``: one object called two things).
     """
-    n_box = n_dup = n_pair = n_pair_dup = 0
+    n_box = n_dup = n_pair = n_pair_dup = n_cross = 0
     for b in boxes_per_image:
         b = np.asarray(b, float)
         n_box += len(b)
@@ -163,12 +164,13 @@ def duplicate_share(boxes_per_image, thr: float = 0.5) -> dict:
             continue
         iou = box_iou(b[:, 1:5], b[:, 1:5])
         same = b[:, None, 0] == b[None, :, 0]
+        n_cross += int(np.triu(~same & (iou >= thr), 1).sum())
         np.fill_diagonal(same, False)
         hit = same & (iou >= thr)
         n_dup += int(hit.any(1).sum())
         n_pair += int(np.triu(same, 1).sum())
         n_pair_dup += int(np.triu(hit, 1).sum())
-    return {"n_boxes": n_box, "n_pairs": n_pair, "dup_pairs": n_pair_dup,
+    return {"n_boxes": n_box, "n_pairs": n_pair, "dup_pairs": n_pair_dup, "cross_pairs": n_cross,
             "pair_share": n_pair_dup / n_pair if n_pair else 0.0, "box_share": n_dup / n_box if n_box else 0.0}
 
 

@@ -17,26 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from alnb.metrics import box_iou, duplicate_share, xywhn_to_xyxy
+from alnb.labelio import read_autolabels
+from alnb.metrics import duplicate_share, xywhn_to_xyxy
+from alnb.workspace import Workspace
 
 
-def read_boxes(folder: Path) -> list:
+def read_boxes(ws, folder: Path) -> list:
+    """(n, 5) ``cls x0 y0 x1 y1`` (normalised) per auto-label file, read by :func:`alnb.labelio.read_autolabels`."""
     out = []
     for f in sorted(folder.glob("*.txt")):
-        rows = [ln.split() for ln in f.read_text().splitlines() if ln.strip()]
-        a = np.asarray(rows, float).reshape(-1, len(rows[0]) if rows else 6)
-        out.append(np.concatenate([a[:, :1], xywhn_to_xyxy(a[:, 1:5])], axis=1) if len(a) else np.zeros((0, 5)))
+        a = read_autolabels(f, len(ws.names))
+        out.append(np.concatenate([a[:, :1], xywhn_to_xyxy(a[:, 1:5])], axis=1))
     return out
-
-
-def cross_class_pairs(boxes, thr: float = 0.5) -> int:
-    n = 0
-    for b in boxes:
-        if len(b) > 1:
-            iou = box_iou(b[:, 1:5], b[:, 1:5])
-            other = b[:, None, 0] != b[None, :, 0]
-            n += int(np.triu(other & (iou >= thr), 1).sum())
-    return n
 
 
 def main(argv=None):
@@ -48,12 +40,12 @@ def main(argv=None):
     if not folder.is_dir():
         print(f"no auto-labels in {folder}: run the auto-labelling step (notebook 02) first", file=sys.stderr)
         return 2
-    boxes = read_boxes(folder)
+    boxes = read_boxes(Workspace.open(a.workspace), folder)
     d = duplicate_share(boxes)
     print(f"{len(boxes)} images, {d['n_boxes']} auto-labels, {d['n_pairs']} same-class pairs in one image")
     print(f"same-class pairs with IoU >= 0.5: {d['dup_pairs']} = {100 * d['pair_share']:.2f} % of pairs; "
           f"boxes with such a duplicate: {100 * d['box_share']:.2f} %")
-    print(f"cross-class pairs with IoU >= 0.5: {cross_class_pairs(boxes)}")
+    print(f"cross-class pairs with IoU >= 0.5: {d['cross_pairs']}")
     return 0
 
 

@@ -162,4 +162,5 @@ def test_duplicate_share_counts_same_class_overlaps_only():
     # same-class pairs: (0,1) IoU 0.82, (0,3) 0, (1,3) 0 -> 1 duplicate pair of 3; boxes 0 and 1 have a duplicate
     assert d["n_boxes"] == 5 and d["n_pairs"] == 3 and d["dup_pairs"] == 1
     assert d["pair_share"] == pytest.approx(1 / 3) and d["box_share"] == pytest.approx(2 / 5)
+    assert d["cross_pairs"] == 2  # the class-1 box over both class-0 boxes (IoU 1 and 0.82)
     assert duplicate_share([])["box_share"] == 0.0
