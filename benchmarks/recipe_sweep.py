@@ -33,11 +33,15 @@ BASE = {"profile": "quick"}
 RECIPES = {
     "old-quick": dict(epochs=25, imgsz=256, nms=0.7, run="tiny256-scratch"),  # the previous default, NMS 0.7
     "tiny256-scratch": dict(epochs=25, imgsz=256),
-    "tiny256-pre": dict(epochs=25, imgsz=256, weights=PRE),
-    "tiny320-pre": dict(epochs=25, imgsz=320, weights=PRE),
+    "tiny256-pre": dict(epochs=25, imgsz=256, weights=PRE, cls_pw=0.0),
+    "tiny320-pre": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=0.0),
     "tiny320-pre-e40": dict(epochs=40, imgsz=320, weights=PRE),
     "tiny384-pre": dict(epochs=25, imgsz=384, weights=PRE),
     "tiny320-pre-cw": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=0.5),  # inverse-frequency class weights^0.5
+    "tiny320-pre-cw1": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=1.0),  # full inverse-frequency class weights
+    # + LVIS repeat-factor sampling of images holding a rare class (alnb.train.repeat_factors)
+    "tiny320-pre-cw-rfs": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=0.5, repeat_thresh=0.2),  # = quick
+    "tiny320-pre-cw-rfs3": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=0.5, repeat_thresh=0.3),
     "tiny320-pre-aug": dict(epochs=25, imgsz=320, weights=PRE, flipud=0.5, scale=0.25, hsv_h=0.0, hsv_s=0.0),
     "tiny320-scratch-e40": dict(epochs=40, imgsz=320),
     "tiny384-scratch": dict(epochs=25, imgsz=384),
@@ -71,6 +75,7 @@ def control_set(ws, n: int = CONTROL_N):
 
 def run_recipe(ws, name: str, recipe: dict, seed: int = 0) -> dict:
     r = dict(recipe)
+    r.setdefault("repeat_thresh", None)  # rare-class oversampling only where a recipe names it
     nms = r.pop("nms", NMS_IOU)
     run = r.pop("run", name)  # recipes that differ only in evaluation share one training run
     weights = r.pop("weights", None)
@@ -104,10 +109,12 @@ def main(argv=None):
     ap.add_argument("--workspace", default="runs/sweep")
     ap.add_argument("--data", default="data/weld")
     ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds")
+    ap.add_argument("--split-seed", type=int, default=0,
+                    help="seed of the VAL1/GT1/POOL split when the workspace is created (the study's seed k uses k)")
     a = ap.parse_args(argv)
     root = Path(a.workspace)
-    ws = Workspace.open(root) if (root / "manifest.csv").is_file() else Workspace.create(root, a.data, seed=0)
+    ws = Workspace.open(root) if (root / "manifest.csv").is_file() else Workspace.create(root, a.data, seed=a.split_seed)
     out = ws.root / "metrics" / "recipe_sweep.csv"
     rows = []
     for name in a.recipes:

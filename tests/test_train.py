@@ -256,3 +256,52 @@ def test_smoke_profile_predicts_real_boxes_and_scores(trained):
     scores = score_pool(ws, model="CAL1", T=4, progress=False)
     assert (~scores["failed"]).sum() > 0 and scores["n_det"].sum() > 0
     assert scores["score"].nunique() > 2  # real, different difficulty scores
+
+
+def test_repeat_factors_follow_lvis_rule():
+    from alnb.train import repeat_factors
+
+    # 10 images: class 0 in all of them, class 1 in one (f = 0.1), one image has no box at all
+    labels = [np.array([0, 0])] * 8 + [np.array([0, 1]), np.array([], dtype=int)]
+    labels[0] = np.array([0])
+    r = repeat_factors(labels, thresh=0.4)
+    assert r.shape == (10,)
+    assert r[8] == pytest.approx(math.sqrt(0.4 / 0.1))  # the rare class decides: 2.0
+    assert r[9] == 1.0 and (r[:8] == 1.0).all()  # f(class 0) = 0.9 > thresh -> factor 1
+    assert repeat_factors(labels, thresh=0.01).max() == 1.0  # nothing rare at a low threshold
+    assert repeat_factors([], thresh=0.3).size == 0
+
+
+def test_oversample_list_repeats_rare_images_deterministically(tmp_path):
+    from alnb.train import oversample_list
+
+    img_dir, lab_dir = tmp_path / "view" / "images", tmp_path / "view" / "labels"
+    img_dir.mkdir(parents=True)
+    lab_dir.mkdir(parents=True)
+    paths = []
+    for i in range(20):
+        cls = [0] if i else [0, 1]  # class 1 only in image 0
+        (lab_dir / f"im{i}.txt").write_text("".join(f"{c} 0.5 0.5 0.1 0.1\n" for c in cls))
+        paths.append(str(img_dir / f"im{i}.png"))
+    paths.append(str(img_dir / "nolabel.png"))  # no label file: a background image, kept once
+    lst = tmp_path / "train.txt"
+    lst.write_text("\n".join(paths) + "\n")
+    out = oversample_list(lst, thresh=9 / 21, n_classes=2, seed=0)  # f(class 1) = 1/21: sqrt(9) = 3
+    lines = lst.read_text().splitlines()
+    assert out == {"n_images": 21, "n_samples": 23, "max_repeat": 3}
+    assert lines.count(paths[0]) == 3 and all(lines.count(p) == 1 for p in paths[1:])
+    lst.write_text("\n".join(paths) + "\n")
+    once = oversample_list(lst, thresh=4 / 21, n_classes=2, seed=1)  # sqrt(4) = 2
+    assert once["n_samples"] == 22
+
+
+@pytest.mark.slow
+def test_repeat_factor_sampling_in_a_real_run(trained):
+    from alnb.train import train_cal
+
+    ws, res, _ = trained
+    rfs = train_cal(ws, "CAL1_rfs", "GT1", "smoke", seed=0, verbose=False, repeat_thresh=0.9)
+    lines = (ws.root / "lists" / "CAL1_rfs_train.txt").read_text().splitlines()
+    assert rfs.info["n_train"] == 10 == len(set(lines))  # images, each listed by its repeat factor
+    assert rfs.info["resampling"]["n_samples"] == len(lines) > 10 and rfs.info["resampling"]["max_repeat"] >= 2
+    assert rfs.key != res.key  # the oversampled list and the threshold are part of the cache key
