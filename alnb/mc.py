@@ -20,6 +20,25 @@ How a batch is scored (:func:`mc_predict`)
 5. NMS (ultralytics' ``non_max_suppression``) runs on the mean prediction; the kept anchor indices gather each
    detection's uncertainty columns.  Each pass is also NMS'd on its own to count detections (``count_var``).
 
+Per-image determinism
+---------------------
+An image's result depends only on the model, the settings, the ``seed`` and the image itself (its stem and pixels):
+not on the other images of its batch, the batch size, the order, the number of threads or the worker that scores it.
+So a pool scored in one process, resumed after an interruption, or spread over Ray workers
+(:mod:`alnb.scoring`, ``engine="ray"``) gives the same numbers, bit for bit.  Three things make it so:
+
+* **dropout masks from a counter-based hash, not a random stream** (:func:`dropout_keep`): whether input channel
+  ``c`` of anchor ``a`` is kept in pass ``t`` of branch ``b`` (box / class) is a hash of ``(seed, stem, t, b, c, a)``
+  (:func:`image_keys`).  The same element gets the same mask in every sampler (``cached``, ``dense``, ``full``), so
+  they agree with dropout on too, and the first ``T`` passes of ``T = 40`` are the passes of ``T = 20``;
+* **each image is letterboxed on its own** (ultralytics' predictor with ``batch=1``: minimal padding to a stride
+  multiple); images of one batch that end up with different shapes go through the network in separate groups;
+* **on CPU the oneDNN (mkldnn) and NNPACK convolutions are switched off while scoring** (:func:`batch_invariant`):
+  they choose their algorithm by batch size and thread count, which changes float rounding (measured: up to 2.6e-4
+  in the head inputs between batch 1 and 8, and between 1 and 2 threads; NNPACK from batch 16 on).  PyTorch's own
+  convolution gives identical bits in all of these cases;
+* the sparse sampler's per-anchor matrices are built **per image** (their sizes never depend on the other images).
+
 Uncertainty definitions (natural log, nats)
 -------------------------------------------
 YOLO's class outputs are independent sigmoids trained with binary cross-entropy, so each class is a Bernoulli
@@ -35,7 +54,9 @@ variable.  With ``p_t`` the class probabilities of pass ``t`` and ``p̄`` their 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -134,6 +155,8 @@ def letterbox(images, imgsz: int, stride: int) -> torch.Tensor:
     """Letterbox BGR images exactly like ultralytics' predictor and return a float (B, 3, H, W) RGB tensor in 0-1.
 
     ``auto`` (minimal padding to a stride multiple) is used when all images share one shape, as in ultralytics.
+    :class:`MCScorer` letterboxes each image on its own (:func:`letterbox_one`) so that an image's tensor does not
+    depend on its batch.
     """
     from ultralytics.data.augment import LetterBox
 
@@ -142,6 +165,40 @@ def letterbox(images, imgsz: int, stride: int) -> torch.Tensor:
     arr = np.stack([lb(image=im) for im in images])
     x = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous().flip(1)  # BGR -> RGB
     return x.float().div_(255)
+
+
+def letterbox_one(image, imgsz: int, stride: int) -> np.ndarray:
+    """One BGR image letterboxed as ultralytics' predictor does with ``batch=1`` (minimal padding), HWC uint8."""
+    from ultralytics.data.augment import LetterBox
+
+    return LetterBox((imgsz, imgsz), auto=True, stride=stride)(image=image)
+
+
+def to_tensor(arrays) -> torch.Tensor:
+    """Stack letterboxed HWC BGR uint8 arrays of one shape into a float (B, 3, H, W) RGB tensor in 0-1."""
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous().flip(1)  # BGR -> RGB
+    return x.float().div_(255)
+
+
+@contextlib.contextmanager
+def batch_invariant(device):
+    """Numerics that do not depend on batch size or thread count while scoring (see "Per-image determinism").
+
+    On CPU PyTorch's oneDNN (mkldnn) and NNPACK convolutions are switched off inside the block (NNPACK takes over
+    from batch 16 on), leaving PyTorch's own convolution, which computes every image on its own with the same
+    arithmetic; on other devices nothing changes (cuDNN picks its algorithms by shape too: GPU results agree to float
+    rounding, not bit for bit).
+    """
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        with torch.backends.nnpack.flags(enabled=False):
+            yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 def backbone_features(net, x: torch.Tensor) -> list:
@@ -173,24 +230,125 @@ def _head_branches(head):
     return box, cls
 
 
-def head_samples(head, feats: list, T: int, max_rows: int | None = None) -> torch.Tensor:
+# ------------------------------------------------------------------------------------- per-image dropout masks
+_M32 = 0xFFFFFFFF
+CHANNEL_BITS, ANCHOR_BITS = 12, 20  # counter layout: channel < 4096, anchor < 1,048,576 (about 3,500 px images)
+BOX, CLS = 0, 1  # branch ids in the counter
+
+
+def image_keys(stems, seed: int = 0, device=None) -> torch.Tensor:
+    """Two 32-bit keys per image, ``(B, 2)`` int64: BLAKE2b of ``"<seed>:<stem>"`` (the identity of its masks)."""
+    keys = []
+    for s in stems:
+        d = hashlib.blake2b(f"{int(seed)}:{s}".encode(), digest_size=8).digest()
+        keys.append((int.from_bytes(d[:4], "little"), int.from_bytes(d[4:], "little")))
+    return torch.tensor(keys, dtype=torch.int64, device=device).view(-1, 2)
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """``(x * c) mod 2**32`` for ``0 <= x < 2**32`` in int64 without overflow (the multiplier split in 16-bit halves)."""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash with full avalanche ("lowbias32", C. Wellons); values stay in ``[0, 2**32)``."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def dropout_keep(keys: torch.Tensor, passes, branch: int, channels: int, anchors, p: float) -> torch.Tensor:
+    """Dropout masks that depend only on (image key, pass, branch, channel, anchor): True = kept.
+
+    Parameters
+    ----------
+    keys : (N, 2) int64 tensor
+        :func:`image_keys` of the images, or one row per selected anchor (the sparse sampler).
+    passes : sequence of int
+        The MC passes ``t`` (e.g. ``range(T)``).
+    branch : int
+        :data:`BOX` or :data:`CLS`.
+    channels : int
+        Input channels ``C`` of the final conv.
+    anchors : (A,) or (N, A) int64 tensor
+        Global anchor indices (level offset + position in the level's map), shared or one row per key.
+    p : float
+        Drop probability: the element is dropped when its hash, read as a number in [0, 1), is below ``p``.
+
+    Returns
+    -------
+    bool tensor, shape ``(N, len(passes), C, A)``.
+    """
+    if channels >= 1 << CHANNEL_BITS:
+        raise ValueError(f"{channels} input channels: per-image dropout masks support at most {1 << CHANNEL_BITS}")
+    dev = keys.device
+    anchors = torch.as_tensor(anchors, dtype=torch.int64, device=dev)
+    if anchors.numel() and int(anchors.max()) >= 1 << ANCHOR_BITS:
+        raise ValueError(f"{int(anchors.max()) + 1} anchors: per-image dropout masks support at most "
+                         f"{1 << ANCHOR_BITS} (about {int(8 * (1 << ANCHOR_BITS) ** 0.5)} px images)")
+    a = anchors.view(1, 1, 1, -1) if anchors.dim() == 1 else anchors.view(anchors.shape[0], 1, 1, -1)
+    c = torch.arange(channels, dtype=torch.int64, device=dev).view(1, 1, -1, 1)
+    hi = torch.as_tensor(list(passes), dtype=torch.int64, device=dev).view(1, -1, 1, 1) * 2 + int(branch)
+    k0, k1 = keys[:, 0].view(-1, 1, 1, 1), keys[:, 1].view(-1, 1, 1, 1)
+    h = _mix32(_mix32(((c << ANCHOR_BITS) | a) ^ k0) ^ hi ^ k1)  # (N, T, C, A)
+    return h >= int(round(float(p) * 2 ** 32))
+
+
+def _dropout_p(conv) -> float:
+    """The dropout probability a final conv applies now (0 unless it is training or in MC mode)."""
+    return float(getattr(conv, "p", 0.0)) if (getattr(conv, "mc", False) or conv.training) else 0.0
+
+
+def _plain_conv(conv, x: torch.Tensor) -> torch.Tensor:
+    """The conv itself, without its own (random-stream) dropout."""
+    return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _apply_keep(x: torch.Tensor, keep: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout with a given mask (kept inputs scaled by ``1 / (1 - p)``, as ``F.dropout`` does)."""
+    return x * keep.to(x.dtype).div_(1 - p)
+
+
+def _level_offsets(feats) -> list:
+    sizes = [f.shape[2] * f.shape[3] for f in feats]
+    return np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+
+
+def head_samples(head, feats: list, T: int, max_rows: int | None = None, keys: torch.Tensor | None = None
+                 ) -> torch.Tensor:
     """T stochastic passes of the head's final convs on cached features: returns (B, T, 4 + nc, A).
 
     Everything in each head branch except its last 1x1 conv runs once; the inputs of the last conv are repeated
     ``T`` times along the batch (image-major) and go through the conv (with dropout if MC mode is on) in one call,
-    in chunks of at most ``max_rows`` rows if given.  Decoding is ultralytics' own ``Detect._inference``.
+    in chunks of at most ``max_rows`` rows if given.  Decoding is ultralytics' own ``Detect._inference``.  With
+    ``keys`` (:func:`image_keys`, one row per image) the masks are the per-image ones of :func:`dropout_keep`;
+    without, the convs draw their own from torch's global random stream.
     """
     box_head, cls_head = _head_branches(head)
     B = feats[0].shape[0]
+    offsets = _level_offsets(feats)
     pre_box = [box_head[i][:-1](f) for i, f in enumerate(feats)]
     pre_cls = [cls_head[i][:-1](f) for i, f in enumerate(feats)]
     rows = B * T if not max_rows else max(1, min(B * T, int(max_rows)))
     tc = max(1, rows // B)
+
+    def final(conv, pre, i, branch, t0, n):
+        x = pre.repeat_interleave(n, 0)
+        p = _dropout_p(conv)
+        if keys is None or p <= 0:
+            return conv(x).flatten(2)
+        h, w = pre.shape[2:]
+        anchors = torch.arange(offsets[i], offsets[i] + h * w, device=pre.device)
+        keep = dropout_keep(keys, range(t0, t0 + n), branch, pre.shape[1], anchors, p)  # (B, n, C, hw)
+        return _plain_conv(conv, _apply_keep(x, keep.view(B * n, -1, h, w), p)).flatten(2)
+
     outs = []
     for t0 in range(0, T, tc):
         n = min(tc, T - t0)
-        boxes = torch.cat([box_head[i][-1](p.repeat_interleave(n, 0)).flatten(2) for i, p in enumerate(pre_box)], -1)
-        scores = torch.cat([cls_head[i][-1](p.repeat_interleave(n, 0)).flatten(2) for i, p in enumerate(pre_cls)], -1)
+        boxes = torch.cat([final(box_head[i][-1], p, i, BOX, t0, n) for i, p in enumerate(pre_box)], -1)
+        scores = torch.cat([final(cls_head[i][-1], p, i, CLS, t0, n) for i, p in enumerate(pre_cls)], -1)
         y = head._inference({"boxes": boxes, "scores": scores, "feats": feats})
         outs.append(y.view(B, n, *y.shape[1:]))
     return torch.cat(outs, 1)
@@ -203,7 +361,7 @@ def _max_dropout_logit(conv, x: torch.Tensor) -> torch.Tensor:
     ``b + sum_c relu(w_c x_c) / (1 - p)``, and ``relu(w x) = relu(w) relu(x) + relu(-w) relu(-x)``: two ordinary
     convolutions.  With ``p = 0`` (or MC mode off) the bound is the output itself.
     """
-    p = float(getattr(conv, "p", 0.0)) if (getattr(conv, "mc", False) or conv.training) else 0.0
+    p = _dropout_p(conv)
     if p <= 0:
         return F.conv2d(x, conv.weight, conv.bias)
     w = conv.weight
@@ -211,7 +369,7 @@ def _max_dropout_logit(conv, x: torch.Tensor) -> torch.Tensor:
     return pos / (1 - p) + (0 if conv.bias is None else conv.bias.view(1, -1, 1, 1))
 
 
-def sparse_head_samples(head, feats: list, T: int, thr: float) -> torch.Tensor:
+def sparse_head_samples(head, feats: list, T: int, thr: float, keys: torch.Tensor | None = None) -> torch.Tensor:
     """Like :func:`head_samples`, but the T passes run only at anchors that some pass could lift above ``thr``.
 
     NMS only ever looks at anchors whose best class probability exceeds its threshold.  For every anchor an upper
@@ -221,59 +379,111 @@ def sparse_head_samples(head, feats: list, T: int, thr: float) -> torch.Tensor:
     are the deterministic ones (all below ``thr``) and their boxes are 0 (never read).  The selected anchors go
     through the head's own final convs (as 1x1 images, ``T`` copies each, one call per level and branch), so dropout
     and decoding are exactly those of the dense call.  Exact for the mean detections and for every pass's NMS at any
-    threshold ``>= thr``.  Returns (B, T, 4 + nc, A) like :func:`head_samples`.
+    threshold ``>= thr``.  With ``keys`` the masks are the per-image ones of :func:`dropout_keep` (the same mask for
+    the same anchor as :func:`head_samples` and :func:`full_samples`).  Returns (B, T, 4 + nc, A).
     """
     from ultralytics.utils.tal import make_anchors
 
     box_head, cls_head = _head_branches(head)
     B = feats[0].shape[0]
-    sizes = [f.shape[2] * f.shape[3] for f in feats]
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    offsets = _level_offsets(feats)
     A = offsets[-1]
     nc = int(head.nc)
     lthr = math.log(thr / (1 - thr)) if 0 < thr < 1 else (-math.inf if thr <= 0 else math.inf)
     out = feats[0].new_zeros(B, T, 4 + nc, A)
-    sel_cls, sel_box, bidx, gidx = [], [], [], []
-    for i, f in enumerate(feats):
-        pc = cls_head[i][:-1](f)  # (B, C, h, w)
+
+    def final(conv, rows, kb, g, branch):  # rows (n, C) at global anchors g (keys kb, one per row) -> (n * T, out)
+        x = rows.repeat_interleave(T, 0)[:, :, None, None]
+        p = _dropout_p(conv)
+        if kb is None or p <= 0:
+            return conv(x).flatten(1)
+        keep = dropout_keep(kb, range(T), branch, rows.shape[1], g.view(-1, 1), p)  # (n, T, C, 1)
+        return _plain_conv(conv, _apply_keep(x, keep.reshape(x.shape), p)).flatten(1)
+
+    pcs = [cls_head[i][:-1](f) for i, f in enumerate(feats)]  # (B, C, h, w): convs over whole maps, batched
+    pbs = [box_head[i][:-1](f).flatten(2) for i, f in enumerate(feats)]
+    sel = []
+    for i, pc in enumerate(pcs):
         conv = cls_head[i][-1]
         det = F.conv2d(pc, conv.weight, conv.bias).flatten(2)  # deterministic logits (B, nc, a_i)
         out[:, :, 4:, offsets[i]:offsets[i + 1]] = det.sigmoid().unsqueeze(1)
-        idx = (_max_dropout_logit(conv, pc).flatten(2).amax(1) > lthr).nonzero()  # (n, 2): image, anchor
-        if not len(idx):
-            continue
-        rows_c = pc.flatten(2)[idx[:, 0], :, idx[:, 1]]  # (n, C)
-        sel_cls.append(conv(rows_c.repeat_interleave(T, 0)[:, :, None, None]).flatten(1))  # (n*T, nc)
-        pb = box_head[i][:-1](f).flatten(2)
-        rows_b = pb[idx[:, 0], :, idx[:, 1]]
-        sel_box.append(box_head[i][-1](rows_b.repeat_interleave(T, 0)[:, :, None, None]).flatten(1))
-        bidx.append(idx[:, 0])
-        gidx.append(idx[:, 1] + offsets[i])
-    if not sel_cls:
-        return out
-    b, g = torch.cat(bidx), torch.cat(gidx)
-    n = len(g)
-    probs = torch.cat(sel_cls).sigmoid().view(n, T, nc)
-    raw = torch.cat(sel_box)  # (n*T, 4*reg_max), anchor-major
+        sel.append(_max_dropout_logit(conv, pc).flatten(2).amax(1) > lthr)  # (B, a_i): anchors worth sampling
     anchors, strides = (a.transpose(0, 1) for a in make_anchors(feats, head.stride, 0.5))  # (2, A), (1, A)
-    dist = head.dfl(raw.T.unsqueeze(0))  # (1, 4, n*T)
-    box = head.decode_bboxes(dist, anchors[:, g].repeat_interleave(T, 1).unsqueeze(0))
-    box = box * strides[:, g].repeat_interleave(T, 1)  # (1, 4, n*T) xywh in input pixels
-    out[b, :, :4, g] = box[0].view(4, n, T).permute(1, 2, 0)
-    out[b, :, 4:, g] = probs
+    for b in range(B):  # the selected rows of one image at a time: matrix sizes never depend on the other images
+        probs, raw, gidx = [], [], []
+        for i in range(len(feats)):
+            a = sel[i][b].nonzero()[:, 0]
+            if not len(a):
+                continue
+            g = a + offsets[i]
+            kb = None if keys is None else keys[b:b + 1].expand(len(a), -1)
+            probs.append(final(cls_head[i][-1], pcs[i][b].flatten(1)[:, a].T, kb, g, CLS))  # (n*T, nc)
+            raw.append(final(box_head[i][-1], pbs[i][b][:, a].T, kb, g, BOX))  # (n*T, 4*reg_max)
+            gidx.append(g)
+        if not gidx:
+            continue
+        g = torch.cat(gidx)
+        n = len(g)
+        dist = head.dfl(torch.cat(raw).T.unsqueeze(0))  # (1, 4, n*T), anchor-major
+        box = head.decode_bboxes(dist, anchors[:, g].repeat_interleave(T, 1).unsqueeze(0))
+        box = box * strides[:, g].repeat_interleave(T, 1)  # (1, 4, n*T) xywh in input pixels
+        out[b, :, :4, g] = box[0].view(4, n, T).permute(2, 0, 1)
+        out[b, :, 4:, g] = torch.cat(probs).sigmoid().view(n, T, nc).permute(1, 2, 0)
     return out
 
 
-def full_samples(net, x: torch.Tensor, T: int) -> torch.Tensor:
-    """Reference sampler: ``T`` complete forward passes of the model (B, T, 4 + nc, A).  Slow; for benchmarks."""
-    outs = []
-    for _ in range(T):
-        y = net(x)
-        outs.append(y[0] if isinstance(y, (tuple, list)) else y)
+def full_samples(net, x: torch.Tensor, T: int, keys: torch.Tensor | None = None) -> torch.Tensor:
+    """Reference sampler: ``T`` complete forward passes of the model (B, T, 4 + nc, A).  Slow; for benchmarks.
+
+    With ``keys`` the final convs use the per-image masks of :func:`dropout_keep` (forward pre-hooks; their own
+    dropout is off meanwhile), so the result equals the cached samplers' up to float rounding.
+    """
+    head = net.model[-1]
+    box_head, cls_head = _head_branches(head)
+    convs = [(box_head[i][-1], i, BOX) for i in range(len(box_head))] + \
+            [(cls_head[i][-1], i, CLS) for i in range(len(cls_head))]
+    H, W = x.shape[2:]
+    sizes = [int(H // s) * int(W // s) for s in head.stride.tolist()]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+    outs, hooks, saved = [], [], []
+    t_now = [0]
+    if keys is not None:
+        for conv, i, branch in convs:
+            p = _dropout_p(conv)
+            if p <= 0:
+                continue
+
+            def pre(mod, args, i=i, branch=branch, p=p):
+                z = args[0]
+                anchors = torch.arange(offsets[i], offsets[i] + z.shape[2] * z.shape[3], device=z.device)
+                keep = dropout_keep(keys, [t_now[0]], branch, z.shape[1], anchors, p)  # (B, 1, C, hw)
+                return (_apply_keep(z, keep.view(z.shape), p),)
+
+            saved.append((conv, conv.mc, conv.training))
+            conv.mc = False
+            conv.train(False)
+            hooks.append(conv.register_forward_pre_hook(pre))
+    try:
+        for t in range(T):
+            t_now[0] = t
+            y = net(x)
+            outs.append(y[0] if isinstance(y, (tuple, list)) else y)
+    finally:
+        for h in hooks:
+            h.remove()
+        for conv, mc, training in saved:
+            conv.mc = mc
+            conv.train(training)
     return torch.stack(outs, 1)
 
 
 # ------------------------------------------------------------------------------------------------ per-anchor stats
+def _pstd(x: torch.Tensor) -> torch.Tensor:
+    """Population standard deviation over dim 0 as two plain means (``torch.std``'s kernel rounds differently
+    with the number of threads; means over the leading dim add the passes in order)."""
+    return (x - x.mean(0)).square().mean(0).sqrt()
+
+
 def anchor_stats(samples: torch.Tensor, cls=None) -> dict:
     """Statistics over the T passes of anchors: ``samples`` is (T, 4 + nc, n) (boxes xywh, class probabilities).
 
@@ -306,8 +516,8 @@ def anchor_stats(samples: torch.Tensor, cls=None) -> dict:
     ar = torch.arange(n, device=samples.device)
     pe, ee, mi = bald(probs.unsqueeze(0), sample_dim=1, class_dim=2)
     conf = mean[4:][cls, ar]
-    corner_std = xyxy.std(0, unbiased=False).mean(0) if T > 1 else torch.zeros_like(conf)
-    conf_std = probs[:, cls, ar].std(0, unbiased=False) if T > 1 else torch.zeros_like(conf)
+    corner_std = _pstd(xyxy).mean(0) if T > 1 else torch.zeros_like(conf)
+    conf_std = _pstd(probs[:, cls, ar]) if T > 1 else torch.zeros_like(conf)
     size = (mean[2].clamp_min(EPS) * mean[3].clamp_min(EPS)).sqrt()
     return {"conf": conf, "entropy": pe[0], "exp_entropy": ee[0], "mutual_info": mi[0],
             "cls_unc": (binary_entropy(conf) / LN2).clamp(0, 1), "conf_std": conf_std, "corner_std": corner_std,
@@ -318,16 +528,24 @@ def anchor_stats(samples: torch.Tensor, cls=None) -> dict:
 METHODS = ("cached", "dense", "full")
 DET_COLUMNS = ["stem", "det", "cls", "x0", "y0", "x1", "y1", "conf", "above", "cls_unc", "entropy", "exp_entropy",
                "mutual_info", "conf_std", "box_std", "box_spread"]
+IMG_COLUMNS = ["stem", "path", "width", "height", "n_det", "n_cand", "max_prob", "count_mean", "count_var"]
+_DTYPES = {"stem": str, "path": str, "det": np.int64, "cls": np.int64, "above": bool, "width": np.int64,
+           "height": np.int64, "n_det": np.int64, "n_cand": np.int64}  # every other column: float64
+
+
+def _column(name, values) -> np.ndarray:
+    return np.asarray(values, dtype=_DTYPES.get(name, np.float64))
 
 
 @dataclass
 class MCResult:
-    """Output of :func:`mc_predict`.
+    """Output of :func:`mc_predict` / :meth:`MCScorer.score`.
 
     ``detections``: one row per candidate detection (see ``DET_COLUMNS``; boxes ``x0 y0 x1 y1`` in original image
-    pixels, ``above`` = confidence above the auto-label threshold).  ``images``: one row per image (``stem, path,
-    width, height, n_det, n_cand, max_prob, count_mean, count_var``).  ``embeddings``: (n_images, C) pooled
-    features, rows in the order of ``images`` (None when not asked for).  ``seconds``: wall time of the scoring.
+    pixels, ``above`` = confidence above the auto-label threshold).  ``images``: one row per image (``IMG_COLUMNS``:
+    ``stem, path, width, height, n_det, n_cand, max_prob, count_mean, count_var``).  ``embeddings``: (n_images, C)
+    pooled features, rows in the order of ``images`` (None when not asked for).  ``seconds``: wall time of the
+    scoring.
     """
 
     detections: pd.DataFrame
@@ -335,6 +553,37 @@ class MCResult:
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
     embeddings: np.ndarray | None = None
+
+    # ---- one representation for memory, part files and Ray: plain NumPy arrays (no pickle)
+    def to_arrays(self) -> dict:
+        """``{"img_<col>": array, "det_<col>": array, "emb": (n, C) float32}`` (``emb`` only with embeddings)."""
+        out = {f"img_{c}": _column(c, self.images[c]) for c in IMG_COLUMNS}
+        out.update({f"det_{c}": _column(c, self.detections[c]) for c in DET_COLUMNS})
+        if self.embeddings is not None:
+            out["emb"] = np.asarray(self.embeddings, dtype=np.float32)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays, settings: dict | None = None, seconds: float = 0.0) -> "MCResult":
+        """Inverse of :meth:`to_arrays` (a dict or an open ``.npz``); dtypes are always those of ``_DTYPES``."""
+        img = pd.DataFrame({c: _column(c, arrays[f"img_{c}"]) for c in IMG_COLUMNS}, columns=IMG_COLUMNS)
+        det = pd.DataFrame({c: _column(c, arrays[f"det_{c}"]) for c in DET_COLUMNS}, columns=DET_COLUMNS)
+        emb = np.asarray(arrays["emb"], dtype=np.float32) if "emb" in arrays else None
+        return cls(det, img, dict(settings or {}), seconds, emb)
+
+    @classmethod
+    def concat(cls, results, settings: dict | None = None, seconds: float = 0.0) -> "MCResult":
+        """Results of several batches, in the order given, as one."""
+        results = list(results)
+        if not results:
+            return cls.from_arrays({**{f"img_{c}": [] for c in IMG_COLUMNS}, **{f"det_{c}": [] for c in DET_COLUMNS}},
+                                   settings, seconds)
+        arrs = [r.to_arrays() for r in results]
+        out = {k: np.concatenate([a[k] for a in arrs]) for k in arrs[0] if k != "emb"}
+        embs = [a["emb"] for a in arrs if "emb" in a]
+        if len(embs) == len(arrs):
+            out["emb"] = np.concatenate(embs) if embs else np.zeros((0, 0), np.float32)
+        return cls.from_arrays(out, settings, seconds)
 
 
 def _resolve_imgsz(net, imgsz):
@@ -345,6 +594,128 @@ def _resolve_imgsz(net, imgsz):
         imgsz = int((getattr(net, "args", None) or {}).get("imgsz", 640)) if isinstance(getattr(net, "args", None),
                                                                                           dict) else 640
     return int(check_imgsz(int(imgsz), stride=stride, min_dim=1, floor=stride)), stride
+
+
+def _items(images) -> list:
+    """``(stem, path)`` pairs from paths or pairs (the stem defaults to the file stem)."""
+    return [(str(it[0]), it[1]) if isinstance(it, (tuple, list)) else (Path(it).stem, it) for it in images]
+
+
+class MCScorer:
+    """A model prepared once for MC-dropout scoring: :meth:`score` turns any list of images into an :class:`MCResult`.
+
+    One scorer per process or worker (a Ray actor holds one: :mod:`alnb.scoring`).  Parameters are those of
+    :func:`mc_predict`; ``settings`` records them.  Every image's result is independent of the others (see
+    "Per-image determinism" above), so any split of a pool into calls gives the same rows.
+    """
+
+    def __init__(self, model, *, T: int = 20, conf: float = 0.25, iou: float = 0.7, imgsz: int | None = None,
+                 batch: int = 8, p: float | None = None, device=None, cand_conf: float | None = None, seed: int = 0,
+                 method: str = "cached", max_det: int = 300, count_passes: bool = True, embed: bool = True):
+        if T < 1:
+            raise ValueError(f"T must be >= 1, got {T}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if int(batch) < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        cand_conf = conf / 2 if cand_conf is None else float(cand_conf)
+        if cand_conf > conf:
+            raise ValueError(f"cand_conf={cand_conf} must not exceed conf={conf}")
+        self.device = torch.device(device or "cpu")
+        net = _prepare_net(model, self.device)
+        if not dropout_modules(net):
+            raise ValueError("this model has no dropout head: train it with alnb.train (or call "
+                             "alnb.dropout.install_dropout_head(model, p)) before MC scoring.")
+        set_mc(net, on=True, p=p)
+        self.net = net
+        self.imgsz, self.stride = _resolve_imgsz(net, imgsz)
+        self.head = net.model[-1]
+        if getattr(self.head, "end2end", False):
+            raise NotImplementedError("MC scoring needs an NMS-based detection head (YOLOv8/v9/11 style); this model "
+                                      "is end-to-end (one-to-one head).")
+        self.T, self.conf, self.iou, self.batch, self.cand_conf = int(T), float(conf), float(iou), int(batch), cand_conf
+        self.seed, self.method, self.max_det = int(seed), method, int(max_det)
+        self.count_passes, self.embed = bool(count_passes), bool(embed)
+        self.settings = {"T": self.T, "conf": conf, "cand_conf": cand_conf, "iou": iou, "imgsz": self.imgsz,
+                         "batch": self.batch, "p": float(dropout_modules(net)[0].p), "seed": self.seed,
+                         "method": method, "nc": int(self.head.nc)}
+
+    def score(self, images, progress: bool = False) -> MCResult:
+        """Score ``images`` (paths or ``(stem, path)`` pairs) in batches of ``batch``; rows in the order given."""
+        from tqdm.auto import tqdm
+
+        items = _items(images)
+        t0 = time.perf_counter()
+        parts = []
+        with batch_invariant(self.device), torch.inference_mode():
+            bar = tqdm(range(0, len(items), self.batch), desc=f"MC scoring (T={self.T})", disable=not progress,
+                       total=math.ceil(len(items) / self.batch), unit="batch")
+            for b0 in bar:
+                parts.append(self._score_batch(items[b0:b0 + self.batch]))
+        return MCResult.concat(parts, self.settings, time.perf_counter() - t0)
+
+    def _score_batch(self, chunk) -> MCResult:
+        ims = [read_image(path) for _, path in chunk]
+        boxed = [letterbox_one(im, self.imgsz, self.stride) for im in ims]
+        groups = {}
+        for i, b in enumerate(boxed):  # one network call per letterboxed shape
+            groups.setdefault(b.shape, []).append(i)
+        rows = [None] * len(chunk)
+        for idx in groups.values():
+            for i, r in zip(idx, self._score_group([chunk[i] for i in idx], [ims[i] for i in idx],
+                                                   [boxed[i] for i in idx])):
+                rows[i] = r
+        return MCResult.concat(rows)
+
+    def _score_group(self, chunk, ims, boxed) -> list:
+        """MCResults (one per image) of images that share one letterboxed shape."""
+        from ultralytics.utils import ops
+        from ultralytics.utils.nms import non_max_suppression
+
+        T, conf, iou, net, head = self.T, self.conf, self.iou, self.net, self.head
+        x = to_tensor(boxed).to(self.device)
+        keys = image_keys([s for s, _ in chunk], self.seed, self.device)
+        feats = backbone_features(net, x) if (self.method != "full" or self.embed) else None
+        emb = pooled_features(feats).cpu().numpy() if self.embed else None
+        if self.method == "cached":
+            samples = sparse_head_samples(head, feats, T, self.cand_conf, keys)
+        elif self.method == "dense":
+            samples = head_samples(head, feats, T, keys=keys)
+        else:
+            samples = full_samples(net, x, T, keys)
+        mean = samples.mean(1)
+        dets, keep = non_max_suppression(mean, self.cand_conf, iou, max_det=self.max_det, return_idxs=True)
+        max_prob = mean[:, 4:].amax((1, 2)).cpu().numpy()
+        if self.count_passes:
+            flat = samples.reshape(-1, *samples.shape[2:])
+            counts = np.array([len(d) for d in non_max_suppression(flat, conf, iou, max_det=self.max_det)],
+                              dtype=np.float64).reshape(len(chunk), T)
+        else:
+            counts = np.full((len(chunk), T), np.nan)
+        out = []
+        for bi, ((stem, path), im) in enumerate(zip(chunk, ims)):
+            d, k = dets[bi], keep[bi].long().view(-1)
+            h0, w0 = im.shape[:2]
+            gain = min(x.shape[2] / h0, x.shape[3] / w0)
+            boxes = ops.scale_boxes(x.shape[2:], d[:, :4].clone(), im.shape).cpu().numpy().astype(np.float64)
+            cls = d[:, 5].long()
+            st = {kk: v.cpu().numpy().astype(np.float64) for kk, v in anchor_stats(samples[bi][..., k], cls).items()}
+            confs = d[:, 4].cpu().numpy().astype(np.float64)
+            n = len(d)
+            det = {"stem": [stem] * n, "det": np.arange(n), "cls": cls.cpu().numpy(), "x0": boxes[:, 0],
+                   "y0": boxes[:, 1], "x1": boxes[:, 2], "y1": boxes[:, 3], "conf": confs, "above": confs > conf,
+                   "cls_unc": st["cls_unc"], "entropy": st["entropy"], "exp_entropy": st["exp_entropy"],
+                   "mutual_info": st["mutual_info"], "conf_std": st["conf_std"], "box_std": st["corner_std"] / gain,
+                   "box_spread": st["box_spread"]}
+            c = counts[bi]
+            img = {"stem": [stem], "path": [str(path)], "width": [w0], "height": [h0],
+                   "n_det": [int((confs > conf).sum())], "n_cand": [n], "max_prob": [float(max_prob[bi])],
+                   "count_mean": [c.mean()], "count_var": [c.var() if T > 1 else 0.0]}
+            arrays = {**{f"det_{kk}": v for kk, v in det.items()}, **{f"img_{kk}": v for kk, v in img.items()}}
+            if emb is not None:
+                arrays["emb"] = emb[bi:bi + 1]
+            out.append(MCResult.from_arrays(arrays))
+        return out
 
 
 def mc_predict(model, images, *, T: int = 20, conf: float = 0.25, iou: float = 0.7, imgsz: int | None = None,
@@ -359,7 +730,8 @@ def mc_predict(model, images, *, T: int = 20, conf: float = 0.25, iou: float = 0
         A detection model whose head carries :class:`~alnb.dropout.MCDropoutConv2d` (see
         :func:`alnb.dropout.install_dropout_head`).  It is copied; the caller's model is not modified.
     images : list of paths (or ``(stem, path)`` pairs)
-        Images to score; the stem defaults to the file stem.
+        Images to score; the stem defaults to the file stem.  The stem is the image's identity for its dropout
+        masks: stems must be unique.
     T : int
         Number of MC passes (``T=1`` with ``p=0`` is ordinary deterministic prediction).
     conf, iou : float
@@ -368,7 +740,7 @@ def mc_predict(model, images, *, T: int = 20, conf: float = 0.25, iou: float = 0
     imgsz : int, optional
         Inference size (default: the size the model was trained at, else 640); rounded up to the stride.
     batch : int
-        Images per backbone pass.
+        Images per backbone pass (speed only: results do not depend on it).
     p : float, optional
         Dropout probability during sampling (default: the one the head was trained with).  ``p=0`` turns it off.
     device : str or torch.device, optional
@@ -379,12 +751,13 @@ def mc_predict(model, images, *, T: int = 20, conf: float = 0.25, iou: float = 0
         Lower threshold for *candidate* detections (rows with ``above=False``); default ``conf / 2``.  Detections above
         ``conf`` are exactly those NMS at ``conf`` would keep (greedy NMS visits higher scores first).
     seed : int
-        Seed of the dropout masks (the global torch RNG is left as it was).
+        Seed of the dropout masks: with the stem it decides every mask of an image (:func:`dropout_keep`); torch's
+        global random state is neither used nor changed.
     method : {"cached", "dense", "full"}
         ``cached`` (default) runs the backbone once and only the final head convs ``T`` times, the box conv only at
         anchors that can pass NMS (:func:`sparse_head_samples`); ``dense`` the same at every anchor
         (:func:`head_samples`); ``full`` runs ``T`` complete forward passes (the slow reference, for
-        ``benchmarks/mc_speed.py``).
+        ``benchmarks/mc_speed.py``).  All three use the same masks.
     count_passes : bool
         Also NMS each pass to get the mean and variance of the detection count.
     embed : bool
@@ -394,89 +767,10 @@ def mc_predict(model, images, *, T: int = 20, conf: float = 0.25, iou: float = 0
     -------
     MCResult
     """
-    from tqdm.auto import tqdm
-    from ultralytics.utils import ops
-    from ultralytics.utils.nms import non_max_suppression
-
-    if T < 1:
-        raise ValueError(f"T must be >= 1, got {T}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    cand_conf = conf / 2 if cand_conf is None else float(cand_conf)
-    if cand_conf > conf:
-        raise ValueError(f"cand_conf={cand_conf} must not exceed conf={conf}")
-    device = torch.device(device or "cpu")
-    items = [(it if isinstance(it, (tuple, list)) else (Path(it).stem, it)) for it in images]
-    net = _prepare_net(model, device)
-    if not dropout_modules(net):
-        raise ValueError("this model has no dropout head: train it with alnb.train (or call "
-                         "alnb.dropout.install_dropout_head(model, p)) before MC scoring.")
-    set_mc(net, on=True, p=p)
-    imgsz, stride = _resolve_imgsz(net, imgsz)
-    head = net.model[-1]
-    if getattr(head, "end2end", False):
-        raise NotImplementedError("MC scoring needs an NMS-based detection head (YOLOv8/v9/11 style); this model is "
-                                  "end-to-end (one-to-one head).")
-    nc = int(head.nc)
-
-    det_rows, img_rows, embs = [], [], []
-    t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]), torch.inference_mode():
-        torch.manual_seed(seed)
-        bar = tqdm(range(0, len(items), batch), desc=f"MC scoring (T={T})", disable=not progress,
-                   total=math.ceil(len(items) / batch), unit="batch")
-        for b0 in bar:
-            chunk = items[b0:b0 + batch]
-            ims = [read_image(path) for _, path in chunk]
-            x = letterbox(ims, imgsz, stride).to(device)
-            feats = backbone_features(net, x) if (method != "full" or embed) else None
-            if embed:
-                embs.append(pooled_features(feats).cpu().numpy())
-            if method == "cached":
-                samples = sparse_head_samples(head, feats, T, cand_conf)
-            elif method == "dense":
-                samples = head_samples(head, feats, T)
-            else:
-                samples = full_samples(net, x, T)
-            mean = samples.mean(1)
-            dets, keep = non_max_suppression(mean, cand_conf, iou, max_det=max_det, return_idxs=True)
-            max_prob = mean[:, 4:].amax((1, 2))
-            if count_passes:
-                flat = samples.reshape(-1, *samples.shape[2:])
-                counts = torch.tensor([len(d) for d in non_max_suppression(flat, conf, iou, max_det=max_det)],
-                                      dtype=torch.float64).view(len(chunk), T)
-            for bi, ((stem, path), im) in enumerate(zip(chunk, ims)):
-                d, k = dets[bi], keep[bi].long().view(-1)
-                h0, w0 = im.shape[:2]
-                gain = min(x.shape[2] / h0, x.shape[3] / w0)
-                boxes = ops.scale_boxes(x.shape[2:], d[:, :4].clone(), im.shape).cpu().numpy()
-                cls = d[:, 5].long()
-                st = {kk: v.cpu().numpy() for kk, v in anchor_stats(samples[bi][..., k], cls).items()}
-                confs = d[:, 4].cpu().numpy()
-                for j in range(len(d)):
-                    det_rows.append({
-                        "stem": stem, "det": j, "cls": int(cls[j]),
-                        "x0": float(boxes[j, 0]), "y0": float(boxes[j, 1]), "x1": float(boxes[j, 2]),
-                        "y1": float(boxes[j, 3]), "conf": float(confs[j]), "above": bool(confs[j] > conf),
-                        "cls_unc": float(st["cls_unc"][j]), "entropy": float(st["entropy"][j]),
-                        "exp_entropy": float(st["exp_entropy"][j]), "mutual_info": float(st["mutual_info"][j]),
-                        "conf_std": float(st["conf_std"][j]), "box_std": float(st["corner_std"][j] / gain),
-                        "box_spread": float(st["box_spread"][j]),
-                    })
-                c = counts[bi] if count_passes else torch.full((T,), float("nan"), dtype=torch.float64)
-                img_rows.append({"stem": stem, "path": str(path), "width": w0, "height": h0,
-                                 "n_det": int((confs > conf).sum()), "n_cand": int(len(d)),
-                                 "max_prob": float(max_prob[bi]), "count_mean": float(c.mean()),
-                                 "count_var": float(c.var(unbiased=False)) if T > 1 else 0.0})
-    seconds = time.perf_counter() - t0
-    set_mc(net, on=False)
-    settings = {"T": T, "conf": conf, "cand_conf": cand_conf, "iou": iou, "imgsz": imgsz, "batch": batch,
-                "p": float(dropout_modules(net)[0].p) if p is None else float(p), "seed": seed, "method": method,
-                "nc": nc}
-    emb = np.concatenate(embs).astype(np.float32) if embs else None
-    det = pd.DataFrame(det_rows, columns=DET_COLUMNS)
-    det["above"] = det["above"].astype(bool)  # also when empty (a boolean mask, never a column selection)
-    return MCResult(det, pd.DataFrame(img_rows), settings, seconds, emb)
+    scorer = MCScorer(model, T=T, conf=conf, iou=iou, imgsz=imgsz, batch=batch, p=p, device=device,
+                      cand_conf=cand_conf, seed=seed, method=method, max_det=max_det, count_passes=count_passes,
+                      embed=embed)
+    return scorer.score(images, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------------- untrained models

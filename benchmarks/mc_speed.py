@@ -7,8 +7,8 @@ Scores the same images three ways with :func:`alnb.mc.mc_predict` and prints wal
 * ``full``: T complete forward passes with dropout on (the naive way).
 
 It also checks that the samplers agree: with dropout off the cached and full mean detections must be identical (up
-to float rounding); with dropout on (different random masks) the mean detections are matched by IoU >= 0.5 and the
-share that agrees is printed.  Each timing is the best of ``--repeats`` runs (the CPU may be shared).
+to float rounding); with dropout on (both read the same per-image masks, alnb.mc.dropout_keep) the mean detections
+are matched by IoU >= 0.5 and the share that agrees is printed.  Each timing is the best of ``--repeats`` runs (the CPU may be shared).
 
 Usage::
 

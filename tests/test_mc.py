@@ -318,3 +318,92 @@ def test_notebook_02_headless_smoke(tiny_workspace, tmp_path):
             assert (ws.root / "figures" / f"{name}.{ext}").stat().st_size > 1000, name
     executed = json.loads(out.read_text())
     assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")
+
+
+# ------------------------------------------------------------------------------------------ per-image determinism
+def _sorted(res):
+    det = res.detections.sort_values(["stem", "det"]).reset_index(drop=True)
+    img = res.images.sort_values("stem").reset_index(drop=True)
+    emb = res.embeddings[np.argsort(res.images["stem"].to_numpy())]
+    return det, img, emb
+
+
+def _assert_same(a, b):
+    da, ia, ea = _sorted(a)
+    db, ib, eb = _sorted(b)
+    pd.testing.assert_frame_equal(da, db, check_exact=True)
+    pd.testing.assert_frame_equal(ia, ib, check_exact=True)
+    np.testing.assert_array_equal(ea, eb)
+
+
+def test_dropout_keep_is_a_function_of_image_pass_channel_anchor():
+    keys = U.image_keys(["a", "b"], seed=0)
+    assert keys.shape == (2, 2) and (keys >= 0).all() and (keys < 2 ** 32).all()
+    assert torch.equal(U.image_keys(["b"], seed=0)[0], keys[1])  # a key does not depend on the other stems
+    assert not torch.equal(U.image_keys(["a"], seed=1)[0], keys[0])  # ... but on the seed
+    anchors = torch.arange(500)
+    k = U.dropout_keep(keys, range(6), U.CLS, 40, anchors, 0.3)
+    assert k.shape == (2, 6, 40, 500) and k.dtype == torch.bool
+    assert abs(1 - k.float().mean().item() - 0.3) < 0.01  # drop rate p
+    assert (k[0] != k[1]).float().mean() > 0.3  # images, passes and branches get different masks
+    assert (k[:, 0] != k[:, 1]).float().mean() > 0.3
+    assert (U.dropout_keep(keys, range(6), U.BOX, 40, anchors, 0.3) != k).float().mean() > 0.3
+    # a subset of passes / anchors (the sparse sampler's rows) reads the same masks
+    sub = U.dropout_keep(keys[1:].expand(3, -1), [4, 5], U.CLS, 40, torch.tensor([[7], [123], [499]]), 0.3)
+    assert torch.equal(sub[..., 0], k[1, 4:6, :, [7, 123, 499]].permute(2, 0, 1))
+    assert U.dropout_keep(keys, range(2), U.CLS, 40, anchors, 0.0).all()
+    # the 32-bit multiply is exact (no int64 overflow): compare with Python integers
+    x = torch.tensor([0, 1, 2 ** 31, 2 ** 32 - 1, 123456789], dtype=torch.int64)
+    assert U._mul32(x, 0x846CA68B).tolist() == [(v * 0x846CA68B) % 2 ** 32 for v in x.tolist()]
+
+
+def test_mc_result_does_not_depend_on_batch_order_or_threads(model, noise_images):
+    """An image's masks and numbers depend only on (seed, stem, image): any batching, order or thread count."""
+    kw = dict(T=5, conf=0.25, imgsz=64, progress=False)
+    ref = U.mc_predict(model, noise_images, batch=4, **kw)
+    assert len(ref.detections) > 5 and (ref.detections["mutual_info"] > 0).any()
+    _assert_same(ref, U.mc_predict(model, noise_images[::-1], batch=1, **kw))
+    _assert_same(ref, U.mc_predict(model, [noise_images[i] for i in (2, 0, 3, 1)], batch=3, **kw))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _assert_same(ref, U.mc_predict(model, noise_images, batch=2, **kw))
+    finally:
+        torch.set_num_threads(threads)
+    # batches of 16 and more (where PyTorch would switch to NNPACK convolutions): same rows as one at a time
+    many = [(f"copy{i:02d}_{p.stem}", p) for i, p in enumerate(noise_images * 5)][:17]
+    _assert_same(U.mc_predict(model, many, batch=17, **kw), U.mc_predict(model, many, batch=1, **kw))
+    # one image scored alone gives its rows of the pool result
+    one = U.mc_predict(model, noise_images[1:2], batch=1, **kw)
+    d = ref.detections[ref.detections["stem"] == noise_images[1].stem].reset_index(drop=True)
+    pd.testing.assert_frame_equal(one.detections, d, check_exact=True)
+    # another seed, other masks
+    other = U.mc_predict(model, noise_images, batch=4, seed=1, **kw)
+    assert not np.array_equal(other.detections["mutual_info"].to_numpy()[:5], ref.detections["mutual_info"][:5])
+
+
+def test_samplers_share_masks_with_dropout_on(model, noise_images):
+    """cached, dense and full read the same per-image masks: same mean detections and uncertainties."""
+    kw = dict(T=4, conf=0.25, imgsz=64, progress=False, batch=2)
+    a = U.mc_predict(model, noise_images, method="cached", **kw)
+    b = U.mc_predict(model, noise_images, method="dense", **kw)
+    c = U.mc_predict(model, noise_images, method="full", **kw)
+    assert len(a.detections) > 5 and (a.detections["mutual_info"] > 0).any()
+    cols = ["x0", "y0", "x1", "y1", "conf", "mutual_info", "conf_std", "box_spread"]
+    for other in (b, c):
+        assert len(other.detections) == len(a.detections)
+        np.testing.assert_array_equal(other.detections["cls"], a.detections["cls"])
+        np.testing.assert_allclose(other.detections[cols].to_numpy(), a.detections[cols].to_numpy(), atol=2e-3)
+        np.testing.assert_array_equal(other.images["count_var"], a.images["count_var"])
+    # the first passes of a longer run are the passes of a shorter one (masks are indexed by pass, not drawn)
+    from alnb.dropout import set_mc
+
+    net = U._prepare_net(model, "cpu")
+    set_mc(net, True)
+    x = U.letterbox([U.read_image(p) for p in noise_images[:2]], 64, 32)
+    keys = U.image_keys([p.stem for p in noise_images[:2]])
+    with torch.inference_mode():
+        feats = U.backbone_features(net, x)
+        s2 = U.head_samples(net.model[-1], feats, T=2, keys=keys)
+        s4 = U.head_samples(net.model[-1], feats, T=4, keys=keys, max_rows=2)
+    assert torch.equal(s4[:, :2], s2) and not torch.equal(s4[:, 2], s4[:, 0])
