@@ -11,7 +11,7 @@ DATA ?= data/weld
 LS_VENV ?= .venv-ls
 LS_VERSION ?= 1.23.2
 
-.PHONY: demo test lab install clean-runs labelstudio
+.PHONY: demo test lab install clean-runs labelstudio ray
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ $(LS_VENV)/.installed:
 	touch $(LS_VENV)/.installed
 
 labelstudio: $(LS_VENV)/.installed
+
+# The optional Ray engine (alnb score --engine ray; tests/test_streaming.py runs it on a local 2-CPU instance).
+ray: $(STAMP)
+	$(PY) -m pip install -q -e ".[ray]"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -6,6 +6,8 @@ Examples::
     alnb run --data data/weld --workspace runs/weld --profile quick
     alnb notebooks --workspace runs/weld --profile quick      # what `make demo` calls
     alnb status --workspace runs/weld                           # where the loop stands, and the next command
+    alnb score --workspace runs/weld --model CAL1               # (re)score the POOL; resumes an interrupted scoring
+    alnb score --workspace runs/weld --engine ray --address auto   # the same on a running Ray cluster
 
 Exit codes: 0 done; 1 unexpected error (a bug: run again with ``--debug`` for the traceback); 2 a problem with the
 input or the workspace (the message names it and says what to do; argparse usage errors too); 3 waiting for labels
@@ -110,8 +112,38 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--n-gt1", type=_count, default=177)
     n.add_argument("--only", nargs="*", default=None, help="run only these notebooks (e.g. 03_select_gt2)")
     _add_study_parser(sub)
+    _add_score_parser(sub)
     _add_reliability_parsers(p, sub)
     return p
+
+
+def _add_score_parser(sub):
+    """``alnb score``: the scoring step alone (alnb.scoring.score_pool), here or on Ray (alnb.engines)."""
+    from alnb.engines import ENGINES, PART_SIZE
+
+    s = sub.add_parser("score", help="auto-label and MC-score the POOL with a trained model (streamed and resumable: "
+                                     "an interrupted scoring continues where it stopped); --engine ray spreads it "
+                                     "over a Ray cluster")
+    s.add_argument("--workspace", required=True)
+    s.add_argument("--model", default="CAL1", help="a training run of the workspace (CAL1, CAL2, ...) or a local .pt "
+                                                   "(default CAL1)")
+    s.add_argument("--T", type=int, default=20, help="MC-dropout passes (default 20)")
+    s.add_argument("--conf", type=float, default=None,
+                   help="auto-label confidence (default: the run's operating point chosen on VAL1; 0.25 for a .pt)")
+    s.add_argument("--imgsz", type=int, default=None, help="inference size (default: the run's training size)")
+    s.add_argument("--batch", type=int, default=8, help="images per network pass (speed only; default 8)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the dropout masks (default 0)")
+    s.add_argument("--device", default=None, help="cpu (default), 0, cuda ...")
+    s.add_argument("--engine", default="local", choices=list(ENGINES),
+                   help="local: this process (default); ray: Ray Data actors, one model replica per worker "
+                        "(pip install -e '.[ray]')")
+    s.add_argument("--address", default=None,
+                   help="with --engine ray: 'auto' joins the running cluster (`ray start --head`), ray://HOST:10001 a "
+                        "remote one; default: a running local instance, or a new one on this machine")
+    s.add_argument("--workers", type=int, default=None,
+                   help="with --engine ray: model replicas (default: one per CPU, or per GPU with --device 0)")
+    s.add_argument("--part-size", type=int, default=PART_SIZE,
+                   help=f"images per part file / Ray task (default {PART_SIZE}); an interruption loses at most one")
 
 
 def _add_study_parser(sub):
@@ -377,7 +409,35 @@ def _dispatch(args, argv) -> int:
         return 0
     if args.command == "study":
         return _run_study(args)
+    if args.command == "score":
+        return _run_score(args, argv)
     return 2  # pragma: no cover
+
+
+def _run_score(args, argv) -> int:
+    from alnb.lock import workspace_lock
+    from alnb.scoring import score_pool
+    from alnb.workspace import Workspace
+
+    for flag, v in (("--T", args.T), ("--batch", args.batch), ("--part-size", args.part_size),
+                    ("--workers", args.workers)):
+        if v is not None and v < 1:
+            raise ValueError(f"{flag} must be at least 1, got {v}")
+    ws = Workspace.open(args.workspace)
+    with workspace_lock(ws.root, shlex.join(["alnb", *argv]), log=print):
+        scores = score_pool(ws, model=args.model, T=args.T, conf=args.conf, imgsz=args.imgsz, batch=args.batch,
+                            seed=args.seed, device=args.device, engine=args.engine, address=args.address,
+                            workers=args.workers, part_size=args.part_size)
+    info = ws.load_json("mc_scoring")
+    tiers = scores["tier"].value_counts()
+    print(f"[alnb] scored {info['n_images']} POOL image(s) with {info['model']} (T={info['T']}, engine "
+          f"{info['engine']}): {info['n_scored']} now in {info['seconds_this_run']:.0f} s, {info['n_reused']} "
+          f"from earlier parts")
+    print("[alnb] tiers: " + ", ".join(f"{t} {int(tiers.get(t, 0))}" for t in ("easy", "medium", "hard"))
+          + f"; failed (nothing found) {int(scores['failed'].sum())}")
+    print(f"[alnb] scores:  {ws.root / 'scores.csv'}")
+    print(f"[alnb] auto-labels: {ws.root / 'autolabels' / info['model']}")
+    return 0
 
 
 def _run_study(args) -> int:

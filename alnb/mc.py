@@ -596,6 +596,15 @@ def _resolve_imgsz(net, imgsz):
     return int(check_imgsz(int(imgsz), stride=stride, min_dim=1, floor=stride)), stride
 
 
+def torch_device(device=None) -> torch.device:
+    """A torch device from what ultralytics accepts too: None/"cpu", "0" or 0 (first GPU), "cuda:1", "mps"."""
+    if device is None or device == "":
+        return torch.device("cpu")
+    if isinstance(device, int) or (isinstance(device, str) and device.strip().isdigit()):
+        return torch.device(f"cuda:{int(device)}")
+    return torch.device(str(device))
+
+
 def _items(images) -> list:
     """``(stem, path)`` pairs from paths or pairs (the stem defaults to the file stem)."""
     return [(str(it[0]), it[1]) if isinstance(it, (tuple, list)) else (Path(it).stem, it) for it in images]
@@ -621,7 +630,7 @@ class MCScorer:
         cand_conf = conf / 2 if cand_conf is None else float(cand_conf)
         if cand_conf > conf:
             raise ValueError(f"cand_conf={cand_conf} must not exceed conf={conf}")
-        self.device = torch.device(device or "cpu")
+        self.device = torch_device(device)
         net = _prepare_net(model, self.device)
         if not dropout_modules(net):
             raise ValueError("this model has no dropout head: train it with alnb.train (or call "

@@ -1,8 +1,9 @@
 """The scoring step at the pipeline edge: auto-label + MC-score the POOL with a trained model and write the files.
 
-:func:`score_pool` runs :func:`alnb.mc.mc_predict`, turns its statistics into scores (:mod:`alnb.acquisition`), cuts
-tiers (:mod:`alnb.select`), measures errors in simulation mode (:mod:`alnb.difficulty`) and writes every output of
-notebook 02 into the workspace.  Nothing else in the package writes these files.
+:func:`score_pool` streams the POOL through :class:`alnb.mc.MCScorer` (here or on Ray: :mod:`alnb.engines`) into
+resumable part files, then turns the statistics into scores (:mod:`alnb.acquisition`), cuts tiers (:mod:`alnb.select`),
+measures errors in simulation mode (:mod:`alnb.difficulty`) and writes every output of notebook 02 into the
+workspace.  Nothing else in the package writes these files.
 """
 
 from __future__ import annotations
@@ -14,30 +15,38 @@ import pandas as pd
 
 from alnb import acquisition as acq
 from alnb import difficulty as dif
-from alnb.mc import mc_predict
+from alnb.engines import ENGINES, PART_SIZE, PartStore, score_local, score_ray, scoring_key
+from alnb.mc import MCScorer
 from alnb.select import assign_tiers, choose_thresholds, load_scores
 
 EMBEDDINGS_FILE = "embeddings.npz"  # pooled backbone features of the scored POOL images (stems + matrix)
 
 
 def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.DataFrame) -> Path:
-    """Write ``autolabels/<model_name>/<stem>.txt`` (YOLO ``cls cx cy w h conf``, normalised; empty = nothing found)."""
-    from alnb.metrics import xyxy_to_xywhn
+    """Write ``autolabels/<model_name>/<stem>.txt`` (YOLO ``cls cx cy w h conf``, normalised; empty = nothing found).
+
+    One file per row of ``images``; lines in decreasing confidence (ties: detection order).
+    """
     from alnb.workspace import atomic_write_text
 
     out = ws.root / "autolabels" / model_name
     out.mkdir(parents=True, exist_ok=True)
-    det = detections[detections["above"]] if len(detections) else detections
-    groups = {s: g for s, g in det.groupby("stem")} if len(det) else {}
-    for row in images.itertuples():
-        g = groups.get(row.stem)
-        lines = []
-        if g is not None:
-            g = g.sort_values("conf", ascending=False)
-            xywhn = xyxy_to_xywhn(g[["x0", "y0", "x1", "y1"]].to_numpy(float), row.width, row.height)
-            for c, b, cf in zip(g["cls"], xywhn, g["conf"]):
-                lines.append(f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f} {cf:.5f}")
-        atomic_write_text(out / f"{row.stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
+    det = detections[detections["above"].to_numpy(bool)] if len(detections) else detections
+    text = {}
+    if len(det):
+        size = images.drop_duplicates("stem").set_index("stem")[["width", "height"]]
+        wh = size.reindex(det["stem"]).to_numpy(np.float64)
+        b = det[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
+        cx, cy = (b[:, 0] + b[:, 2]) / 2 / wh[:, 0], (b[:, 1] + b[:, 3]) / 2 / wh[:, 1]
+        w, h = (b[:, 2] - b[:, 0]) / wh[:, 0], (b[:, 3] - b[:, 1]) / wh[:, 1]
+        conf, cls, stems = det["conf"].to_numpy(np.float64), det["cls"].to_numpy(), det["stem"].to_numpy()
+        order = np.lexsort((-conf, pd.factorize(stems)[0]))  # image by image, highest confidence first (stable)
+        for i in order:
+            text.setdefault(stems[i], []).append(
+                f"{int(cls[i])} {cx[i]:.6f} {cy[i]:.6f} {w[i]:.6f} {h[i]:.6f} {conf[i]:.5f}")
+    for stem in images["stem"]:
+        lines = text.get(stem, ())
+        atomic_write_text(out / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
     return out
 
 
@@ -64,8 +73,15 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
                imgsz: int | None = None, batch: int = 8, p: float | None = None, cand_conf: float | None = None,
                seed: int = 0, target_fraction: float = 0.6, hard_share: float = 0.4, t_medium: float | None = None,
                t_hard: float | None = None, model_name: str | None = None, progress: bool = True, device=None,
-               box_ref: float | None = None, aggregation: str = "topk", top_k: int = acq.TOP_K) -> pd.DataFrame:
+               box_ref: float | None = None, aggregation: str = "topk", top_k: int = acq.TOP_K,
+               engine: str = "local", address: str | None = None, workers: int | None = None,
+               part_size: int = PART_SIZE) -> pd.DataFrame:
     """Auto-label and MC-score every POOL image of the workspace; write all outputs; return the score table.
+
+    Scoring is streamed and resumable: the raw results go to ``scoring/<key>/part-*.npz`` every ``part_size``
+    images, and a rerun with the same model and settings scores only the images that have no part yet (after
+    Ctrl-C, a killed job or a lost worker), then gives the same outputs as an uninterrupted run (:mod:`alnb.engines`).
+    Pool-wide quantities (``box_ref``, thresholds, tiers, the ranking) are computed from all parts at the end.
 
     Parameters
     ----------
@@ -83,17 +99,32 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
     box_ref, aggregation, top_k
         Scale of localisation uncertainty (None: the median box spread of this pool) and the image aggregation
         (:func:`alnb.acquisition.image_scores`).
+    engine : {"local", "ray"}
+        Where the images are scored (:mod:`alnb.engines`): this process, or Ray Data actors (one model replica per
+        worker; optional extra ``pip install -e ".[ray]"``).  Both give the same numbers, bit for bit on CPU.
+    address, workers
+        Ray only: the cluster (None: a running local instance or a new one; ``"auto"``: an existing cluster) and
+        the number of actors (default: one per CPU, or per GPU when ``device`` is a GPU).
+    part_size : int
+        Images per part file (and per Ray task).
 
     Writes
     ------
     ``autolabels/<MODEL>/<stem>.txt``, ``scores.csv`` (one row per POOL image), ``detections.csv`` (per candidate
     detection, with ``hybrid``), ``embeddings.npz`` (pooled features), ``metrics/thresholds.json``,
-    ``metrics/mc_scoring.json`` (settings, box_ref, time, saturation checks), in simulation mode
+    ``metrics/mc_scoring.json`` (settings, box_ref, time, engine, images scored now / reused, saturation checks),
+    ``scoring/<key>/`` (the raw parts), in simulation mode
     ``metrics/difficulty_vs_errors.json``; manifest: ``auto_model`` for the scored images and ``label_source='auto'``
     where it was ``none`` (human/oracle labels are never touched).
     """
     from alnb.workspace import atomic_write_text
 
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "ray":
+        from alnb.engines import _import_ray
+
+        _import_ray()  # a clear message before any work when the extra is missing
     name, mdl, run_imgsz = _resolve_model(ws, model)
     if conf is None:  # the model's operating point, chosen on VAL1 (alnb.metrics.evaluate)
         from alnb.metrics import FIXED_CONF, operating_point
@@ -111,9 +142,28 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
     if not stems:
         raise ValueError(f"{ws.root}: no POOL images to score.")
     mi = man.set_index("stem")
-    items = [(s, ws.dataset_root / mi.at[s, "image"]) for s in stems]
-    res = mc_predict(mdl, items, T=T, conf=conf, iou=iou, imgsz=imgsz or run_imgsz, batch=batch, p=p,
-                     device=device, progress=progress, cand_conf=cand_conf, seed=seed)
+    root = ws.dataset_root
+    items = [(s, root / rel) for s, rel in zip(stems, mi.loc[stems, "image"])]
+    kwargs = dict(T=T, conf=conf, iou=iou, imgsz=imgsz or run_imgsz, batch=batch, p=p, device=device,
+                  cand_conf=cand_conf, seed=seed)
+    scorer = MCScorer(mdl, **kwargs)
+    key, desc = scoring_key(scorer)
+    store = PartStore(ws.root, key, desc)
+    done = store.done()
+    todo = [(s, path) for s, path in items if done.get(s) != str(path)]
+    if progress and len(todo) < len(items):
+        print(f"[alnb] scoring: {len(items) - len(todo)} of {len(items)} POOL images already scored "
+              f"({store.dir}); scoring the other {len(todo)}")
+    seconds = 0.0
+    if todo and engine == "local":
+        seconds = score_local(scorer, todo, store, part_size=part_size, progress=progress)
+    elif todo:
+        ray_kwargs = {**kwargs, "imgsz": scorer.imgsz, "p": scorer.settings["p"],
+                      "device": "cuda" if scorer.device.type == "cuda" else "cpu"}
+        seconds = score_ray(scorer, ray_kwargs, todo, store, address=address, workers=workers, part_size=part_size,
+                            progress=progress)
+    res = store.load(items, scorer.settings)
+    timing = store.timing()  # scoring time of the whole pool (all runs that wrote its parts)
     dets, ref = acq.detection_uncertainty(res.detections, box_ref=box_ref, conf_op=conf)
     scores = acq.image_scores(dets, res.images, how=aggregation, k=top_k)
     th = choose_thresholds(scores, target_fraction, hard_share)
@@ -139,9 +189,11 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
         save_embeddings(ws, list(res.images["stem"]), res.embeddings)
     ws.save_json("thresholds", th)
     checks = dif.detection_summary(dets, scores)
-    ws.save_json("mc_scoring", {**res.settings, "model": name, "n_images": len(stems),
-                                "seconds": round(res.seconds, 3),
-                                "seconds_per_image": round(res.seconds / len(stems), 4),
+    ws.save_json("mc_scoring", {**res.settings, "model": name, "n_images": len(stems), "engine": engine,
+                                "n_scored": len(todo), "n_reused": len(stems) - len(todo), "scoring_key": key,
+                                "seconds": round(timing["seconds"], 3),
+                                "seconds_per_image": round(timing["seconds"] / max(timing["images"], 1), 4),
+                                "seconds_this_run": round(seconds, 3),
                                 "box_ref": ref, "aggregation": aggregation, "top_k": top_k, **checks})
     if truth:
         ws.save_json("difficulty_vs_errors", {**dif.difficulty_vs_errors(scores, boxes, th), **checks})
