@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--start", default=None,
                    help="starting checkpoint for CAL1: a local .pt (e.g. your COCO-pretrained yolov8n.pt), or 'none' "
                         "for random weights (default: the profile's; quick = the shipped weld-defect-tiny.pt)")
+    r.add_argument("--device", default=None,
+                   help="training device: cpu, 0, or several GPUs 0,1,2,3 for ultralytics' multi-GPU (DDP) training "
+                        "(default: the first GPU if any, else cpu)")
 
     e = sub.add_parser("export-queue", help="export a selection (default GT2, hardest first) with auto-label "
                                             "pre-annotations for Label Studio, CVAT or COCO tools")
@@ -362,7 +365,8 @@ def _dispatch(args, argv) -> int:
         from alnb import pipeline
         from alnb.workspace import check_location
 
-        overrides = {k: v for k, v in (("epochs", args.epochs), ("imgsz", args.imgsz)) if v is not None}
+        overrides = {k: v for k, v in (("epochs", args.epochs), ("imgsz", args.imgsz), ("device", args.device))
+                     if v is not None}
         if args.start is not None:
             overrides["start"] = None if args.start.lower() in ("none", "scratch", "") else args.start
         check_location(args.workspace, args.data)

@@ -352,9 +352,19 @@ def test_dropout_keep_is_a_function_of_image_pass_channel_anchor():
     sub = U.dropout_keep(keys[1:].expand(3, -1), [4, 5], U.CLS, 40, torch.tensor([[7], [123], [499]]), 0.3)
     assert torch.equal(sub[..., 0], k[1, 4:6, :, [7, 123, 499]].permute(2, 0, 1))
     assert U.dropout_keep(keys, range(2), U.CLS, 40, anchors, 0.0).all()
-    # the 32-bit multiply is exact (no int64 overflow): compare with Python integers
-    x = torch.tensor([0, 1, 2 ** 31, 2 ** 32 - 1, 123456789], dtype=torch.int64)
-    assert U._mul32(x, 0x846CA68B).tolist() == [(v * 0x846CA68B) % 2 ** 32 for v in x.tolist()]
+    # the hash is the documented one (unsigned 32-bit arithmetic): compare with Python integers
+    def ref(v):
+        v ^= v >> 16
+        v = (v * 0x7FEB352D) % 2 ** 32
+        v ^= v >> 15
+        v = (v * 0x846CA68B) % 2 ** 32
+        return v ^ (v >> 16)
+
+    x = [0, 1, 2 ** 31, 2 ** 32 - 1, 123456789]
+    assert U.mix32(np.array(x, dtype=np.uint32)).tolist() == [ref(v) for v in x]
+    # an odd channel count uses the low half of the last pair
+    assert torch.equal(U.dropout_keep(keys, range(2), U.BOX, 5, anchors, 0.3),
+                       U.dropout_keep(keys, range(2), U.BOX, 6, anchors, 0.3)[:, :, :5])
 
 
 def test_mc_result_does_not_depend_on_batch_order_or_threads(model, noise_images):
