@@ -1,23 +1,24 @@
 """How the loop's steps grow with the pool: wall time, peak memory and disk at 1k, 10k, 100k images.
 
-For each size ``n`` the script generates a pool of small weld radiographs (:mod:`alnb.weld`, ``--image-size`` px,
-default 96), keeps labels only for the 355 images that become VAL1 + GT1 (the rest is an unlabelled POOL, as at a
-plant: "real" mode; the generator's labels of the POOL play the people who label the GT2 queue) and runs the steps
-of the loop, each in its own process:
+For each size ``n`` the script generates ``n + 355`` small weld radiographs (:mod:`alnb.weld`, ``--image-size`` px,
+default 96), keeps labels only for the 355 that become VAL1 + GT1 (178 + 177, as in the study), so the POOL holds
+exactly ``n`` unlabelled images (as at a plant: "real" mode; the generator's labels of the POOL play the people who
+label the GT2 queue), and runs the steps of the loop, each in its own process:
 
 ==============  =========================================================================================
 setup           validation of every image + split + manifest + view + lists (``alnb.pipeline.setup``)
 scoring         auto-labels + MC-dropout scores of the POOL, T = 20 (``alnb.scoring.score_pool``, local engine)
 tiering         re-cut the tiers at new thresholds (``alnb.scoring.retier``: what moving the sliders does)
-selection       select GT2 (budget: ``--labels`` images, study-rule order) and commit the tags (``select_gt2``)
-import          import people's labels for GT2 (YOLO folder, ``alnb.labelio.import_labels``)
+selection       select GT2 (``--labels`` = 1,000 images, study-rule order) and commit the tags (``select_gt2``)
+import          import people's 1,000 labels for GT2 (a YOLO folder, ``alnb.labelio.import_labels``)
 report          selection figures + ``report.md`` (``selection_figures`` + ``alnb.report.write_report``)
 ==============  =========================================================================================
 
 Measured per step: wall time inside the process (imports excluded), the process's peak resident memory
 (``ru_maxrss`` from ``wait4``: imports included, ~0.4 GB of it is torch + ultralytics) and the workspace's size on
 disk after the step (``du``).  Then the growth exponent ``k`` of each step between consecutive sizes
-(``time ~ n^k``: ``k = log(t2 / t1) / log(n2 / n1)``) and the step that dominates at the largest size.
+(``time ~ n^k``: ``k = log(t2 / t1) / log(n2 / n1)``, ``n`` = POOL size) and the step that dominates at the largest
+size.
 
 The model: the quick profile's width-0.125 YOLOv8 (``alnb/models/yolov8-tiny.yaml``), started from the shipped
 ``weld-defect-tiny.pt`` and trained for ``--epochs`` (5) epochs at 256 px on 300 GT1 images of another generated
@@ -170,23 +171,27 @@ def prepare_model(a) -> Path:
 
 
 def prepare_data(a, n: int) -> tuple:
-    """The pool of ``n`` images (generated once) with labels only for its first N_VAL + N_GT1 images; returns
-    ``(dataset folder, people's labels folder)``."""
+    """``n + N_VAL + N_GT1`` images (generated once) with labels only for the first N_VAL + N_GT1: a POOL of ``n``
+    unlabelled images.  Returns ``(dataset folder, people's labels folder)``."""
     from alnb import weld
 
     data = Path(a.out) / f"data_{n}"
     people = Path(a.out) / f"people_{n}"
     done = data / ".scale_prepared"
-    if not done.is_file():
+    stamp = f"{n + N_VAL + N_GT1} images, {a.image_size} px\n"
+    if not done.is_file() or done.read_text() != stamp:
+        shutil.rmtree(people, ignore_errors=True)
         t0 = time.perf_counter()
-        weld.generate(data, weld.WeldConfig(n_images=n, width=a.image_size, height=a.image_size, seed=0),
+        weld.generate(data, weld.WeldConfig(n_images=n + N_VAL + N_GT1, width=a.image_size, height=a.image_size,
+                                            seed=0),
                       progress=False, overwrite=True)
         people.mkdir(parents=True, exist_ok=True)
         keep = N_VAL + N_GT1
         for p in sorted((data / "labels").glob("*.txt"), key=lambda p: int(p.stem.split("_")[1]))[keep:]:
             os.replace(p, people / p.name)  # the POOL is unlabelled; these are the people's labels
-        done.write_text(f"{n}\n")
-        print(f"[scale] generated {n} images ({a.image_size} px) in {time.perf_counter() - t0:.0f} s", flush=True)
+        done.write_text(stamp)
+        print(f"[scale] generated {n + N_VAL + N_GT1} images ({a.image_size} px) in {time.perf_counter() - t0:.0f} s",
+              flush=True)
     return data, people
 
 
@@ -205,7 +210,7 @@ def exponents(rows: list) -> dict:
 
 def markdown(rows, ks, sizes, info) -> str:
     """The table for the README."""
-    lines = ["| step | " + " | ".join(f"{n:,} images: time / peak RSS / disk" for n in sizes) + " | k (time ~ n^k) |",
+    lines = ["| step | " + " | ".join(f"POOL {n:,}: time / peak RSS / disk" for n in sizes) + " | k (time ~ n^k) |",
              "|---|" + "---|" * len(sizes) + "---|"]
     for step in STEPS:
         cells = []
@@ -225,10 +230,10 @@ def _fmt_s(s: float) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000], help="POOL sizes")
     ap.add_argument("--image-size", type=int, default=96, help="generated image width = height (default 96)")
     ap.add_argument("--labels", type=int, default=1000,
-                    help="GT2 budget = labels imported (default 1000; at most half the POOL)")
+                    help="GT2 budget = labels imported (default 1000; at most the POOL)")
     ap.add_argument("--T", type=int, default=20)
     ap.add_argument("--batch", type=int, default=16, help="scoring batch (speed only)")
     ap.add_argument("--epochs", type=int, default=5, help="epochs of the benchmark model")
@@ -260,7 +265,7 @@ def main(argv=None):
         info["dataset_mib"][n] = du(data) / 2 ** 20
         ws = out / f"ws_{n}"
         shutil.rmtree(ws, ignore_errors=True)
-        budget = min(a.labels, (n - N_VAL - N_GT1) // 2)
+        budget = min(a.labels, n)
         info["labels"][n] = budget
         imp = out / f"import_{n}"
         for step in STEPS:
@@ -299,9 +304,9 @@ def main(argv=None):
     print(f"\ngrowth exponents k (time ~ n^k) between {', '.join(f'{x:,}' for x in a.sizes)}:")
     for step in STEPS:
         print(f"  {step:<10} {', '.join(f'{k:.2f}' for k in ks[step])}")
-    print(f"dominating step at {big:,} images: {top['step']} ({_fmt_s(top['seconds'])}, "
+    print(f"dominating step at a POOL of {big:,}: {top['step']} ({_fmt_s(top['seconds'])}, "
           f"{100 * top['seconds'] / sum(r['seconds'] for r in rows if r['n'] == big):.0f} % of the steps)")
-    print(f"peak RSS at {big:,}: {max(r['peak_rss_mib'] for r in rows if r['n'] == big) / 1024:.2f} GiB; "
+    print(f"peak RSS at a POOL of {big:,}: {max(r['peak_rss_mib'] for r in rows if r['n'] == big) / 1024:.2f} GiB; "
           f"benchmark total {_fmt_s(total)} (generation and model included)")
     res = {"sizes": a.sizes, "image_size": a.image_size, "T": a.T, "batch": a.batch, "labels": info["labels"],
            "pool": info["pool"], "threads": rows[0]["threads"], "cpus": os.cpu_count(),

@@ -417,3 +417,23 @@ def test_samplers_share_masks_with_dropout_on(model, noise_images):
         s2 = U.head_samples(net.model[-1], feats, T=2, keys=keys)
         s4 = U.head_samples(net.model[-1], feats, T=4, keys=keys, max_rows=2)
     assert torch.equal(s4[:, :2], s2) and not torch.equal(s4[:, 2], s4[:, 0])
+
+
+def test_nms_counts_equal_ultralytics(model, noise_images):
+    """The per-pass detection counts (count_var) are those of ultralytics' own NMS."""
+    from ultralytics.utils.nms import non_max_suppression
+
+    from alnb.dropout import set_mc
+
+    net = U._prepare_net(model, "cpu")
+    set_mc(net, True)
+    x = U.letterbox([U.read_image(p) for p in noise_images], 64, 32)
+    with torch.inference_mode():
+        s = U.head_samples(net.model[-1], U.backbone_features(net, x), T=3, keys=U.image_keys(range(4)))
+    flat = s.reshape(-1, *s.shape[2:])
+    seen = []
+    for conf, iou, max_det in ((0.25, 0.7, 300), (0.15, 0.5, 300), (0.15, 0.5, 3), (0.999, 0.5, 300)):
+        ref = [len(d) for d in non_max_suppression(flat.clone(), conf, iou, max_det=max_det)]
+        assert U.nms_counts(flat, conf, iou, max_det).tolist() == ref
+        seen += ref
+    assert 0 in seen and max(seen) > 10  # empty and busy rows both covered

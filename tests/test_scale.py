@@ -76,7 +76,7 @@ def test_alnb_run_passes_device(monkeypatch, tmp_path):
 def test_scale_benchmark_smoke(tmp_path):
     """benchmarks/scale.py on two tiny pools (smoke-profile model at 64 px): every step, number and file."""
     out = tmp_path / "scale"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--sizes", "380", "420", "--labels", "10",
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--sizes", "20", "40", "--labels", "10",
            "--T", "2", "--profile", "smoke", "--epochs", "1", "--imgsz", "64", "--image-size", "64", "--out", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -85,9 +85,9 @@ def test_scale_benchmark_smoke(tmp_path):
     assert [row["step"] for row in res["rows"]] == steps * 2
     for row in res["rows"]:
         assert row["seconds"] > 0 and 50 < row["peak_rss_mib"] < 4096 and row["disk_mib"] > 0
-    assert res["pool"] == {"380": 25, "420": 65}
+    assert res["pool"] == {"20": 20, "40": 40}
     assert set(res["exponents"]) == set(steps) and all(len(v) == 1 for v in res["exponents"].values())
     imp = [row for row in res["rows"] if row["step"] == "import"]
     assert [row["counts"]["imported"] for row in imp] == [10, 10]
     assert res["dominating"] in steps and "| scoring |" in res["markdown"]
-    assert "growth exponents" in r.stdout and "dominating step at 420 images" in r.stdout
+    assert "growth exponents" in r.stdout and "dominating step at a POOL of 40" in r.stdout
