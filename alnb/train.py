@@ -380,7 +380,9 @@ class TrainResult:
 
 
 def _result_from_info(run_dir: Path, info: dict, reused: bool) -> TrainResult:
-    return TrainResult(name=info["name"], run_dir=run_dir, weights=run_dir / "weights" / "best.pt", reused=reused,
+    # the folder names the run: a finished run copied or renamed (e.g. a sweep's model reused as a study's CAL1)
+    # is that name everywhere (metrics/operating_point_<name>.json...), whatever name it was trained under
+    return TrainResult(name=run_dir.name, run_dir=run_dir, weights=run_dir / "weights" / "best.pt", reused=reused,
                        seconds=float(info["seconds"]), key=info["key"], profile=info["profile"], info=info)
 
 

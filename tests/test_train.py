@@ -215,6 +215,31 @@ def test_evaluate_counts_are_consistent(trained):
 
 
 @pytest.mark.slow
+def test_copied_run_takes_its_folder_name(trained):
+    """A finished run copied under another name (a sweep's model reused as a study's CAL1) is that name: its
+    operating point is recorded and found under it, so auto-labelling with it works."""
+    import shutil
+
+    from alnb.metrics import evaluate, operating_point
+    from alnb.train import load_run
+
+    ws, res, _ = trained
+    shutil.copytree(res.run_dir, ws.root / "runs" / "CALX")
+    try:
+        copy = load_run(ws, "CALX")
+        assert copy.name == "CALX" and copy.key == res.key
+        assert copy.weights == ws.root / "runs" / "CALX" / "weights" / "best.pt"
+        r = evaluate(ws, "CALX", with_map=False, save=False)
+        assert r["name"] == "CALX"
+        rec = json.loads((ws.root / "metrics" / "operating_point_CALX.json").read_text())
+        assert rec["model"] == "CALX" and rec["conf"] == r["conf"]
+        assert operating_point(ws, "CALX") == r["conf"]
+    finally:
+        shutil.rmtree(ws.root / "runs" / "CALX", ignore_errors=True)
+        (ws.root / "metrics" / "operating_point_CALX.json").unlink(missing_ok=True)
+
+
+@pytest.mark.slow
 def test_notebook_01_smoke(tiny_dataset, tmp_path):
     from alnb.notebooks import run_notebook
 
