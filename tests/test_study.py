@@ -49,6 +49,25 @@ def _table():
     return pd.DataFrame(rows)
 
 
+def test_paired_difference_figure_keeps_verdicts_inside_the_axes():
+    """Each verdict label sits above its seeds' dots and interval and inside the axes (not across the title)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from alnb import study_plots
+
+    t = _table()
+    fig = study_plots.paired_difference(S.paired_differences(t), S.verdicts(t))
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    labels = [x for x in ax.texts if x.get_text() in {"better", "worse", "no detectable difference", "too few seeds"}]
+    assert len(labels) == len(S.verdicts(t)[["strategy", "budget"]].drop_duplicates())
+    box = ax.get_window_extent()
+    for x in labels:
+        ext = x.get_window_extent()
+        assert box.y0 <= ext.y0 and ext.y1 <= box.y1, x.get_text()
+
+
 def test_paired_differences_interpolate_the_same_seeds_random_curve():
     d = S.paired_differences(_table()).set_index(["strategy", "seed"])
     assert d.loc[("hybrid", 0), "diff"] == pytest.approx(0.05)
