@@ -69,7 +69,7 @@ def paired_difference(diffs: pd.DataFrame, verdicts: pd.DataFrame, *, metric: st
     keys = list(dict.fromkeys(zip(verdicts["strategy"], verdicts["budget"].astype(str))))
     fig, ax = _new_figure(figsize=(min(10.0, max(5.0, 1.4 * len(keys) + 2)), 3.8))
     col = _colours([k[0] for k in keys])
-    tops = [0.0]
+    label_top = 0.0  # highest verdict label, for the headroom below
     for i, (s, b) in enumerate(keys):
         d = diffs[(diffs["strategy"] == s) & (diffs["budget"].astype(str) == b)]["diff"].to_numpy(float)
         ax.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)) if len(d) > 1 else np.full(len(d), i), d,
@@ -80,9 +80,10 @@ def paired_difference(diffs: pd.DataFrame, verdicts: pd.DataFrame, *, metric: st
                         fmt="D", color=col[s], capsize=4)
         top = np.nanmax(np.r_[d, float(v["hi"]), 0.0])  # label above the highest dot / interval end
         ax.text(i, top + TEXT_OFFSET, v["verdict"], ha="center", va="bottom", fontsize=FONT)
-        tops.append(top + TEXT_OFFSET)
+        label_top = max(label_top, top + TEXT_OFFSET)
     lo, hi = ax.get_ylim()  # headroom for the labels: inside the axes, never across the title
-    ax.set_ylim(lo, max(hi, max(tops) + 0.15 * (max(hi, max(tops)) - lo)))
+    hi = max(hi, label_top)
+    ax.set_ylim(lo, max(hi, label_top + 0.15 * (hi - lo)))
     ax.axhline(0, color="k", lw=1, ls=":")
     ax.set_xticks(range(len(keys)), [f"{s}\n@{b}" for s, b in keys], fontsize=FONT)
     ax.set_ylabel(f"{metric}: strategy - random (same seed)", fontsize=FONT + 1)

@@ -178,20 +178,19 @@ def prepare_data(a, n: int) -> tuple:
     data = Path(a.out) / f"data_{n}"
     people = Path(a.out) / f"people_{n}"
     done = data / ".scale_prepared"
-    stamp = f"{n + N_VAL + N_GT1} images, {a.image_size} px\n"
+    total = n + N_VAL + N_GT1
+    stamp = f"{total} images, {a.image_size} px\n"
     if not done.is_file() or done.read_text() != stamp:
         shutil.rmtree(people, ignore_errors=True)
         t0 = time.perf_counter()
-        weld.generate(data, weld.WeldConfig(n_images=n + N_VAL + N_GT1, width=a.image_size, height=a.image_size,
-                                            seed=0),
+        weld.generate(data, weld.WeldConfig(n_images=total, width=a.image_size, height=a.image_size, seed=0),
                       progress=False, overwrite=True)
         people.mkdir(parents=True, exist_ok=True)
         keep = N_VAL + N_GT1
         for p in sorted((data / "labels").glob("*.txt"), key=lambda p: int(p.stem.split("_")[1]))[keep:]:
             os.replace(p, people / p.name)  # the POOL is unlabelled; these are the people's labels
         done.write_text(stamp)
-        print(f"[scale] generated {n + N_VAL + N_GT1} images ({a.image_size} px) in {time.perf_counter() - t0:.0f} s",
-              flush=True)
+        print(f"[scale] generated {total} images ({a.image_size} px) in {time.perf_counter() - t0:.0f} s", flush=True)
     return data, people
 
 
