@@ -679,3 +679,202 @@ def test_two_concurrent_runs_on_one_workspace(tiny_dataset, tmp_path):
         epochs = res.iloc[:, 0].tolist()
         assert epochs == sorted(epochs) and len(epochs) == len(set(epochs)), (name, epochs)
     assert not (ws / lock.LOCK_NAME).exists()
+
+
+# ------------------------------------------------------------------ real exports and real folders (issue 22)
+def exif_jpeg(path, w, h, orientation, v=90):
+    """A JPEG stored ``w`` x ``h`` with EXIF orientation ``orientation`` (6: shown and trained on as h x w)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ex = Image.Exif()
+    ex[274] = orientation
+    Image.fromarray(np.full((h, w), v, np.uint8)).save(path, format="JPEG", exif=ex)
+    return path
+
+
+def status_next(capsys, ws_root) -> str:
+    rc, out, _ = run_cli(capsys, "status", "--workspace", ws_root)
+    assert rc == 0, out
+    return next(line for line in out.splitlines() if line.startswith("next:"))
+
+
+def test_exif_orientation_is_the_size_the_trainer_sees(tmp_path, capsys):
+    """A JPEG stored 48x32 with orientation 6 is 32x48 everywhere: the trainer's reader, manifest.csv, the COCO export,
+    and a Label Studio annotation reporting the displayed size is imported (it was refused as 'a different image')."""
+    from ultralytics.utils.patches import imread
+
+    ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24))
+    (ds / "images" / "img_20.png").unlink()
+    exif_jpeg(ds / "images" / "img_20.jpg", 48, 32, 6)
+    assert imread(str(ds / "images" / "img_20.jpg")).shape[:2] == (48, 32)  # (h, w) as ultralytics trains on it
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    row = ws.manifest().set_index("stem").loc["img_20"]
+    assert (row["width"], row["height"]) == (32, 48)
+    sel.commit(ws, ["img_20"], "GT2")
+    before = tree_hash(ds)
+    rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", "coco")
+    assert rc == 0, err
+    coco = json.loads((ws.root / "export" / "coco" / "instances.json").read_text())
+    assert [(i["width"], i["height"]) for i in coco["images"]] == [(32, 48)]
+    res = [{"id": "r1", "type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": 32,
+            "original_height": 48, "value": {"x": 25, "y": 25, "width": 50, "height": 25, "rotation": 0,
+                                             "rectanglelabels": ["pore"]}}]
+    src = write_json(tmp_path / "ls.json", [{"id": 1, "data": {"image": "/data/local-files/?d=images/img_20.jpg"},
+                                             "annotations": [{"id": 7, "result": res}]}])
+    rc, out, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0 and "1 new, 0 replaced, 0 unchanged, 0 skipped" in out, out + err
+    assert (ws.root / "labels" / "img_20.txt").read_text() == "1 0.5 0.375 0.5 0.25\n"
+    assert tree_hash(ds) == before
+
+
+def test_label_file_with_upper_case_extension_is_the_label_file(tmp_path, capsys):
+    """labels/img_03.TXT labels img_03.png: the image stays labelled and the dataset in simulation mode (it silently
+    became unlabelled and switched the study to the real loop)."""
+    ds = make_ds(tmp_path / "ds")
+    (ds / "labels" / "img_03.txt").rename(ds / "labels" / "img_03.TXT")
+    before = tree_hash(ds)
+    logs = []
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=logs.append)
+    assert ws.mode == "simulation" and logs[0] == "[alnb] validation: no problems found"
+    row = ws.manifest().set_index("stem").loc["img_03"]
+    assert (row["label_file"], row["label_state"], row["n_boxes"]) == ("labels/img_03.TXT", "labelled", 1)
+    if "POOL" not in row["tags"]:  # trainable now: the view holds it under the name ultralytics looks for
+        assert (ws.root / "view" / "labels" / "img_03.txt").read_text() == "1 0.5 0.5 0.25 0.25\n"
+    assert ws.dataset.labels("img_03").tolist() == [[1, 0.5, 0.5, 0.25, 0.25]]
+    assert tree_hash(ds) == before
+
+
+def test_label_path_that_is_a_folder_is_a_problem_not_unlabelled(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds")
+    (ds / "labels" / "img_07.txt").unlink()
+    (ds / "labels" / "img_07.txt").mkdir()
+    (ds / "labels" / "img_08.TXT").write_text("0 0.5 0.5 0.2 0.2\n")  # a second label file of img_08, other case
+    before = tree_hash(ds)
+    logs = []
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=logs.append)
+    text = "\n".join(logs)
+    assert ws.mode == "simulation"  # not switched to the real loop by one unreadable label path
+    assert "[label_is_folder] labels/img_07.txt: the label path of this image is a folder" in text
+    assert "[two_label_files] labels/img_08.TXT" in text and "labels/img_08.txt" in text
+    m = ws.manifest().set_index("stem")
+    assert m.at["img_07", "tags"] == "EXCLUDED" and m.at["img_08", "tags"] == "EXCLUDED"
+    assert tree_hash(ds) == before
+
+
+def test_images_folder_that_is_a_symlink(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds")
+    shutil.move(ds / "images", tmp_path / "elsewhere")
+    (ds / "images").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # no endless walk
+    before = tree_hash(ds)
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    assert len(ws.manifest()) == 24 and ws.mode == "simulation" and ws.tag_counts()["EXCLUDED"] == 0
+    assert tree_hash(ds) == before
+
+
+def test_data_yaml_path_as_data_and_too_large_budget_before_training(tmp_path, capsys):
+    """``--data ds/data.yaml`` is the dataset (it "did not exist"); ``--budget`` larger than the POOL is refused right
+    after setup, before CAL1 trains (it was refused minutes later, at "select GT2")."""
+    ds = make_ds(tmp_path / "ds")
+    before = tree_hash(ds)
+    rc, out, err = run_cli(capsys, *run_args(ds / "data.yaml", tmp_path / "ws"), "--budget", 1000)
+    assert rc == 2 and "budget 1000 is larger than the 16 POOL image(s)" in err and "Nothing was trained" in err
+    assert "[alnb] setup done" in out and "CAL1" not in out
+    assert not (tmp_path / "ws" / "runs" / "CAL1").exists()
+    assert Workspace.open(tmp_path / "ws").config["data_yaml"] == str(ds / "data.yaml")
+    assert tree_hash(ds) == before
+    # a workspace inside the dataset folder is refused whichever way the dataset is named
+    rc, _, err = run_cli(capsys, *run_args(ds / "data.yaml", ds / "ws"))
+    assert rc == 2 and "inside the dataset folder" in err
+    assert tree_hash(ds) == before
+
+
+def test_status_next_command_keeps_the_original_settings(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds")
+    ws = tmp_path / "ws"
+    rc, _, _ = run_cli(capsys, *run_args(ds, ws), "--budget", 1000)  # stops after setup (exit 2)
+    assert rc == 2
+    nxt = status_next(capsys, ws)
+    assert "--profile smoke --n-val 4 --n-gt1 4 --T 2 --budget 1000" in nxt
+    (ws / "metrics" / "run_command.json").unlink()  # made in Python: rebuilt from workspace.json
+    nxt = status_next(capsys, ws)
+    assert f"alnb run --data {ds} --workspace {ws} --n-val 4 --n-gt1 4 --seed 0" in nxt
+    # the rebuilt command reopens the workspace instead of being refused with advice to --overwrite
+    assert Workspace.create(ws, ds, n_val=4, n_gt1=4, seed=0).manifest_path.is_file()
+
+
+@pytest.mark.parametrize("flags, text", [
+    (("--conf", 1.5), "--conf must lie strictly between 0 and 1, got 1.5"),
+    (("--conf", 0), "--conf must lie strictly between 0 and 1, got 0.0"),
+    (("--T", 0), "--T must be at least 1"),
+    (("--budget", 0), "--budget must be at least 1"),
+    (("--epochs", 0), "--epochs must be at least 1"),
+    (("--imgsz", 8), "--imgsz must be at least 32"),
+    (("--seed", -1), "--seed must be a whole number >= 0"),
+    (("--labels", "nope.json"), "--labels nope.json: no such file or folder"),
+])
+def test_command_line_values_are_checked_before_any_work(tmp_path, capsys, flags, text):
+    ds = make_ds(tmp_path / "ds")
+    before = tree_hash(ds)
+    rc, out, err = run_cli(capsys, *run_args(ds, tmp_path / "ws"), *flags)
+    assert rc == 2 and text in err and "Nothing was done" in err, out + err
+    assert not (tmp_path / "ws").exists() and "[alnb] setup" not in out
+    assert tree_hash(ds) == before
+
+
+@pytest.mark.parametrize("edit, text", [
+    (lambda t: "\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != 9) for line in t.splitlines()),
+     "column(s) ['auto_model'] missing"),
+    (lambda t: t + t.splitlines()[3] + "\n", "line 26, column 'stem': stem 'img_02' appears again (first on line 4"),
+    (lambda t: t.replace(",32,32,", ",32,wide,", 1), "column 'height': 'wide' is not a whole number"),
+    (lambda t: t.replace(",human,", ",people,", 1), "column 'label_source': 'people' is not one of"),
+    (lambda t: t[: len(t) // 3], "line "),
+])
+def test_hand_edited_manifest_is_named_with_advice(real_ws, tmp_path, capsys, edit, text):
+    ws = real_ws
+    ws.manifest_path.write_text(edit(ws.manifest_path.read_text()))
+    ds_before, labels_before = tree_hash(ws.ds), tree_hash(ws.root / "labels")
+    for argv in (("status", "--workspace", ws.root),
+                 ("export-queue", "--workspace", ws.root, "--format", "labelstudio"),
+                 run_args(ws.ds, ws.root)):
+        rc, _, err = run_cli(capsys, *argv)
+        assert rc == 2 and str(ws.manifest_path) in err and text in err, err
+        assert "--overwrite" in err and "unexpected error" not in err
+    assert tree_hash(ws.ds) == ds_before and tree_hash(ws.root / "labels") == labels_before
+    # the advice works: a new split replaces the broken manifest
+    assert len(Workspace.create(ws.root, ws.ds, n_val=4, n_gt1=4, overwrite=True).manifest()) == 24
+
+
+def fake_finished_run(ws, name, weights_bytes):
+    d = ws.root / "runs" / name
+    (d / "weights").mkdir(parents=True)
+    (d / "weights" / "best.pt").write_bytes(weights_bytes)
+    (d / "alnb_run.json").write_text(json.dumps({"name": name, "key": "k", "profile": "smoke", "seconds": 1.0}))
+    return d
+
+
+@pytest.mark.parametrize("spoil", ["truncated", "text", "state_dict"])
+def test_bad_checkpoints_get_advice(real_ws, tmp_path, capsys, spoil):
+    """A truncated / foreign ``best.pt`` says "delete runs/CAL1 to retrain"; a bad ``--start`` is refused before any
+    work (both were "unexpected error ... looks like a bug")."""
+    import io
+
+    import torch
+
+    from alnb.train import MODELS_DIR
+
+    good = (MODELS_DIR / "weld-defect-tiny.pt").read_bytes()
+    buf = io.BytesIO()
+    torch.save({"conv.weight": torch.zeros(2)}, buf)
+    data = {"truncated": good[: len(good) // 2], "text": b"not a model\n", "state_dict": buf.getvalue()}[spoil]
+    ws = real_ws
+    run = fake_finished_run(ws, "CAL1", data)
+    ds_before, labels_before = tree_hash(ws.ds), tree_hash(ws.root / "labels")
+    rc, _, err = run_cli(capsys, "score", "--workspace", ws.root, "--model", "CAL1", "--conf", 0.25, "--T", 2)
+    assert rc == 2 and f"{run / 'weights' / 'best.pt'} is not a usable model checkpoint" in err, err
+    assert f"delete that folder (rm -r '{run}')" in err and "retrain CAL1" in err
+    start = tmp_path / "start.pt"
+    start.write_bytes(data)
+    rc, out, err = run_cli(capsys, *run_args(ws.ds, tmp_path / "ws2"), "--start", start)
+    assert rc == 2 and f"{start} is not a usable model checkpoint" in err and "--start none" in err, err
+    assert not (tmp_path / "ws2").exists()
+    assert tree_hash(ws.ds) == ds_before and tree_hash(ws.root / "labels") == labels_before
