@@ -42,6 +42,8 @@ def _count(v: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from alnb.formats import EXPORTERS, PARSERS  # the --format choices come from the registries, never by hand
+
     p = argparse.ArgumentParser(prog="alnb", description="Active-learning notebooks for object detection.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=int, default=512, help="with --generate: image size in pixels")
     r.add_argument("--budget", type=int, default=None, help="select the BUDGET hardest images instead of the study rule")
     r.add_argument("--labels", default=None, help="own data: people's labels for GT2/Control (folder or export file)")
-    r.add_argument("--label-format", default="yolo", choices=["yolo", "labelstudio", "coco"])
+    r.add_argument("--label-format", default="yolo", choices=list(PARSERS))
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     r.add_argument("--imgsz", type=int, default=None, help="override the profile's image size")
     r.add_argument("--start", default=None,
@@ -82,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export-queue", help="export a selection (default GT2, hardest first) with auto-label "
                                             "pre-annotations for Label Studio, CVAT or COCO tools")
     e.add_argument("--workspace", required=True)
-    e.add_argument("--format", required=True, choices=["labelstudio", "cvat", "coco"])
+    e.add_argument("--format", required=True, choices=list(EXPORTERS))
     e.add_argument("--tag", default="GT2", help="manifest tag to export (default GT2)")
     e.add_argument("--out", default=None, help="output folder (default <workspace>/export/<format>)")
     e.add_argument("--url-prefix", default=None,
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("import-labels", help="import people's labels (all or nothing) and mark them human-labelled")
     i.add_argument("source", help="Label Studio JSON export, COCO JSON, or a YOLO label folder / CVAT YOLO 1.1 zip")
     i.add_argument("--workspace", required=True)
-    i.add_argument("--format", required=True, choices=["labelstudio", "coco", "yolo"])
+    i.add_argument("--format", required=True, choices=list(PARSERS))
     i.add_argument("--tag", default="GT2,CONTROL",
                    help="the selections the labels may be for: GT2, CONTROL, a comma list, or 'any' (default "
                         "GT2,CONTROL; labels equal to the workspace's count as unchanged wherever they are)")
