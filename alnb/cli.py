@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--budget", type=int, default=None, help="select the BUDGET hardest images instead of the study rule")
     r.add_argument("--labels", default=None, help="own data: people's labels for GT2/Control (folder or export file)")
     r.add_argument("--label-format", default="yolo", choices=list(PARSERS))
+    r.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
+                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
+                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     r.add_argument("--imgsz", type=int, default=None, help="override the profile's image size")
     r.add_argument("--start", default=None,
@@ -104,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace labels that differ from the ones people already gave (the old files are kept in "
                         "<workspace>/labels/.history/)")
     i.add_argument("--dry-run", action="store_true", help="only validate; change nothing")
+    i.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
+                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
+                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
 
     n = sub.add_parser("notebooks", help="execute notebooks 00-04 headless; executed copies go to <workspace>/notebooks/")
     n.add_argument("--workspace", default="runs/weld")
@@ -375,6 +381,10 @@ def check_args(args):
         bad = [v for v in args.seeds if v < 0]
         if bad:
             raise ValueError(f"--seeds must be whole numbers >= 0, got {bad[0]}. Nothing was done.")
+    if getattr(args, "annotation", None) is not None:
+        from alnb.labelio import check_annotation_choice
+
+        check_annotation_choice(args.annotation, getattr(args, "label_format", None) or args.format)
     labels = getattr(args, "labels", None)
     if labels is not None and not Path(labels).expanduser().exists():
         raise ValueError(f"--labels {labels}: no such file or folder. Pass the export of the labelling tool (Label "
@@ -438,7 +448,7 @@ def _dispatch(args, argv) -> int:
                 res = pipeline.run(args.data, args.workspace, profile=args.profile, seed=args.seed, T=args.T,
                                    generate=args.generate, n_images=args.n_images, image_size=args.size,
                                    n_val=args.n_val, n_gt1=args.n_gt1, conf=args.conf, labels=args.labels,
-                                   label_format=args.label_format,
+                                   label_format=args.label_format, annotation=args.annotation,
                                    rule="budget" if args.budget is not None else "study", budget=args.budget,
                                    **overrides)
             finally:
@@ -460,6 +470,7 @@ def _dispatch(args, argv) -> int:
             print(f"[alnb] {args.tag} queue exported for {args.format}: {out}")
             return 0
         summary = labelio.import_labels(ws, args.source, args.format, tag=args.tag, overwrite=args.overwrite,
+                                        annotation=args.annotation,
                                         dry_run=args.dry_run)
         print("[alnb] " + labelio.describe_import(summary, args.source, dry_run=args.dry_run))
         return 0

@@ -182,7 +182,7 @@ def make_control(ws: Workspace, seed: int = 0, n: int | None = None) -> list:
 
 
 @locked
-def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log=print) -> dict:
+def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log=print, annotation=None) -> dict:
     """:func:`alnb.select.label_selection`; raises :class:`alnb.workspace.WaitingForLabels` (the CLI: exit code 3,
     with the next command) while labels are still missing.  Labels people gave are never overwritten: a ``source``
     that changes them is refused with a per-image diff (:class:`alnb.labelio.ImportProblem`)."""
@@ -191,7 +191,7 @@ def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log
     if source is not None and ws.mode == "simulation":
         _log(f"[alnb] note: {ws.dataset_root} labels every image (simulation mode), so the {tag} labels are revealed "
              f"from the dataset and {source} is not read.", log)
-    st = sel.label_selection(ws, tag, source=source, fmt=fmt)
+    st = sel.label_selection(ws, tag, source=source, fmt=fmt, annotation=annotation)
     if st["imported"] is not None:
         _log("[alnb] " + describe_import(st["imported"], source), log)
     if st["waiting"]:
@@ -292,11 +292,13 @@ def _check_budget(ws: Workspace, rule: str, budget):
 
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
         n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
-        label_format: str = "yolo", rule: str = "study", budget=None, log=print, **train_overrides) -> dict:
+        label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None,
+        **train_overrides) -> dict:
     """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
 
     ``seed`` drives the split, training and the Control draw; ``data_seed`` the generated dataset (``generate``).
-    ``labels``: for a dataset with unlabelled POOL images, where people's labels for GT2/Control are imported from.
+    ``labels``: for a dataset with unlabelled POOL images, where people's labels for GT2/Control are imported from
+    (``annotation``: which of several Label Studio annotations of a task, :func:`alnb.labelio.import_labels`).
     """
     from alnb.scoring import score_pool
 
@@ -319,11 +321,11 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     gt2 = step("select GT2", select_gt2, ws, rule=rule, budget=budget)
     _log(f"[alnb] GT2: {len(gt2)} images", log)
     step("selection figures", selection_figures, ws)
-    step("label GT2", ensure_labelled, ws, "GT2", source=labels, fmt=label_format)
+    step("label GT2", ensure_labelled, ws, "GT2", source=labels, fmt=label_format, annotation=annotation)
     step("CAL2 (GT1 + GT2)", train_and_evaluate, ws, "CAL2", ["GT1", "GT2"], profile, seed=seed, conf=conf,
          **train_overrides)
     step("Control set", make_control, ws, seed=seed)
-    step("label Control", ensure_labelled, ws, "CONTROL", source=labels, fmt=label_format)
+    step("label Control", ensure_labelled, ws, "CONTROL", source=labels, fmt=label_format, annotation=annotation)
     step("Control (GT1 + Control)", train_and_evaluate, ws, "Control", ["GT1", "CONTROL"], profile, seed=seed,
          conf=conf, **train_overrides)
     rep = step("comparison + report", compare, ws)
