@@ -878,3 +878,163 @@ def test_bad_checkpoints_get_advice(real_ws, tmp_path, capsys, spoil):
     assert rc == 2 and f"{start} is not a usable model checkpoint" in err and "--start none" in err, err
     assert not (tmp_path / "ws2").exists()
     assert tree_hash(ws.ds) == ds_before and tree_hash(ws.root / "labels") == labels_before
+
+
+def ls_task(tid, stem, *annotations, image=None):
+    return {"id": tid, "data": {"image": image or f"/data/local-files/?d=images/{stem}.png", "alnb_stem": stem},
+            "annotations": list(annotations), "predictions": []}
+
+
+def ls_region(rid, label, x, y, w, h, typ="rectanglelabels", key=None):
+    return {"id": rid, "type": typ, "from_name": "label", "to_name": "image", "original_width": 32,
+            "original_height": 32, "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0,
+                                             key or typ: [label]}}
+
+
+def test_labels_region_with_box_geometry_is_a_box_never_no_objects(real_ws, tmp_path, capsys):
+    """``"type": "labels"`` with x/y/width/height is a box (as Label Studio's converter reads it); it used to be
+    skipped and the image imported as *no objects*.  An unknown type with geometry is refused by name."""
+    ws = real_ws
+    gt2 = ws.stems("GT2")
+    tasks = [ls_task(1, gt2[0], {"id": 11, "result": [ls_region("a", "crack", 25, 25, 50, 50, typ="labels"),
+                                                        ls_region("b", "pore", 0, 0, 25, 25, typ="labels")]})]
+    src = write_json(tmp_path / "ls.json", tasks)
+    rc, out, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0 and "1 new, 0 replaced, 0 unchanged, 0 skipped" in out, out + err
+    assert (ws.root / "labels" / f"{gt2[0]}.txt").read_text() == "0 0.5 0.5 0.5 0.5\n1 0.125 0.125 0.25 0.25\n"
+    labels_before, ds_before = tree_hash(ws.root / "labels"), tree_hash(ws.ds)
+    tasks = [ls_task(2, gt2[1], {"id": 12, "result": [ls_region("c", "crack", 25, 25, 50, 50, typ="boxlabels")]})]
+    rc, _, err = run_cli(capsys, "import-labels", write_json(tmp_path / "ls2.json", tasks), "--workspace", ws.root,
+                         "--format", "labelstudio")
+    assert rc == 2 and "[unknown_region]" in err and "task 2, annotation 12, region c" in err
+    assert "region of type 'boxlabels' carries box geometry (x, y, width, height)" in err
+    assert tree_hash(ws.root / "labels") == labels_before and tree_hash(ws.ds) == ds_before
+    assert ws.manifest().set_index("stem").at[gt2[1], "label_source"] == "none"
+
+
+def test_several_annotations_on_one_task_are_a_choice_named_in_the_output(real_ws, tmp_path, capsys):
+    ws = real_ws
+    s = ws.stems("GT2")[0]
+    ann = lambda aid, who, when, res: {"id": aid, "completed_by": who, "result": res, "was_cancelled": False,  # noqa
+                                       "created_at": when, "updated_at": when}
+    first = ann(21, {"id": 3, "email": "ana@lab"}, "2026-01-01T10:00:00Z",
+                [ls_region(f"r{i}", "crack", 10 * i, 10, 5, 5) for i in range(1, 10)])  # 9 boxes
+    second = ann(22, {"id": 4, "email": "ben@lab"}, "2026-01-02T10:00:00Z", [])  # later, empty
+    src = write_json(tmp_path / "ls.json", [ls_task(1, s, first, second)])
+    labels_before, ds_before = tree_hash(ws.root / "labels"), tree_hash(ws.ds)
+    rc, out, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 2 and "[several_annotations]" in err and f"task 1, image {s}" in err, out + err
+    assert "annotation 21 by ana@lab (2026-01-01T10:00:00Z): 9 region(s)" in err
+    assert "annotation 22 by ben@lab (2026-01-02T10:00:00Z): 0 region(s)" in err and "--annotation latest" in err
+    assert tree_hash(ws.root / "labels") == labels_before and tree_hash(ws.ds) == ds_before
+    rc, out, _ = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio",
+                         "--annotation", "ana@lab", "--dry-run")
+    assert rc == 0 and "would import labels" in out and "1 new" in out
+    assert f"1 task(s) with several annotations: {s}: annotation 21 by ana@lab of 2 annotations" in out
+    rc, out, _ = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio",
+                         "--annotation", "first")
+    assert rc == 0 and "(--annotation first)" in out
+    assert len((ws.root / "labels" / f"{s}.txt").read_text().splitlines()) == 9  # the first person's 9 boxes
+    rc, _, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "yolo", "--annotation",
+                         "first")
+    assert rc == 2 and "chooses among the annotations of a Label Studio task" in err
+
+
+def test_percent_escapes_in_file_names_round_trip_through_every_export(tmp_path, capsys):
+    """``weld_50%AB_0021.png`` comes back from alnb's own Label Studio, COCO and CVAT exports (names were URL-decoded
+    where they were never URL-encoded: "not an image of this workspace")."""
+    ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24),
+                 stems=[f"img_{i:02d}" for i in range(20)] + ["weld_50%AB_0021", "a%20b", "c%2Fd", "e%"])
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    odd = ["weld_50%AB_0021", "a%20b", "c%2Fd", "e%"]
+    auto = ws.root / "autolabels" / "CAL1"
+    auto.mkdir(parents=True)
+    for s in odd:
+        (auto / f"{s}.txt").write_text("1 0.5 0.5 0.25 0.25 0.9\n")
+    m = ws.manifest()
+    m.loc[m["stem"].isin(odd), "auto_model"] = "CAL1"
+    ws.write_manifest(m)
+    sel.commit(ws, odd, "GT2")
+    ds_before = tree_hash(ds)
+    for fmt, imp, made in (("labelstudio", "labelstudio", "tasks.json"), ("coco", "coco", "instances.json"),
+                           ("cvat", "yolo", labelio.CVAT_ZIP)):
+        rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", fmt)
+        assert rc == 0, err
+        src = ws.root / "export" / fmt / made
+        if fmt == "labelstudio":  # people accept the pre-annotations as they are
+            tasks = json.loads(src.read_text())
+            for i, t in enumerate(tasks):
+                t["annotations"] = [{"id": 1, "result": t["predictions"][0]["result"]}]
+                if i % 2:
+                    del t["data"]["alnb_stem"]  # matched by the (URL-encoded) image path alone
+            write_json(src, tasks)
+        rc, out, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", imp, "--dry-run")
+        assert rc == 0 and "would import labels" in out and "4 new" in out, (fmt, out + err)
+    assert tree_hash(ds) == ds_before
+
+
+@pytest.mark.parametrize("spoil, text", [
+    (lambda t: t[0]["annotations"][0]["result"].append("crack 0.5 0.5 0.1 0.1"),
+     "(task 1, annotation 100, region #2, image {s}): this region is a str ('crack 0.5 0.5 0.1 0.1')"),
+    (lambda t: t[0]["annotations"].append("lgtm"), "(task 1, image {s}): 'annotations' holds 'lgtm'"),
+    (lambda t: t[0]["annotations"][0].update(result={"x": 1}), "'result' is {{'x': 1}}, not a list of regions"),
+    (lambda t: t[0]["annotations"][0]["result"][0].update(value=["x"]), "region type 'rectanglelabels' / value"),
+    (lambda t: t[0]["annotations"][0]["result"][0]["value"].update(rectanglelabels=[["crack"]]),
+     "class ['crack'] is not one of the workspace classes"),
+    (lambda t: t[0]["annotations"][0]["result"][0].update(original_width="wide"), "original size 'wide'x32"),
+    (lambda t: t[0]["data"].update(alnb_stem=["x"], image={"url": 1}), "is not an image of this workspace"),
+    (lambda t: t.append("task 2"), "(task #2): not a Label Studio task (no 'data' object; found 'task 2')"),
+])
+def test_malformed_export_names_the_task_not_a_bug(real_ws, tmp_path, capsys, spoil, text):
+    ws = real_ws
+    s = ws.stems("GT2")[0]
+    tasks = ls_export(ws, [s], ws.truth)
+    spoil(tasks)
+    src = write_json(tmp_path / "ls.json", tasks)
+    labels_before, ds_before, m_before = tree_hash(ws.root / "labels"), tree_hash(ws.ds), ws.manifest_path.read_bytes()
+    rc, _, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 2 and "unexpected error" not in err and text.format(s=s) in err, err
+    assert "nothing was imported" in err
+    assert tree_hash(ws.root / "labels") == labels_before and tree_hash(ws.ds) == ds_before
+    assert ws.manifest_path.read_bytes() == m_before
+
+
+def test_malformed_coco_is_named_not_misread(real_ws, tmp_path, capsys):
+    ws = real_ws
+    s = ws.stems("GT2")[0]
+    base = {"images": [{"id": [1], "file_name": f"images/{s}.png", "width": 32, "height": 32}],
+            "categories": [{"id": {"a": 1}, "name": "crack"}],
+            "annotations": [{"id": 1, "image_id": [1], "category_id": {"a": 1}, "bbox": "1234"}]}
+    labels_before = tree_hash(ws.root / "labels")
+    rc, _, err = run_cli(capsys, "import-labels", write_json(tmp_path / "c.json", base), "--workspace", ws.root,
+                         "--format", "coco")  # unhashable ids were a TypeError, a string bbox read as 4 numbers
+    assert rc == 2 and "bbox '1234' is not [x, y, width, height] (four numbers, pixels)" in err, err
+    base["images"][0]["width"] = 32.5
+    rc, _, err = run_cli(capsys, "import-labels", write_json(tmp_path / "c.json", base), "--workspace", ws.root,
+                         "--format", "coco")
+    assert rc == 2 and "COCO says 32.5x32 pixels" in err
+    assert tree_hash(ws.root / "labels") == labels_before
+
+
+def test_images_that_are_symlinks_work_with_the_default_document_root(tmp_path, capsys):
+    """The real loop used to stop at "label GT2" ("not below the Label Studio document root ... pass a
+    document_root", which `alnb run` cannot); Label Studio serves the path through the link."""
+    ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24))
+    store = tmp_path / "store"
+    store.mkdir()
+    for p in sorted((ds / "images").glob("*.png")):
+        shutil.move(p, store / p.name)
+        p.symlink_to(store / p.name)
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    pool = [s for s in ws.stems("POOL") if int(s[-2:]) >= 16]
+    sel.commit(ws, pool[:3], "GT2")
+    before = tree_hash(ds)
+    with pytest.raises(WaitingForLabels) as w:  # `alnb run` at "label GT2": exports the queue and waits (exit 3)
+        pipeline.ensure_labelled(ws, "GT2", log=None)
+    tasks = json.loads((ws.root / "export" / "GT2_labelstudio" / "tasks.json").read_text())
+    assert sorted(t["data"]["image"] for t in tasks) == [f"/data/local-files/?d=images/{s}.png" for s in pool[:3]]
+    assert w.value.queue and sorted(w.value.waiting) == pool[:3]
+    rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", "labelstudio", "--document-root",
+                         tmp_path)
+    assert rc == 0, err
+    assert tree_hash(ds) == before
