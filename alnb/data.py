@@ -131,9 +131,16 @@ def parse_label_lines(text: str, n_classes: int, file="<labels>"):
     return np.asarray(rows, np.float32).reshape(-1, 5)
 
 
+def read_label_text(path) -> str:
+    """The text of a label file: UTF-8, a byte-order mark (Notepad, Excel) dropped, any newline style.  Raises
+    ``UnicodeDecodeError`` for other encodings (validation reports it as ``not_text``)."""
+    with open(path, encoding="utf-8-sig") as f:
+        return f.read()
+
+
 def read_labels(path, n_classes: int) -> np.ndarray:
-    """Read one YOLO label file (see :func:`parse_label_lines`)."""
-    return parse_label_lines(Path(path).read_text(), n_classes, file=path)
+    """Read one YOLO label file (:func:`read_label_text`, :func:`parse_label_lines`)."""
+    return parse_label_lines(read_label_text(path), n_classes, file=path)
 
 
 def read_names(root: Path, yml: Path | None = None) -> list:

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from alnb.data import Dataset, dataset_folder, load_dataset
+from alnb.data import Dataset, dataset_folder, load_dataset, read_label_text
 
 MANIFEST_COLUMNS = ["stem", "image", "label_file", "label_state", "n_boxes", "width", "height", "tags",
                     "label_source", "auto_model", "problem"]
@@ -499,7 +499,7 @@ class Workspace:
             if src is None:
                 lab.unlink(missing_ok=True)
             else:
-                text = src.read_text()
+                text = read_label_text(src)  # what ultralytics reads: no byte-order mark to break the first id
                 if not lab.is_file() or lab.read_text() != text:
                     atomic_write_text(lab, text)
         cache = self.root / "view" / "labels.cache"

@@ -30,7 +30,7 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 
-from alnb.data import EDGE_TOL, LabelError, parse_label_lines
+from alnb.data import EDGE_TOL, LabelError, parse_label_lines, read_label_text
 from alnb.workspace import FILE_MODE, WorkspaceError, atomic_write_json, atomic_write_text, has_tag, tag_set
 
 QUEUE_COLUMNS = ["rank", "stem", "image", "width", "height", "score", "tier", "failed", "model", "auto_file", "n_auto"]
@@ -311,7 +311,7 @@ def current_labels(ws, row) -> np.ndarray | None:
     f = ws.label_source_file(row)
     if f is None or not Path(f).is_file():
         return None
-    return parse_label_lines(Path(f).read_text(), len(ws.names), file=f).astype(np.float64)
+    return parse_label_lines(read_label_text(f), len(ws.names), file=f).astype(np.float64)
 
 
 def _box_text(b, names) -> str:
