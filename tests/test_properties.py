@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from PIL import Image
 
 from alnb import labelio, pipeline
@@ -324,7 +325,8 @@ def check_import(base, plan, src, fmt, kinds_of, skipped=()):
         before_ws, before_ds = tree_hash(root), tree_hash(base["ds"])
         human_before = (root / "labels" / f"{HUMAN}.txt").read_bytes()
         want = expected_kinds(plan, kinds_of)
-        event(f"expected: {', '.join(sorted(want)) or 'imported'}")
+        if currently_in_test_context():  # --hypothesis-show-statistics: how many examples import, how many refuse
+            event(f"expected: {', '.join(sorted(want)) or 'imported'}")
         try:
             summary = labelio.import_labels(ws, src, fmt)
         except labelio.ImportProblem as e:
