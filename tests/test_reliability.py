@@ -274,6 +274,17 @@ def test_files_are_written_with_normal_permissions(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ workspace commands
+def fake_autolabels(ws, stems, line):
+    """CAL1 auto-labels (one ``line`` each) for ``stems``, recorded in the manifest as the scoring step would."""
+    auto = ws.root / "autolabels" / "CAL1"
+    auto.mkdir(parents=True, exist_ok=True)
+    for s in stems:
+        (auto / f"{s}.txt").write_text(line)
+    m = ws.manifest()
+    m.loc[m["stem"].isin(list(stems)), "auto_model"] = "CAL1"
+    ws.write_manifest(m)
+
+
 @pytest.fixture
 def real_ws(tmp_path):
     """A real-loop workspace (8 unlabelled POOL images), GT2 = 4 of them with fake auto-labels and scores; the
@@ -285,13 +296,7 @@ def real_ws(tmp_path):
         (truth / f"img_{i:02d}.txt").write_text(f"{i % 2} 0.5 0.5 0.25 0.25\n")
     ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
     pool = [s for s in ws.stems("POOL") if int(s[-2:]) >= 16]
-    auto = ws.root / "autolabels" / "CAL1"
-    auto.mkdir(parents=True)
-    for s in pool:
-        (auto / f"{s}.txt").write_text("0 0.45 0.5 0.2 0.25 0.6\n")
-    m = ws.manifest()
-    m.loc[m["stem"].isin(pool), "auto_model"] = "CAL1"
-    ws.write_manifest(m)
+    fake_autolabels(ws, pool, "0 0.45 0.5 0.2 0.25 0.6\n")
     pd.DataFrame({"stem": pool, "score": np.linspace(0.1, 0.9, len(pool)), "tier": "hard",
                   "failed": False}).to_csv(ws.root / "scores.csv", index=False)
     sel.commit(ws, pool[:4], "GT2")
@@ -947,13 +952,7 @@ def test_percent_escapes_in_file_names_round_trip_through_every_export(tmp_path,
                  stems=[f"img_{i:02d}" for i in range(20)] + ["weld_50%AB_0021", "a%20b", "c%2Fd", "e%"])
     ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
     odd = ["weld_50%AB_0021", "a%20b", "c%2Fd", "e%"]
-    auto = ws.root / "autolabels" / "CAL1"
-    auto.mkdir(parents=True)
-    for s in odd:
-        (auto / f"{s}.txt").write_text("1 0.5 0.5 0.25 0.25 0.9\n")
-    m = ws.manifest()
-    m.loc[m["stem"].isin(odd), "auto_model"] = "CAL1"
-    ws.write_manifest(m)
+    fake_autolabels(ws, odd, "1 0.5 0.5 0.25 0.25 0.9\n")
     sel.commit(ws, odd, "GT2")
     ds_before = tree_hash(ds)
     for fmt, imp, made in (("labelstudio", "labelstudio", "tasks.json"), ("coco", "coco", "instances.json"),

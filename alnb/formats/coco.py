@@ -76,7 +76,7 @@ def parse(path: Path, ctx: ParseContext):
                                         "ground-truth style file with 'images', 'annotations' and 'categories'.")
         return
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("categories"), list) or not isinstance(data.get("annotations", []), list):
+            or not isinstance(data.get("categories"), list) or not isinstance(data.get("annotations") or [], list):
         ctx.add("", "", "not_coco", "expected a COCO JSON object with the lists 'images', 'annotations' and "
                                     "'categories'.")
         return
