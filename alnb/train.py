@@ -211,9 +211,11 @@ def checkpoint_problem(path) -> str | None:
     size = path.stat().st_size
     if size == 0:
         return "the file is empty"
-    head = path.read_bytes()[:4]
+    with open(path, "rb") as f:
+        head = f.read(4)
     if head[:2] == b"PK" and not zipfile.is_zipfile(path):
-        return f"the file is cut short ({size:,} bytes; a torch zip archive without its end): truncated, e.g. by a "                f"full disk or an interrupted copy"
+        return (f"the file is cut short ({size:,} bytes; a torch zip archive without its end): truncated, e.g. by a "
+                f"full disk or an interrupted copy")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
