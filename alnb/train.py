@@ -196,6 +196,64 @@ def start_weights(start) -> Path | None:
     return p.resolve()
 
 
+class CheckpointError(ValueError):
+    """A ``.pt`` file that is not a usable ultralytics checkpoint (truncated, another kind of file, a bare state dict);
+    the message names the file and what to do (the CLI: exit 2)."""
+
+
+def _checkpoint_advice(path: Path) -> str:
+    run_dir = path.parent.parent if path.parent.name == "weights" else None
+    if run_dir is not None and (run_dir / RUN_FILE).is_file():
+        return (f"It is the model of the training run {run_dir}: delete that folder (rm -r '{run_dir}') and run the "
+                f"same command again to retrain {run_dir.name} (the other steps are kept).")
+    return ("Pass a checkpoint saved by ultralytics (a YOLO .pt such as yolov8n.pt, or a run's weights/best.pt), or "
+            "--start none (start=None) to train from random weights.")
+
+
+def checkpoint_problem(path) -> str | None:
+    """Why ``path`` is not a usable ultralytics checkpoint (one phrase), or None when it loads and holds a model.
+
+    Loads the file (a few tens of ms for the models used here): a truncated file, a text or image file renamed
+    ``.pt`` and a bare ``state_dict`` all fail here, with their reason, instead of deep inside ultralytics."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return "the file does not exist"
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"PK" and not zipfile.is_zipfile(path):
+        return (f"the file is cut short ({size:,} bytes; a torch zip archive without its end): truncated, e.g. by a "
+                f"full disk or an interrupted copy")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
+            AttributeError, ImportError, IndexError, TypeError, OSError) as e:
+        return f"torch cannot load it ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    if not isinstance(model, torch.nn.Module):
+        what = f"a dict with keys {sorted(map(str, ckpt))[:6]}" if isinstance(ckpt, dict) else \
+            f"a {type(ckpt).__name__}"
+        return f"it holds {what}, not an ultralytics checkpoint with a 'model'"
+    return None
+
+
+def check_checkpoint(path) -> Path:
+    """``path`` when it is a usable checkpoint (:func:`checkpoint_problem`), else :class:`CheckpointError` with
+    advice: a run's ``best.pt`` -> delete the run folder to retrain; a ``--start`` file -> pass a real one."""
+    path = Path(path).expanduser()
+    why = checkpoint_problem(path)
+    if why is not None:
+        raise CheckpointError(f"{path} is not a usable model checkpoint: {why}. {_checkpoint_advice(path)}")
+    return path
+
+
 def model_yaml_path(model: str | os.PathLike) -> Path | None:
     """The local yaml file for ``model`` (a path, or a file name in ``alnb/models/``); None for ultralytics names."""
     p = Path(model)
@@ -239,7 +297,13 @@ def load_model(weights):
     if not Path(w).is_file():
         raise FileNotFoundError(f"weights file {w} does not exist: train the model first (alnb.train.train_cal / "
                                 f"notebook 01) or give the path of a local .pt file.")
-    return yolo(str(w))
+    try:
+        return yolo(str(w))
+    except Exception as e:  # noqa: BLE001 - a truncated / foreign file: say which and what to do
+        why = checkpoint_problem(w)
+        if why is None:
+            raise
+        raise CheckpointError(f"{w} is not a usable model checkpoint: {why}. {_checkpoint_advice(Path(w))}") from e
 
 
 class DropoutDetectionTrainer(DetectionTrainer):
@@ -490,6 +554,7 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
         if not weights.is_file() or weights.suffix != ".pt":
             raise FileNotFoundError(f"start weights {weights} not found (must be a local .pt file; alnb never "
                                     f"downloads weights). Leave weights=None to train from the profile's yaml.")
+        check_checkpoint(weights)  # before training starts, not deep inside ultralytics' trainer
     yaml_file = model_yaml_path(prof.model)
     model_id = ({"weights_sha256": _file_sha(weights)} if weights is not None else
                 {"yaml": prof.model, "yaml_sha256": _file_sha(yaml_file) if yaml_file else None})
