@@ -33,6 +33,7 @@ from pathlib import Path
 ENV_THREADS = "ALNB_THREADS"
 ENV_DIR = "ALNB_CPU_DIR"
 ENV_WAIT = "ALNB_CPU_WAIT"
+ENV_USER_OMP = "ALNB_USER_OMP"  # the user's OMP_NUM_THREADS ("" = unset), for child processes
 
 # OMP_NUM_THREADS as the user set it, captured by alnb._offline before ultralytics sets an unset one to "1"
 USER_OMP_NUM_THREADS: str | None = None

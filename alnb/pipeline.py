@@ -81,9 +81,9 @@ def warm_start_run(ws: Workspace, name: str, tags, profile="quick", warm_start="
 def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", seed: int = 0, conf=None,
                        iou_thr: float = 0.5, warm_start="auto", **overrides) -> dict:
     """Train ``name`` on ``tags`` (cached) and evaluate it on VAL1 at its operating point; returns
-    ``{"train", "eval"}``.  ``conf=None`` chooses the operating point on VAL1 (:func:`alnb.metrics.evaluate`);
+    ``{"train", "eval"}``.  ``conf=None`` chooses the operating point on VAL1 (:func:`alnb.evaluation.evaluate`);
     ``warm_start`` see :func:`warm_start_run`."""
-    from alnb.metrics import evaluate
+    from alnb.evaluation import evaluate
     from alnb.train import get_profile, load_run, train_cal
 
     prof = get_profile(profile, **{k: v for k, v in overrides.items() if k != "epochs"})
