@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n-images", type=int, default=774, help="with --generate: number of images")
     r.add_argument("--size", type=int, default=512, help="with --generate: image size in pixels")
     r.add_argument("--budget", type=int, default=None, help="select the BUDGET hardest images instead of the study rule")
+    r.add_argument("--rounds", type=int, default=2,
+                   help="active-learning rounds: 2 (default) = GT2 / CAL2 / Control, the seed's study; N goes on with "
+                        "GT3 / CAL3 / Control3 ... up to round N (each round's selection chosen with the previous "
+                        "round's model)")
     r.add_argument("--labels", default=None, help="own data: people's labels for GT2/Control (folder or export file)")
     r.add_argument("--label-format", default="yolo", choices=list(PARSERS))
     r.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
@@ -100,9 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("source", help="Label Studio JSON export, COCO JSON, or a YOLO label folder / CVAT YOLO 1.1 zip")
     i.add_argument("--workspace", required=True)
     i.add_argument("--format", required=True, choices=list(PARSERS))
-    i.add_argument("--tag", default="GT2,CONTROL",
-                   help="the selections the labels may be for: GT2, CONTROL, a comma list, or 'any' (default "
-                        "GT2,CONTROL; labels equal to the workspace's count as unchanged wherever they are)")
+    i.add_argument("--tag", default="selections",
+                   help="the selections the labels may be for: GT2, CONTROL, GT3, a comma list, 'any', or "
+                        "'selections' (default: every round's selections, GT2, CONTROL, GT3, CONTROL3 ...; labels "
+                        "equal to the workspace's count as unchanged wherever they are)")
     i.add_argument("--overwrite", action="store_true",
                    help="replace labels that differ from the ones people already gave (the old files are kept in "
                         "<workspace>/labels/.history/)")
@@ -217,6 +222,12 @@ def _add_reliability_parsers(p, sub):
     sub.choices["run"].add_argument("--overwrite", action="store_true",
                                     help="replace an existing split made with other settings (labels people gave "
                                          "in <workspace>/labels/ are kept)")
+    for name in ("run", "notebooks", "study", "score"):
+        sub.choices[name].add_argument(
+            "--threads", type=int, default=None,
+            help="CPU threads of training, evaluation and scoring (default: every usable core, or ALNB_THREADS / "
+                 "OMP_NUM_THREADS; a CPU model's numbers depend on it, so it is part of each training's cache key). "
+                 "Another alnb job's cores are never shared: a job waits for them (README 'Training speed')")
     s = sub.add_parser("status", help="where the loop stands: sets, labelled / waiting, trainings, next command")
     s.add_argument("--workspace", required=True)
     s.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -326,6 +337,7 @@ def _print_status(ws, as_json: bool):
         print(json.dumps(st, indent=2, default=str))
         return
     print(f"workspace: {st['workspace']}  (dataset {st['dataset']}, mode {st['mode']})")
+    print(f"round:     {st['round']} of {st['rounds']}")
     print("sets:      " + ", ".join(f"{k} {v}" for k, v in st["sets"].items()))
     for t, lab in st["labels"].items():
         if lab["n"]:
@@ -368,6 +380,8 @@ def check_args(args):
     need("--conf", lambda v: 0 < v < 1, "must lie strictly between 0 and 1",
          " (an auto-label confidence; leave it out and each model's operating point is chosen on VAL1)")
     need("--budget", lambda v: v >= 1, "must be at least 1", " (a number of POOL images)")
+    need("--rounds", lambda v: v >= 2, "must be at least 2", " (round 2 = GT2 / CAL2 / Control; 3, 4 ... go on)")
+    need("--threads", lambda v: v >= 1, "must be at least 1", " (CPU threads; default: every usable core)")
     need("--epochs", lambda v: v >= 1, "must be at least 1")
     need("--imgsz", lambda v: v >= 32, "must be at least 32 (pixels; a multiple of 32)")
     need("--seed", lambda v: v >= 0, "must be a whole number >= 0")
@@ -417,6 +431,10 @@ def _dispatch(args, argv) -> int:
     from alnb.lock import workspace_lock
 
     check_args(args)
+    if getattr(args, "threads", None) is not None:  # the thread policy (alnb.cpu) of this process and its children
+        from alnb.cpu import ENV_THREADS
+
+        os.environ[ENV_THREADS] = str(args.threads)
 
     if args.command == "data":
         from alnb import weld
@@ -450,7 +468,7 @@ def _dispatch(args, argv) -> int:
                                    n_val=args.n_val, n_gt1=args.n_gt1, conf=args.conf, labels=args.labels,
                                    label_format=args.label_format, annotation=args.annotation,
                                    rule="budget" if args.budget is not None else "study", budget=args.budget,
-                                   **overrides)
+                                   rounds=args.rounds, **overrides)
             finally:
                 _remember_run_command(args, argv)
         print(f"[alnb] finished in {res['seconds']:.0f} s")
