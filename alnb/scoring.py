@@ -22,15 +22,10 @@ from alnb.select import assign_tiers, choose_thresholds, load_scores
 EMBEDDINGS_FILE = "embeddings.npz"  # pooled backbone features of the scored POOL images (stems + matrix)
 
 
-def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.DataFrame) -> Path:
-    """Write ``autolabels/<model_name>/<stem>.txt`` (YOLO ``cls cx cy w h conf``, normalised; empty = nothing found).
-
-    One file per row of ``images``; lines in decreasing confidence (ties: detection order).
-    """
-    from alnb.workspace import atomic_write_text
-
-    out = ws.root / "autolabels" / model_name
-    out.mkdir(parents=True, exist_ok=True)
+def autolabel_lines(detections: pd.DataFrame, images: pd.DataFrame) -> dict:
+    """``{stem: [line, ...]}``: the auto-labels (detections above the threshold) of each image as YOLO lines
+    ``cls cx cy w h conf`` (normalised; highest confidence first, ties in detection order); images without one are
+    absent.  What :func:`write_autolabels` writes and what :mod:`alnb.serve` answers for an image scored on the fly."""
     det = detections[detections["above"].to_numpy(bool)] if len(detections) else detections
     text = {}
     if len(det):
@@ -44,6 +39,19 @@ def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.D
         for i in order:
             text.setdefault(stems[i], []).append(
                 f"{int(cls[i])} {cx[i]:.6f} {cy[i]:.6f} {w[i]:.6f} {h[i]:.6f} {conf[i]:.5f}")
+    return text
+
+
+def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.DataFrame) -> Path:
+    """Write ``autolabels/<model_name>/<stem>.txt`` (YOLO ``cls cx cy w h conf``, normalised; empty = nothing found).
+
+    One file per row of ``images``; lines from :func:`autolabel_lines`.
+    """
+    from alnb.workspace import atomic_write_text
+
+    out = ws.root / "autolabels" / model_name
+    out.mkdir(parents=True, exist_ok=True)
+    text = autolabel_lines(detections, images)
     for stem in images["stem"]:
         lines = text.get(stem, ())
         atomic_write_text(out / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
@@ -204,6 +212,38 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
     man.loc[sel & (man["label_source"] == "none"), "label_source"] = "auto"
     ws.write_manifest(man)
     return scores
+
+
+def pool_scorer(ws, model: str | None = None, *, device=None) -> tuple:
+    """``(MCScorer, info)``: the model and settings that scored the POOL (``metrics/mc_scoring.json``), rebuilt, so
+    images outside the pool (:func:`score_more`) are scored exactly like the pool was.  ``model`` must be the one
+    that scored it (default: that one)."""
+    from alnb import train
+
+    info = ws.load_json("mc_scoring")
+    name = info["model"] if model is None else model
+    if name != info["model"]:
+        raise ValueError(f"the POOL was scored with {info['model']!r}, not {name!r}: score it with {name!r} first.")
+    net = train.load_model(train.load_run(ws, name).weights)
+    scorer = MCScorer(net, T=info["T"], conf=info["conf"], iou=info["iou"], imgsz=info["imgsz"], batch=info["batch"],
+                      p=info["p"], cand_conf=info["cand_conf"], seed=info["seed"], method=info["method"],
+                      device=device)
+    return scorer, info
+
+
+def score_more(scorer: MCScorer, items, info: dict, thresholds: dict) -> tuple:
+    """Score images outside the pool run against the pool's scale: ``(scores, autolabels)``.
+
+    ``items`` are ``(stem, path)`` pairs; ``info`` is ``metrics/mc_scoring.json`` (operating point, ``box_ref``,
+    aggregation) and ``thresholds`` ``metrics/thresholds.json``.  ``scores`` has one row per image like
+    ``scores.csv`` (``score, tier, failed`` ...), ``autolabels`` is :func:`autolabel_lines`.  Nothing is written.
+    Per-image determinism (:mod:`alnb.mc`) makes a POOL image scored here equal its ``scores.csv`` row.
+    """
+    res = scorer.score(items)
+    dets, _ = acq.detection_uncertainty(res.detections, box_ref=info["box_ref"], conf_op=info["conf"])
+    scores = acq.image_scores(dets, res.images, how=info.get("aggregation", "topk"), k=info.get("top_k", acq.TOP_K))
+    scores = assign_tiers(scores, thresholds["t_medium"], thresholds["t_hard"])
+    return scores, autolabel_lines(dets, res.images)
 
 
 def save_embeddings(ws, stems, embeddings) -> Path:
