@@ -8,6 +8,7 @@ Examples::
     alnb status --workspace runs/weld                           # where the loop stands, and the next command
     alnb score --workspace runs/weld --model CAL1               # (re)score the POOL; resumes an interrupted scoring
     alnb score --workspace runs/weld --engine ray --address auto   # the same on a running Ray cluster
+    alnb serve --workspace runs/weld                            # Label Studio ML backend on 127.0.0.1:9090
 
 Exit codes: 0 done; 1 unexpected error (a bug: run again with ``--debug`` for the traceback); 2 a problem with the
 input or the workspace (the message names it and says what to do; argparse usage errors too); 3 waiting for labels
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--only", nargs="*", default=None, help="run only these notebooks (e.g. 03_select_gt2)")
     _add_study_parser(sub)
     _add_score_parser(sub)
+    _add_serve_parser(sub)
     _add_reliability_parsers(p, sub)
     return p
 
@@ -149,6 +151,29 @@ def _add_score_parser(sub):
                    help="with --engine ray: model replicas (default: one per CPU, or per GPU with --device 0)")
     s.add_argument("--part-size", type=int, default=PART_SIZE,
                    help=f"images per part file / Ray task (default {PART_SIZE}); an interruption loses at most one")
+
+
+def _add_serve_parser(sub):
+    """``alnb serve``: the workspace as a Label Studio ML backend (alnb.serve)."""
+    from alnb.serve import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, URL_ENV
+
+    s = sub.add_parser("serve", help="a Label Studio ML backend: pre-labels tasks with the current model, scores "
+                                     "their difficulty (sort by prediction score ascending: hardest first) and trains "
+                                     "the next model on 'Start training'")
+    s.add_argument("--workspace", required=True, help="a workspace with a trained and scored model (CAL1 or later)")
+    s.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine "
+                                                         f"only)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
+                   help="training profile of the next model (default: CAL1's)")
+    s.add_argument("--T", type=int, default=None, help="MC-dropout passes when rescoring (default: the POOL's)")
+    s.add_argument("--seed", type=int, default=None, help="training seed (default: CAL1's)")
+    s.add_argument("--document-root", default=None,
+                   help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, for images the workspace does not "
+                        "know (default: that variable, else the dataset folder)")
+    s.add_argument("--label-studio-url", default=None,
+                   help=f"Label Studio's address for fetching annotations (default ${URL_ENV}, else what Label Studio "
+                        f"sends when it connects); the token is read from ${TOKEN_ENV} only")
 
 
 def _add_study_parser(sub):
@@ -417,6 +442,11 @@ def _dispatch(args, argv) -> int:
         return _run_study(args)
     if args.command == "score":
         return _run_score(args, argv)
+    if args.command == "serve":
+        from alnb.serve import serve
+
+        return serve(args.workspace, host=args.host, port=args.port, profile=args.profile, T=args.T, seed=args.seed,
+                     document_root=args.document_root, label_studio_url=args.label_studio_url)
     return 2  # pragma: no cover
 
 
