@@ -100,6 +100,16 @@ class LabelStudio:
         except urllib.error.HTTPError as e:
             return e.code, e.read()[:2000]
 
+    def tasks(self, project, key) -> dict:
+        """Every task of ``project`` in full (data, predictions, annotations), by ``key(task)``."""
+        st, listing = self.api("GET", f"/api/tasks?project={project}&page_size=100")
+        assert st == 200, listing
+        out = {}
+        for t in listing["tasks"]:
+            st, full = self.api("GET", f"/api/tasks/{t['id']}")
+            out[key(full)] = full
+        return out
+
     def stop(self):
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -203,12 +213,7 @@ def test_label_studio_round_trip(loop_ws, label_studio, tmp_path, capsys):
     assert st == 201, storage
     st, res = server.api("POST", f"/api/projects/{pid}/import", tasks)
     assert st == 201 and res["task_count"] == 5 and res["prediction_count"] == 5, res
-    st, listing = server.api("GET", f"/api/tasks?project={pid}&page_size=100")
-    assert st == 200
-    by_stem = {}
-    for t in listing["tasks"]:
-        st, full = server.api("GET", f"/api/tasks/{t['id']}")
-        by_stem[full["data"]["alnb_stem"]] = full
+    by_stem = server.tasks(pid, lambda t: t["data"]["alnb_stem"])
     assert sorted(by_stem) == ws.stems("GT2")
     for stem, task in by_stem.items():  # pre-annotations arrive exactly; images are served from the dataset
         (pred,) = task["predictions"]
@@ -391,17 +396,8 @@ def test_alnb_serve_as_label_studio_ml_backend(serve_ws, label_studio, tmp_path)
                                  {"selectedItems": {"all": True, "excluded": []}})
             assert st == 200, out
 
-        def stored():
-            st, listing = server.api("GET", f"/api/tasks?project={pid}&page_size=100&fields=all")
-            assert st == 200
-            out = {}
-            for t in listing["tasks"]:
-                st, full = server.api("GET", f"/api/tasks/{t['id']}")
-                out[full["data"]["image"]] = full
-            return out
-
         retrieve()
-        by_url = stored()
+        by_url = server.tasks(pid, lambda t: t["data"]["image"])
         scores = load_scores(ws).set_index("stem")
         for s in pool:
             (pred,) = by_url[url_of[s]]["predictions"]
@@ -495,7 +491,7 @@ def test_alnb_serve_as_label_studio_ml_backend(serve_ws, label_studio, tmp_path)
 
         # Label Studio now gets the new model's predictions
         retrieve()
-        by_url = stored()
+        by_url = server.tasks(pid, lambda t: t["data"]["image"])
         versions = {p["model_version"] for p in by_url[url_of[pool[-1]]]["predictions"]}
         assert versions == {v1, v2}, versions
         st, ml_now = server.api("GET", f"/api/ml/{ml['id']}")

@@ -403,3 +403,18 @@ def test_training_job_imports_all_or_nothing_trains_and_survives_a_restart(ws_co
     st, js, _ = b2.handle("POST", "/job_status", body=json.dumps({"job": job}).encode())
     assert js["job_status"] == "finished" and js["model_version"] == v2
     assert "Traceback" not in "\n".join(lines)
+
+
+def test_cli_serve_refuses_clearly(tiny_workspace, scored_ws, capsys):
+    """``alnb serve`` on a workspace without a scored model, or on a port in use: one message, exit code 2."""
+    from alnb import cli
+
+    assert cli.main(["serve", "--workspace", str(tiny_workspace.root)]) == 2
+    err = capsys.readouterr().err
+    assert "has no scored model yet" in err and "Traceback" not in err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert cli.main(["serve", "--workspace", str(scored_ws.root), "--port", str(s.getsockname()[1])]) == 2
+    err = capsys.readouterr().err
+    assert "cannot listen on 127.0.0.1:" in err and "--port" in err and "Traceback" not in err
