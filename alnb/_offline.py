@@ -16,6 +16,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import sys
+
+if "ultralytics" not in sys.modules:  # ultralytics replaces an unset OMP_NUM_THREADS with "1" when imported
+    from alnb import cpu as _cpu
+
+    _cpu.USER_OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")
+
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ["YOLO_AUTOINSTALL"] = "False"
 os.environ.setdefault("YOLO_VERBOSE", "True")

@@ -88,7 +88,8 @@ def export_queue(ws, fmt: str, out_dir=None, tag: str | None = "GT2", model: str
     return out
 
 
-def import_labels(ws, source, fmt: str, tag="GT2", overwrite: bool = False, dry_run: bool = False) -> pd.DataFrame:
+def import_labels(ws, source, fmt: str, tag="GT2", overwrite: bool = False, dry_run: bool = False,
+                  annotation: str | None = None) -> pd.DataFrame:
     """Import people's labels into ``<workspace>/labels/<stem>.txt`` and mark those images ``label_source=human``.
 
     Parameters
@@ -117,6 +118,12 @@ def import_labels(ws, source, fmt: str, tag="GT2", overwrite: bool = False, dry_
         with a per-image diff.  Replaced files are kept in ``labels/.history/``.
     dry_run : bool
         Validate and return the summary without writing anything.
+    annotation : str, optional
+        ``labelstudio`` only: which annotation of a task that several people annotated (``--annotation``):
+        ``"latest"`` (most recently updated), ``"first"`` (earliest created) or an annotator (user id, e-mail or
+        username: their latest annotation; tasks they did not annotate are skipped and listed).  Default: the one
+        marked ground truth, or the latest when all hold the same regions; annotations that differ are refused,
+        listed.  Every choice is named in the summary's ``note`` (and by :func:`describe_import`).
 
     Returns
     -------
@@ -140,19 +147,31 @@ def import_labels(ws, source, fmt: str, tag="GT2", overwrite: bool = False, dry_
     """
     if fmt not in IMPORT_FORMATS:
         raise ValueError(f"unknown import format {fmt!r}; choose one of {IMPORT_FORMATS}.")
+    check_annotation_choice(annotation, fmt)
     if dry_run:
-        return _import_labels(ws, source, fmt, tag, overwrite, dry_run)
+        return _import_labels(ws, source, fmt, tag, overwrite, dry_run, annotation)
     from alnb.lock import workspace_lock
 
     with workspace_lock(ws.root, "import-labels"):
-        return _import_labels(ws, source, fmt, tag, overwrite, dry_run)
+        return _import_labels(ws, source, fmt, tag, overwrite, dry_run, annotation)
 
 
-def _import_labels(ws, source, fmt, tag, overwrite, dry_run) -> pd.DataFrame:
+def check_annotation_choice(annotation, fmt: str):
+    """``annotation`` (``--annotation``) is for Label Studio exports only, and not an empty name."""
+    if annotation is None:
+        return
+    if fmt != "labelstudio":
+        raise ValueError(f"--annotation {annotation} (annotation=) chooses among the annotations of a Label Studio "
+                         f"task; a {fmt} import has one label set per image. Leave it out.")
+    if not str(annotation).strip():
+        raise ValueError("--annotation needs 'latest', 'first' or an annotator (user id, e-mail or username).")
+
+
+def _import_labels(ws, source, fmt, tag, overwrite, dry_run, annotation=None) -> pd.DataFrame:
     tags = selection_tags(tag)
     source = Path(source).expanduser()
     m = ws.manifest()
-    ctx = ParseContext(ws, m, source)
+    ctx = ParseContext(ws, m, source, annotation=annotation)
     if not source.exists():
         raise ImportProblem(source, [problem(source, "", "", "missing", "file or folder does not exist.")])
     PARSERS[fmt](source, ctx)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,20 @@ def export(ws, q, out: Path, *, tag=None, model=None, **_):
 
 
 # ------------------------------------------------------------------------------------------------------------ import
+def _key(v):
+    """An id as a dict key: JSON scalars as they are (1 and 1.0 are one id, as in COCO tools), ``true`` apart from 1,
+    lists / objects (a damaged file) as their JSON text, so no id makes the parser fail."""
+    if isinstance(v, bool):
+        return ("bool", v)
+    if v is None or isinstance(v, (int, float, str)):
+        return v
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def parse(path: Path, ctx: ParseContext):
     """Parse a COCO ground-truth style JSON (``images``, ``annotations``, ``categories``) into ``ctx``."""
     data = read_json(path, ctx)
@@ -61,20 +76,21 @@ def parse(path: Path, ctx: ParseContext):
                                         "ground-truth style file with 'images', 'annotations' and 'categories'.")
         return
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("categories"), list):
-        ctx.add("", "", "not_coco", "expected a COCO JSON object with 'images', 'annotations' and 'categories'.")
+            or not isinstance(data.get("categories"), list) or not isinstance(data.get("annotations") or [], list):
+        ctx.add("", "", "not_coco", "expected a COCO JSON object with the lists 'images', 'annotations' and "
+                                    "'categories'.")
         return
     cats = {}
     for c in data["categories"]:
         if not isinstance(c, dict):
             ctx.add("categories", "", "not_coco", f"category entry {c!r} is not an object with 'id' and 'name'.")
             continue
-        if c.get("id") in cats:
+        if _key(c.get("id")) in cats:
             ctx.add(f"category id {c.get('id')}", "", "duplicate_category_id",
-                    f"two categories share id {c.get('id')} ({cats[c.get('id')]!r} and {str(c.get('name'))!r}), so "
-                    f"its boxes cannot be given a class. Export the file again or give each category its own id.")
+                    f"two categories share id {c.get('id')} ({cats[_key(c.get('id'))]!r} and {str(c.get('name'))!r}), "
+                    f"so its boxes cannot be given a class. Export the file again or give each category its own id.")
             continue
-        cats[c.get("id")] = str(c.get("name"))
+        cats[_key(c.get("id"))] = c.get("name") if isinstance(c.get("name"), str) else repr(c.get("name"))
     if ctx.problems:
         return
     images = {}
@@ -91,45 +107,43 @@ def parse(path: Path, ctx: ParseContext):
             continue
         W, H = ctx.size[stem]
         cw, ch = im.get("width"), im.get("height")
-        try:
-            differs = (cw is not None and int(cw) != W) or (ch is not None and int(ch) != H)
-        except (TypeError, ValueError):
-            differs = True
+        differs = any(v is not None and (not _number(v) or v != want) for v, want in ((cw, W), (ch, H)))
         if differs:
             ctx.add(item, stem, "size_mismatch", f"COCO says {cw}x{ch} pixels but the dataset image is {W}x{H}; "
                                                  f"COCO boxes are in pixels of the labelled image. Label the "
                                                  f"original images (not resized copies).")
             continue
-        if im.get("id") in images:
+        if _key(im.get("id")) in images:
             ctx.add(item, stem, "duplicate_id", "two images share this id. Export the file again.")
             continue
-        images[im.get("id")] = {"stem": stem, "boxes": [], "ok": True, "item": item}
+        images[_key(im.get("id"))] = {"stem": stem, "boxes": [], "ok": True, "item": item}
     unknown_cats = {}
     for a in data.get("annotations") or []:
         if not isinstance(a, dict):
             ctx.add("annotations", "", "not_coco", f"annotation entry {a!r} is not an object.")
             continue
         item = f"annotation id {a.get('id')}"
-        img = images.get(a.get("image_id"))
+        img = images.get(_key(a.get("image_id")))
         if img is None:
             if not any(p["item"] == f"image id {a.get('image_id')}" for p in ctx.problems):
                 ctx.add(item, "", "unknown_image_id", f"refers to image id {a.get('image_id')}, which is not in "
                                                       f"'images'. Export the file again.")
             continue
         stem = img["stem"]
-        name = cats.get(a.get("category_id"))
+        name = cats.get(_key(a.get("category_id")))
         if name not in ctx.name_to_id:
-            unknown_cats.setdefault((a.get("category_id"), name), []).append(stem)
+            unknown_cats.setdefault((_key(a.get("category_id")), name), []).append(stem)
             img["ok"] = False
             continue
         bbox = a.get("bbox")
         W, H = ctx.size[stem]
-        try:
-            x, y, w, h = (float(v) for v in bbox)
-        except (TypeError, ValueError):
-            ctx.add(item, stem, "not_a_number", f"bbox {bbox!r} is not [x, y, width, height]. Redraw the box.")
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
+            # a string "1234" would read as four numbers: only a list of four numbers is a COCO box
+            ctx.add(item, stem, "not_a_number", f"bbox {bbox!r} is not [x, y, width, height] (four numbers, pixels). "
+                                                f"Redraw the box or export the file again.")
             img["ok"] = False
             continue
+        x, y, w, h = (float(v) for v in bbox)
         b = ctx.check_box(item, stem, x / W, y / H, (x + w) / W, (y + h) / H,
                           f"[x={x}, y={y}, w={w}, h={h}] px in a {W}x{H} image")
         if b is None:

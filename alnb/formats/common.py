@@ -30,7 +30,7 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 
-from alnb.data import EDGE_TOL, LabelError, parse_label_lines
+from alnb.data import EDGE_TOL, LabelError, parse_label_lines, read_label_text
 from alnb.workspace import FILE_MODE, WorkspaceError, atomic_write_json, atomic_write_text, has_tag, tag_set
 
 QUEUE_COLUMNS = ["rank", "stem", "image", "width", "height", "score", "tier", "failed", "model", "auto_file", "n_auto"]
@@ -229,7 +229,8 @@ class ParseContext:
     back: ``items`` (dicts ``stem, boxes`` (n, 5) float64 YOLO, ``item, source, note``), ``skipped`` (``stem, item,
     note``) and ``problems`` (:func:`problem` dicts)."""
 
-    def __init__(self, ws, manifest, source):
+    def __init__(self, ws, manifest, source, annotation=None):
+        self.annotation = annotation  # Label Studio: which of several annotations of a task (--annotation)
         self.names = ws.names
         self.name_to_id = {n: i for i, n in enumerate(self.names)}
         self.source = str(source)
@@ -243,14 +244,23 @@ class ParseContext:
         self.problems.append(problem(source or self.source, item, image, kind, message))
 
     def stem_of(self, name: str) -> str | None:
-        """Manifest stem of an image name / path / URL (None if unknown)."""
-        name = unquote(str(name)).replace("\\", "/").split("?d=")[-1].rstrip("/").rsplit("/", 1)[-1]
-        stem = Path(name).stem
-        if stem in self.stems:
-            return stem
-        mt = _LS_UPLOAD_PREFIX.match(name)
-        if mt and Path(mt.group(1)).stem in self.stems:
-            return Path(mt.group(1)).stem
+        """Manifest stem of an image name / path / URL (None if unknown).
+
+        URLs (``/data/local-files/?d=images/a%20b.png``, ``http://...``) are URL-decoded first; plain file names
+        (COCO ``file_name``, a YOLO label file's name, an ``alnb_stem``) are taken as they are first, so a name
+        with a valid %-escape in it (``weld_50%AB_0021.png``) is found; the other reading is the fallback."""
+        raw = str(name).replace("\\", "/")
+        url = "?d=" in raw or "://" in raw or raw.startswith("/data/")
+        for cand in ((unquote(raw), raw) if url else (raw, unquote(raw))):
+            base = cand.split("?d=")[-1].rstrip("/").rsplit("/", 1)[-1]
+            stem = Path(base).stem if base else ""
+            if stem in self.stems:
+                return stem
+            if base in self.stems:  # a bare stem with a dot in it (alnb_stem "a.b")
+                return base
+            mt = _LS_UPLOAD_PREFIX.match(base)
+            if mt and Path(mt.group(1)).stem in self.stems:
+                return Path(mt.group(1)).stem
         return None
 
     def check_box(self, item, stem, x0, y0, x1, y1, show) -> np.ndarray | None:
@@ -301,7 +311,7 @@ def current_labels(ws, row) -> np.ndarray | None:
     f = ws.label_source_file(row)
     if f is None or not Path(f).is_file():
         return None
-    return parse_label_lines(Path(f).read_text(), len(ws.names), file=f).astype(np.float64)
+    return parse_label_lines(read_label_text(f), len(ws.names), file=f).astype(np.float64)
 
 
 def _box_text(b, names) -> str:
@@ -379,9 +389,17 @@ def describe_import(summary: pd.DataFrame, source, dry_run: bool = False, limit:
     for act, what in (("skipped", "skipped (no submitted annotation)"), ("replaced", "replaced (old files in "
                                                                                     "labels/.history/)")):
         rows = summary[summary["action"].str.endswith(act)]
+        if act == "skipped" and len(rows) and not rows["note"].str.startswith("no submitted").all():
+            what = "skipped"  # e.g. --annotation NAME: no annotation by NAME; the notes say why
+            rows = rows.assign(stem=[f"{s} ({n})" for s, n in zip(rows["stem"], rows["note"])])
         if len(rows):
             names = ", ".join(rows["stem"].head(limit)) + (f" ... (+{len(rows) - limit})" if len(rows) > limit else "")
             lines.append(f"  {what}: {names}")
+    chosen = summary[summary["note"].str.contains(" annotations", regex=False) & ~summary["action"].eq("skipped")]
+    if len(chosen):  # several people annotated one task: say which work was taken, never silently
+        lines.append(f"  {len(chosen)} task(s) with several annotations: " + "; ".join(
+            f"{s}: {n}" for s, n in zip(chosen["stem"].head(limit), chosen["note"].head(limit)))
+                     + (f" ... (+{len(chosen) - limit})" if len(chosen) > limit else ""))
     return "\n".join(lines)
 
 

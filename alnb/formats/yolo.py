@@ -46,7 +46,7 @@ def _yolo_files(path: Path, ctx: ParseContext) -> dict:
         try:
             out[rel] = raw.decode("utf-8-sig")
         except UnicodeDecodeError:
-            if rel.endswith(".txt") or rel.endswith(".names"):
+            if rel.lower().endswith((".txt", ".names")):
                 ctx.add(rel, "", "not_text", "not UTF-8 text. Export the labels again as YOLO txt.")
     return out
 
@@ -71,8 +71,15 @@ def parse(path: Path, ctx: ParseContext):
                 raw = (yaml.safe_load(files[yaml_file]) or {}).get("names")
             except (yaml.YAMLError, AttributeError):
                 raw = None
-            tool_names = [str(raw[k]) for k in sorted(raw)] if isinstance(raw, dict) else \
-                [str(n) for n in raw] if isinstance(raw, list) else []
+            try:
+                tool_names = [str(raw[k]) for k in sorted(raw)] if isinstance(raw, dict) else \
+                    [str(n) for n in raw] if isinstance(raw, list) else []
+            except TypeError:  # keys of mixed types
+                tool_names = []
+            if isinstance(raw, dict) and sorted(map(str, raw)) != sorted(map(str, range(len(raw)))):
+                ctx.add(yaml_file, "", "unknown_class_name", f"'names' ids must be 0..n-1, found {list(raw)}; the "
+                                                             f"class ids of the label files cannot be mapped.")
+                return
             where = yaml_file
         id_map = {}
         for i, n in enumerate(tool_names):
@@ -86,7 +93,7 @@ def parse(path: Path, ctx: ParseContext):
     seen = {}
     for rel in sorted(files):
         name = rel.rsplit("/", 1)[-1]
-        if not name.endswith(".txt") or name in _YOLO_META or rel == names_file:
+        if name[-4:].lower() != ".txt" or name.lower() in _YOLO_META or rel == names_file:  # a.TXT is a label file
             continue
         stem = ctx.stem_of(name)
         src = f"{path}/{rel}" if path.is_dir() else f"{path}:{rel}"
