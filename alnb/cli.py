@@ -180,6 +180,11 @@ def _add_serve_parser(sub):
     s.add_argument("--label-studio-url", default=None,
                    help=f"Label Studio's address for fetching annotations (default ${URL_ENV}, else what Label Studio "
                         f"sends when it connects); the token is read from ${TOKEN_ENV} only")
+    s.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
+                   help="when training: tasks that several people annotated: latest, first, or an annotator; default: "
+                        "the one marked ground truth, else the training is refused (with the tasks named) when they "
+                        "differ")
+    s.set_defaults(label_format="labelstudio")  # what --annotation is checked against
 
 
 def _add_study_parser(sub):
@@ -518,7 +523,8 @@ def _dispatch(args, argv) -> int:
         from alnb.serve import serve
 
         return serve(args.workspace, host=args.host, port=args.port, profile=args.profile, T=args.T, seed=args.seed,
-                     document_root=args.document_root, label_studio_url=args.label_studio_url)
+                     document_root=args.document_root, label_studio_url=args.label_studio_url,
+                     annotation=args.annotation)
     return 2  # pragma: no cover
 
 

@@ -239,7 +239,7 @@ class LabelStudioAPI:
 
 # ---------------------------------------------------------------------------------------------- the training job
 def train_next(ws, source, *, profile: str = "quick", seed: int = 0, T: int = 20, mc_seed: int = 0,
-               log=print) -> dict:
+               annotation: str | None = None, log=print) -> dict:
     """Train the next model on what people labelled in Label Studio; returns what was done.
 
     The one function that knows how the loop's rounds are named, so that multi-round support (GT_k / CAL_k) changes
@@ -248,7 +248,9 @@ def train_next(ws, source, *, profile: str = "quick", seed: int = 0, T: int = 20
 
     1. :func:`alnb.labelio.import_labels` of the Label Studio JSON export ``source`` with today's rules: all or
        nothing, never replacing a label a person gave (a changed one refuses the import with a per-image diff),
-       any image of the workspace (``tag=None``: the annotated tasks *are* the selection);
+       any image of the workspace (``tag=None``: the annotated tasks *are* the selection); ``annotation`` chooses
+       between several people's annotations of one task (``alnb serve --annotation``; default: refuse when they
+       differ);
     2. the next selection = GT2's labelled images + the POOL images labelled in ``source``
        (:func:`alnb.select.commit`; unlabelled GT2 images leave GT2, since nothing trains on them);
     3. :func:`alnb.pipeline.train_and_evaluate` ``(ws, "CAL2", ["GT1", "GT2"], profile, seed=seed)``;
@@ -260,7 +262,7 @@ def train_next(ws, source, *, profile: str = "quick", seed: int = 0, T: int = 20
     from alnb import labelio, pipeline, scoring
     from alnb import select as sel
 
-    summary = labelio.import_labels(ws, source, "labelstudio", tag=None)
+    summary = labelio.import_labels(ws, source, "labelstudio", tag=None, annotation=annotation)
     log("[alnb] " + labelio.describe_import(summary, source))
     m = ws.manifest()
     trainable = set(ws.stems("POOL", manifest=m)) - set(ws.stems("VAL1", "GT1", manifest=m))
@@ -329,7 +331,7 @@ def _job_main(root: str, job: str) -> int:
                   f"{len(tasks) if isinstance(tasks, list) else '?'} tasks) -> {source}", flush=True)
         with workspace_lock(ws.root, f"alnb serve: training job {job}"):
             out = train_next(ws, source, profile=options["profile"], seed=options["seed"], T=options["T"],
-                             mc_seed=options["mc_seed"])
+                             mc_seed=options["mc_seed"], annotation=options.get("annotation"))
         rec.update(state="finished", finished=_now(), result=out, model_version=out["model_version"],
                    message=f"trained {out['model']} on GT1 + {out['n_selected']} GT2 image(s); serving "
                            f"{out['model_version']}")
@@ -474,6 +476,8 @@ class Backend:
     profile, seed, T :
         Training profile and seed of the next model, MC passes of the rescoring; default: CAL1's profile and seed,
         the T the POOL was scored with.
+    annotation : str, optional
+        Which of several people's annotations of a task the training imports (:func:`alnb.labelio.import_labels`).
     document_root : path, optional
         Where Label Studio's *local files* live (``/data/local-files/?d=<path>``), for images the workspace does not
         know; default ``$LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``, else the dataset folder.
@@ -484,7 +488,8 @@ class Backend:
     """
 
     def __init__(self, workspace, *, profile: str | None = None, seed: int | None = None, T: int | None = None,
-                 document_root=None, label_studio_url: str | None = None, auth="env", log=print):
+                 document_root=None, label_studio_url: str | None = None, annotation: str | None = None,
+                 auth="env", log=print):
         self.ws = workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
         self.log = log or (lambda msg: None)
         self.dir = self.ws.root / SERVE_DIR
@@ -508,7 +513,7 @@ class Backend:
         self.train_options = {"profile": profile or cal1.get("profile") or "quick",
                               "seed": int(cal1.get("seed", 0) if seed is None else seed),
                               "T": int(self._snap.info.get("T", 20) if T is None else T),
-                              "mc_seed": int(self._snap.info.get("seed", 0))}
+                              "mc_seed": int(self._snap.info.get("seed", 0)), "annotation": annotation}
         self.config_path = self.dir / "label_config.xml"
         from alnb.workspace import atomic_write_text
 
@@ -810,8 +815,11 @@ class Backend:
         path, tmp = self._image_path(snap, stem, ref, key)
         try:
             from alnb import scoring
+            from alnb.cpu import cpu_threads
 
-            with self._infer:
+            # the policy's threads (alnb.cpu), without claiming core slots: a request must not wait for the
+            # background training that holds them
+            with self._infer, cpu_threads(what="alnb serve /predict", claim=False, log=None):
                 if self._scorer is None or self._scorer[0] != snap.version:
                     scorer, info = scoring.pool_scorer(self.ws, snap.model)
                     self._scorer = (snap.version, scorer, info)

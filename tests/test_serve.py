@@ -151,12 +151,14 @@ def test_images_outside_the_score_table_are_scored_on_the_fly_like_the_pool(back
     ws = scored_ws
     snap = backend.snapshot()
     scores = load_scores(ws).set_index("stem")
-    for s in sorted(scores.index)[:4]:  # a POOL image scored here = its scores.csv row and auto-label file
+    # a POOL image scored here = its scores.csv row and auto-label file (the same model, settings, box_ref and dropout
+    # masks; to float summation order only: the pool may have been scored with another PyTorch thread count)
+    for s in sorted(scores.index)[:4]:
         boxes, score, tier, failed, w, h = backend._on_the_fly(snap, s, None, "image")
-        assert (score, tier, failed) == (pytest.approx(scores.at[s, "score"], abs=1e-12), scores.at[s, "tier"],
+        assert (score, tier, failed) == (pytest.approx(scores.at[s, "score"], abs=1e-6), scores.at[s, "tier"],
                                          bool(scores.at[s, "failed"]))
-        np.testing.assert_array_equal(boxes, read_autolabels(ws.root / "autolabels" / "CAL1" / f"{s}.txt",
-                                                             len(ws.names)))
+        np.testing.assert_allclose(boxes, read_autolabels(ws.root / "autolabels" / "CAL1" / f"{s}.txt",
+                                                          len(ws.names)), atol=2e-5)
     # a task added in Label Studio later (a file below the document root), a VAL1 image, and ones that cannot be read
     docs = tmp_path / "docs"
     docs.mkdir()
