@@ -925,8 +925,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)
+        why = f": {str(payload.get('error'))[:500]}" if status >= 400 else ""  # our own message, never a body
         backend.log(f"[alnb serve] {method} {urllib.parse.urlsplit(self.path).path} {status} "
-                    f"({(time.perf_counter() - t0) * 1000:.0f} ms)")
+                    f"({(time.perf_counter() - t0) * 1000:.0f} ms){why}")
 
     def do_GET(self):  # noqa: N802 - http.server's naming
         self._serve("GET")

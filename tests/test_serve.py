@@ -239,6 +239,7 @@ def test_malformed_requests_get_a_4xx_with_a_message_and_health_still_answers(ba
     finally:
         httpd.shutdown()
         httpd.server_close()
+    assert any("/setup 400" in ln and "lack the workspace class(es)" in ln for ln in backend.lines)  # the log says why
     state = (ws.root / "serve" / "state.json").read_text()
     assert "SECRET-SETUP-TOKEN" not in state + "\n".join(backend.lines)  # the setup token is never kept or logged
     assert json.loads(state)["label_studio_url"] == "http://localhost:8080"
