@@ -73,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--budget", type=int, default=None, help="select the BUDGET hardest images instead of the study rule")
     r.add_argument("--labels", default=None, help="own data: people's labels for GT2/Control (folder or export file)")
     r.add_argument("--label-format", default="yolo", choices=list(PARSERS))
-    r.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
-                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
-                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
+    _annotation_arg(r)
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     r.add_argument("--imgsz", type=int, default=None, help="override the profile's image size")
     r.add_argument("--start", default=None,
@@ -108,9 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace labels that differ from the ones people already gave (the old files are kept in "
                         "<workspace>/labels/.history/)")
     i.add_argument("--dry-run", action="store_true", help="only validate; change nothing")
-    i.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
-                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
-                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
+    _annotation_arg(i)
 
     n = sub.add_parser("notebooks", help="execute notebooks 00-04 headless; executed copies go to <workspace>/notebooks/")
     n.add_argument("--workspace", default="runs/weld")
@@ -159,6 +155,13 @@ def _add_score_parser(sub):
                    help=f"images per part file / Ray task (default {PART_SIZE}); an interruption loses at most one")
 
 
+def _annotation_arg(p, when: str = ""):
+    """``--annotation`` (issue 22's choice between several people's annotations of one Label Studio task)."""
+    p.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
+                   help=f"{when}Label Studio tasks that several people annotated: latest, first, or an annotator (user "
+                        f"id, e-mail, username); default: the one marked ground truth, else refuse when they differ")
+
+
 def _add_serve_parser(sub):
     """``alnb serve``: the workspace as a Label Studio ML backend (alnb.serve)."""
     from alnb.serve import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, URL_ENV
@@ -180,10 +183,7 @@ def _add_serve_parser(sub):
     s.add_argument("--label-studio-url", default=None,
                    help=f"Label Studio's address for fetching annotations (default ${URL_ENV}, else what Label Studio "
                         f"sends when it connects); the token is read from ${TOKEN_ENV} only")
-    s.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
-                   help="when training: tasks that several people annotated: latest, first, or an annotator; default: "
-                        "the one marked ground truth, else the training is refused (with the tasks named) when they "
-                        "differ")
+    _annotation_arg(s, "when training: ")
     s.set_defaults(label_format="labelstudio")  # what --annotation is checked against
 
 
