@@ -8,6 +8,7 @@ Examples::
     alnb status --workspace runs/weld                           # where the loop stands, and the next command
     alnb score --workspace runs/weld --model CAL1               # (re)score the POOL; resumes an interrupted scoring
     alnb score --workspace runs/weld --engine ray --address auto   # the same on a running Ray cluster
+    alnb serve --workspace runs/weld                            # Label Studio ML backend on 127.0.0.1:9090
 
 Exit codes: 0 done; 1 unexpected error (a bug: run again with ``--debug`` for the traceback); 2 a problem with the
 input or the workspace (the message names it and says what to do; argparse usage errors too); 3 waiting for labels
@@ -76,9 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "round's model)")
     r.add_argument("--labels", default=None, help="own data: people's labels for GT2/Control (folder or export file)")
     r.add_argument("--label-format", default="yolo", choices=list(PARSERS))
-    r.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
-                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
-                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
+    _annotation_arg(r)
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     r.add_argument("--imgsz", type=int, default=None, help="override the profile's image size")
     r.add_argument("--start", default=None,
@@ -112,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace labels that differ from the ones people already gave (the old files are kept in "
                         "<workspace>/labels/.history/)")
     i.add_argument("--dry-run", action="store_true", help="only validate; change nothing")
-    i.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
-                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
-                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
+    _annotation_arg(i)
 
     n = sub.add_parser("notebooks", help="execute notebooks 00-04 headless; executed copies go to <workspace>/notebooks/")
     n.add_argument("--workspace", default="runs/weld")
@@ -129,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--only", nargs="*", default=None, help="run only these notebooks (e.g. 03_select_gt2)")
     _add_study_parser(sub)
     _add_score_parser(sub)
+    _add_serve_parser(sub)
     _add_reliability_parsers(p, sub)
     return p
 
@@ -160,6 +158,38 @@ def _add_score_parser(sub):
                    help="with --engine ray: model replicas (default: one per CPU, or per GPU with --device 0)")
     s.add_argument("--part-size", type=int, default=PART_SIZE,
                    help=f"images per part file / Ray task (default {PART_SIZE}); an interruption loses at most one")
+
+
+def _annotation_arg(p, when: str = ""):
+    """``--annotation`` (issue 22's choice between several people's annotations of one Label Studio task)."""
+    p.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
+                   help=f"{when}Label Studio tasks that several people annotated: latest, first, or an annotator (user "
+                        f"id, e-mail, username); default: the one marked ground truth, else refuse when they differ")
+
+
+def _add_serve_parser(sub):
+    """``alnb serve``: the workspace as a Label Studio ML backend (alnb.serve)."""
+    from alnb.serve import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, URL_ENV
+
+    s = sub.add_parser("serve", help="a Label Studio ML backend: pre-labels tasks with the current model, scores "
+                                     "their difficulty (sort by prediction score ascending: hardest first) and trains "
+                                     "the next model on 'Start training'")
+    s.add_argument("--workspace", required=True, help="a workspace with a trained and scored model (CAL1 or later)")
+    s.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine "
+                                                         f"only)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
+                   help="training profile of the next model (default: CAL1's)")
+    s.add_argument("--T", type=int, default=None, help="MC-dropout passes when rescoring (default: the POOL's)")
+    s.add_argument("--seed", type=int, default=None, help="training seed (default: CAL1's)")
+    s.add_argument("--document-root", default=None,
+                   help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, for images the workspace does not "
+                        "know (default: that variable, else the dataset folder)")
+    s.add_argument("--label-studio-url", default=None,
+                   help=f"Label Studio's address for fetching annotations (default ${URL_ENV}, else what Label Studio "
+                        f"sends when it connects); the token is read from ${TOKEN_ENV} only")
+    _annotation_arg(s, "when training: ")
+    s.set_defaults(label_format="labelstudio")  # what --annotation is checked against
 
 
 def _add_study_parser(sub):
@@ -507,6 +537,12 @@ def _dispatch(args, argv) -> int:
         return _run_study(args)
     if args.command == "score":
         return _run_score(args, argv)
+    if args.command == "serve":
+        from alnb.serve import serve
+
+        return serve(args.workspace, host=args.host, port=args.port, profile=args.profile, T=args.T, seed=args.seed,
+                     document_root=args.document_root, label_studio_url=args.label_studio_url,
+                     annotation=args.annotation)
     return 2  # pragma: no cover
 
 

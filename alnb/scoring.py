@@ -22,17 +22,13 @@ from alnb.select import assign_tiers, choose_thresholds, load_scores
 EMBEDDINGS_FILE = "embeddings.npz"  # pooled backbone features of the scored POOL images (stems + matrix)
 
 
-def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.DataFrame) -> Path:
-    """Write ``autolabels/<model_name>/<stem>.txt`` (YOLO ``cls cx cy w h conf``, normalised; empty = nothing found).
-
-    One file per row of ``images``; lines in decreasing confidence (ties: detection order).
-    """
-    from alnb.workspace import atomic_write_text
-
+def autolabel_texts(detections: pd.DataFrame, images: pd.DataFrame) -> dict:
+    """``{stem: [line, ...]}``: the auto-labels (detections above the threshold) of each image as YOLO lines
+    ``cls cx cy w h conf`` (:func:`alnb.metrics.autolabel_lines`: normalised, highest confidence first, ties in
+    detection order); images without one are absent.  What :func:`write_autolabels` writes and what
+    :mod:`alnb.serve` answers for an image scored on the fly."""
     from alnb.metrics import autolabel_lines
 
-    out = ws.root / "autolabels" / model_name
-    out.mkdir(parents=True, exist_ok=True)
     det = detections[detections["above"].to_numpy(bool)] if len(detections) else detections
     text = {}
     if len(det):
@@ -40,6 +36,19 @@ def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.D
         for stem, g in det.groupby("stem", sort=False):
             w, h = size.loc[stem]
             text[stem] = autolabel_lines(g["cls"], g[["x0", "y0", "x1", "y1"]], g["conf"], float(w), float(h))
+    return text
+
+
+def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.DataFrame) -> Path:
+    """Write ``autolabels/<model_name>/<stem>.txt`` (YOLO ``cls cx cy w h conf``, normalised; empty = nothing found).
+
+    One file per row of ``images``; lines from :func:`autolabel_texts`.
+    """
+    from alnb.workspace import atomic_write_text
+
+    out = ws.root / "autolabels" / model_name
+    out.mkdir(parents=True, exist_ok=True)
+    text = autolabel_texts(detections, images)
     for stem in images["stem"]:
         lines = text.get(stem, ())
         atomic_write_text(out / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
@@ -252,6 +261,38 @@ def keep_model_copy(ws, name: str) -> Path:
         else:
             dst.unlink(missing_ok=True)
     return out
+
+
+def pool_scorer(ws, model: str | None = None, *, device=None) -> tuple:
+    """``(MCScorer, info)``: the model and settings that scored the POOL (``metrics/mc_scoring.json``), rebuilt, so
+    images outside the pool (:func:`score_more`) are scored exactly like the pool was.  ``model`` must be the one
+    that scored it (default: that one)."""
+    from alnb import train
+
+    info = ws.load_json("mc_scoring")
+    name = info["model"] if model is None else model
+    if name != info["model"]:
+        raise ValueError(f"the POOL was scored with {info['model']!r}, not {name!r}: score it with {name!r} first.")
+    net = train.load_model(train.load_run(ws, name).weights)
+    scorer = MCScorer(net, T=info["T"], conf=info["conf"], iou=info["iou"], imgsz=info["imgsz"], batch=info["batch"],
+                      p=info["p"], cand_conf=info["cand_conf"], seed=info["seed"], method=info["method"],
+                      device=device)
+    return scorer, info
+
+
+def score_more(scorer: MCScorer, items, info: dict, thresholds: dict) -> tuple:
+    """Score images outside the pool run against the pool's scale: ``(scores, autolabels)``.
+
+    ``items`` are ``(stem, path)`` pairs; ``info`` is ``metrics/mc_scoring.json`` (operating point, ``box_ref``,
+    aggregation) and ``thresholds`` ``metrics/thresholds.json``.  ``scores`` has one row per image like
+    ``scores.csv`` (``score, tier, failed`` ...), ``autolabels`` is :func:`autolabel_texts`.  Nothing is written.
+    Per-image determinism (:mod:`alnb.mc`) makes a POOL image scored here equal its ``scores.csv`` row.
+    """
+    res = scorer.score(items)
+    dets, _ = acq.detection_uncertainty(res.detections, box_ref=info["box_ref"], conf_op=info["conf"])
+    scores = acq.image_scores(dets, res.images, how=info.get("aggregation", "topk"), k=info.get("top_k", acq.TOP_K))
+    scores = assign_tiers(scores, thresholds["t_medium"], thresholds["t_hard"])
+    return scores, autolabel_texts(dets, res.images)
 
 
 def save_embeddings(ws, stems, embeddings) -> Path:
