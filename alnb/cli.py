@@ -205,7 +205,24 @@ def _add_study_parser(sub):
                    help="small: CPU, <= 60 min on 2 cores (quick profile); full: GPU (paper profile); smoke: tests")
     s.add_argument("--strategies", nargs="+", default=None, choices=sorted(STRATEGIES),
                    help="override the grid's strategies (must include random)")
-    s.add_argument("--budgets", nargs="+", default=None, help="override the grid's budgets (image counts or 'rule')")
+    s.add_argument("--budgets", nargs="+", default=None,
+                   help="override the grid's budgets per round: image counts (100), labelling seconds predicted from "
+                        "the auto-labels (600s), or 'rule' (the study rule's own size)")
+    s.add_argument("--per-round", default=None, metavar="B", help="the cycles protocol's budget per round "
+                                                                  "(= --budgets B)")
+    s.add_argument("--rounds", type=int, default=None,
+                   help="active-learning rounds per chain (each strategy selects with its own current model; "
+                        "default: the grid's, 1 for small, 3 for cycles)")
+    s.add_argument("--test", type=int, default=None, metavar="N",
+                   help="also evaluate every model on N held-out TEST weld images generated from another seed "
+                        "(never trained on or selected from); the report then splits the variance into training and "
+                        "evaluation noise")
+    s.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local: one run after the other here (default); ray: the seeds' CAL1s, then every chain, as "
+                        "Ray tasks of --threads CPUs each (pip install -e '.[ray]'); same files, same numbers")
+    s.add_argument("--address", default=None,
+                   help="with --engine ray: 'auto' joins a running cluster (`ray start --head`), ray://HOST:10001 a "
+                        "remote one; default: a local instance")
     s.add_argument("--seeds", nargs="+", type=int, default=None, help="override the grid's seeds")
     s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"], help="override the profile")
     s.add_argument("--T", type=int, default=None, help="override MC-dropout passes")
@@ -410,7 +427,11 @@ def check_args(args):
     need("--conf", lambda v: 0 < v < 1, "must lie strictly between 0 and 1",
          " (an auto-label confidence; leave it out and each model's operating point is chosen on VAL1)")
     need("--budget", lambda v: v >= 1, "must be at least 1", " (a number of POOL images)")
-    need("--rounds", lambda v: v >= 2, "must be at least 2", " (round 2 = GT2 / CAL2 / Control; 3, 4 ... go on)")
+    if args.command == "study":
+        need("--rounds", lambda v: v >= 1, "must be at least 1", " (cycles per chain)")
+        need("--test", lambda v: v >= 0, "must be a number of TEST images >= 0")
+    else:
+        need("--rounds", lambda v: v >= 2, "must be at least 2", " (round 2 = GT2 / CAL2 / Control; 3, 4 ... go on)")
     need("--threads", lambda v: v >= 1, "must be at least 1", " (CPU threads; default: every usable core)")
     need("--epochs", lambda v: v >= 1, "must be at least 1")
     need("--imgsz", lambda v: v >= 32, "must be at least 32 (pixels; a multiple of 32)")
@@ -571,16 +592,23 @@ def _run_score(args, argv) -> int:
 def _run_study(args) -> int:
     from alnb import study
 
-    budgets = None if args.budgets is None else [b if b == study.RULE_BUDGET else int(b) for b in args.budgets]
+    budgets = args.budgets
+    if args.per_round is not None:
+        if budgets is not None:
+            raise ValueError("give --per-round B or --budgets B1 B2 ..., not both.")
+        budgets = [args.per_round]
+    if budgets is not None:
+        budgets = [study.budget_label(b) for b in budgets]  # a clear error for a bad one, before any work
     kw = dict(grid=args.grid, strategies=args.strategies, budgets=budgets, seeds=args.seeds, profile=args.profile,
-              T=args.T, n_val=args.n_val, n_gt1=args.n_gt1)
+              T=args.T, n_val=args.n_val, n_gt1=args.n_gt1, rounds=args.rounds, test=args.test,
+              engine=args.engine, address=args.address, threads=args.threads)
     if args.estimate:
         est = study.run_study(args.out, args.data, estimate_only=True, **kw)
         print(f"[alnb] {est['runs']} training run(s) to do, about {est['seconds'] / 60:.0f} min at "
               f"{est['images_per_s']} images/s")
         return 0
     res = study.run_study(args.out, args.data, generate=args.generate, **kw)
-    print(res.verdicts[res.verdicts["x"] == "images"].to_string(index=False))
+    print(res.verdicts[(res.verdicts["x"] == "images") & (res.verdicts["metric"] == "mAP50")].to_string(index=False))
     print(f"[alnb] study finished in {res.seconds:.0f} s ({len(res.trained)} model(s) trained)")
     print(f"[alnb] table:   {res.study_dir / 'results.csv'}")
     print(f"[alnb] report:  {res.report}")

@@ -106,29 +106,38 @@ class _Slots:
         gate = os.open(d / "gate.lock", os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(gate, fcntl.LOCK_EX)  # one claimer at a time: claims never interleave, so no deadlock
-            told = False
-            for i in range(min(n, total)):
-                p = d / f"core-{i}.lock"
-                fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o666)
+            held = []  # any n free slots (two 1-thread jobs on 2 cores run side by side)
+            for i in range(total):
+                if len(self.fds) == min(n, total):
+                    break
+                fd = os.open(d / f"core-{i}.lock", os.O_RDWR | os.O_CREAT, 0o666)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    self._mark(fd, what)
                 except BlockingIOError:
-                    if log and not told:
-                        log(f"[alnb] {what}: waiting for CPU cores held by {_holder(p)} (two jobs on the same cores "
-                            f"slow each other ~15x; {ENV_WAIT}=0 shares them instead)")
-                        told = True
-                    t0 = time.monotonic()
+                    held.append((i, fd))
+            if len(self.fds) < min(n, total):  # wait for held slots, one after the other (we hold the gate)
+                if log:
+                    log(f"[alnb] {what}: waiting for CPU cores held by {_holder(d / f'core-{held[0][0]}.lock')} "
+                        f"(two jobs on the same cores slow each other ~15x; {ENV_WAIT}=0 shares them instead)")
+                t0 = time.monotonic()
+                for _, fd in held[:min(n, total) - len(self.fds)]:
                     fcntl.flock(fd, fcntl.LOCK_EX)
-                    if log:
-                        log(f"[alnb] {what}: got the cores after {time.monotonic() - t0:.0f} s")
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"pid {os.getpid()} ({what})".encode(), 0)
-                self.fds.append(fd)
+                    self._mark(fd, what)
+                if log:
+                    log(f"[alnb] {what}: got the cores after {time.monotonic() - t0:.0f} s")
+            for fd in (fd for _, fd in held if fd not in self.fds):
+                os.close(fd)
         except BaseException:
             self.release()
             raise
         finally:
             os.close(gate)
+
+    def _mark(self, fd: int, what: str):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} ({what})".encode(), 0)
+        self.fds.append(fd)
 
     def release(self):
         for fd in self.fds:

@@ -334,17 +334,37 @@ def write_prelabels(ws, model: str, stems, preds: dict | None = None) -> Path:
     return out
 
 
+def prelabel_boxes(ws, model: str, stems) -> dict:
+    """``{stem: (pred (n, 6) cls x0 y0 x1 y1 conf in pixels, (h, w))}``: the pre-annotations people get for
+    ``stems`` -- the auto-label files ``autolabels/<model>/<stem>.txt`` (MC scoring's, or :func:`write_prelabels`'),
+    written now from :func:`predict_at_operating_point` for the images that have none."""
+    from alnb.formats.common import read_autolabels
+
+    stems = list(stems)
+    d = ws.root / "autolabels" / model
+    missing = [s for s in stems if not (d / f"{s}.txt").is_file()]
+    if missing:
+        write_prelabels(ws, model, missing)
+    m = ws.manifest().set_index("stem")
+    out = {}
+    for s in stems:
+        w, h = float(m.at[s, "width"]), float(m.at[s, "height"])
+        a = read_autolabels(d / f"{s}.txt", len(ws.names))
+        out[s] = (np.concatenate([a[:, :1], xywhn_to_xyxy(a[:, 1:5], w, h), a[:, 5:6]], axis=1), (h, w))
+    return out
+
+
 def selection_cost(ws, stems, model: str, costs: CostModel | None = None, *, iou_thr: float = 0.5,
                    preds: dict | None = None) -> dict:
-    """What labelling ``stems`` costs when people correct ``model``'s auto-labels (its operating point): every
-    proposal verified, false ones deleted, misses drawn, per-image time (:func:`alnb.metrics.labelling_seconds`),
-    against the images' trainable labels (people's or, in simulation mode, the revealed truth).  Returns
-    ``images, boxes, proposals, tp, fp, fn, manual_s, assisted_s, model``."""
+    """What labelling ``stems`` costs when people correct ``model``'s pre-annotations (:func:`prelabel_boxes`: the
+    auto-label files the queue exports): every proposal verified, false ones deleted, misses drawn, per-image time
+    (:func:`alnb.metrics.labelling_seconds`), against the images' trainable labels (people's or, in simulation mode,
+    the revealed truth).  Returns ``images, boxes, proposals, tp, fp, fn, manual_s, assisted_s, model``."""
     from alnb.metrics import labelling_seconds
 
     costs = costs or CostModel()
     stems = list(stems)
-    preds = predict_at_operating_point(ws, model, stems) if preds is None else preds
+    preds = prelabel_boxes(ws, model, stems) if preds is None else preds
     m = ws.manifest()
     nc = len(ws.names)
     tp = fp = fn = n_gt = n_pred = 0
@@ -358,3 +378,57 @@ def selection_cost(ws, stems, model: str, costs: CostModel | None = None, *, iou
     sec = labelling_seconds(n_gt, n_pred, fp, fn, len(stems), costs)
     return {"model": model, "images": len(stems), "boxes": n_gt, "proposals": n_pred, "tp": tp, "fp": fp, "fn": fn,
             **sec}
+
+
+# ----------------------------------------------------------------------------------------- a held-out TEST set
+def evaluate_external(ws, name: str, data_dir, *, conf: float | None = None, costs: CostModel | None = None,
+                      iou_thr: float = 0.5, save_predictions=None, threads=None) -> dict:
+    """Evaluate run ``name`` of ``ws`` on another labelled YOLO dataset (a held-out TEST set: never in the
+    workspace, so never trained on or selected from) at its VAL1 operating point (``conf=None``) with the same
+    prediction path and measures as :func:`evaluate`: COCO-style mAP of the boxes down to :data:`SWEEP_CONF`, P / R /
+    boost at the operating point.  ``save_predictions``: an ``.npz`` for :func:`load_predictions` (the paired
+    bootstrap of the study's evaluation noise).  Returns ``mAP50, mAP50-95, precision, recall, f1, boost, conf,
+    n_images``."""
+    from alnb.cpu import cpu_threads
+    from alnb.data import load_dataset
+    from alnb.train import load_model, load_run
+
+    costs = costs or CostModel()
+    ds = load_dataset(data_dir, progress=False)
+    if list(ds.names) != list(ws.names):
+        raise ValueError(f"{data_dir} has classes {ds.names}, the workspace {ws.names}: evaluate on a dataset with "
+                         f"the same classes.")
+    conf = operating_point(ws, name) if conf is None else float(conf)
+    imgs = ds.usable[ds.usable["label_state"] != "unlabelled"].sort_values("stem")
+    paths = [ds.root / rel for rel in imgs["image"]]
+    net = load_model(load_run(ws, name).weights)
+    nc = len(ws.names)
+    raw_pred, raw_gt, preds, gts = [], [], [], []
+    with cpu_threads(threads, what=f"evaluating {name} on {data_dir}"):
+        for stem, (_, pred, (h, w)) in zip(imgs["stem"], predict_boxes(net, paths, conf=min(SWEEP_CONF, conf))):
+            lab = np.asarray(ds.labels(stem), float).reshape(-1, 5)
+            gt = np.concatenate([lab[:, :1], xywhn_to_xyxy(lab[:, 1:], w, h)], axis=1)
+            r = match_image(pred, gt, iou_thr=iou_thr, nc=nc)
+            raw_pred.append(pred)
+            raw_gt.append(gt)
+            preds.append((pred[:, 0].astype(int), pred[:, 5], r["tp"]))
+            gts.append(gt[:, 0].astype(int))
+    maps = coco_map(raw_pred, raw_gt, nc)
+    ov = overall_counts(counts_at(preds, gts, nc, conf), len(paths), costs)
+    if save_predictions is not None:
+        save_predictions = Path(save_predictions)
+        save_predictions.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(save_predictions, stems=np.asarray(list(imgs["stem"]), str), nc=nc,
+                            pred=np.concatenate([np.c_[np.full(len(p), i), p] for i, p in enumerate(raw_pred)])
+                            if raw_pred else np.zeros((0, 7)),
+                            gt=np.concatenate([np.c_[np.full(len(g), i), g] for i, g in enumerate(raw_gt)])
+                            if raw_gt else np.zeros((0, 6)))
+    return {"mAP50": maps["mAP50"], "mAP50-95": maps["mAP50-95"], "precision": ov["precision"],
+            "recall": ov["recall"], "f1": ov["f1"], "boost": ov["boost"], "conf": conf, "n_images": len(paths)}
+
+
+def load_predictions(path) -> tuple:
+    """``(preds, gts, nc)`` per image from an :func:`evaluate_external` ``.npz``."""
+    with np.load(path) as z:
+        n, nc, p, g = len(z["stems"]), int(z["nc"]), z["pred"], z["gt"]
+    return ([p[p[:, 0] == i, 1:] for i in range(n)], [g[g[:, 0] == i, 1:] for i in range(n)], nc)

@@ -379,32 +379,27 @@ COCO_RECALLS = np.linspace(0.0, 1.0, 101)  # recall points of COCO's interpolate
 COCO_MAX_DETS = 100  # detections per image and class that count (COCO's maxDets for AP)
 
 
-def coco_map(preds, gts, nc: int, *, iou_thrs=COCO_IOUS, max_dets: int = COCO_MAX_DETS) -> dict:
-    """COCO-style mean average precision of detections, computed as pycocotools' ``COCOeval`` does (bbox, area
-    "all", ``maxDets`` per image and class, 101-point interpolated precision, greedy matching by descending score
-    to the best-IoU unmatched ground truth); a test checks it against pycocotools to 1e-6.
-
-    ``preds``: per image an (n, 6) array ``cls, x0, y0, x1, y1, conf``; ``gts``: per image an (m, 5) array
-    ``cls, x0, y0, x1, y1`` (same units).  Returns ``mAP50``, ``mAP50-95`` (means over the classes that have ground
-    truth; NaN if none has) and ``per_class`` ``{class id: {"AP50", "AP50-95", "n_gt"}}`` for those classes.
-    """
+def coco_matches(preds, gts, nc: int, *, iou_thrs=COCO_IOUS, max_dets: int = COCO_MAX_DETS) -> dict:
+    """The per-image part of COCO-style AP (:func:`coco_map`): for every image and class the detections' scores
+    (descending, at most ``max_dets``), whether each matches at every IoU threshold, and the ground-truth count.
+    Accumulating them (:func:`coco_accumulate`) gives the AP of any multiset of the images (a bootstrap sample)
+    without matching again.  Returns ``{"scores": [[array per class] per image], "hits": [[(n_t, n) bool]],
+    "n_gt": (n_images, nc) int, "iou_thrs", "nc"}``."""
     iou_thrs = np.asarray(iou_thrs, float)
     n_t = len(iou_thrs)
-    scores = [[] for _ in range(nc)]
-    matched = [[] for _ in range(nc)]  # per class: (n_t, n_det) bool per image
-    n_gt = np.zeros(nc, int)
-    for pred, gt in zip(preds, gts):
+    scores, hits = [], []
+    n_gt = np.zeros((len(preds), nc), int)
+    for ii, (pred, gt) in enumerate(zip(preds, gts)):
         pred = np.asarray(pred, float).reshape(-1, 6)
         gt = np.asarray(gt, float).reshape(-1, 5)
+        sc_i, hit_i = [], []
         for c in range(nc):
             g = gt[gt[:, 0] == c, 1:5]
             d = pred[pred[:, 0] == c]
-            n_gt[c] += len(g)
-            if not len(d):
-                continue
+            n_gt[ii, c] = len(g)
             d = d[np.argsort(-d[:, 5], kind="mergesort")][:max_dets]
             hit = np.zeros((n_t, len(d)), bool)
-            if len(g):
+            if len(g) and len(d):
                 iou = box_iou(d[:, 1:5], g)
                 for ti, t in enumerate(iou_thrs):
                     taken = np.zeros(len(g), bool)
@@ -417,26 +412,42 @@ def coco_map(preds, gts, nc: int, *, iou_thrs=COCO_IOUS, max_dets: int = COCO_MA
                         if m >= 0:
                             taken[m] = True
                             hit[ti, di] = True
-            scores[c].append(d[:, 5])
-            matched[c].append(hit)
+            sc_i.append(d[:, 5])
+            hit_i.append(hit)
+        scores.append(sc_i)
+        hits.append(hit_i)
+    return {"scores": scores, "hits": hits, "n_gt": n_gt, "iou_thrs": iou_thrs, "nc": int(nc)}
+
+
+def coco_accumulate(matches: dict, images=None) -> dict:
+    """COCO-style AP from :func:`coco_matches` over the images ``images`` (indices, repeats allowed: a bootstrap
+    sample; default every image once), as ``COCOeval.accumulate`` + ``summarize`` do: per class, all detections by
+    descending score (stable, image order), cumulative TP/FP, the precision envelope, precision at 101 recall points
+    (0 beyond the reached recall), averaged.  Returns ``mAP50``, ``mAP50-95`` (means over the classes with ground
+    truth; NaN if none) and ``per_class``."""
+    nc, iou_thrs = matches["nc"], matches["iou_thrs"]
+    idx = np.arange(len(matches["scores"])) if images is None else np.asarray(images, int)
+    n_t = len(iou_thrs)
+    n_gt = matches["n_gt"][idx].sum(0) if len(idx) else np.zeros(nc, int)
     ap = np.full((n_t, nc), np.nan)
     for c in range(nc):
         if n_gt[c] == 0:
             continue
-        if not scores[c]:
+        sc = [matches["scores"][i][c] for i in idx]
+        if not sum(len(x) for x in sc):
             ap[:, c] = 0.0
             continue
-        sc = np.concatenate(scores[c])
+        sc = np.concatenate(sc)
         order = np.argsort(-sc, kind="mergesort")
-        hit = np.concatenate(matched[c], axis=1)[:, order]
+        hit = np.concatenate([matches["hits"][i][c] for i in idx], axis=1)[:, order]
         tp = np.cumsum(hit, axis=1).astype(float)
         fp = np.cumsum(~hit, axis=1).astype(float)
         for ti in range(n_t):
             rc = tp[ti] / n_gt[c]
             pr = tp[ti] / (tp[ti] + fp[ti] + np.spacing(1))
             pr = np.maximum.accumulate(pr[::-1])[::-1]  # precision envelope (non-increasing)
-            idx = np.searchsorted(rc, COCO_RECALLS, side="left")
-            q = np.where(idx < len(pr), pr[np.minimum(idx, len(pr) - 1)], 0.0)
+            k = np.searchsorted(rc, COCO_RECALLS, side="left")
+            q = np.where(k < len(pr), pr[np.minimum(k, len(pr) - 1)], 0.0)
             ap[ti, c] = q.mean()
     has = n_gt > 0
     i50 = int(np.argmin(np.abs(iou_thrs - 0.5)))
@@ -444,6 +455,34 @@ def coco_map(preds, gts, nc: int, *, iou_thrs=COCO_IOUS, max_dets: int = COCO_MA
                  for c in np.flatnonzero(has)}
     return {"mAP50": float(np.nanmean(ap[i50, has])) if has.any() else float("nan"),
             "mAP50-95": float(np.nanmean(ap[:, has])) if has.any() else float("nan"), "per_class": per_class}
+
+
+def coco_map(preds, gts, nc: int, *, iou_thrs=COCO_IOUS, max_dets: int = COCO_MAX_DETS) -> dict:
+    """COCO-style mean average precision of detections, computed as pycocotools' ``COCOeval`` does (bbox, area
+    "all", ``maxDets`` per image and class, 101-point interpolated precision, greedy matching by descending score
+    to the best-IoU unmatched ground truth); a test checks it against pycocotools to 1e-6.
+
+    ``preds``: per image an (n, 6) array ``cls, x0, y0, x1, y1, conf``; ``gts``: per image an (m, 5) array
+    ``cls, x0, y0, x1, y1`` (same units).  Returns ``mAP50``, ``mAP50-95`` (means over the classes that have ground
+    truth; NaN if none has) and ``per_class`` ``{class id: {"AP50", "AP50-95", "n_gt"}}`` for those classes.
+    """
+    return coco_accumulate(coco_matches(preds, gts, nc, iou_thrs=iou_thrs, max_dets=max_dets))
+
+
+def coco_bootstrap_diff(matches_a: dict, matches_b: dict, *, metric: str = "mAP50", n_boot: int = 200,
+                        seed: int = 0) -> np.ndarray:
+    """Paired bootstrap of a COCO-style metric's difference between two models on the **same** images: each sample
+    draws the images with replacement once and scores both models on it; returns the ``n_boot`` differences
+    ``a - b`` (their variance is the evaluation noise of the comparison)."""
+    n = len(matches_a["scores"])
+    if len(matches_b["scores"]) != n:
+        raise ValueError(f"the two models were evaluated on different image sets ({n} vs {len(matches_b['scores'])})")
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, n, n)
+        out[i] = coco_accumulate(matches_a, idx)[metric] - coco_accumulate(matches_b, idx)[metric]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ auto-label lines

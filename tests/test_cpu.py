@@ -85,3 +85,20 @@ def test_no_wait_shares_the_cores(tmp_path, monkeypatch):
     monkeypatch.setenv(cpu.ENV_WAIT, "0")
     with cpu.cpu_threads(1, log=None):
         assert not list(tmp_path.glob("core-*.lock"))  # nothing claimed
+
+
+@pytest.mark.skipif(cpu.fcntl is None or cpu.usable_cores() < 2, reason="needs POSIX and 2 cores")
+def test_one_thread_jobs_share_a_machine_side_by_side(tmp_path, monkeypatch):
+    """A 1-thread job takes any free core: with one core held by another 1-thread job it does not wait."""
+    monkeypatch.setenv(cpu.ENV_DIR, str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-c", HOLD, "1", "5"], stdout=subprocess.PIPE, text=True,
+                         env={**__import__("os").environ, cpu.ENV_DIR: str(tmp_path)})
+    try:
+        assert p.stdout.readline().strip() == "holding"
+        msgs = []
+        t0 = time.monotonic()
+        with cpu.cpu_threads(1, log=msgs.append):
+            assert time.monotonic() - t0 < 1.0 and not msgs
+    finally:
+        p.kill()
+        p.wait()

@@ -187,3 +187,28 @@ def test_ray_engine_equals_single_process(local_ray, model, tiny_dataset, tmp_pa
     _assert_same_outputs(ws, ref)
     assert info["scoring_key"] == ref.load_json("mc_scoring")["scoring_key"]  # the same parts, wherever made
     print(f"ray scoring of 20 images with 2 workers: {seconds:.1f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own settings
+def test_study_on_ray_equals_the_local_engine(local_ray, tiny_dataset, tmp_path):
+    """A smoke study (1 thread per training) run as Ray tasks on the local 2-CPU instance writes the same row files as
+    the local engine: same selections, same models, same numbers (only the timing fields differ)."""
+    import json
+
+    from alnb import study as S
+
+    kw = dict(grid="smoke", seeds=[0], strategies=["random", "hybrid"], rounds=2, threads=1, progress=False, log=None)
+    loc = S.run_study(tmp_path / "local", tiny_dataset, **kw)
+    t0 = time.perf_counter()
+    ray_res = S.run_study(tmp_path / "ray", tiny_dataset, engine="ray", **kw)
+    print(f"smoke study on Ray (2 CPUs, 1 thread per task): {time.perf_counter() - t0:.1f} s")
+    timing = {"train_s", "reused"}
+    a = sorted((tmp_path / "local" / "results").glob("*.json"))
+    b = sorted((tmp_path / "ray" / "results").glob("*.json"))
+    assert [p.name for p in a] == [p.name for p in b] and len(a) == 1 + 2 * 2
+    for pa, pb in zip(a, b):
+        ra, rb = json.loads(pa.read_text()), json.loads(pb.read_text())
+        assert {k: v for k, v in ra.items() if k not in timing} == {k: v for k, v in rb.items() if k not in timing}, pa
+    assert json.loads((tmp_path / "ray" / "study.json").read_text())["engine"] == "ray"
+    assert set(ray_res.table["round"]) == {0, 1, 2} and len(loc.table) == len(ray_res.table)
