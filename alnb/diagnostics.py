@@ -136,7 +136,7 @@ def side_by_side_items(ws, evals: dict, rows: list, models=("CAL1", "CAL2", "Con
         g[:, [2, 4]] *= sy
         items.append({"image": img, "boxes": np.column_stack([g[:, 0], xyxy_to_xywhn(g[:, 1:5], w, h)]) if len(g)
                       else np.zeros((0, 5)), "colours": ["#00bfff"] * len(g),
-                      "title": f"{s}: ground truth, {len(g)} boxes"})
+                      "title": f"{s}: ground truth, {len(g)} box(es)"})
         for m in models:
             _, p, gt_m, _ = preds[m][s]
             keep = p[:, 5] > float(evals[m]["conf"])

@@ -103,7 +103,7 @@ def training_summary(res, log: FoldedLog | None = None, root=None) -> str:
 
     info = res.info
     lines = [f"{res.name}: {'reused (same data and settings)' if res.reused else 'trained'}, "
-             f"{info.get('epochs_run', '?')} epochs on {info.get('n_train', '?')} images in {res.seconds:.0f} s"]
+             f"{info.get('epochs_run', '?')} epoch(s) on {info.get('n_train', '?')} images in {res.seconds:.0f} s"]
     try:
         df = pd.read_csv(res.results_csv).rename(columns=lambda c: c.strip())
     except (OSError, ValueError):

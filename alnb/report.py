@@ -126,18 +126,11 @@ OUTCOMES = {
 
 
 def paired_interval(diffs) -> dict:
-    """Mean and 95 % Student-t interval of paired differences (one per seed): ``{mean, lo, hi, n}``; ``lo``/``hi``
-    NaN with fewer than two finite values."""
-    from scipy.stats import t as student_t
+    """Mean and 95 % Student-t interval of paired differences (one per seed): ``{mean, lo, hi, sd, n}``
+    (:func:`alnb.stats.interval`); ``lo``/``hi`` NaN with fewer than two finite values."""
+    from alnb.stats import interval
 
-    v = np.asarray(diffs, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    n = len(v)
-    if n < 2:
-        m = float(v.mean()) if n else float("nan")
-        return {"mean": m, "lo": float("nan"), "hi": float("nan"), "n": n}
-    half = float(student_t.ppf(0.975, n - 1)) * float(v.std(ddof=1)) / math.sqrt(n)
-    return {"mean": float(v.mean()), "lo": float(v.mean()) - half, "hi": float(v.mean()) + half, "n": n}
+    return interval(diffs)
 
 
 def seed_intervals(per_seed: pd.DataFrame, a: str = "CAL2", b: str = "Control",

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from alnb import acquisition as acq
+from alnb.stats import T975, Z975, interval, t_quantile  # noqa: F401  (moved there; re-exported)
 
 TAG = "STUDY"  # manifest tag of the current run's selection inside a seed workspace
 REFERENCE = "random"  # the strategy every other one is compared with
@@ -40,10 +40,6 @@ BASELINE = "gt1_only"  # CAL1 (GT1 alone): budget 0, the start of every learning
 RULE_BUDGET = "rule"  # budget label: the study rule's own size on that seed (every strategy then takes that many)
 LEVEL = 0.95  # confidence level of the intervals over seeds
 METRICS = ("mAP50", "mAP50-95", "precision", "recall", "f1")
-# Student-t quantiles t_{0.975, df} for df = 1..30 (two-sided 95 %); above 30 the normal 1.96 is within 2 %.
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-Z975 = 1.96  # normal quantile for df > 30
 # Training throughput (images x epochs per second, validation included) used for the time estimate until a run of
 # the study has been measured: quick = README's 2-core CPU measurement (CAL1: 177 images x 25 epochs in 163 s);
 # smoke = the test suite's runs; paper = a rough figure for yolov8n at 640 px on one modern GPU.
@@ -110,28 +106,6 @@ def get_grid(grid: str | Grid = "small", **overrides) -> Grid:
 
 
 # ------------------------------------------------------------------------------------------------------- statistics
-def t_quantile(df: int) -> float:
-    """Two-sided 95 % Student-t quantile for ``df`` degrees of freedom (:data:`T975`)."""
-    if df < 1:
-        return float("nan")
-    return T975[df - 1] if df <= len(T975) else Z975
-
-
-def interval(values) -> dict:
-    """Mean and 95 % t-interval of the finite ``values``: ``{mean, lo, hi, sd, n}`` (lo/hi NaN with n < 2)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    n = len(v)
-    if n == 0:
-        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan"), "sd": float("nan"), "n": 0}
-    mean = float(v.mean())
-    if n < 2:
-        return {"mean": mean, "lo": float("nan"), "hi": float("nan"), "sd": float("nan"), "n": 1}
-    sd = float(v.std(ddof=1))
-    half = t_quantile(n - 1) * sd / math.sqrt(n)
-    return {"mean": mean, "lo": mean - half, "hi": mean + half, "sd": sd, "n": n}
-
-
 def verdict_of(iv: dict) -> str:
     """``better`` when the interval of the paired difference lies above 0, ``worse`` below, else ``no detectable
     difference``; ``too few seeds`` without an interval."""
