@@ -100,7 +100,7 @@ def class_distribution(counts: "dict[str, dict[str, int]]", title: str = "Instan
     df = pd.DataFrame(rows)
     fig, ax = new_figure(figsize=(8, 3.6))
     sns.barplot(data=df, x="class", y="instances", hue="subset", ax=ax,
-                palette={sub: set_colour(sub) for sub in counts})
+                palette={sub: set_colour(sub) for sub in counts}, saturation=1)
     ax.set_title(title)
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=20)
@@ -149,7 +149,7 @@ def place_box_labels(ax, fontsize: float = MIN_FONT) -> list:
 
     A box that fills the image gets its label inside its corner.  Works in display units of the figure's final
     layout, so call it after ``tight_layout``.  Labels that find no free place are not drawn at their box; a note
-    in the image's corner lists them ("+2 not labelled here: air-hole 0.41, ...").
+    in the image's corner lists them ("+2 labels not shown here: air-hole conf 0.41, ...").
     Returns the drawn :class:`~matplotlib.text.Text` objects.
     """
     pending = getattr(ax, "_alnb_labels", [])
@@ -195,7 +195,7 @@ def place_box_labels(ax, fontsize: float = MIN_FONT) -> list:
         texts.append(t)
     if skipped:
         shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        ax.text(0.01, 0.01, f"+{len(skipped)} not labelled here: {shown}", transform=ax.transAxes, ha="left",
+        ax.text(0.01, 0.01, f"+{len(skipped)} labels not shown here: {shown}", transform=ax.transAxes, ha="left",
                 va="bottom", fontsize=fontsize, color="0.15", zorder=6,
                 bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.85, "linewidth": 0})
     return texts
@@ -309,7 +309,8 @@ def image_grid(items, names, ncols: int = 3, size: float = 3.1, title: str | Non
                    score_kind=it.get("score_kind", "conf"), styles=it.get("styles"))
         x = tier_bars(ax, it["tier"]) if it.get("tier") else 0.0
         if it.get("title"):
-            ax.text(x, 1.02, it["title"], transform=ax.transAxes, ha="left", va="bottom", fontsize=9)
+            ax.text(x, 1.02, it["title"], transform=ax.transAxes, ha="left", va="bottom", fontsize=9,
+                    in_layout=False)  # the row of titles has its own room (+ 0.35 in): images keep their width
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, bottom / height, 1, 1))
@@ -369,14 +370,14 @@ def score_histogram(scores, t_medium: float, t_hard: float, bins: int = 40, titl
     edges = histogram_edges(s, bins, include=(t_medium, t_hard)) if edges is None else np.asarray(edges, float)
     tiers = ("easy", "medium", "hard")
     vals = [s["score"].to_numpy(float)[(cat == t).to_numpy()] for t in tiers]
-    ax.hist(vals, bins=edges, color=[TIER_COLOURS[t] for t in tiers], label=[f"{t} ({len(v)})" for t, v in
-                                                                              zip(tiers, vals)],
+    ax.hist(vals, bins=edges, color=[TIER_COLOURS[t] for t in tiers], label=[f"{t} ({len(v)} images)" for t, v in
+                                                                                     zip(tiers, vals)],
             stacked=True, alpha=0.9)
     n_failed = int((cat == "failed").sum())
     ax.axvline(t_medium, color="k", ls="--", lw=1, label=f"t_medium = {t_medium:.3g}")
     ax.axvline(t_hard, color="k", ls="-", lw=1, label=f"t_hard = {t_hard:.3g}")
     handles, _ = ax.get_legend_handles_labels()
-    handles.insert(3, Patch(color=TIER_COLOURS["failed"], label=f"failed ({n_failed}, not on the axis)"))
+    handles.insert(3, Patch(color=TIER_COLOURS["failed"], label=f"failed ({n_failed} images, not on the axis)"))
     ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # image counts: whole numbers
@@ -473,7 +474,7 @@ def selection_overlap(ov: dict, a: str = "GT2", b: str = "Control"):
              (f"{b} only", ov["only_b"], set_colour(b))]
     left = 0
     for label, n, col in parts:
-        ax.barh([0], [n], left=left, color=col, label=f"{label} ({n})")
+        ax.barh([0], [n], left=left, color=col, label=f"{label}: {n} images")
         if n:
             ax.text(left + n / 2, 0, str(n), ha="center", va="center", color="white", fontsize=9)
         left += n
@@ -617,7 +618,7 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
     fig, (ax, ax2) = new_figure(1, 2, figsize=(MAX_WIDTH, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     xs = np.arange(len(tiers))
     for off, key, lab, hatch in [(-0.2, "tiers", "hybrid (the study's score)", None),
-                                 (0.2, "least_conf_tiers", "least_confidence (1 - max probability)", "//")]:
+                                 (0.2, "least_conf_tiers", "least_confidence (one minus the top probability)", "//")]:
         t = dve[key]
         vals = [t[k]["error_rate"] if t[k]["error_rate"] is not None else np.nan for k in tiers]
         cols = [TIER_COLOURS[k] for k in tiers]
@@ -626,7 +627,7 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
             hgt = b.get_height() if np.isfinite(b.get_height()) else 0.0
             ax.text(b.get_x() + b.get_width() / 2, hgt + 0.01, f"n={t[k]['n']}", ha="center", fontsize=MIN_FONT)
     if dve.get("error_rate") is not None:
-        ax.axhline(dve["error_rate"], color="grey", ls=":", lw=1, label=f"all POOL ({dve['error_rate']:.2f})")
+        ax.axhline(dve["error_rate"], color="grey", ls=":", lw=1, label=f"all POOL images: error rate {dve['error_rate']:.2f}")
     ax.set_xticks(xs, tiers)
     ax.set_ylim(0, 1.45)  # headroom: the legend sits above the bars, never on them
     ax.set_yticks(np.linspace(0, 1, 6))
@@ -650,7 +651,7 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
     ax2.set_xlabel("AUROC for 'image has an error'")
     ax2.set_title("Which score predicts errors?", fontsize=9)
     fig.suptitle(title or f"Does difficulty predict auto-label errors? ({dve['n']} POOL images, "
-                          f"{dve['n_error']} with errors)", fontsize=10)
+                          f"{dve['n_error']} images with errors)", fontsize=10)
     fig.tight_layout()
     return fig
 
