@@ -14,7 +14,7 @@ def init_tables():
     "(N more rows not shown)")."""
     import itables
 
-    itables.init_notebook_mode(connected=False)
+    itables.init_notebook_mode(all_interactive=False, connected=False)  # only the tables we ask for
 
 
 def interactive_table(df: pd.DataFrame, caption: str | None = None, page: int = 10, html_columns=()):
