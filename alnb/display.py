@@ -23,7 +23,7 @@ def interactive_table(df: pd.DataFrame, caption: str | None = None, page: int = 
     import itables
 
     return itables.show(df, caption=caption, pageLength=page, allow_html=bool(html_columns), maxBytes=0,
-                        classes="display compact")
+                        classes="display compact", text_in_header_can_be_selected=False)  # a click sorts
 
 
 def bars_cell(tier: str, failed: bool) -> str:
