@@ -335,8 +335,8 @@ class DifficultyExplorer:
                   layout=W.Layout(width="460px"), style={"description_width": "110px"})
         self.s_medium = W.FloatSlider(value=controller.t_medium, description="easy | medium", **kw)
         self.s_hard = W.FloatSlider(value=controller.t_hard, description="medium | hard", **kw)
-        self.effect_medium = W.HTML(layout=W.Layout(margin="0 0 4px 118px"))
-        self.effect_hard = W.HTML(layout=W.Layout(margin="0 0 4px 118px"))
+        self.effect_medium = W.HTML(layout=W.Layout(width="460px", margin="0 0 6px 0"))
+        self.effect_hard = W.HTML(layout=W.Layout(width="460px", margin="0 0 6px 0"))
         self.rule = W.ToggleButtons(options=[("study rule", "study"), ("budget", "budget")], value=controller.rule,
                                     description="GT2 rule", style={"description_width": "110px"})
         n_pool = max(1, len(controller.scores))
