@@ -16,6 +16,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import sys
+
+# ultralytics replaces an unset OMP_NUM_THREADS with "1" when imported, and child processes (notebook kernels, Ray
+# workers) inherit that "1": the user's own value is kept for alnb.cpu, and passed on to children in ALNB_USER_OMP.
+from alnb import cpu as _cpu
+
+if _cpu.ENV_USER_OMP in os.environ:
+    _cpu.USER_OMP_NUM_THREADS = os.environ[_cpu.ENV_USER_OMP] or None
+elif "ultralytics" not in sys.modules:
+    _cpu.USER_OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")
+    os.environ[_cpu.ENV_USER_OMP] = _cpu.USER_OMP_NUM_THREADS or ""
+
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ["YOLO_AUTOINSTALL"] = "False"
 os.environ.setdefault("YOLO_VERBOSE", "True")

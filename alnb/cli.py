@@ -42,6 +42,8 @@ def _count(v: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from alnb.formats import EXPORTERS, PARSERS  # the --format choices come from the registries, never by hand
+
     p = argparse.ArgumentParser(prog="alnb", description="Active-learning notebooks for object detection.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -69,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--size", type=int, default=512, help="with --generate: image size in pixels")
     r.add_argument("--budget", type=int, default=None, help="select the BUDGET hardest images instead of the study rule")
     r.add_argument("--labels", default=None, help="own data: people's labels for GT2/Control (folder or export file)")
-    r.add_argument("--label-format", default="yolo", choices=["yolo", "labelstudio", "coco"])
+    r.add_argument("--label-format", default="yolo", choices=list(PARSERS))
+    r.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
+                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
+                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     r.add_argument("--imgsz", type=int, default=None, help="override the profile's image size")
     r.add_argument("--start", default=None,
@@ -82,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export-queue", help="export a selection (default GT2, hardest first) with auto-label "
                                             "pre-annotations for Label Studio, CVAT or COCO tools")
     e.add_argument("--workspace", required=True)
-    e.add_argument("--format", required=True, choices=["labelstudio", "cvat", "coco"])
+    e.add_argument("--format", required=True, choices=list(EXPORTERS))
     e.add_argument("--tag", default="GT2", help="manifest tag to export (default GT2)")
     e.add_argument("--out", default=None, help="output folder (default <workspace>/export/<format>)")
     e.add_argument("--url-prefix", default=None,
@@ -94,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("import-labels", help="import people's labels (all or nothing) and mark them human-labelled")
     i.add_argument("source", help="Label Studio JSON export, COCO JSON, or a YOLO label folder / CVAT YOLO 1.1 zip")
     i.add_argument("--workspace", required=True)
-    i.add_argument("--format", required=True, choices=["labelstudio", "coco", "yolo"])
+    i.add_argument("--format", required=True, choices=list(PARSERS))
     i.add_argument("--tag", default="GT2,CONTROL",
                    help="the selections the labels may be for: GT2, CONTROL, a comma list, or 'any' (default "
                         "GT2,CONTROL; labels equal to the workspace's count as unchanged wherever they are)")
@@ -102,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace labels that differ from the ones people already gave (the old files are kept in "
                         "<workspace>/labels/.history/)")
     i.add_argument("--dry-run", action="store_true", help="only validate; change nothing")
+    i.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
+                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
+                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
 
     n = sub.add_parser("notebooks", help="execute notebooks 00-04 headless; executed copies go to <workspace>/notebooks/")
     n.add_argument("--workspace", default="runs/weld")
@@ -345,9 +353,70 @@ def main(argv=None) -> int:
         return _report_error(err, argv, debug)
 
 
+def check_args(args):
+    """Every command-line value checked before any work starts (a bad ``--T`` or ``--conf`` used to be refused only
+    after CAL1 had trained for minutes, or worse, accepted: ``--conf 1.5`` emptied every auto-label).  Raises
+    ``ValueError`` naming the flag; the CLI turns it into exit 2."""
+    from alnb.data import MIN_SIDE
+
+    def need(flag, ok, what, hint=""):
+        v = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if v is not None and not ok(v):
+            raise ValueError(f"{flag} {what}, got {v}{hint}. Nothing was done.")
+
+    need("--T", lambda v: v >= 1, "must be at least 1", " (MC-dropout passes; the study uses 20)")
+    need("--conf", lambda v: 0 < v < 1, "must lie strictly between 0 and 1",
+         " (an auto-label confidence; leave it out and each model's operating point is chosen on VAL1)")
+    need("--budget", lambda v: v >= 1, "must be at least 1", " (a number of POOL images)")
+    need("--epochs", lambda v: v >= 1, "must be at least 1")
+    need("--imgsz", lambda v: v >= 32, "must be at least 32 (pixels; a multiple of 32)")
+    need("--seed", lambda v: v >= 0, "must be a whole number >= 0")
+    need("--batch", lambda v: v >= 1, "must be at least 1")
+    need("--part-size", lambda v: v >= 1, "must be at least 1")
+    need("--workers", lambda v: v >= 1, "must be at least 1")
+    if getattr(args, "generate", False) or args.command == "data":
+        need("--n-images", lambda v: v >= 1, "must be at least 1")
+        need("--size", lambda v: v >= MIN_SIDE, f"must be at least {MIN_SIDE} (pixels a side)")
+    if getattr(args, "seeds", None):
+        bad = [v for v in args.seeds if v < 0]
+        if bad:
+            raise ValueError(f"--seeds must be whole numbers >= 0, got {bad[0]}. Nothing was done.")
+    if getattr(args, "annotation", None) is not None:
+        from alnb.labelio import check_annotation_choice
+
+        check_annotation_choice(args.annotation, getattr(args, "label_format", None) or args.format)
+    labels = getattr(args, "labels", None)
+    if labels is not None and not Path(labels).expanduser().exists():
+        raise ValueError(f"--labels {labels}: no such file or folder. Pass the export of the labelling tool (Label "
+                         f"Studio: Export > JSON) or a folder of YOLO label files. Nothing was done.")
+    start = getattr(args, "start", None)
+    if start is not None and start.lower() not in ("none", "scratch", ""):
+        from alnb.train import check_checkpoint, start_weights
+
+        check_checkpoint(start_weights(start))
+
+
+def _remember_run_command(args, argv):
+    """``metrics/run_command.json``: the ``alnb run`` command as given (without --labels / --overwrite /
+    --generate), so ``alnb status`` prints a next command with the same --profile / --n-val / --n-gt1 ... (best
+    effort, only once the workspace exists)."""
+    from alnb.workspace import atomic_write_json
+
+    root = Path(args.workspace).expanduser()
+    if not (root / "workspace.json").is_file():
+        return
+    rest = _strip(argv, ("--labels", "--label-format"), ("--overwrite", "--generate"))
+    try:
+        atomic_write_json(root / "metrics" / "run_command.json", {"argv": ["alnb", *rest]})
+    except OSError:  # a hint only; never hide the real outcome
+        pass
+
+
 def _dispatch(args, argv) -> int:
     import alnb  # noqa: F401  (offline settings before ultralytics)
     from alnb.lock import workspace_lock
+
+    check_args(args)
 
     if args.command == "data":
         from alnb import weld
@@ -371,15 +440,19 @@ def _dispatch(args, argv) -> int:
             overrides["start"] = None if args.start.lower() in ("none", "scratch", "") else args.start
         check_location(args.workspace, args.data)
         with workspace_lock(args.workspace, shlex.join(["alnb", *argv]), log=print):
-            if args.overwrite:  # a new split first; the run below then reopens it
-                pipeline.setup(args.workspace, args.data, generate=args.generate, n_images=args.n_images,
-                               image_size=args.size, n_val=args.n_val, n_gt1=args.n_gt1, seed=args.seed,
-                               overwrite=True, log=None)
-            res = pipeline.run(args.data, args.workspace, profile=args.profile, seed=args.seed, T=args.T,
-                               generate=args.generate, n_images=args.n_images, image_size=args.size,
-                               n_val=args.n_val, n_gt1=args.n_gt1, conf=args.conf, labels=args.labels,
-                               label_format=args.label_format, rule="budget" if args.budget is not None else "study",
-                               budget=args.budget, **overrides)
+            try:
+                if args.overwrite:  # a new split first; the run below then reopens it
+                    pipeline.setup(args.workspace, args.data, generate=args.generate, n_images=args.n_images,
+                                   image_size=args.size, n_val=args.n_val, n_gt1=args.n_gt1, seed=args.seed,
+                                   overwrite=True, log=None)
+                res = pipeline.run(args.data, args.workspace, profile=args.profile, seed=args.seed, T=args.T,
+                                   generate=args.generate, n_images=args.n_images, image_size=args.size,
+                                   n_val=args.n_val, n_gt1=args.n_gt1, conf=args.conf, labels=args.labels,
+                                   label_format=args.label_format, annotation=args.annotation,
+                                   rule="budget" if args.budget is not None else "study", budget=args.budget,
+                                   **overrides)
+            finally:
+                _remember_run_command(args, argv)
         print(f"[alnb] finished in {res['seconds']:.0f} s")
         print(f"[alnb] report:  {res['report']}")
         print(f"[alnb] figures: {res['figures']}")
@@ -397,6 +470,7 @@ def _dispatch(args, argv) -> int:
             print(f"[alnb] {args.tag} queue exported for {args.format}: {out}")
             return 0
         summary = labelio.import_labels(ws, args.source, args.format, tag=args.tag, overwrite=args.overwrite,
+                                        annotation=args.annotation,
                                         dry_run=args.dry_run)
         print("[alnb] " + labelio.describe_import(summary, args.source, dry_run=args.dry_run))
         return 0
@@ -423,11 +497,7 @@ def _run_score(args, argv) -> int:
     from alnb.scoring import score_pool
     from alnb.workspace import Workspace
 
-    for flag, v in (("--T", args.T), ("--batch", args.batch), ("--part-size", args.part_size),
-                    ("--workers", args.workers)):
-        if v is not None and v < 1:
-            raise ValueError(f"{flag} must be at least 1, got {v}")
-    ws = Workspace.open(args.workspace)
+    ws = Workspace.open(args.workspace)  # --T, --batch, --part-size, --workers, --conf: checked by check_args
     with workspace_lock(ws.root, shlex.join(["alnb", *argv]), log=print):
         scores = score_pool(ws, model=args.model, T=args.T, conf=args.conf, imgsz=args.imgsz, batch=args.batch,
                             seed=args.seed, device=args.device, engine=args.engine, address=args.address,

@@ -2,7 +2,9 @@
 
 Layout accepted: a folder with a ``data.yaml`` that has ``names``, and images in any folder named ``images`` below it
 (``images/``, ``images/train/``, ``train/images/`` ... nested sub-folders allowed).  The label file of
-``.../images/sub/a.png`` is ``.../labels/sub/a.txt`` (ultralytics' convention).
+``.../images/sub/a.png`` is ``.../labels/sub/a.txt`` (ultralytics' convention; the extension in any case, ``a.TXT``).
+Symbolic links are followed (an ``images/`` folder that is a link, images that are links).  Image sizes are the ones
+the trainer sees: EXIF orientation applied (:func:`image_size`).
 
 * an image **without** a label file is *unlabelled* (a POOL candidate for the real loop);
 * an **empty** label file means *no objects* (a labelled background image).
@@ -53,6 +55,7 @@ class Dataset:
     names: list
     images: pd.DataFrame
     problems: pd.DataFrame
+    yaml: Path | None = None  # the data yaml named explicitly (``--data DIR/data.yaml``); None: found in ``root``
 
     @property
     def usable(self) -> pd.DataFrame:
@@ -128,21 +131,32 @@ def parse_label_lines(text: str, n_classes: int, file="<labels>"):
     return np.asarray(rows, np.float32).reshape(-1, 5)
 
 
+def read_label_text(path) -> str:
+    """The text of a label file: UTF-8, a byte-order mark (Notepad, Excel) dropped, any newline style.  Raises
+    ``UnicodeDecodeError`` for other encodings (validation reports it as ``not_text``)."""
+    with open(path, encoding="utf-8-sig") as f:
+        return f.read()
+
+
 def read_labels(path, n_classes: int) -> np.ndarray:
-    """Read one YOLO label file (see :func:`parse_label_lines`)."""
-    return parse_label_lines(Path(path).read_text(), n_classes, file=path)
+    """Read one YOLO label file (:func:`read_label_text`, :func:`parse_label_lines`)."""
+    return parse_label_lines(read_label_text(path), n_classes, file=path)
 
 
-def read_names(root: Path) -> list:
-    """Class names from ``root/data.yaml`` (list or {id: name} mapping)."""
-    yml = root / "data.yaml"
+def read_names(root: Path, yml: Path | None = None) -> list:
+    """Class names from ``yml`` (default ``root/data.yaml``, or the folder's only ``*.yaml``/``*.yml``; list or
+    {id: name} mapping)."""
+    if yml is None:
+        yml = root / "data.yaml"
     if not yml.is_file():
-        cands = sorted(root.glob("*.yaml"))
+        cands = sorted(p for p in root.iterdir() if p.suffix.lower() in (".yaml", ".yml") and p.is_file())
         if len(cands) == 1:
             yml = cands[0]
         else:
-            raise DatasetError(f"{root / 'data.yaml'} not found. A YOLO dataset needs a data.yaml with 'names' "
-                               f"(e.g. 'names: [crack, pore]').")
+            found = f" (found {len(cands)}: {', '.join(p.name for p in cands)}; pass one with --data DIR/NAME.yaml)" \
+                if cands else ""
+            raise DatasetError(f"{root / 'data.yaml'} not found{found}. A YOLO dataset needs a data.yaml with "
+                               f"'names' (e.g. 'names: [crack, pore]').")
     try:
         data = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
@@ -189,14 +203,74 @@ def _label_path_for(rel_image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def _image_size(path: Path):
+#: EXIF orientations that turn the stored image by 90 degrees (5 transpose, 6 rotate 270, 7 transverse, 8 rotate 90)
+EXIF_ORIENTATION_TAG, SWAPPING_ORIENTATIONS = 274, {5, 6, 7, 8}
+
+
+def image_size(path) -> tuple:
+    """``(width, height)`` of an image **as the trainer sees it**: the EXIF orientation applied.
+
+    The one function for the size of an image: validation, ``manifest.csv``, every export and every import use it (via
+    the manifest).  OpenCV, which ultralytics reads images with, turns an image stored 160x128 with EXIF orientation 6
+    into 128x160 (so does every browser, and so Label Studio's ``original_width/height``); the stored size would put
+    COCO pixel boxes on the wrong axes.  The rule is ultralytics' own (``ultralytics.data.utils.exif_size``):
+    orientations 5-8 swap width and height for JPEG/MPO/PNG/AVIF; for other formats (WebP, TIFF) the image is decoded
+    with OpenCV, whose handling varies by version.  Decodes the whole image, so a truncated file raises here.
+    """
     from PIL import Image
 
     with Image.open(path) as im:
         im.verify()  # structure check, cheap
     with Image.open(path) as im:
         im.load()  # decode: catches truncated files
-        return im.size
+        size, fmt = im.size, im.format
+        try:
+            tags = im.tag_v2 if fmt == "TIFF" else im.getexif()
+            orientation = tags.get(EXIF_ORIENTATION_TAG)
+        except Exception:  # noqa: BLE001 - unreadable EXIF: OpenCV ignores it too
+            orientation = None
+    if orientation not in SWAPPING_ORIENTATIONS:
+        return size
+    if fmt in {"JPEG", "MPO", "PNG", "AVIF"}:
+        return size[1], size[0]
+    import cv2
+
+    arr = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
+    if arr is None:
+        raise ValueError(f"OpenCV cannot decode this {fmt} image with EXIF orientation {orientation}; the trainer "
+                         f"could not read it either. Save it again without the orientation tag (rotate the pixels)")
+    return int(arr.shape[1]), int(arr.shape[0])
+
+
+def dataset_folder(path) -> tuple:
+    """``(folder, yaml file or None)`` of a ``--data`` argument: the dataset folder itself, or its data yaml
+    (``--data path/to/data.yaml``: the folder holding the yaml is the dataset folder, the yaml gives the names)."""
+    p = Path(path).expanduser()
+    if p.suffix.lower() in (".yaml", ".yml") and not p.is_dir():
+        if not p.is_file():
+            raise DatasetError(f"{p.resolve()} does not exist. Pass the dataset folder or its data.yaml.")
+        p = p.resolve()
+        return p.parent, p
+    return p.resolve(), None
+
+
+def _walk(root: Path):
+    """``os.walk`` that follows symbolic links to folders (an ``images/`` that is a link works) and never visits one
+    real folder twice (no endless loop on a link that points to its own parent)."""
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        yield dirpath, dirnames, filenames
+
+
+def _is_label_name(name: str) -> bool:
+    """A YOLO label file name: ``<stem>.txt`` with the extension in any case (``a.TXT`` from Windows tools)."""
+    return name[-4:].lower() == ".txt" and len(name) > 4
 
 
 def load_dataset(root, check_images: bool = True, progress: bool = True) -> Dataset:
@@ -205,84 +279,105 @@ def load_dataset(root, check_images: bool = True, progress: bool = True) -> Data
     Parameters
     ----------
     root : path
-        Folder holding ``data.yaml`` and ``images/`` (+ ``labels/``), nested sub-folders allowed.
+        Folder holding ``data.yaml`` and ``images/`` (+ ``labels/``), nested sub-folders allowed; or the data yaml
+        itself (its folder is the dataset folder).  Symbolic links (an ``images/`` folder that is a link, images that
+        are links) are followed.
     check_images : bool
-        Decode every image to catch corrupt files and read its size (recommended; ~1 ms per image).
+        Decode every image to catch corrupt files and read its size (:func:`image_size`, EXIF orientation applied;
+        recommended; ~1 ms per image).
     progress : bool
         Show a progress bar.
     """
     from tqdm.auto import tqdm
 
-    root = Path(root).expanduser().resolve()
+    root, yml = dataset_folder(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist.")
-    names = read_names(root)
-    image_files, label_files = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+    names = read_names(root, yml)
+    image_files, label_files, label_folders = [], {}, []
+    for dirpath, dirnames, filenames in _walk(root):
         rel_dir = Path(dirpath).relative_to(root)
         if "images" in rel_dir.parts:
             image_files += [rel_dir / f for f in sorted(filenames) if Path(f).suffix.lower() in IMG_EXTS]
         if "labels" in rel_dir.parts:
-            label_files += [rel_dir / f for f in sorted(filenames) if f.endswith(".txt")]
+            for f in sorted(filenames):
+                if _is_label_name(f):  # keyed by the lower-case path: labels/a.TXT is the label file of a.png
+                    label_files.setdefault((rel_dir / f).as_posix()[:-4] + ".txt", []).append(rel_dir / f)
+            label_folders += [rel_dir / d for d in dirnames if _is_label_name(d)]
     if not image_files:
         raise DatasetError(f"no images found under {root}: put them in a folder named 'images' "
                            f"(e.g. {root}/images/*.png) with labels in {root}/labels/*.txt.")
+    folder_of = {p.as_posix()[:-4] + ".txt": p for p in label_folders}
 
     problems = []
     stems = pd.Series([p.stem for p in image_files])
     dup = set(stems[stems.duplicated(keep=False)])
     rows = []
     for rel in tqdm(image_files, desc="validating", disable=not progress, unit="img"):
-        lab = _label_path_for(rel)
+        lab_key = _label_path_for(rel).as_posix()
         row = {"stem": rel.stem, "image": rel.as_posix(), "label_file": "", "label_state": "unlabelled",
                "n_boxes": 0, "width": 0, "height": 0, "problem": ""}
+
+        def problem(kind, file, line, message):
+            problems.append((kind, file, line, rel.stem, message))
+            row["problem"] = row["problem"] or kind
+
         if rel.stem in dup:
             others = [p.as_posix() for p in image_files if p.stem == rel.stem and p != rel]
-            problems.append(("duplicate_stem", rel.as_posix(), 0, rel.stem,
-                             f"another image has the same name stem {rel.stem!r} ({', '.join(others)}); stems must be "
-                             f"unique. Rename one of them."))
-            row["problem"] = "duplicate_stem"
+            problem("duplicate_stem", rel.as_posix(), 0, f"another image has the same name stem {rel.stem!r} "
+                                                          f"({', '.join(others)}); stems must be unique. Rename one of "
+                                                          f"them.")
         if check_images:
             try:
-                row["width"], row["height"] = _image_size(root / rel)
+                row["width"], row["height"] = image_size(root / rel)
             except Exception as e:  # noqa: BLE001 - any decoder error means unreadable
-                problems.append(("unreadable_image", rel.as_posix(), 0, rel.stem,
-                                 f"cannot read image ({type(e).__name__}: {e}). Re-export or remove the file."))
-                row["problem"] = row["problem"] or "unreadable_image"
+                why = (f"it is a symbolic link to {os.readlink(root / rel)}, which does not exist"
+                       if (root / rel).is_symlink() and not (root / rel).exists() else f"{type(e).__name__}: {e}")
+                problem("unreadable_image", rel.as_posix(), 0, f"cannot read image ({why}). Re-export or remove the "
+                                                               f"file.")
             else:
                 if min(row["width"], row["height"]) < MIN_SIDE:
-                    problems.append(("too_small", rel.as_posix(), 0, rel.stem,
-                                     f"image is {row['width']}x{row['height']} px; images need at least {MIN_SIDE} px "
-                                     f"per side (smaller ones cannot be trained on). Remove it or use the full "
-                                     f"image."))
-                    row["problem"] = row["problem"] or "too_small"
-        if (root / lab).is_file():
+                    problem("too_small", rel.as_posix(), 0,
+                            f"image is {row['width']}x{row['height']} px; images need at least {MIN_SIDE} px per side "
+                            f"(smaller ones cannot be trained on). Remove it or use the full image.")
+        found = label_files.get(lab_key, [])
+        if lab_key in folder_of:
+            problem("label_is_folder", folder_of[lab_key].as_posix(), 0,
+                    "the label path of this image is a folder, not a file, so the image's labels cannot be read "
+                    "(it is not treated as unlabelled). Replace the folder by the YOLO label file, or remove it if "
+                    "the image is unlabelled.")
+        elif len(found) > 1:
+            problem("two_label_files", found[0].as_posix(), 0,
+                    f"this image has {len(found)} label files that differ only in the case of the extension "
+                    f"({', '.join(p.as_posix() for p in found)}); alnb cannot tell which one is meant. Keep one.")
+        elif found:
+            lab = found[0]
             row["label_file"] = lab.as_posix()
             try:
                 arr = read_labels(root / lab, len(names))
                 row["n_boxes"] = len(arr)
                 row["label_state"] = "labelled" if len(arr) else "empty"
             except LabelError as e:
-                problems.append((e.kind, lab.as_posix(), e.line, rel.stem, e.message))
-                row["problem"] = row["problem"] or e.kind
+                problem(e.kind, lab.as_posix(), e.line, e.message)
                 row["label_state"] = "labelled"
             except UnicodeDecodeError:
-                problems.append(("not_text", lab.as_posix(), 0, rel.stem,
-                                 "label file is not UTF-8 text. Re-export it as plain YOLO txt."))
-                row["problem"] = row["problem"] or "not_text"
+                problem("not_text", lab.as_posix(), 0, "label file is not UTF-8 text. Re-export it as plain YOLO txt.")
+            except OSError as e:
+                problem("unreadable_label", lab.as_posix(), 0, f"cannot read the label file ({type(e).__name__}: "
+                                                               f"{e.strerror or e}). Check it exists and is readable.")
         if rel.stem in dup:  # manifest ids must be unique: the excluded twins are keyed by their path
             row["stem"] = rel.as_posix()
         rows.append(row)
-    image_label_paths = {_label_path_for(p) for p in image_files}
-    for lab in label_files:
-        if lab not in image_label_paths and lab.name not in {"classes.txt"}:
-            problems.append(("orphan_label", lab.as_posix(), 0, "",
-                             "label file has no matching image (same stem, under a parallel 'images' folder). "
-                             "Add the image or remove the label file."))
+    image_label_paths = {_label_path_for(p).as_posix() for p in image_files}
+    for key, labs in label_files.items():
+        for lab in labs:
+            if key not in image_label_paths and lab.name.lower() != "classes.txt":
+                problems.append(("orphan_label", lab.as_posix(), 0, "",
+                                 "label file has no matching image (same stem, under a parallel 'images' folder). "
+                                 "Add the image or remove the label file."))
     images = pd.DataFrame(rows)
     probs = pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
-    return Dataset(root=root, names=names, images=images, problems=probs)
+    return Dataset(root=root, names=names, images=images, problems=probs, yaml=yml)
 
 
 def validation_summary(ds: Dataset) -> str:

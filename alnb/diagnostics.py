@@ -20,7 +20,8 @@ def predictions(ws, model: str, tag: str = "VAL1", stems=None, conf: float | Non
     """``[(stem, pred (n, 6) cls x0 y0 x1 y1 conf in pixels, gt (m, 5) cls x0 y0 x1 y1, (h, w))]`` for the images of
     ``tag`` (or ``stems``) predicted by the finished run ``model`` down to ``conf`` (default the evaluation's sweep
     floor, :data:`alnb.metrics.SWEEP_CONF`) with the auto-label NMS; predictions sorted by descending confidence."""
-    from alnb.metrics import NMS_IOU, SWEEP_CONF, predict_boxes, xywhn_to_xyxy
+    from alnb.evaluation import predict_boxes
+    from alnb.metrics import NMS_IOU, SWEEP_CONF, xywhn_to_xyxy
     from alnb.train import load_model, load_run
 
     m = ws.manifest()
@@ -96,7 +97,7 @@ def diagnostics(preds: list, names, conf: float) -> dict:
 
 def model_diagnostics(ws, model: str, tag: str = "VAL1") -> dict:
     """:func:`diagnostics` of ``model`` on ``tag`` at the model's own operating point (chosen on VAL1)."""
-    from alnb.metrics import operating_point
+    from alnb.evaluation import operating_point
 
     return diagnostics(predictions(ws, model, tag), ws.names, operating_point(ws, model))
 

@@ -58,6 +58,7 @@ import contextlib
 import copy
 import hashlib
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,25 +181,45 @@ def to_tensor(arrays) -> torch.Tensor:
     return x.float().div_(255)
 
 
+_INVARIANT = {"depth": 0, "saved": None}
+_INVARIANT_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def batch_invariant(device):
     """Numerics that do not depend on batch size or thread count while scoring (see "Per-image determinism").
 
-    On CPU PyTorch's oneDNN (mkldnn) and NNPACK convolutions are switched off inside the block (NNPACK takes over
-    from batch 16 on), leaving PyTorch's own convolution, which computes every image on its own with the same
-    arithmetic; on other devices nothing changes (cuDNN picks its algorithms by shape too: GPU results agree to float
-    rounding, not bit for bit).
+    On CPU, inside the block: PyTorch's oneDNN (mkldnn) and NNPACK convolutions are off (NNPACK takes over from
+    batch 16 on), leaving PyTorch's own convolution, and PyTorch computes on **one intra-op thread**: its
+    convolution runs one GEMM per image, and a multi-threaded GEMM splits the sums of a small late layer (e.g. 256
+    channels at 4 x 4) differently from a single-threaded one, so at 2 threads an image's features changed with the
+    batch it came in (measured: up to 5e-5 in the head inputs, 1.6e-3 in the sampled logits).  The cores are used by
+    scoring several parts at once instead (:func:`alnb.engines.score_local`), which never changes a number.  The
+    settings are process-wide, so concurrent blocks (one per scoring thread) share them: the first one in sets them,
+    the last one out restores them.  On other devices nothing changes (cuDNN picks its algorithms by shape too: GPU
+    results agree to float rounding, not bit for bit).
     """
     if torch.device(device).type != "cpu":
         yield
         return
-    before = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
+    with _INVARIANT_LOCK:
+        if _INVARIANT["depth"] == 0:
+            _INVARIANT["saved"] = (torch.backends.mkldnn.enabled, torch._C._get_nnpack_enabled(),
+                                   torch.get_num_threads())
+            torch.backends.mkldnn.enabled = False
+            torch._C._set_nnpack_enabled(False)
+            torch.set_num_threads(1)
+        _INVARIANT["depth"] += 1
     try:
-        with torch.backends.nnpack.flags(enabled=False):
-            yield
+        yield
     finally:
-        torch.backends.mkldnn.enabled = before
+        with _INVARIANT_LOCK:
+            _INVARIANT["depth"] -= 1
+            if _INVARIANT["depth"] == 0:
+                mk, nn, nt = _INVARIANT["saved"]
+                torch.backends.mkldnn.enabled = mk
+                torch._C._set_nnpack_enabled(nn)
+                torch.set_num_threads(nt)
 
 
 def backbone_features(net, x: torch.Tensor) -> list:
@@ -692,18 +713,42 @@ class MCScorer:
                          "batch": self.batch, "p": float(dropout_modules(net)[0].p), "seed": self.seed,
                          "method": method, "nc": int(self.head.nc)}
 
-    def score(self, images, progress: bool = False) -> MCResult:
-        """Score ``images`` (paths or ``(stem, path)`` pairs) in batches of ``batch``; rows in the order given."""
+    def score(self, images, progress: bool = False, workers: int | None = None) -> MCResult:
+        """Score ``images`` (paths or ``(stem, path)`` pairs) in batches of ``batch``; rows in the order given.
+
+        ``workers`` batches are scored at once in threads of this process (default on CPU: the thread count of the
+        enclosing :func:`alnb.cpu.cpu_threads` block, else 1), each on one intra-op thread (:func:`batch_invariant`),
+        so the numbers never depend on it.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
         from tqdm.auto import tqdm
 
+        from alnb.cpu import current_threads
+
         items = _items(images)
+        if workers is None:
+            workers = (current_threads() or 1) if self.device.type == "cpu" else 1
+        starts = range(0, len(items), self.batch)
         t0 = time.perf_counter()
-        parts = []
-        with batch_invariant(self.device), torch.inference_mode():
-            bar = tqdm(range(0, len(items), self.batch), desc=f"MC scoring (T={self.T})", disable=not progress,
-                       total=math.ceil(len(items) / self.batch), unit="batch")
-            for b0 in bar:
-                parts.append(self._score_batch(items[b0:b0 + self.batch]))
+
+        def one(b0):
+            with torch.inference_mode():  # grad modes are per thread
+                return self._score_batch(items[b0:b0 + self.batch])
+
+        with batch_invariant(self.device), tqdm(total=len(starts), desc=f"MC scoring (T={self.T})",
+                                                 disable=not progress, unit="batch") as bar:
+            if workers <= 1 or len(starts) <= 1:
+                parts = []
+                for b0 in starts:
+                    parts.append(one(b0))
+                    bar.update(1)
+            else:
+                with ThreadPoolExecutor(max_workers=int(workers)) as pool:
+                    parts = []
+                    for part in pool.map(one, starts):  # in order
+                        parts.append(part)
+                        bar.update(1)
         return MCResult.from_arrays(_concat_arrays(parts), self.settings, time.perf_counter() - t0)
 
     def _score_batch(self, chunk) -> dict:

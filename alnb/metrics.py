@@ -1,6 +1,8 @@
-"""Detection metrics at an operating point: box conversions, IoU, class-aware matching, P/R/F1, efficiency boost.
+"""Detection metrics at an operating point: box conversions, IoU, class-aware matching, P/R/F1, the labelling cost
+model and efficiency boost, the operating-point curve and COCO-style AP.
 
-All functions work on plain NumPy arrays so they can be tested with hand-made boxes.
+All functions work on plain NumPy arrays so they can be tested with hand-made boxes; the VAL1 evaluation *step*
+(predicting, choosing the operating point, writing JSON) is :mod:`alnb.evaluation`.
 
 Conventions
 -----------
@@ -12,7 +14,6 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -262,89 +263,11 @@ def efficiency_boost(n_gt, n_pred, fp, fn, n_images=0, costs: CostModel = CostMo
 # extra box is a false positive at IoU 0.5 matching (benchmarks/recipe_sweep.py measures the duplicate share).
 NMS_IOU = 0.5
 
-
-def predict_boxes(model, image_paths, conf: float = 0.25, imgsz: int | None = None, device=None, batch: int = 16,
-                  iou: float = NMS_IOU):
-    """Run ultralytics prediction; yields ``(path, pred (n, 6) cls x0 y0 x1 y1 conf in pixels, (h, w))``."""
-    kw = {"conf": conf, "iou": iou, "verbose": False, "stream": True, "batch": batch}
-    if imgsz is not None:
-        kw["imgsz"] = imgsz
-    if device is not None:
-        kw["device"] = device
-    paths = [str(p) for p in image_paths]
-    for i in range(0, len(paths), 64):  # bounded memory; ultralytics batches inside each chunk
-        for path, r in zip(paths[i:i + 64], model.predict(paths[i:i + 64], **kw)):
-            b = r.boxes
-            pred = np.concatenate([b.cls.cpu().numpy()[:, None], b.xyxy.cpu().numpy(), b.conf.cpu().numpy()[:, None]],
-                                  axis=1) if len(b) else np.zeros((0, 6))
-            yield path, pred.astype(np.float64), tuple(r.orig_shape)
-
-
-def _resolve_weights(ws, name_or_weights):
-    """(display name, weights path, run info or None) for a run name, a TrainResult or a .pt path."""
-    from pathlib import Path
-
-    from alnb.train import load_run
-
-    w = getattr(name_or_weights, "weights", None)
-    if w is not None:
-        return name_or_weights.name, Path(w), getattr(name_or_weights, "info", None)
-    s = str(name_or_weights)
-    if s.endswith(".pt"):
-        p = Path(s).expanduser().resolve()
-        if not p.is_file():
-            raise FileNotFoundError(f"weights file {p} does not exist.")
-        name = p.parent.parent.name if p.parent.name == "weights" else p.stem
-        return name, p, None
-    run = load_run(ws, s)
-    return run.name, run.weights, run.info
-
-
-def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=None, name: str = "eval",
-               iou: float = NMS_IOU) -> dict:
-    """mAP50 and mAP50-95 (overall and per class id) from ultralytics ``val`` on the images of ``tag``.
-
-    Ultralytics reads the labels from the workspace ``view/`` (the trainable labels), so the tag's images must all
-    have trainable labels (VAL1 always has).  The val output folder is ``runs/<name>_val_<tag>`` in the workspace.
-    """
-    from alnb.train import auto_device, load_model
-    from alnb.workspace import WorkspaceError, atomic_write_text
-
-    m = ws.manifest()
-    stems = ws.stems(tag, manifest=m)
-    src = m.set_index("stem").loc[stems, "label_source"]
-    hidden = src[~src.isin(["human", "oracle"])]
-    if len(hidden):
-        raise WorkspaceError(f"{len(hidden)} {tag} image(s) have no trainable labels (e.g. {list(hidden.index[:3])});"
-                             f" mAP needs them in view/labels.")
-    ws.sync_view(m)
-    lst = ws.write_list(f"eval_{tag}", stems)
-    import yaml
-
-    data = {"path": str(ws.root / "view"), "train": str(lst), "val": str(lst), "names": dict(enumerate(ws.names))}
-    data_yaml = ws.path("data", f"eval_{tag}.yaml")
-    atomic_write_text(data_yaml, yaml.safe_dump(data, sort_keys=False))
-    model = load_model(weights)
-    kw = {"data": str(data_yaml), "split": "val", "plots": False, "verbose": False, "batch": 16,
-          "device": device or auto_device(), "project": str(ws.root / "runs"), "name": f"{name}_val_{tag}",
-          "exist_ok": True, "iou": iou}
-    if imgsz is not None:
-        kw["imgsz"] = imgsz
-    res = model.val(**kw)
-    save_dir = Path(kw["project"]) / kw["name"]
-    if save_dir.is_dir() and not any(save_dir.iterdir()):
-        save_dir.rmdir()  # ultralytics makes the folder even when it saves nothing (plots off)
-    box = res.box
-    per_class = {}
-    for j, c in enumerate(np.asarray(box.ap_class_index).tolist()):
-        per_class[int(c)] = {"mAP50": float(box.ap50[j]), "mAP50-95": float(box.ap[j])}
-    return {"mAP50": float(box.map50), "mAP50-95": float(box.map), "per_class": per_class}
-
-
 # ------------------------------------------------------------------------------------------------ operating point
 FIXED_CONF = 0.25  # the study's fixed auto-label confidence, always reported beside the chosen operating point
 SWEEP_CONF = 0.01  # predictions are collected down to this confidence and the operating point is chosen above it
-OP_RULES = ("f1", "precision")
+OP_RULES = ("f1", "precision", "seconds")
+DEFAULT_OP_RULE = "f1"  # the rule evaluate() / auto-labelling use unless told otherwise (README "Operating point")
 
 
 def threshold_curve(conf, tp, n_gt: int) -> dict:
@@ -372,13 +295,18 @@ def threshold_curve(conf, tp, n_gt: int) -> dict:
             "n_gt": int(n_gt)}
 
 
-def choose_conf(curve: dict, rule: str = "f1", target_precision: float = 0.8, floor: float = SWEEP_CONF) -> dict:
+def choose_conf(curve: dict, rule: str = "f1", target_precision: float = 0.8, floor: float = SWEEP_CONF,
+                costs: CostModel | None = None) -> dict:
     """Pick the auto-label confidence from a :func:`threshold_curve`.
 
     * ``rule="f1"`` (default): the cut with the highest F1 (ties: the higher confidence) - the point where the
       labelling work left over (misses + false boxes) is smallest relative to the hits;
     * ``rule="precision"``: the lowest cut whose precision is at least ``target_precision`` (most recall at that
-      precision); falls back to the F1 rule when no cut reaches it.
+      precision); falls back to the F1 rule when no cut reaches it;
+    * ``rule="seconds"``: the cut with the fewest predicted assisted labelling seconds on this set under ``costs``
+      (:func:`cut_seconds`: every proposal verified, false ones deleted, misses drawn).  F1 weighs a miss like a
+      false box; the cost model does not (10 s to draw a miss, 3.2 s to look at and delete a false box), so this
+      cut sits lower, where more proposals are worth their checking time (ties: the higher confidence).
 
     Returns ``{"conf", "rule", "precision", "recall", "f1"}``; with no prediction at all ``conf`` is
     :data:`FIXED_CONF`.
@@ -392,6 +320,9 @@ def choose_conf(curve: dict, rule: str = "f1", target_precision: float = 0.8, fl
     if rule == "precision":
         ok = np.where(curve["precision"] >= target_precision)[0]
         k = int(ok[-1]) if len(ok) else None
+    if rule == "seconds":
+        sec = cut_seconds(curve, costs or CostModel())
+        k = int(np.flatnonzero(sec == sec.min())[0])
     if k is None:
         f1 = curve["f1"]
         k, used = int(np.flatnonzero(f1 == f1.max())[0]), "f1"
@@ -400,27 +331,20 @@ def choose_conf(curve: dict, rule: str = "f1", target_precision: float = 0.8, fl
            "precision": float(curve["precision"][k]), "recall": float(curve["recall"][k]), "f1": float(curve["f1"][k])}
     if rule == "precision":
         out["target_precision"] = target_precision
+    if rule == "seconds":
+        out["predicted_box_s"] = float(cut_seconds(curve, costs or CostModel())[k])
     return out
 
 
-def operating_point(ws, name: str, *, recompute: bool = False, rule: str = "f1", tag: str = "VAL1") -> float:
-    """The auto-label confidence of model ``name``: chosen on ``tag`` (VAL1) by :func:`evaluate` and recorded in
-    ``metrics/operating_point_<name>.json``; computed (one prediction pass over VAL1) when missing or stale."""
-    rec = None
-    try:
-        rec = ws.load_json(f"operating_point_{name}")
-    except Exception:  # noqa: BLE001 - missing or unreadable: compute it
-        rec = None
-    from alnb.train import load_run
-
-    key = load_run(ws, name).key if (ws.root / "runs" / name).is_dir() else None
-    if rec is None or recompute or rec.get("key") != key or rec.get("rule") != rule:
-        evaluate(ws, name, conf=None, op_rule=rule, tag=tag, with_map=False, save=False)
-        rec = ws.load_json(f"operating_point_{name}")
-    return float(rec["conf"])
+def cut_seconds(curve: dict, costs: CostModel) -> np.ndarray:
+    """Assisted labelling seconds of the box work (no per-image time: the same at every cut) when keeping the top
+    k+1 predictions of a :func:`threshold_curve`, for every k: proposals x verify + false ones x delete + misses x
+    draw."""
+    tp, fp = np.asarray(curve["tp"], float), np.asarray(curve["fp"], float)
+    return (tp + fp) * costs.t_verify + fp * costs.t_delete + (curve["n_gt"] - tp) * costs.t_draw
 
 
-def _counts_at(preds: list, gts: list, nc: int, thr: float) -> dict:
+def counts_at(preds: list, gts: list, nc: int, thr: float) -> dict:
     """Per-class TP/FP/FN/instances/predictions when keeping predictions with confidence > ``thr``."""
     tot = {k: np.zeros(nc, int) for k in ("tp_c", "fp_c", "fn_c", "n_gt_c", "n_pred_c")}
     per_image = []
@@ -439,7 +363,8 @@ def _counts_at(preds: list, gts: list, nc: int, thr: float) -> dict:
     return {**tot, "per_image": per_image}
 
 
-def _overall(tot: dict, n_images: int, costs) -> dict:
+def overall_counts(tot: dict, n_images: int, costs) -> dict:
+    """Overall instances / predictions / TP / FP / FN, P / R / F1 and the boost of :func:`counts_at` totals."""
     TP, FP, FN = (int(tot[k].sum()) for k in ("tp_c", "fp_c", "fn_c"))
     n_gt, n_pred = int(tot["n_gt_c"].sum()), int(tot["n_pred_c"].sum())
     p, rcl, f1 = prf(TP, FP, FN)
@@ -448,141 +373,74 @@ def _overall(tot: dict, n_images: int, costs) -> dict:
             "f1": f1, **boost, "boost_boxes_only": efficiency_boost(n_gt, n_pred, FP, FN, 0, costs)["boost"]}
 
 
-def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.5, tag: str = "VAL1",
-             costs: CostModel | None = None, *, imgsz: int | None = None, device=None, with_map: bool = True,
-             save: bool = True, op_rule: str = "f1", target_precision: float = 0.8, nms_iou: float = NMS_IOU) -> dict:
-    """Evaluate a CAL model on the images of ``tag`` at the auto-labelling operating point.
+# ---------------------------------------------------------------------------------------------------- COCO-style AP
+COCO_IOUS = np.linspace(0.5, 0.95, 10)  # IoU thresholds of mAP50-95 (COCO)
+COCO_RECALLS = np.linspace(0.0, 1.0, 101)  # recall points of COCO's interpolated precision
+COCO_MAX_DETS = 100  # detections per image and class that count (COCO's maxDets for AP)
 
-    Predicts once with ultralytics down to confidence :data:`SWEEP_CONF`, matches predictions to the ground truth
-    (``ws.true_labels``) with :func:`match_image` at IoU >= ``iou_thr``, and reports per class and overall:
-    instances, predictions, TP, FP, FN, precision, recall, F1 and the expected labelling efficiency boost
-    (:func:`efficiency_boost`) at the operating point.  A class with no instance in the set is *not measurable*:
-    its recall/F1/boost are NaN (``null`` in JSON) and ``measurable`` is False, never 0.  mAP50 / mAP50-95 come from
-    ultralytics ``val``.
 
-    The operating point: ``conf=None`` (default) chooses it on this set with :func:`choose_conf` (``op_rule``: the
-    F1-maximising cut, or the lowest cut with precision >= ``target_precision``) and, for VAL1, records it in
-    ``metrics/operating_point_<name>.json`` (read by auto-labelling, :func:`operating_point`); a number fixes it.
-    The figures at the study's fixed confidence :data:`FIXED_CONF` are always reported beside (``at_fixed_conf``),
-    and ``curve`` holds precision / recall / F1 per cut.
+def coco_map(preds, gts, nc: int, *, iou_thrs=COCO_IOUS, max_dets: int = COCO_MAX_DETS) -> dict:
+    """COCO-style mean average precision of detections, computed as pycocotools' ``COCOeval`` does (bbox, area
+    "all", ``maxDets`` per image and class, 101-point interpolated precision, greedy matching by descending score
+    to the best-IoU unmatched ground truth); a test checks it against pycocotools to 1e-6.
 
-    Parameters
-    ----------
-    ws : Workspace
-    name_or_weights : str, Path or TrainResult
-        A run name in ``ws`` (``"CAL1"``), a ``.pt`` path or a :class:`alnb.train.TrainResult`.
-    conf : float, optional
-        Operating point (confidence threshold of auto-labels); None = choose it (see above).
-    iou_thr : float
-        IoU for a match.
-    tag : str
-        Images to evaluate on (default VAL1, which has human labels).
-    nms_iou : float
-        NMS IoU of the predictions (:data:`NMS_IOU`, as for auto-labels).
-    costs : CostModel, optional
-        Labelling cost model (default :class:`CostModel`).
-    imgsz : int, optional
-        Inference size (default: the training size stored in the weights).
-    with_map : bool
-        Also run ultralytics ``val`` for mAP (skip for speed).
-    save : bool
-        Write ``metrics/eval_<name>.json`` in the workspace (``eval_<name>_<tag>`` when ``tag`` is not VAL1).
-
-    Returns
-    -------
-    dict
-        ``name, weights, tag, conf, conf_rule, iou_thr, costs, n_images, overall, per_class (list of dicts),
-        per_image (list of dicts: stem, tp, fp, fn, n_gt, n_pred), not_measurable (class names), mAP50, mAP50-95,
-        at_fixed_conf {conf, overall}, curve``.  Use :func:`per_class_frame` / :func:`per_image_frame` for tables.
+    ``preds``: per image an (n, 6) array ``cls, x0, y0, x1, y1, conf``; ``gts``: per image an (m, 5) array
+    ``cls, x0, y0, x1, y1`` (same units).  Returns ``mAP50``, ``mAP50-95`` (means over the classes that have ground
+    truth; NaN if none has) and ``per_class`` ``{class id: {"AP50", "AP50-95", "n_gt"}}`` for those classes.
     """
-    from alnb.train import load_model
-
-    costs = costs or CostModel()
-    name, weights, info = _resolve_weights(ws, name_or_weights)
-    names = ws.names
-    nc = len(names)
-    m = ws.manifest()
-    stems = ws.stems(tag, manifest=m)
-    if not stems:
-        raise ValueError(f"no images tagged {tag} in {ws.root}.")
-    rows = m.set_index("stem")
-    paths = [ws.view_image({"stem": s, "image": rows.at[s, "image"]}) for s in stems]
-    model = load_model(weights)
-    low = SWEEP_CONF if conf is None else min(SWEEP_CONF, float(conf))
-    preds, gts = [], []
-    for stem, (path, pred, (h, w)) in zip(stems, predict_boxes(model, paths, conf=low, imgsz=imgsz, device=device,
-                                                               iou=nms_iou)):
-        lab = np.asarray(ws.true_labels(stem), float).reshape(-1, 5)
-        gt = np.concatenate([lab[:, :1], xywhn_to_xyxy(lab[:, 1:], w, h)], axis=1)
-        r = match_image(pred, gt, iou_thr=iou_thr, nc=nc)
-        preds.append((pred[:, 0].astype(int), pred[:, 5], r["tp"]))
-        gts.append(gt[:, 0].astype(int))
-    all_conf = np.concatenate([p[1] for p in preds]) if preds else np.zeros(0)
-    all_tp = np.concatenate([p[2] for p in preds]) if preds else np.zeros(0, bool)
-    n_gt_all = int(sum(len(g) for g in gts))
-    curve = threshold_curve(all_conf, all_tp, n_gt_all)
-    if conf is None:
-        op = choose_conf(curve, op_rule, target_precision)
-        chosen = {**op, "chosen_on": tag}
-    else:
-        chosen = {"conf": float(conf), "rule": "fixed", "chosen_on": None}
-    thr = float(chosen["conf"])
-    tot = _counts_at(preds, gts, nc, thr)
-    maps = map_scores(ws, weights, tag, imgsz=imgsz, device=device, name=name, iou=nms_iou) if with_map else None
-    boost_c = efficiency_boost(tot["n_gt_c"], tot["n_pred_c"], tot["fp_c"], tot["fn_c"], 0, costs)
-    per_class = []
+    iou_thrs = np.asarray(iou_thrs, float)
+    n_t = len(iou_thrs)
+    scores = [[] for _ in range(nc)]
+    matched = [[] for _ in range(nc)]  # per class: (n_t, n_det) bool per image
+    n_gt = np.zeros(nc, int)
+    for pred, gt in zip(preds, gts):
+        pred = np.asarray(pred, float).reshape(-1, 6)
+        gt = np.asarray(gt, float).reshape(-1, 5)
+        for c in range(nc):
+            g = gt[gt[:, 0] == c, 1:5]
+            d = pred[pred[:, 0] == c]
+            n_gt[c] += len(g)
+            if not len(d):
+                continue
+            d = d[np.argsort(-d[:, 5], kind="mergesort")][:max_dets]
+            hit = np.zeros((n_t, len(d)), bool)
+            if len(g):
+                iou = box_iou(d[:, 1:5], g)
+                for ti, t in enumerate(iou_thrs):
+                    taken = np.zeros(len(g), bool)
+                    for di in range(len(d)):
+                        best, m = min(t, 1 - 1e-10), -1
+                        for gi in range(len(g)):
+                            if taken[gi] or iou[di, gi] < best:
+                                continue
+                            best, m = iou[di, gi], gi
+                        if m >= 0:
+                            taken[m] = True
+                            hit[ti, di] = True
+            scores[c].append(d[:, 5])
+            matched[c].append(hit)
+    ap = np.full((n_t, nc), np.nan)
     for c in range(nc):
-        p, rcl, f1 = prf(tot["tp_c"][c], tot["fp_c"][c], tot["fn_c"][c])
-        measurable = bool(tot["n_gt_c"][c] > 0)
-        per_class.append({
-            "class_id": c, "class": names[c], "instances": int(tot["n_gt_c"][c]),
-            "predictions": int(tot["n_pred_c"][c]),
-            "tp": int(tot["tp_c"][c]), "fp": int(tot["fp_c"][c]), "fn": int(tot["fn_c"][c]), "measurable": measurable,
-            "precision": p, "recall": rcl if measurable else float("nan"), "f1": f1 if measurable else float("nan"),
-            "boost": float(boost_c["boost"][c]) if measurable else float("nan"),
-            "mAP50": maps["per_class"].get(c, {}).get("mAP50", float("nan")) if maps and measurable else float("nan"),
-            "mAP50-95": (maps["per_class"].get(c, {}).get("mAP50-95", float("nan")) if maps and measurable
-                         else float("nan"))})
-    per_image = [{"stem": s, "tp": a, "fp": b, "fn": c_, "n_gt": d, "n_pred": e}
-                 for s, (a, b, c_, d, e) in zip(stems, tot["per_image"])]
-    fixed = _counts_at(preds, gts, nc, FIXED_CONF)
-    every = np.linspace(0.05, 0.95, 19)
-    idx = [int(np.searchsorted(-curve["conf"], -t, side="left")) - 1 for t in every]
-    result = {"name": name, "weights": str(weights), "tag": tag, "conf": thr, "conf_rule": chosen["rule"],
-              "operating_point": chosen, "iou_thr": iou_thr, "nms_iou": nms_iou,
-              "costs": costs.to_dict(), "n_images": len(stems), "overall": _overall(tot, len(stems), costs),
-              "per_class": per_class, "per_image": per_image,
-              "not_measurable": [names[c] for c in range(nc) if tot["n_gt_c"][c] == 0],
-              "at_fixed_conf": {"conf": FIXED_CONF, "overall": _overall(fixed, len(stems), costs)},
-              "curve": {"conf": [round(float(t), 3) for t in every],
-                        "precision": [float(curve["precision"][i]) if i >= 0 else float("nan") for i in idx],
-                        "recall": [float(curve["recall"][i]) if i >= 0 else 0.0 for i in idx]},
-              "mAP50": maps["mAP50"] if maps else float("nan"), "mAP50-95": maps["mAP50-95"] if maps else float("nan"),
-              "train": {k: info[k] for k in ("profile", "seconds", "n_train", "epochs_run", "key") if k in info}
-              if info else {}}
-    if conf is None and tag == "VAL1":
-        ws.save_json(f"operating_point_{name}", {**chosen, "model": name, "weights": str(weights),
-                                                 "key": (info or {}).get("key"), "iou_thr": iou_thr,
-                                                 "nms_iou": nms_iou,
-                                                 "fixed_conf": FIXED_CONF})
-    if save:
-        ws.save_json(f"eval_{name}" if tag == "VAL1" else f"eval_{name}_{tag}", result)
-    return result
-
-
-def per_class_frame(result: dict):
-    """Per-class table (pandas) of an :func:`evaluate` result, indexed by class name."""
-    import pandas as pd
-
-    df = pd.DataFrame(result["per_class"]).set_index("class")
-    return df.astype({"precision": float, "recall": float, "f1": float, "boost": float})
-
-
-def per_image_frame(result: dict):
-    """Per-image TP/FP/FN table (pandas) of an :func:`evaluate` result, worst images (most errors) first."""
-    import pandas as pd
-
-    df = pd.DataFrame(result["per_image"])
-    if len(df):
-        df = df.assign(errors=df["fp"] + df["fn"]).sort_values(["errors", "stem"], ascending=[False, True])
-    return df.reset_index(drop=True)
+        if n_gt[c] == 0:
+            continue
+        if not scores[c]:
+            ap[:, c] = 0.0
+            continue
+        sc = np.concatenate(scores[c])
+        order = np.argsort(-sc, kind="mergesort")
+        hit = np.concatenate(matched[c], axis=1)[:, order]
+        tp = np.cumsum(hit, axis=1).astype(float)
+        fp = np.cumsum(~hit, axis=1).astype(float)
+        for ti in range(n_t):
+            rc = tp[ti] / n_gt[c]
+            pr = tp[ti] / (tp[ti] + fp[ti] + np.spacing(1))
+            pr = np.maximum.accumulate(pr[::-1])[::-1]  # precision envelope (non-increasing)
+            idx = np.searchsorted(rc, COCO_RECALLS, side="left")
+            q = np.where(idx < len(pr), pr[np.minimum(idx, len(pr) - 1)], 0.0)
+            ap[ti, c] = q.mean()
+    has = n_gt > 0
+    i50 = int(np.argmin(np.abs(iou_thrs - 0.5)))
+    per_class = {int(c): {"AP50": float(ap[i50, c]), "AP50-95": float(ap[:, c].mean()), "n_gt": int(n_gt[c])}
+                 for c in np.flatnonzero(has)}
+    return {"mAP50": float(np.nanmean(ap[i50, has])) if has.any() else float("nan"),
+            "mAP50-95": float(np.nanmean(ap[:, has])) if has.any() else float("nan"), "per_class": per_class}

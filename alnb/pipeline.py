@@ -81,9 +81,9 @@ def warm_start_run(ws: Workspace, name: str, tags, profile="quick", warm_start="
 def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", seed: int = 0, conf=None,
                        iou_thr: float = 0.5, warm_start="auto", **overrides) -> dict:
     """Train ``name`` on ``tags`` (cached) and evaluate it on VAL1 at its operating point; returns
-    ``{"train", "eval"}``.  ``conf=None`` chooses the operating point on VAL1 (:func:`alnb.metrics.evaluate`);
+    ``{"train", "eval"}``.  ``conf=None`` chooses the operating point on VAL1 (:func:`alnb.evaluation.evaluate`);
     ``warm_start`` see :func:`warm_start_run`."""
-    from alnb.metrics import evaluate
+    from alnb.evaluation import evaluate
     from alnb.train import get_profile, load_run, train_cal
 
     prof = get_profile(profile, **{k: v for k, v in overrides.items() if k != "epochs"})
@@ -182,7 +182,7 @@ def make_control(ws: Workspace, seed: int = 0, n: int | None = None) -> list:
 
 
 @locked
-def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log=print) -> dict:
+def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log=print, annotation=None) -> dict:
     """:func:`alnb.select.label_selection`; raises :class:`alnb.workspace.WaitingForLabels` (the CLI: exit code 3,
     with the next command) while labels are still missing.  Labels people gave are never overwritten: a ``source``
     that changes them is refused with a per-image diff (:class:`alnb.labelio.ImportProblem`)."""
@@ -191,12 +191,42 @@ def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log
     if source is not None and ws.mode == "simulation":
         _log(f"[alnb] note: {ws.dataset_root} labels every image (simulation mode), so the {tag} labels are revealed "
              f"from the dataset and {source} is not read.", log)
-    st = sel.label_selection(ws, tag, source=source, fmt=fmt)
+    st = sel.label_selection(ws, tag, source=source, fmt=fmt, annotation=annotation)
     if st["imported"] is not None:
         _log("[alnb] " + describe_import(st["imported"], source), log)
     if st["waiting"]:
         raise WaitingForLabels(tag, st["n"], st["waiting"], st["queue"])
     return st
+
+
+def rerun_command(ws: Workspace, labels: bool = False) -> str:
+    """The ``alnb run`` command that continues this workspace with the settings it was made with: the command last
+    given (``metrics/run_command.json``, written by ``alnb run``), else one rebuilt from ``workspace.json`` (split
+    sizes, seed) and CAL1's profile -- never one that the split check would refuse with advice to ``--overwrite``.
+    ``labels``: add ``--labels EXPORT.json --label-format labelstudio`` (the real loop's label steps)."""
+    import shlex
+
+    argv = None
+    saved = ws.root / "metrics" / "run_command.json"
+    if saved.is_file():
+        try:
+            argv = [str(a) for a in json.loads(saved.read_text())["argv"]]
+        except (ValueError, KeyError, TypeError, OSError):
+            argv = None
+    if argv is None:
+        cfg = ws.config
+        argv = ["alnb", "run", "--data", str(cfg.get("data_yaml") or ws.dataset_root), "--workspace", str(ws.root)]
+        try:
+            profile = json.loads((ws.root / "runs" / "CAL1" / "alnb_run.json").read_text()).get("profile")
+        except (ValueError, OSError, AttributeError):
+            profile = None
+        if profile:
+            argv += ["--profile", str(profile)]
+        argv += [x for k, flag in (("n_val", "--n-val"), ("n_gt1", "--n-gt1"), ("seed", "--seed"))
+                 if cfg.get(k) is not None for x in (flag, str(cfg[k]))]
+    if labels:
+        argv += ["--labels", "EXPORT.json", "--label-format", "labelstudio"]
+    return shlex.join(argv)
 
 
 def loop_status(ws: Workspace) -> dict:
@@ -224,18 +254,17 @@ def loop_status(ws: Workspace) -> dict:
         nxt = f"done: the report is {ws.root / 'report.md'}"
     elif todo.startswith("label ") and ws.mode == "real":
         t = "GT2" if "GT2" in todo else "CONTROL"
-        cmd = (f"alnb run --data {ws.dataset_root} --workspace {ws.root} --labels EXPORT.json "
-               f"--label-format labelstudio")
+        cmd = rerun_command(ws, labels=True)
         saved = ws.root / "metrics" / "next_command.json"  # the exact command `alnb run` printed when it stopped
         if saved.is_file():
             try:
                 cmd = json.loads(saved.read_text())["command"]
-            except (ValueError, KeyError, OSError):
+            except (ValueError, KeyError, TypeError, OSError):
                 pass
         nxt = (f"{todo}: {len(labels[t]['waiting'])} image(s) waiting" + (f", queue {queue[t]}" if t in queue else "")
                + f"; then {cmd}")
     else:  # simulation mode: the simulated annotator labels the selections inside the run
-        nxt = f"{todo}: alnb run --data {ws.dataset_root} --workspace {ws.root}"
+        nxt = f"{todo}: {rerun_command(ws)}"
     return {"workspace": str(ws.root), "dataset": str(ws.dataset_root), "mode": ws.mode, "sets": counts,
             "labels": labels, "queue": queue, "trainings": runs, **have, "lock": holder_status(ws.root),
             "next": nxt}
@@ -251,13 +280,25 @@ def compare(ws: Workspace) -> Path:
     return report.write_report(ws, evals)
 
 
+def _check_budget(ws: Workspace, rule: str, budget):
+    """Refuse a budget the POOL cannot hold as soon as the split is known (:func:`select_gt2` checks it again)."""
+    if rule == "study" or budget is None:
+        return
+    n_pool = len(sel.pool_stems(ws.manifest()))
+    if int(budget) > n_pool:
+        raise sel.SelectionError(f"budget {budget} is larger than the {n_pool} POOL image(s) that can be selected "
+                                 f"in {ws.root}: lower --budget (budget=). Nothing was trained.")
+
+
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
         n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
-        label_format: str = "yolo", rule: str = "study", budget=None, log=print, **train_overrides) -> dict:
+        label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None,
+        **train_overrides) -> dict:
     """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
 
     ``seed`` drives the split, training and the Control draw; ``data_seed`` the generated dataset (``generate``).
-    ``labels``: for a dataset with unlabelled POOL images, where people's labels for GT2/Control are imported from.
+    ``labels``: for a dataset with unlabelled POOL images, where people's labels for GT2/Control are imported from
+    (``annotation``: which of several Label Studio annotations of a task, :func:`alnb.labelio.import_labels`).
     """
     from alnb.scoring import score_pool
 
@@ -274,16 +315,17 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
 
     ws = step("setup", setup, workspace, data_dir, generate=generate, n_images=n_images, image_size=image_size,
               data_seed=data_seed, n_val=n_val, n_gt1=n_gt1, seed=seed)
+    _check_budget(ws, rule, budget)  # before CAL1 trains, not minutes later at "select GT2"
     step("CAL1 (GT1)", train_and_evaluate, ws, "CAL1", ["GT1"], profile, seed=seed, conf=conf, **train_overrides)
     step("auto-label + MC-dropout scores", score_pool, ws, model="CAL1", T=T, conf=conf)
     gt2 = step("select GT2", select_gt2, ws, rule=rule, budget=budget)
     _log(f"[alnb] GT2: {len(gt2)} images", log)
     step("selection figures", selection_figures, ws)
-    step("label GT2", ensure_labelled, ws, "GT2", source=labels, fmt=label_format)
+    step("label GT2", ensure_labelled, ws, "GT2", source=labels, fmt=label_format, annotation=annotation)
     step("CAL2 (GT1 + GT2)", train_and_evaluate, ws, "CAL2", ["GT1", "GT2"], profile, seed=seed, conf=conf,
          **train_overrides)
     step("Control set", make_control, ws, seed=seed)
-    step("label Control", ensure_labelled, ws, "CONTROL", source=labels, fmt=label_format)
+    step("label Control", ensure_labelled, ws, "CONTROL", source=labels, fmt=label_format, annotation=annotation)
     step("Control (GT1 + Control)", train_and_evaluate, ws, "Control", ["GT1", "CONTROL"], profile, seed=seed,
          conf=conf, **train_overrides)
     rep = step("comparison + report", compare, ws)

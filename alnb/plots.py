@@ -525,7 +525,7 @@ def per_class_pr(per_class, title: str | None = None, metrics=("precision", "rec
     """Grouped bars of precision and recall per class at the operating point.
 
     ``per_class``: DataFrame indexed by class name with the ``metrics`` columns, ``instances`` and ``measurable``
-    (as :func:`alnb.metrics.per_class_frame` returns).  Classes that are not measurable (no instance in the set)
+    (as :func:`alnb.evaluation.per_class_frame` returns).  Classes that are not measurable (no instance in the set)
     get an 'n/m' mark instead of a bar; NaN precision (no prediction) is marked 'no pred'.
     """
     df = per_class

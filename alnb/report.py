@@ -1,6 +1,6 @@
 """CAL1 / CAL2 / Control comparison: tables, figures, a verdict computed from the numbers, and ``report.md``.
 
-Input is the evaluation dicts written by :func:`alnb.metrics.evaluate` (``metrics/eval_<MODEL>.json``); the functions
+Input is the evaluation dicts written by :func:`alnb.evaluation.evaluate` (``metrics/eval_<MODEL>.json``); the functions
 here turn them into tidy tables so they can be tested on hand-made dicts.
 """
 
@@ -57,7 +57,7 @@ def load_evals(ws: Workspace, models=MODELS) -> dict:
 def per_class_table(evals: dict) -> pd.DataFrame:
     """Long table, one row per (model, class): ``precision, recall, f1, boost, n_gt, measurable``.
 
-    ``evals``: ``{model: dict}`` as written by :func:`alnb.metrics.evaluate` (``per_class``: list of dicts with
+    ``evals``: ``{model: dict}`` as written by :func:`alnb.evaluation.evaluate` (``per_class``: list of dicts with
     ``class, instances, measurable, precision, recall, f1, boost``).  A class without instances in VAL1 has NaN
     metrics and ``measurable=False`` (never 0).
     """

@@ -75,7 +75,7 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
                t_hard: float | None = None, model_name: str | None = None, progress: bool = True, device=None,
                box_ref: float | None = None, aggregation: str = "topk", top_k: int = acq.TOP_K,
                engine: str = "local", address: str | None = None, workers: int | None = None,
-               part_size: int = PART_SIZE) -> pd.DataFrame:
+               part_size: int = PART_SIZE, threads=None) -> pd.DataFrame:
     """Auto-label and MC-score every POOL image of the workspace; write all outputs; return the score table.
 
     Scoring is streamed and resumable: the raw results go to ``scoring/<key>/part-*.npz`` every ``part_size``
@@ -90,7 +90,7 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
         A run name in the workspace (``"CAL1"``, loaded with :func:`alnb.train.load_run`), a ``.pt`` path or a model.
     T, conf, iou, imgsz, batch, p, cand_conf, seed
         See :func:`alnb.mc.mc_predict` (``imgsz`` defaults to the run's training size).  ``conf=None`` (default)
-        uses the model's operating point chosen on VAL1 (:func:`alnb.metrics.operating_point`; 0.25 for a bare .pt /
+        uses the model's operating point chosen on VAL1 (:func:`alnb.evaluation.operating_point`; 0.25 for a bare .pt /
         model); ``iou=None`` the evaluation's NMS IoU (:data:`alnb.metrics.NMS_IOU`).
     target_fraction, hard_share
         Default thresholds (:func:`alnb.select.choose_thresholds`); ``t_medium``/``t_hard`` override them.
@@ -107,6 +107,9 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
         the number of actors (default: one per CPU, or per GPU when ``device`` is a GPU).
     part_size : int
         Images per part file (and per Ray task).
+    threads : int, optional
+        CPU threads of the local engine (:mod:`alnb.cpu`; default the policy's: every usable core, never shared
+        with another alnb job).  MC scores do not depend on it (:mod:`alnb.mc`), only the time does.
 
     Writes
     ------
@@ -126,8 +129,9 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
 
         _import_ray()  # a clear message before any work when the extra is missing
     name, mdl, run_imgsz = _resolve_model(ws, model)
-    if conf is None:  # the model's operating point, chosen on VAL1 (alnb.metrics.evaluate)
-        from alnb.metrics import FIXED_CONF, operating_point
+    if conf is None:  # the model's operating point, chosen on VAL1 (alnb.evaluation.evaluate)
+        from alnb.evaluation import operating_point
+        from alnb.metrics import FIXED_CONF
 
         conf = operating_point(ws, name) if isinstance(model, str) and not model.endswith(".pt") else FIXED_CONF
     if iou is None:  # the same NMS as evaluation (alnb.metrics.NMS_IOU)
@@ -156,7 +160,10 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
               f"({store.dir}); scoring the other {len(todo)}")
     seconds = 0.0
     if todo and engine == "local":
-        seconds = score_local(scorer, todo, store, part_size=part_size, progress=progress)
+        from alnb.cpu import cpu_threads
+
+        with cpu_threads(threads, device=device, what=f"MC scoring in {ws.root}"):
+            seconds = score_local(scorer, todo, store, part_size=part_size, progress=progress)
     elif todo:
         ray_kwargs = {**kwargs, "imgsz": scorer.imgsz, "p": scorer.settings["p"],
                       "device": "cuda" if scorer.device.type == "cuda" else "cpu"}

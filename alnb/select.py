@@ -264,7 +264,7 @@ def label_status(ws: Workspace, tag: str = "GT2") -> dict:
 
 @locked
 def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yolo",
-                    export_fmt: str = "labelstudio", import_tags=None) -> dict:
+                    export_fmt: str = "labelstudio", import_tags=None, annotation=None) -> dict:
     """Get the ``tag`` images labelled so they can be trained on.
 
     * Simulation mode (every image of the dataset is labelled): the simulated annotator reveals the true labels of
@@ -303,7 +303,7 @@ def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yo
             raise WorkspaceError(f"labels source {source} does not exist. Pass the file or folder exported from the "
                                  f"labelling tool (Label Studio: Export > JSON).")
         tags = import_tags or [t for t in SELECTION_TAGS if has_tag(m, t).any()]
-        imported = labelio.import_labels(ws, source, fmt, tag=tags, overwrite=False)
+        imported = labelio.import_labels(ws, source, fmt, tag=tags, overwrite=False, annotation=annotation)
     todo = label_status(ws, tag)["waiting"]
     queue = None
     if todo:

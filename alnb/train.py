@@ -36,7 +36,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 RUN_FILE = "alnb_run.json"
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: the thread count and device kind joined the key (alnb.cpu)
 
 
 # ----------------------------------------------------------------------------------------------------------- profiles
@@ -75,6 +75,9 @@ class Profile:
         Repeat-factor sampling of rare classes (LVIS, Gupta et al. 2019): an image whose rarest class appears in a
         fraction ``f < repeat_thresh`` of the training images is listed ``sqrt(repeat_thresh / f)`` times per epoch
         (:func:`repeat_factors`, :func:`oversample_list`); computed from the training labels only.  None = off.
+    threads : int, optional
+        PyTorch threads of a CPU training; None = the policy of :mod:`alnb.cpu` (``ALNB_THREADS``, the user's
+        ``OMP_NUM_THREADS``, else every usable core).  Part of the cache key (it changes a CPU model's numbers).
     extra : dict
         Any other ultralytics training arguments (e.g. ``{"lr0": 0.01, "cache": "ram"}``).
     """
@@ -91,6 +94,7 @@ class Profile:
     start: str | None = None
     finetune_epochs: int | None = None
     repeat_thresh: float | None = None
+    threads: int | None = None
     extra: dict = field(default_factory=dict)
 
     def train_args(self) -> dict:
@@ -99,12 +103,18 @@ class Profile:
                 "close_mosaic": self.close_mosaic, **self.extra}
 
 
+# Data loading of the CPU profiles (measured in benchmarks/train_speed.py): decoded, resized images cached in RAM (no
+# PNG decode per epoch) and loaded in the training process (workers=0: on 2 cores, loader processes only compete with
+# the training threads for the same cores).  Ultralytics refuses the RAM cache itself when memory is short.
+CPU_LOADER = {"cache": "ram", "workers": 0}
+
 PROFILES = {
     # Tests: seconds on a 64 px tiny dataset (nbs = batch: one optimizer step per batch, so it really trains).
     # Starting from the shipped class-agnostic checkpoint, one epoch already gives real (non-empty) predictions, so
     # the tests exercise real scores, tiers and thresholds; CAL2 / Control warm-start from CAL1 as in `quick`.
     "smoke": Profile("smoke", "yolov8-tiny.yaml", imgsz=64, epochs=1, batch=8, close_mosaic=0, patience=100,
-                     start="weld-defect-tiny.pt", finetune_epochs=1, extra={"warmup_epochs": 0, "nbs": 8}),
+                     start="weld-defect-tiny.pt", finetune_epochs=1,
+                     extra={"warmup_epochs": 0, "nbs": 8, **CPU_LOADER}),
     # CPU demo default, chosen from measurements on 2 CPU cores (benchmarks/recipe_sweep.py, README "Training CAL
     # models"): the width-0.125 YOLOv8 at 320 px, started from the shipped class-agnostic checkpoint
     # (alnb/models/weld-defect-tiny.pt, alnb.pretrain: a disjoint synthetic corpus, one "defect" class - the stand-in
@@ -115,9 +125,10 @@ PROFILES = {
     # < 20 % of GT1 images is listed sqrt(0.2 / f) times) keeps it learnt on every seed (README "Stability").
     # CAL2 and Control warm-start from CAL1 for `finetune_epochs`.
     # nbs=8 (= batch) steps the optimizer every batch (a few hundred steps in all); VAL1 every 3rd epoch.
+    # Speed (benchmarks/train_speed.py, README "Training speed"): every core (alnb.cpu) and CPU_LOADER.
     "quick": Profile("quick", "yolov8-tiny.yaml", imgsz=320, epochs=25, batch=8, close_mosaic=5, patience=100,
                      val_every=3, start="weld-defect-tiny.pt", finetune_epochs=10, repeat_thresh=0.2,
-                     extra={"optimizer": "AdamW", "lr0": 0.002, "nbs": 8, "cls_pw": 0.5}),
+                     extra={"optimizer": "AdamW", "lr0": 0.002, "nbs": 8, "cls_pw": 0.5, **CPU_LOADER}),
     # The study setting, for a GPU: ultralytics' defaults (SGD/AdamW auto, nbs 64) at 640 px.
     "paper": Profile("paper", "yolov8n.yaml", imgsz=640, epochs=100, batch=16, close_mosaic=10, patience=50,
                      extra={}),
@@ -156,6 +167,10 @@ def get_profile(name: str | Profile = "quick", **overrides) -> Profile:
                          f"({sorted(fields)}) nor an ultralytics training argument.")
     if "dropout" in own and not 0 <= own["dropout"] < 1:
         raise ValueError(f"dropout must be in [0, 1), got {own['dropout']}")
+    if own.get("threads") is not None:
+        from alnb.cpu import default_threads
+
+        own["threads"] = default_threads(own["threads"])  # a whole number >= 1, or a clear error
     return dataclasses.replace(prof, **own, extra={**prof.extra, **rest})
 
 
@@ -179,6 +194,64 @@ def start_weights(start) -> Path | None:
                                 f"alnb never downloads weights). Rebuild the shipped one with "
                                 f"`python -m alnb.pretrain`, or pass start=None to train from scratch.")
     return p.resolve()
+
+
+class CheckpointError(ValueError):
+    """A ``.pt`` file that is not a usable ultralytics checkpoint (truncated, another kind of file, a bare state dict);
+    the message names the file and what to do (the CLI: exit 2)."""
+
+
+def _checkpoint_advice(path: Path) -> str:
+    run_dir = path.parent.parent if path.parent.name == "weights" else None
+    if run_dir is not None and (run_dir / RUN_FILE).is_file():
+        return (f"It is the model of the training run {run_dir}: delete that folder (rm -r '{run_dir}') and run the "
+                f"same command again to retrain {run_dir.name} (the other steps are kept).")
+    return ("Pass a checkpoint saved by ultralytics (a YOLO .pt such as yolov8n.pt, or a run's weights/best.pt), or "
+            "--start none (start=None) to train from random weights.")
+
+
+def checkpoint_problem(path) -> str | None:
+    """Why ``path`` is not a usable ultralytics checkpoint (one phrase), or None when it loads and holds a model.
+
+    Loads the file (a few tens of ms for the models used here): a truncated file, a text or image file renamed
+    ``.pt`` and a bare ``state_dict`` all fail here, with their reason, instead of deep inside ultralytics."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        return "the file does not exist"
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] == b"PK" and not zipfile.is_zipfile(path):
+        return (f"the file is cut short ({size:,} bytes; a torch zip archive without its end): truncated, e.g. by a "
+                f"full disk or an interrupted copy")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError,
+            AttributeError, ImportError, IndexError, TypeError, OSError) as e:
+        return f"torch cannot load it ({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})"
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    if not isinstance(model, torch.nn.Module):
+        what = f"a dict with keys {sorted(map(str, ckpt))[:6]}" if isinstance(ckpt, dict) else \
+            f"a {type(ckpt).__name__}"
+        return f"it holds {what}, not an ultralytics checkpoint with a 'model'"
+    return None
+
+
+def check_checkpoint(path) -> Path:
+    """``path`` when it is a usable checkpoint (:func:`checkpoint_problem`), else :class:`CheckpointError` with
+    advice: a run's ``best.pt`` -> delete the run folder to retrain; a ``--start`` file -> pass a real one."""
+    path = Path(path).expanduser()
+    why = checkpoint_problem(path)
+    if why is not None:
+        raise CheckpointError(f"{path} is not a usable model checkpoint: {why}. {_checkpoint_advice(path)}")
+    return path
 
 
 def model_yaml_path(model: str | os.PathLike) -> Path | None:
@@ -224,7 +297,13 @@ def load_model(weights):
     if not Path(w).is_file():
         raise FileNotFoundError(f"weights file {w} does not exist: train the model first (alnb.train.train_cal / "
                                 f"notebook 01) or give the path of a local .pt file.")
-    return yolo(str(w))
+    try:
+        return yolo(str(w))
+    except Exception as e:  # noqa: BLE001 - a truncated / foreign file: say which and what to do
+        why = checkpoint_problem(w)
+        if why is None:
+            raise
+        raise CheckpointError(f"{w} is not a usable model checkpoint: {why}. {_checkpoint_advice(Path(w))}") from e
 
 
 class DropoutDetectionTrainer(DetectionTrainer):
@@ -242,7 +321,25 @@ class DropoutDetectionTrainer(DetectionTrainer):
         last = self.epoch + 1 >= self.epochs or self.stop or self.stopper.possible_stop
         if self.val_every > 1 and not last and (self.epoch + 1) % self.val_every:
             return {k: float("nan") for k in self.metrics}, None
-        return super().validate()
+        before = self.best_fitness
+        metrics, fitness = super().validate()
+        if metrics is not None and self.best_fitness is not None and self.best_fitness != before:
+            self.best_metrics = {**metrics, "fitness": float(fitness)}  # the epoch that became best.pt
+        return metrics, fitness
+
+    def final_eval(self):
+        """Strip the optimizer from ``last.pt`` / ``best.pt`` as ultralytics does, without its re-validation of
+        ``best.pt``: alnb evaluates every model itself (:func:`alnb.evaluation.evaluate`), so that pass over VAL1
+        was pure overhead.  ``self.metrics`` becomes the validation metrics of the epoch that is ``best.pt``."""
+        from ultralytics.utils import RANK
+        from ultralytics.utils.torch_utils import strip_optimizer
+
+        if RANK in {-1, 0}:
+            ckpt = strip_optimizer(self.last) if self.last.exists() else {}
+            if self.best.exists():
+                strip_optimizer(self.best, updates={"train_results": ckpt.get("train_results")})
+        if getattr(self, "best_metrics", None):
+            self.metrics = dict(self.best_metrics)
 
     def get_model(self, cfg=None, weights=None, verbose: bool = True):
         model = super().get_model(cfg=model_cfg(cfg) if cfg is not None else cfg, weights=weights, verbose=verbose)
@@ -457,14 +554,20 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
         if not weights.is_file() or weights.suffix != ".pt":
             raise FileNotFoundError(f"start weights {weights} not found (must be a local .pt file; alnb never "
                                     f"downloads weights). Leave weights=None to train from the profile's yaml.")
+        check_checkpoint(weights)  # before training starts, not deep inside ultralytics' trainer
     yaml_file = model_yaml_path(prof.model)
     model_id = ({"weights_sha256": _file_sha(weights)} if weights is not None else
                 {"yaml": prof.model, "yaml_sha256": _file_sha(yaml_file) if yaml_file else None})
     import ultralytics
 
+    from alnb.cpu import cpu_threads, default_threads
+
     args = {**prof.train_args(), "seed": int(seed), "deterministic": True}
+    on_cpu = device.lower() == "cpu"
+    threads = default_threads(prof.threads) if on_cpu else None  # changes a CPU model's numbers: in the key
     config = {"v": KEY_VERSION, "ultralytics": ultralytics.__version__, "args": args, "dropout": prof.dropout,
-              "val_every": prof.val_every, "model": model_id}
+              "val_every": prof.val_every, "model": model_id, "device": "cpu" if on_cpu else "cuda",
+              "threads": threads}
     data_yaml = ws.write_data_yaml(name, tags)
     resampled = None
     if prof.repeat_thresh:  # rare-class oversampling: the repeated list is part of the cache key
@@ -490,12 +593,13 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
     full = {**args, "model": model_arg, "data": str(data_yaml), "project": str(project), "name": name,
             "exist_ok": True, "plots": False, "device": device, "verbose": verbose}
     trainer_cls = dropout_trainer(prof.dropout, prof.val_every)
-    t0 = time.perf_counter()
-    trainer = trainer_cls(overrides=full)
-    for event, fn in (callbacks or {}).items():
-        trainer.add_callback(event, fn)
-    trainer.train()
-    seconds = time.perf_counter() - t0
+    with cpu_threads(threads, device=device, what=f"training {name} in {ws.root}"):
+        t0 = time.perf_counter()
+        trainer = trainer_cls(overrides=full)
+        for event, fn in (callbacks or {}).items():
+            trainer.add_callback(event, fn)
+        trainer.train()
+        seconds = time.perf_counter() - t0
     save_dir = Path(trainer.save_dir)
     if save_dir.resolve() != run_dir.resolve():  # pragma: no cover - ultralytics changed its layout
         raise RuntimeError(f"ultralytics wrote the run to {save_dir}, expected {run_dir}")
@@ -505,7 +609,8 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
     train_lines = Path(data["train"]).read_text().splitlines()
     n_train = len(set(train_lines))  # images (repeat-factor sampling lists some several times)
     info = {"name": name, "key": key, "profile": prof.name, "tags": [tags] if isinstance(tags, str) else list(tags),
-            "seconds": round(seconds, 2), "device": device, "dropout": prof.dropout, "seed": int(seed),
+            "seconds": round(seconds, 2), "device": device, "threads": threads, "dropout": prof.dropout,
+            "seed": int(seed),
             "val_every": prof.val_every, "model": model_arg, "args": args, "data": str(data_yaml),
             "n_train": n_train,
             "n_val": len(Path(data["val"]).read_text().splitlines()),

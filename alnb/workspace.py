@@ -39,13 +39,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from alnb.data import Dataset, load_dataset
+from alnb.data import Dataset, dataset_folder, load_dataset, read_label_text
 
 MANIFEST_COLUMNS = ["stem", "image", "label_file", "label_state", "n_boxes", "width", "height", "tags",
                     "label_source", "auto_model", "problem"]
 BASE_TAGS = ("VAL1", "GT1", "POOL")
 KNOWN_TAGS = ("VAL1", "GT1", "POOL", "GT2", "CONTROL", "EXCLUDED")
 TRAINABLE_SOURCES = ("human", "oracle")
+LABEL_SOURCES = ("human", "oracle", "auto", "none")
+LABEL_STATES = ("labelled", "empty", "unlabelled")
+CONFIG_KEYS = ("dataset", "names", "mode")  # what workspace.json must hold
 
 
 class WorkspaceError(RuntimeError):
@@ -165,7 +168,7 @@ def _count(n, total, what):
 
 def check_location(root, dataset_root):
     """Refuse a workspace inside the dataset folder (alnb never writes there) or a dataset inside the workspace."""
-    root, data = Path(root).expanduser().resolve(), Path(dataset_root).expanduser().resolve()
+    root, data = Path(root).expanduser().resolve(), dataset_folder(dataset_root)[0]
     if root == data or data in root.parents:
         raise WorkspaceError(f"the workspace {root} is inside the dataset folder {data}: alnb never writes into the "
                              f"dataset folder (and would read its own files as dataset images). Choose a workspace "
@@ -222,6 +225,61 @@ def make_split(ds: Dataset, n_val=178, n_gt1=177, seed: int = 0) -> pd.DataFrame
     return m[MANIFEST_COLUMNS].reset_index(drop=True)
 
 
+# ------------------------------------------------------------------------------------- files a person can edit
+_MANIFEST_ADVICE = ("manifest.csv is written by alnb: undo the edit (or restore the file), or make a new split with "
+                    "`alnb run --data DATASET --workspace WORKSPACE --overwrite` and your split settings (labels "
+                    "people gave, in labels/, are kept).")
+
+
+def _read_config(path: Path) -> dict:
+    """``workspace.json``, checked: a message naming the file instead of a JSON or key error."""
+    try:
+        cfg = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise WorkspaceError(f"{path} is not valid JSON ({e}). It is written by alnb: undo the edit, or start again "
+                             f"with `alnb run --data DATASET --workspace {path.parent} --overwrite`.") from None
+    missing = [k for k in CONFIG_KEYS if not isinstance(cfg, dict) or k not in cfg]
+    if missing:
+        raise WorkspaceError(f"{path} lacks {missing}. It is written by alnb: undo the edit, or start again with "
+                             f"`alnb run --data DATASET --workspace {path.parent} --overwrite`.")
+    return cfg
+
+
+def check_manifest(m: pd.DataFrame, path) -> pd.DataFrame:
+    """Validate a manifest read from disk (a person may have edited it): every column there, one row per stem,
+    counts and sizes whole numbers, known label sources / states.  Raises :class:`WorkspaceError` naming the file,
+    the line and the column, with what to do; returns ``m`` with integer columns as ints."""
+    missing = [c for c in MANIFEST_COLUMNS if c not in m.columns]
+    if missing:
+        raise WorkspaceError(f"{path}: column(s) {missing} missing (its header has {list(m.columns)}). "
+                             f"{_MANIFEST_ADVICE}")
+
+    def bad(i, col, what):
+        raise WorkspaceError(f"{path} line {i + 2}, column {col!r}: {what}. {_MANIFEST_ADVICE}")
+
+    for i in np.flatnonzero(m["stem"].str.strip() == ""):
+        bad(i, "stem", "empty stem")
+    dup = m["stem"].duplicated(keep="first")
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        first = int(np.flatnonzero(m["stem"] == m["stem"].iloc[i])[0])
+        bad(i, "stem", f"stem {m['stem'].iloc[i]!r} appears again (first on line {first + 2}; "
+                       f"{int(dup.sum())} duplicate row(s) in all)")
+    for col in ("n_boxes", "width", "height"):
+        vals = pd.to_numeric(m[col], errors="coerce")
+        wrong = vals.isna() | (vals < 0) | (vals != vals.round())
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
+            bad(i, col, f"{m[col].iloc[i]!r} is not a whole number >= 0")
+        m[col] = vals.astype(int)
+    for col, allowed in (("label_source", LABEL_SOURCES), ("label_state", LABEL_STATES)):
+        wrong = ~m[col].isin(allowed)
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
+            bad(i, col, f"{m[col].iloc[i]!r} is not one of {list(allowed)}")
+    return m
+
+
 # ---------------------------------------------------------------------------------------------------------- workspace
 class Workspace:
     """Handle on an experiment folder.  Create with :meth:`create`, reopen with :meth:`open`."""
@@ -232,7 +290,7 @@ class Workspace:
         if not cfg_file.is_file():
             raise WorkspaceError(f"{self.root} is not an alnb workspace (no workspace.json). Create it with notebook "
                                  f"00 or `alnb run --data DATASET --workspace {self.root}` first.")
-        self.config = json.loads(cfg_file.read_text())
+        self.config = _read_config(cfg_file)
         self._dataset = None
         self.refreshed = None  # what :meth:`refresh` changed when the workspace was reopened by :meth:`create`
 
@@ -271,6 +329,8 @@ class Workspace:
         manifest = make_split(ds, n_val=n_val, n_gt1=n_gt1, seed=seed)
         config = {**settings, "names": ds.names, "mode": "simulation" if ds.fully_labelled else "real",
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if ds.yaml is not None:  # --data DIR/NAME.yaml: reopened with the same yaml
+            config["data_yaml"] = str(ds.yaml)
         root.mkdir(parents=True, exist_ok=True)
         atomic_write_json(cfg_file, config)
         ws = cls(root)
@@ -360,7 +420,7 @@ class Workspace:
     def dataset(self) -> Dataset:
         """The dataset, re-validated on first use (cached)."""
         if self._dataset is None:
-            self._dataset = load_dataset(self.dataset_root, progress=False)
+            self._dataset = load_dataset(self.config.get("data_yaml") or self.dataset_root, progress=False)
         return self._dataset
 
     # ---- manifest
@@ -372,10 +432,14 @@ class Workspace:
         if not self.manifest_path.is_file():
             raise WorkspaceError(f"{self.manifest_path} missing: create the workspace with notebook 00 or "
                                  f"`alnb run --data DATASET --workspace {self.root}` first.")
-        m = pd.read_csv(self.manifest_path, dtype={"stem": str, "image": str, "label_file": str, "tags": str,
-                                                   "label_source": str, "auto_model": str, "problem": str,
-                                                   "label_state": str}, keep_default_na=False)
-        return m
+        try:
+            m = pd.read_csv(self.manifest_path, dtype={"stem": str, "image": str, "label_file": str, "tags": str,
+                                                       "label_source": str, "auto_model": str, "problem": str,
+                                                       "label_state": str}, keep_default_na=False)
+        except (ValueError, UnicodeDecodeError) as e:  # pandas' ParserError / EmptyDataError are ValueErrors
+            raise WorkspaceError(f"{self.manifest_path} cannot be read as CSV ({str(e).strip()}). "
+                                 f"{_MANIFEST_ADVICE}") from None
+        return check_manifest(m, self.manifest_path)
 
     def write_manifest(self, manifest: pd.DataFrame):
         missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
@@ -435,7 +499,7 @@ class Workspace:
             if src is None:
                 lab.unlink(missing_ok=True)
             else:
-                text = src.read_text()
+                text = read_label_text(src)  # what ultralytics reads: no byte-order mark to break the first id
                 if not lab.is_file() or lab.read_text() != text:
                     atomic_write_text(lab, text)
         cache = self.root / "view" / "labels.cache"
@@ -591,7 +655,9 @@ def load_image(ws: Workspace, stem: str, manifest: pd.DataFrame | None = None):
 
     m = ws.manifest() if manifest is None else manifest
     rel = m.loc[m["stem"] == stem, "image"].iloc[0]
-    im = cv2.imread(str(ws.dataset_root / rel), cv2.IMREAD_UNCHANGED)
+    # ANYCOLOR | ANYDEPTH: grayscale stays grayscale and, unlike IMREAD_UNCHANGED, the EXIF orientation is applied
+    # (the image the trainer sees, whose size alnb.data.image_size gives)
+    im = cv2.imread(str(ws.dataset_root / rel), cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if im is None:
         raise FileNotFoundError(f"cannot read {ws.dataset_root / rel}")
     return im if im.ndim == 2 else cv2.cvtColor(im, cv2.COLOR_BGR2RGB)

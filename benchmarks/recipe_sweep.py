@@ -5,7 +5,7 @@ Usage::
     python benchmarks/recipe_sweep.py --workspace runs/sweep --data data/weld [--recipes NAME ...] [--seed 0]
 
 For each recipe (a dict of :func:`alnb.train.get_profile` overrides, below) CAL1 is trained on the workspace's GT1
-(cached: a recipe that already ran is reused) and evaluated on VAL1 with :func:`alnb.metrics.evaluate`:
+(cached: a recipe that already ran is reused) and evaluated on VAL1 with :func:`alnb.evaluation.evaluate`:
 mAP50, mAP50-95, precision / recall / F1 / boost at the chosen operating point (F1-maximising confidence on VAL1)
 and at the study's fixed confidence 0.25, the share of auto-labels with a same-class duplicate (IoU >= 0.5) and the
 training seconds.  Rows are appended to ``<workspace>/metrics/recipe_sweep.csv`` and the table is printed.
@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 import alnb  # noqa: F401  (offline before ultralytics)
-from alnb.metrics import NMS_IOU, duplicate_share, evaluate, predict_boxes
+from alnb.evaluation import evaluate, predict_boxes
+from alnb.metrics import NMS_IOU, duplicate_share
 from alnb.pretrain import CHECKPOINT
 from alnb.train import load_model, train_cal
 from alnb.workspace import Workspace

@@ -72,13 +72,13 @@ def run_step(a) -> dict:
         ws = pipeline.setup(a.workspace, a.data, n_val=N_VAL, n_gt1=N_GT1, seed=0, log=quiet)
         out["pool"] = ws.tag_counts()["POOL"]
     elif a.step == "evaluate":  # untimed preparation: CAL1 in the workspace + its operating point on VAL1
-        from alnb import metrics
+        from alnb import evaluation
 
         ws = Workspace.open(a.workspace)
         dst = ws.root / "runs" / "CAL1"
         if not dst.is_dir():
             shutil.copytree(a.model_run, dst)
-        out["conf"] = metrics.evaluate(ws, "CAL1")["conf"]
+        out["conf"] = evaluation.evaluate(ws, "CAL1")["conf"]
     elif a.step == "scoring":
         from alnb.scoring import score_pool
 

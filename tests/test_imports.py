@@ -10,33 +10,54 @@ import alnb
 PKG = Path(alnb.__file__).resolve().parent
 
 
+def module_name(path: Path) -> str:
+    """``select`` for alnb/select.py, ``formats`` for alnb/formats/__init__.py, ``formats.coco`` for
+    alnb/formats/coco.py (alnb/__init__.py stays ``__init__``)."""
+    parts = list(path.relative_to(PKG).with_suffix("").parts)
+    if len(parts) > 1 and parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def module_files() -> dict:
+    return {module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
 def module_names() -> set:
-    return {p.stem for p in PKG.glob("*.py")}
+    return set(module_files())
 
 
-def imports_of(path: Path, modules: set) -> set:
-    """alnb modules imported anywhere in ``path`` (module level, functions, methods, conditionals)."""
+def imports_of(path: Path, modules: set, name: str | None = None) -> set:
+    """alnb modules imported anywhere in ``path`` (module level, functions, methods, conditionals); subpackage
+    modules by dotted name (``formats.common``)."""
     out = set()
+
+    def add(dotted: str, names=()):
+        rest = dotted.split(".")[1:]  # without the leading "alnb"
+        if not rest:  # from alnb import x: x is a module, or a name of alnb/__init__
+            out.update(a if a in modules else "__init__" for a in names) if names else out.add("__init__")
+            return
+        mod = ".".join(rest)
+        subs = {f"{mod}.{a}" for a in names} & modules  # from alnb.formats import coco: the module formats.coco
+        out.update(subs or {mod})
+        if names and set(names) - {s.rsplit(".", 1)[-1] for s in subs}:
+            out.add(mod)
+
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             for a in node.names:
-                parts = a.name.split(".")
-                if parts[0] == "alnb":
-                    out.add(parts[1] if len(parts) > 1 else "__init__")
+                if a.name.split(".")[0] == "alnb":
+                    add(a.name)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            parts = node.module.split(".")
-            if parts[0] != "alnb":
-                continue
-            if len(parts) > 1:
-                out.add(parts[1])
-            else:  # from alnb import x: x is a module, or a name of alnb/__init__
-                out |= {a.name if a.name in modules else "__init__" for a in node.names}
-    return out - {path.stem}
+            if node.module.split(".")[0] == "alnb":
+                add(node.module, [a.name for a in node.names])
+    return out - {name if name is not None else path.stem}
 
 
 def graph() -> dict:
-    mods = module_names()
-    return {m: imports_of(PKG / f"{m}.py", mods) & mods for m in sorted(mods)}
+    files = module_files()
+    mods = set(files)
+    return {m: imports_of(files[m], mods, m) & mods for m in sorted(mods)}
 
 
 def find_cycle(g: dict) -> list | None:
@@ -93,3 +114,8 @@ def test_layers_point_one_way():
     assert not g["acquisition"] & {"mc", "scoring", "study", "pipeline", "plots", "widgets", "workspace"}
     assert not g["select"] & {"mc", "acquisition", "scoring", "study", "pipeline", "plots", "widgets"}
     assert "widgets" not in g["pipeline"] and "select" not in g["labelio"]  # labelio reads scores via scoretable
+    fmts = {m for m in g if m.startswith("formats.")}
+    assert {"formats.labelstudio", "formats.cvat", "formats.coco", "formats.yolo", "formats.common"} <= fmts
+    for m in fmts - {"formats.common"}:  # each tool's module builds on the shared one, never on another tool's
+        assert not g[m] & (fmts - {"formats.common"}) and "labelio" not in g[m], (m, g[m])
+    assert not g["formats.common"] & (fmts | {"formats", "labelio"})

@@ -216,16 +216,21 @@ def test_labelstudio_skips_unlabelled_tasks_and_picks_annotation(ws, tmp_path):
     exp = ls_export(tasks)
     exp[0]["annotations"] = []  # not labelled yet
     exp[1]["annotations"][0]["was_cancelled"] = True  # skipped by the annotator
-    # two annotations: the later one wins, uploaded-file URL style is recognised
+    # two annotations that differ: refused, listed, unless the user chooses (the later one with "latest");
+    # uploaded-file URL style is recognised
     later = copy.deepcopy(exp[2]["annotations"][0])
     later.update(id=999, updated_at="2024-06-01T00:00:00Z", result=later["result"][:1])
     exp[2]["annotations"].append(later)
     exp[2]["data"] = {"image": "/data/upload/3/1a2b3c4d-" + exp[2]["data"]["image"].rsplit("/", 1)[-1]}
     src = write_json(tmp_path / "ls.json", exp)
-    summary = import_labels(ws, src, "labelstudio").set_index("stem")
+    with pytest.raises(labelio.ImportProblem) as e:
+        import_labels(ws, src, "labelstudio")
+    assert e.value.kinds == {"several_annotations"} and "annotation 103 by 1" in str(e.value)
+    assert "annotation 999 by 1 (2024-06-01T00:00:00Z): 1 region(s)" in str(e.value)
+    summary = import_labels(ws, src, "labelstudio", annotation="latest").set_index("stem")
     s0, s1, s2 = (t["data"]["alnb_stem"] for t in tasks[:3])
     assert summary.at[s0, "action"] == "skipped" and summary.at[s1, "action"] == "skipped"
-    assert summary.at[s2, "n_boxes"] == 1 and "annotation 999" in summary.at[s2, "note"]
+    assert summary.at[s2, "n_boxes"] == 1 and "annotation 999 by 1 of 2 annotations" in summary.at[s2, "note"]
     m = ws.manifest().set_index("stem")
     assert m.at[s0, "label_source"] == "none" and m.at[s2, "label_source"] == "human"
     assert not (ws.root / "labels" / f"{s0}.txt").exists()

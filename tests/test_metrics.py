@@ -164,3 +164,87 @@ def test_duplicate_share_counts_same_class_overlaps_only():
     assert d["pair_share"] == pytest.approx(1 / 3) and d["box_share"] == pytest.approx(2 / 5)
     assert d["cross_pairs"] == 2  # the class-1 box over both class-0 boxes (IoU 1 and 0.82)
     assert duplicate_share([])["box_share"] == 0.0
+
+
+def _coco_eval(preds, gts, nc):
+    """pycocotools' COCOeval (bbox) on the same boxes: (mAP50-95, mAP50, per-class AP50-95)."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, anns, dets = [], [], []
+    for i, (p, g) in enumerate(zip(preds, gts)):
+        images.append({"id": i + 1, "width": 640, "height": 640})
+        for c, x0, y0, x1, y1 in g:
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": int(c) + 1, "iscrowd": 0,
+                         "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0)})
+        for c, x0, y0, x1, y1, s in p:
+            dets.append({"image_id": i + 1, "category_id": int(c) + 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
+                         "score": float(s)})
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": c + 1} for c in range(nc)]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        dt = gt.loadRes(dets) if dets else COCO()
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    prec = ev.eval["precision"][:, :, :, 0, -1]  # T x R x K, area all, maxDets 100
+    per_class = {k: float(prec[:, :, k][prec[:, :, k] > -1].mean()) for k in range(nc) if (prec[:, :, k] > -1).any()}
+    return float(ev.stats[0]), float(ev.stats[1]), per_class
+
+
+def _random_detections(rng, n_images, nc):
+    preds, gts = [], []
+    for _ in range(n_images):
+        m = rng.integers(0, 6)
+        xy = rng.uniform(0, 500, (m, 2))
+        wh = rng.uniform(8, 120, (m, 2))
+        g = np.column_stack([rng.integers(0, nc, m), xy, xy + wh])
+        rows = []
+        for c, x0, y0, x1, y1 in g:  # noisy copies of the truth (some with the wrong class) + clutter
+            for _ in range(rng.integers(0, 3)):
+                j = rng.normal(0, 6, 4)
+                nx0, ny0 = x0 + j[0], y0 + j[1]  # a detector's boxes are never degenerate: x1 > x0, y1 > y0
+                rows.append([c if rng.random() > 0.15 else rng.integers(0, nc), nx0, ny0,
+                             max(x1 + j[2], nx0 + 1), max(y1 + j[3], ny0 + 1), rng.random()])
+        for _ in range(rng.integers(0, 4)):
+            a = rng.uniform(0, 500, 2)
+            rows.append([rng.integers(0, nc), *a, *(a + rng.uniform(8, 100, 2)), rng.random() * 0.6])
+        p = np.array(rows, float).reshape(-1, 6)
+        p[:, 5] = np.round(p[:, 5], 2)  # ties in score, as real confidences have
+        preds.append(p)
+        gts.append(g.astype(float).reshape(-1, 5))
+    return preds, gts
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_coco_map_equals_pycocotools(seed):
+    """alnb.metrics.coco_map is COCOeval's bbox AP on the same boxes (overall and per class, to 1e-6)."""
+    from alnb.metrics import coco_map
+
+    rng = np.random.default_rng(seed)
+    nc = 4
+    preds, gts = _random_detections(rng, 30, nc)
+    ours = coco_map(preds, gts, nc)
+    m5095, m50, per = _coco_eval(preds, gts, nc)
+    assert ours["mAP50-95"] == pytest.approx(m5095, abs=1e-6)
+    assert ours["mAP50"] == pytest.approx(m50, abs=1e-6)
+    assert set(ours["per_class"]) == set(per)
+    for c, v in per.items():
+        assert ours["per_class"][c]["AP50-95"] == pytest.approx(v, abs=1e-6)
+
+
+def test_coco_map_hand_made():
+    """One image, one box: a perfect detection is AP 1; a class with truth but no detection is 0; without truth a
+    class is left out of the mean (not 0)."""
+    from alnb.metrics import coco_map
+
+    gt = [np.array([[0, 10, 10, 50, 50], [1, 60, 60, 90, 90]], float)]
+    pred = [np.array([[0, 10, 10, 50, 50, 0.9], [2, 0, 0, 5, 5, 0.8]], float)]
+    r = coco_map(pred, gt, 3)
+    assert r["per_class"][0]["AP50"] == pytest.approx(1.0) and r["per_class"][1]["AP50"] == 0.0
+    assert 2 not in r["per_class"] and r["mAP50"] == pytest.approx(0.5)

@@ -274,6 +274,17 @@ def test_files_are_written_with_normal_permissions(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ workspace commands
+def fake_autolabels(ws, stems, line):
+    """CAL1 auto-labels (one ``line`` each) for ``stems``, recorded in the manifest as the scoring step would."""
+    auto = ws.root / "autolabels" / "CAL1"
+    auto.mkdir(parents=True, exist_ok=True)
+    for s in stems:
+        (auto / f"{s}.txt").write_text(line)
+    m = ws.manifest()
+    m.loc[m["stem"].isin(list(stems)), "auto_model"] = "CAL1"
+    ws.write_manifest(m)
+
+
 @pytest.fixture
 def real_ws(tmp_path):
     """A real-loop workspace (8 unlabelled POOL images), GT2 = 4 of them with fake auto-labels and scores; the
@@ -285,13 +296,7 @@ def real_ws(tmp_path):
         (truth / f"img_{i:02d}.txt").write_text(f"{i % 2} 0.5 0.5 0.25 0.25\n")
     ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
     pool = [s for s in ws.stems("POOL") if int(s[-2:]) >= 16]
-    auto = ws.root / "autolabels" / "CAL1"
-    auto.mkdir(parents=True)
-    for s in pool:
-        (auto / f"{s}.txt").write_text("0 0.45 0.5 0.2 0.25 0.6\n")
-    m = ws.manifest()
-    m.loc[m["stem"].isin(pool), "auto_model"] = "CAL1"
-    ws.write_manifest(m)
+    fake_autolabels(ws, pool, "0 0.45 0.5 0.2 0.25 0.6\n")
     pd.DataFrame({"stem": pool, "score": np.linspace(0.1, 0.9, len(pool)), "tier": "hard",
                   "failed": False}).to_csv(ws.root / "scores.csv", index=False)
     sel.commit(ws, pool[:4], "GT2")
@@ -679,3 +684,356 @@ def test_two_concurrent_runs_on_one_workspace(tiny_dataset, tmp_path):
         epochs = res.iloc[:, 0].tolist()
         assert epochs == sorted(epochs) and len(epochs) == len(set(epochs)), (name, epochs)
     assert not (ws / lock.LOCK_NAME).exists()
+
+
+# ------------------------------------------------------------------ real exports and real folders (issue 22)
+def exif_jpeg(path, w, h, orientation, v=90):
+    """A JPEG stored ``w`` x ``h`` with EXIF orientation ``orientation`` (6: shown and trained on as h x w)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ex = Image.Exif()
+    ex[274] = orientation
+    Image.fromarray(np.full((h, w), v, np.uint8)).save(path, format="JPEG", exif=ex)
+    return path
+
+
+def status_next(capsys, ws_root) -> str:
+    rc, out, _ = run_cli(capsys, "status", "--workspace", ws_root)
+    assert rc == 0, out
+    return next(line for line in out.splitlines() if line.startswith("next:"))
+
+
+def test_exif_orientation_is_the_size_the_trainer_sees(tmp_path, capsys):
+    """A JPEG stored 48x32 with orientation 6 is 32x48 everywhere: the trainer's reader, manifest.csv, the COCO export,
+    and a Label Studio annotation reporting the displayed size is imported (it was refused as 'a different image')."""
+    from ultralytics.utils.patches import imread
+
+    ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24))
+    (ds / "images" / "img_20.png").unlink()
+    exif_jpeg(ds / "images" / "img_20.jpg", 48, 32, 6)
+    assert imread(str(ds / "images" / "img_20.jpg")).shape[:2] == (48, 32)  # (h, w) as ultralytics trains on it
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    row = ws.manifest().set_index("stem").loc["img_20"]
+    assert (row["width"], row["height"]) == (32, 48)
+    sel.commit(ws, ["img_20"], "GT2")
+    before = tree_hash(ds)
+    rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", "coco")
+    assert rc == 0, err
+    coco = json.loads((ws.root / "export" / "coco" / "instances.json").read_text())
+    assert [(i["width"], i["height"]) for i in coco["images"]] == [(32, 48)]
+    res = [{"id": "r1", "type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": 32,
+            "original_height": 48, "value": {"x": 25, "y": 25, "width": 50, "height": 25, "rotation": 0,
+                                             "rectanglelabels": ["pore"]}}]
+    src = write_json(tmp_path / "ls.json", [{"id": 1, "data": {"image": "/data/local-files/?d=images/img_20.jpg"},
+                                             "annotations": [{"id": 7, "result": res}]}])
+    rc, out, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0 and "1 new, 0 replaced, 0 unchanged, 0 skipped" in out, out + err
+    assert (ws.root / "labels" / "img_20.txt").read_text() == "1 0.5 0.375 0.5 0.25\n"
+    assert tree_hash(ds) == before
+
+
+def test_label_file_with_upper_case_extension_is_the_label_file(tmp_path, capsys):
+    """labels/img_03.TXT labels img_03.png: the image stays labelled and the dataset in simulation mode (it silently
+    became unlabelled and switched the study to the real loop)."""
+    ds = make_ds(tmp_path / "ds")
+    (ds / "labels" / "img_03.txt").rename(ds / "labels" / "img_03.TXT")
+    before = tree_hash(ds)
+    logs = []
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=logs.append)
+    assert ws.mode == "simulation" and logs[0] == "[alnb] validation: no problems found"
+    row = ws.manifest().set_index("stem").loc["img_03"]
+    assert (row["label_file"], row["label_state"], row["n_boxes"]) == ("labels/img_03.TXT", "labelled", 1)
+    if "POOL" not in row["tags"]:  # trainable now: the view holds it under the name ultralytics looks for
+        assert (ws.root / "view" / "labels" / "img_03.txt").read_text() == "1 0.5 0.5 0.25 0.25\n"
+    assert ws.dataset.labels("img_03").tolist() == [[1, 0.5, 0.5, 0.25, 0.25]]
+    assert tree_hash(ds) == before
+
+
+def test_label_path_that_is_a_folder_is_a_problem_not_unlabelled(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds")
+    (ds / "labels" / "img_07.txt").unlink()
+    (ds / "labels" / "img_07.txt").mkdir()
+    (ds / "labels" / "img_08.TXT").write_text("0 0.5 0.5 0.2 0.2\n")  # a second label file of img_08, other case
+    before = tree_hash(ds)
+    logs = []
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=logs.append)
+    text = "\n".join(logs)
+    assert ws.mode == "simulation"  # not switched to the real loop by one unreadable label path
+    assert "[label_is_folder] labels/img_07.txt: the label path of this image is a folder" in text
+    assert "[two_label_files] labels/img_08.TXT" in text and "labels/img_08.txt" in text
+    m = ws.manifest().set_index("stem")
+    assert m.at["img_07", "tags"] == "EXCLUDED" and m.at["img_08", "tags"] == "EXCLUDED"
+    assert tree_hash(ds) == before
+
+
+def test_images_folder_that_is_a_symlink(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds")
+    shutil.move(ds / "images", tmp_path / "elsewhere")
+    (ds / "images").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # no endless walk
+    before = tree_hash(ds)
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    assert len(ws.manifest()) == 24 and ws.mode == "simulation" and ws.tag_counts()["EXCLUDED"] == 0
+    assert tree_hash(ds) == before
+
+
+def test_data_yaml_path_as_data_and_too_large_budget_before_training(tmp_path, capsys):
+    """``--data ds/data.yaml`` is the dataset (it "did not exist"); ``--budget`` larger than the POOL is refused right
+    after setup, before CAL1 trains (it was refused minutes later, at "select GT2")."""
+    ds = make_ds(tmp_path / "ds")
+    before = tree_hash(ds)
+    rc, out, err = run_cli(capsys, *run_args(ds / "data.yaml", tmp_path / "ws"), "--budget", 1000)
+    assert rc == 2 and "budget 1000 is larger than the 16 POOL image(s)" in err and "Nothing was trained" in err
+    assert "[alnb] setup done" in out and "CAL1" not in out
+    assert not (tmp_path / "ws" / "runs" / "CAL1").exists()
+    assert Workspace.open(tmp_path / "ws").config["data_yaml"] == str(ds / "data.yaml")
+    assert tree_hash(ds) == before
+    # a workspace inside the dataset folder is refused whichever way the dataset is named
+    rc, _, err = run_cli(capsys, *run_args(ds / "data.yaml", ds / "ws"))
+    assert rc == 2 and "inside the dataset folder" in err
+    assert tree_hash(ds) == before
+
+
+def test_status_next_command_keeps_the_original_settings(tmp_path, capsys):
+    ds = make_ds(tmp_path / "ds")
+    ws = tmp_path / "ws"
+    rc, _, _ = run_cli(capsys, *run_args(ds, ws), "--budget", 1000)  # stops after setup (exit 2)
+    assert rc == 2
+    nxt = status_next(capsys, ws)
+    assert "--profile smoke --n-val 4 --n-gt1 4 --T 2 --budget 1000" in nxt
+    (ws / "metrics" / "run_command.json").unlink()  # made in Python: rebuilt from workspace.json
+    nxt = status_next(capsys, ws)
+    assert f"alnb run --data {ds} --workspace {ws} --n-val 4 --n-gt1 4 --seed 0" in nxt
+    # the rebuilt command reopens the workspace instead of being refused with advice to --overwrite
+    assert Workspace.create(ws, ds, n_val=4, n_gt1=4, seed=0).manifest_path.is_file()
+
+
+@pytest.mark.parametrize("flags, text", [
+    (("--conf", 1.5), "--conf must lie strictly between 0 and 1, got 1.5"),
+    (("--conf", 0), "--conf must lie strictly between 0 and 1, got 0.0"),
+    (("--T", 0), "--T must be at least 1"),
+    (("--budget", 0), "--budget must be at least 1"),
+    (("--epochs", 0), "--epochs must be at least 1"),
+    (("--imgsz", 8), "--imgsz must be at least 32"),
+    (("--seed", -1), "--seed must be a whole number >= 0"),
+    (("--labels", "nope.json"), "--labels nope.json: no such file or folder"),
+])
+def test_command_line_values_are_checked_before_any_work(tmp_path, capsys, flags, text):
+    ds = make_ds(tmp_path / "ds")
+    before = tree_hash(ds)
+    rc, out, err = run_cli(capsys, *run_args(ds, tmp_path / "ws"), *flags)
+    assert rc == 2 and text in err and "Nothing was done" in err, out + err
+    assert not (tmp_path / "ws").exists() and "[alnb] setup" not in out
+    assert tree_hash(ds) == before
+
+
+@pytest.mark.parametrize("edit, text", [
+    (lambda t: "\n".join(",".join(c for i, c in enumerate(line.split(",")) if i != 9) for line in t.splitlines()),
+     "column(s) ['auto_model'] missing"),
+    (lambda t: t + t.splitlines()[3] + "\n", "line 26, column 'stem': stem 'img_02' appears again (first on line 4"),
+    (lambda t: t.replace(",32,32,", ",32,wide,", 1), "column 'height': 'wide' is not a whole number"),
+    (lambda t: t.replace(",human,", ",people,", 1), "column 'label_source': 'people' is not one of"),
+    (lambda t: t[: len(t) // 3], "line "),
+])
+def test_hand_edited_manifest_is_named_with_advice(real_ws, tmp_path, capsys, edit, text):
+    ws = real_ws
+    ws.manifest_path.write_text(edit(ws.manifest_path.read_text()))
+    ds_before, labels_before = tree_hash(ws.ds), tree_hash(ws.root / "labels")
+    for argv in (("status", "--workspace", ws.root),
+                 ("export-queue", "--workspace", ws.root, "--format", "labelstudio"),
+                 run_args(ws.ds, ws.root)):
+        rc, _, err = run_cli(capsys, *argv)
+        assert rc == 2 and str(ws.manifest_path) in err and text in err, err
+        assert "--overwrite" in err and "unexpected error" not in err
+    assert tree_hash(ws.ds) == ds_before and tree_hash(ws.root / "labels") == labels_before
+    # the advice works: a new split replaces the broken manifest
+    assert len(Workspace.create(ws.root, ws.ds, n_val=4, n_gt1=4, overwrite=True).manifest()) == 24
+
+
+def fake_finished_run(ws, name, weights_bytes):
+    d = ws.root / "runs" / name
+    (d / "weights").mkdir(parents=True)
+    (d / "weights" / "best.pt").write_bytes(weights_bytes)
+    (d / "alnb_run.json").write_text(json.dumps({"name": name, "key": "k", "profile": "smoke", "seconds": 1.0}))
+    return d
+
+
+@pytest.mark.parametrize("spoil", ["truncated", "text", "state_dict"])
+def test_bad_checkpoints_get_advice(real_ws, tmp_path, capsys, spoil):
+    """A truncated / foreign ``best.pt`` says "delete runs/CAL1 to retrain"; a bad ``--start`` is refused before any
+    work (both were "unexpected error ... looks like a bug")."""
+    import io
+
+    import torch
+
+    from alnb.train import MODELS_DIR
+
+    good = (MODELS_DIR / "weld-defect-tiny.pt").read_bytes()
+    buf = io.BytesIO()
+    torch.save({"conv.weight": torch.zeros(2)}, buf)
+    data = {"truncated": good[: len(good) // 2], "text": b"not a model\n", "state_dict": buf.getvalue()}[spoil]
+    ws = real_ws
+    run = fake_finished_run(ws, "CAL1", data)
+    ds_before, labels_before = tree_hash(ws.ds), tree_hash(ws.root / "labels")
+    rc, _, err = run_cli(capsys, "score", "--workspace", ws.root, "--model", "CAL1", "--conf", 0.25, "--T", 2)
+    assert rc == 2 and f"{run / 'weights' / 'best.pt'} is not a usable model checkpoint" in err, err
+    assert f"delete that folder (rm -r '{run}')" in err and "retrain CAL1" in err
+    start = tmp_path / "start.pt"
+    start.write_bytes(data)
+    rc, out, err = run_cli(capsys, *run_args(ws.ds, tmp_path / "ws2"), "--start", start)
+    assert rc == 2 and f"{start} is not a usable model checkpoint" in err and "--start none" in err, err
+    assert not (tmp_path / "ws2").exists()
+    assert tree_hash(ws.ds) == ds_before and tree_hash(ws.root / "labels") == labels_before
+
+
+def ls_task(tid, stem, *annotations, image=None):
+    return {"id": tid, "data": {"image": image or f"/data/local-files/?d=images/{stem}.png", "alnb_stem": stem},
+            "annotations": list(annotations), "predictions": []}
+
+
+def ls_region(rid, label, x, y, w, h, typ="rectanglelabels", key=None):
+    return {"id": rid, "type": typ, "from_name": "label", "to_name": "image", "original_width": 32,
+            "original_height": 32, "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0,
+                                             key or typ: [label]}}
+
+
+def test_labels_region_with_box_geometry_is_a_box_never_no_objects(real_ws, tmp_path, capsys):
+    """``"type": "labels"`` with x/y/width/height is a box (as Label Studio's converter reads it); it used to be
+    skipped and the image imported as *no objects*.  An unknown type with geometry is refused by name."""
+    ws = real_ws
+    gt2 = ws.stems("GT2")
+    tasks = [ls_task(1, gt2[0], {"id": 11, "result": [ls_region("a", "crack", 25, 25, 50, 50, typ="labels"),
+                                                        ls_region("b", "pore", 0, 0, 25, 25, typ="labels")]})]
+    src = write_json(tmp_path / "ls.json", tasks)
+    rc, out, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0 and "1 new, 0 replaced, 0 unchanged, 0 skipped" in out, out + err
+    assert (ws.root / "labels" / f"{gt2[0]}.txt").read_text() == "0 0.5 0.5 0.5 0.5\n1 0.125 0.125 0.25 0.25\n"
+    labels_before, ds_before = tree_hash(ws.root / "labels"), tree_hash(ws.ds)
+    tasks = [ls_task(2, gt2[1], {"id": 12, "result": [ls_region("c", "crack", 25, 25, 50, 50, typ="boxlabels")]})]
+    rc, _, err = run_cli(capsys, "import-labels", write_json(tmp_path / "ls2.json", tasks), "--workspace", ws.root,
+                         "--format", "labelstudio")
+    assert rc == 2 and "[unknown_region]" in err and "task 2, annotation 12, region c" in err
+    assert "region of type 'boxlabels' carries box geometry (x, y, width, height)" in err
+    assert tree_hash(ws.root / "labels") == labels_before and tree_hash(ws.ds) == ds_before
+    assert ws.manifest().set_index("stem").at[gt2[1], "label_source"] == "none"
+
+
+def test_several_annotations_on_one_task_are_a_choice_named_in_the_output(real_ws, tmp_path, capsys):
+    ws = real_ws
+    s = ws.stems("GT2")[0]
+    ann = lambda aid, who, when, res: {"id": aid, "completed_by": who, "result": res, "was_cancelled": False,  # noqa
+                                       "created_at": when, "updated_at": when}
+    first = ann(21, {"id": 3, "email": "ana@lab"}, "2026-01-01T10:00:00Z",
+                [ls_region(f"r{i}", "crack", 10 * i, 10, 5, 5) for i in range(1, 10)])  # 9 boxes
+    second = ann(22, {"id": 4, "email": "ben@lab"}, "2026-01-02T10:00:00Z", [])  # later, empty
+    src = write_json(tmp_path / "ls.json", [ls_task(1, s, first, second)])
+    labels_before, ds_before = tree_hash(ws.root / "labels"), tree_hash(ws.ds)
+    rc, out, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 2 and "[several_annotations]" in err and f"task 1, image {s}" in err, out + err
+    assert "annotation 21 by ana@lab (2026-01-01T10:00:00Z): 9 region(s)" in err
+    assert "annotation 22 by ben@lab (2026-01-02T10:00:00Z): 0 region(s)" in err and "--annotation latest" in err
+    assert tree_hash(ws.root / "labels") == labels_before and tree_hash(ws.ds) == ds_before
+    rc, out, _ = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio",
+                         "--annotation", "ana@lab", "--dry-run")
+    assert rc == 0 and "would import labels" in out and "1 new" in out
+    assert f"1 task(s) with several annotations: {s}: annotation 21 by ana@lab of 2 annotations" in out
+    rc, out, _ = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio",
+                         "--annotation", "first")
+    assert rc == 0 and "(--annotation first)" in out
+    assert len((ws.root / "labels" / f"{s}.txt").read_text().splitlines()) == 9  # the first person's 9 boxes
+    rc, _, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "yolo", "--annotation",
+                         "first")
+    assert rc == 2 and "chooses among the annotations of a Label Studio task" in err
+
+
+def test_percent_escapes_in_file_names_round_trip_through_every_export(tmp_path, capsys):
+    """``weld_50%AB_0021.png`` comes back from alnb's own Label Studio, COCO and CVAT exports (names were URL-decoded
+    where they were never URL-encoded: "not an image of this workspace")."""
+    ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24),
+                 stems=[f"img_{i:02d}" for i in range(20)] + ["weld_50%AB_0021", "a%20b", "c%2Fd", "e%"])
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    odd = ["weld_50%AB_0021", "a%20b", "c%2Fd", "e%"]
+    fake_autolabels(ws, odd, "1 0.5 0.5 0.25 0.25 0.9\n")
+    sel.commit(ws, odd, "GT2")
+    ds_before = tree_hash(ds)
+    for fmt, imp, made in (("labelstudio", "labelstudio", "tasks.json"), ("coco", "coco", "instances.json"),
+                           ("cvat", "yolo", labelio.CVAT_ZIP)):
+        rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", fmt)
+        assert rc == 0, err
+        src = ws.root / "export" / fmt / made
+        if fmt == "labelstudio":  # people accept the pre-annotations as they are
+            tasks = json.loads(src.read_text())
+            for i, t in enumerate(tasks):
+                t["annotations"] = [{"id": 1, "result": t["predictions"][0]["result"]}]
+                if i % 2:
+                    del t["data"]["alnb_stem"]  # matched by the (URL-encoded) image path alone
+            write_json(src, tasks)
+        rc, out, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", imp, "--dry-run")
+        assert rc == 0 and "would import labels" in out and "4 new" in out, (fmt, out + err)
+    assert tree_hash(ds) == ds_before
+
+
+@pytest.mark.parametrize("spoil, text", [
+    (lambda t: t[0]["annotations"][0]["result"].append("crack 0.5 0.5 0.1 0.1"),
+     "(task 1, annotation 100, region #2, image {s}): this region is a str ('crack 0.5 0.5 0.1 0.1')"),
+    (lambda t: t[0]["annotations"].append("lgtm"), "(task 1, image {s}): 'annotations' holds 'lgtm'"),
+    (lambda t: t[0]["annotations"][0].update(result={"x": 1}), "'result' is {{'x': 1}}, not a list of regions"),
+    (lambda t: t[0]["annotations"][0]["result"][0].update(value=["x"]), "region type 'rectanglelabels' / value"),
+    (lambda t: t[0]["annotations"][0]["result"][0]["value"].update(rectanglelabels=[["crack"]]),
+     "class ['crack'] is not one of the workspace classes"),
+    (lambda t: t[0]["annotations"][0]["result"][0].update(original_width="wide"), "original size 'wide'x32"),
+    (lambda t: t[0]["data"].update(alnb_stem=["x"], image={"url": 1}), "is not an image of this workspace"),
+    (lambda t: t.append("task 2"), "(task #2): not a Label Studio task (no 'data' object; found 'task 2')"),
+])
+def test_malformed_export_names_the_task_not_a_bug(real_ws, tmp_path, capsys, spoil, text):
+    ws = real_ws
+    s = ws.stems("GT2")[0]
+    tasks = ls_export(ws, [s], ws.truth)
+    spoil(tasks)
+    src = write_json(tmp_path / "ls.json", tasks)
+    labels_before, ds_before, m_before = tree_hash(ws.root / "labels"), tree_hash(ws.ds), ws.manifest_path.read_bytes()
+    rc, _, err = run_cli(capsys, "import-labels", src, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 2 and "unexpected error" not in err and text.format(s=s) in err, err
+    assert "nothing was imported" in err
+    assert tree_hash(ws.root / "labels") == labels_before and tree_hash(ws.ds) == ds_before
+    assert ws.manifest_path.read_bytes() == m_before
+
+
+def test_malformed_coco_is_named_not_misread(real_ws, tmp_path, capsys):
+    ws = real_ws
+    s = ws.stems("GT2")[0]
+    base = {"images": [{"id": [1], "file_name": f"images/{s}.png", "width": 32, "height": 32}],
+            "categories": [{"id": {"a": 1}, "name": "crack"}],
+            "annotations": [{"id": 1, "image_id": [1], "category_id": {"a": 1}, "bbox": "1234"}]}
+    labels_before = tree_hash(ws.root / "labels")
+    rc, _, err = run_cli(capsys, "import-labels", write_json(tmp_path / "c.json", base), "--workspace", ws.root,
+                         "--format", "coco")  # unhashable ids were a TypeError, a string bbox read as 4 numbers
+    assert rc == 2 and "bbox '1234' is not [x, y, width, height] (four numbers, pixels)" in err, err
+    base["images"][0]["width"] = 32.5
+    rc, _, err = run_cli(capsys, "import-labels", write_json(tmp_path / "c.json", base), "--workspace", ws.root,
+                         "--format", "coco")
+    assert rc == 2 and "COCO says 32.5x32 pixels" in err
+    assert tree_hash(ws.root / "labels") == labels_before
+
+
+def test_images_that_are_symlinks_work_with_the_default_document_root(tmp_path, capsys):
+    """The real loop used to stop at "label GT2" ("not below the Label Studio document root ... pass a
+    document_root", which `alnb run` cannot); Label Studio serves the path through the link."""
+    ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24))
+    store = tmp_path / "store"
+    store.mkdir()
+    for p in sorted((ds / "images").glob("*.png")):
+        shutil.move(p, store / p.name)
+        p.symlink_to(store / p.name)
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    pool = [s for s in ws.stems("POOL") if int(s[-2:]) >= 16]
+    sel.commit(ws, pool[:3], "GT2")
+    before = tree_hash(ds)
+    with pytest.raises(WaitingForLabels) as w:  # `alnb run` at "label GT2": exports the queue and waits (exit 3)
+        pipeline.ensure_labelled(ws, "GT2", log=None)
+    tasks = json.loads((ws.root / "export" / "GT2_labelstudio" / "tasks.json").read_text())
+    assert sorted(t["data"]["image"] for t in tasks) == [f"/data/local-files/?d=images/{s}.png" for s in pool[:3]]
+    assert w.value.queue and sorted(w.value.waiting) == pool[:3]
+    rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", "labelstudio", "--document-root",
+                         tmp_path)
+    assert rc == 0, err
+    assert tree_hash(ds) == before

@@ -153,6 +153,50 @@ def test_same_seed_same_weights_on_cpu(trained):
 
 
 @pytest.mark.slow
+def test_thread_count_is_recorded_keyed_and_reproducible(trained):
+    """The thread count changes a CPU model's numbers, so it is in alnb_run.json and the cache key; the same seed and
+    the same count give bit-identical weights."""
+    from alnb.cpu import default_threads
+    from alnb.train import train_cal
+
+    ws, res, _ = trained
+    if res.info["device"] != "cpu":
+        pytest.skip("bitwise reproducibility is only promised on CPU")
+    assert res.info["threads"] == default_threads()
+    one = train_cal(ws, "CAL1t1", "GT1", "smoke", seed=0, threads=1, verbose=False)
+    assert one.info["threads"] == 1 and (one.key != res.key) == (default_threads() != 1)
+    again = train_cal(ws, "CAL1t1", "GT1", "smoke", seed=0, threads=1, force=True, verbose=False)
+    a, b = _ckpt_model(one.weights).state_dict(), _ckpt_model(again.weights).state_dict()
+    assert again.key == one.key and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_reported_map_is_pycocotools_on_the_auto_label_boxes(trained):
+    """evaluate()'s mAP50 / mAP50-95 equal pycocotools' COCOeval on the boxes the prediction path gives (the boxes
+    users get as auto-labels, down to the sweep confidence)."""
+    from test_metrics import _coco_eval
+
+    from alnb.evaluation import evaluate, predict_boxes
+    from alnb.metrics import SWEEP_CONF, xywhn_to_xyxy
+    from alnb.train import load_model
+
+    ws, res, _ = trained
+    ev = evaluate(ws, "CAL1", save=False)
+    model = load_model(res.weights)
+    m = ws.manifest().set_index("stem")
+    stems = ws.stems("VAL1")
+    preds, gts = [], []
+    for s, (_, pred, (h, w)) in zip(stems, predict_boxes(model, [ws.view_image({"stem": s, "image": m.at[s, "image"]})
+                                                                 for s in stems], conf=SWEEP_CONF)):
+        lab = np.asarray(ws.true_labels(s), float).reshape(-1, 5)
+        preds.append(pred)
+        gts.append(np.concatenate([lab[:, :1], xywhn_to_xyxy(lab[:, 1:], w, h)], axis=1))
+    m5095, m50, _ = _coco_eval(preds, gts, len(ws.names))
+    assert ev["mAP50"] == pytest.approx(m50, abs=0.005) and ev["mAP50-95"] == pytest.approx(m5095, abs=0.005)
+    assert ev["mAP50"] > 0 and "COCO-style" in ev["map_boxes"]
+
+
+@pytest.mark.slow
 def test_dropout_trained_in_saved_and_reloaded(trained):
     from alnb.train import load_model
 
@@ -187,7 +231,7 @@ def test_dropout_trained_in_saved_and_reloaded(trained):
 
 @pytest.mark.slow
 def test_evaluate_counts_are_consistent(trained):
-    from alnb.metrics import evaluate, per_class_frame, per_image_frame
+    from alnb.evaluation import evaluate, per_class_frame, per_image_frame
 
     ws, res, _ = trained
     r = evaluate(ws, "CAL1", conf=0.001)
@@ -220,7 +264,7 @@ def test_copied_run_takes_its_folder_name(trained):
     operating point is recorded and found under it, so auto-labelling with it works."""
     import shutil
 
-    from alnb.metrics import evaluate, operating_point
+    from alnb.evaluation import evaluate, operating_point
     from alnb.train import load_run
 
     ws, res, _ = trained
@@ -270,7 +314,7 @@ def test_start_from_local_weights(trained, tmp_path):
 def test_smoke_profile_predicts_real_boxes_and_scores(trained):
     """The smoke profile starts from the shipped checkpoint: one epoch gives non-empty predictions, so the tests
     exercise real operating points, scores and tiers (not an all-failed pool with score 0)."""
-    from alnb.metrics import evaluate, operating_point
+    from alnb.evaluation import evaluate, operating_point
     from alnb.scoring import score_pool
 
     ws, res, _ = trained

@@ -1,0 +1,365 @@
+"""Label Studio: the labelling config, tasks with pre-annotations (export), a *JSON* project export (import), and
+the one conversion between Label Studio's boxes (top-left, percent 0-100) and alnb's (YOLO centre, normalised 0-1),
+which the export, the import and the ML backend (:mod:`alnb.serve`) all use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote
+from xml.etree import ElementTree as ET
+
+import numpy as np
+
+from alnb.formats.common import ParseContext, autolabel_boxes, read_json
+from alnb.workspace import WorkspaceError, atomic_write_json, atomic_write_text
+
+#: Default Label Studio image URL prefix: Label Studio's *local files* serving.  The image path after ``?d=`` is
+#: relative to ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (by default the dataset folder, see
+#: :func:`alnb.labelio.export_queue`).
+LS_URL_PREFIX = "/data/local-files/?d="
+LS_FROM_NAME, LS_TO_NAME = "label", "image"  # names used in the labelling config and in every result
+
+_PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
+            "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075"]
+_NOT_BOX_TYPES = {"polygonlabels", "brushlabels", "keypointlabels", "ellipselabels", "polygon", "brush", "keypoint",
+                  "ellipse", "rectangle", "bitmask"}
+
+
+# ------------------------------------------------------------------------------------------ the box conversion
+def yolo_to_ls(cx, cy, w, h) -> dict:
+    """A YOLO box (centre, normalised 0-1) as Label Studio's ``value`` geometry: ``x, y`` (top-left), ``width,
+    height``, all in percent of the image (0-100)."""
+    return {"x": (cx - w / 2) * 100.0, "y": (cy - h / 2) * 100.0, "width": w * 100.0, "height": h * 100.0}
+
+
+def ls_to_corners(value: dict) -> tuple:
+    """Normalised corners ``(x0, y0, x1, y1)`` of a Label Studio ``value`` (``x, y, width, height`` in percent).
+
+    Raises KeyError / TypeError / ValueError when a coordinate is missing or not a number.
+    """
+    x, y, w, h = (float(value[k]) / 100.0 for k in ("x", "y", "width", "height"))
+    return x, y, x + w, y + h
+
+
+def region(rid: str, name: str, box, conf, width: int, height: int) -> dict:
+    """One ``rectanglelabels`` result: the box ``cx cy w h`` (YOLO) of class ``name``; ``score`` = its detection
+    confidence (left out when NaN); ``original_width/height`` = the image size in pixels."""
+    r = {"id": rid, "type": "rectanglelabels", "from_name": LS_FROM_NAME, "to_name": LS_TO_NAME,
+         "original_width": int(width), "original_height": int(height), "image_rotation": 0,
+         "value": {**yolo_to_ls(*box), "rotation": 0, "rectanglelabels": [name]}}
+    if np.isfinite(conf):
+        r["score"] = float(conf)
+    return r
+
+
+def regions(stem: str, boxes: np.ndarray, names, width: int, height: int) -> list:
+    """The ``result`` list of a prediction: one :func:`region` per auto-label row ``cls cx cy w h conf``."""
+    return [region(f"{stem}_{i}", names[int(c)], (cx, cy, w, h), conf, width, height)
+            for i, (c, cx, cy, w, h, conf) in enumerate(boxes)]
+
+
+# ------------------------------------------------------------------------------------------------------------ export
+def labelstudio_config(names, from_name: str = LS_FROM_NAME, to_name: str = LS_TO_NAME) -> str:
+    """Label Studio labelling-config XML for rectangle boxes with the class list ``names`` (one colour each).
+
+    Paste it into *Settings > Labeling Interface > Code*; the ``from_name``/``to_name`` match the exported tasks.
+    """
+    view = ET.Element("View")
+    ET.SubElement(view, "Image", name=to_name, value="$image", zoom="true", zoomControl="true")
+    rl = ET.SubElement(view, "RectangleLabels", name=from_name, toName=to_name, strokeWidth="2")
+    for i, n in enumerate(names):
+        ET.SubElement(rl, "Label", value=str(n), background=_PALETTE[i % len(_PALETTE)])
+    ET.indent(view)
+    return ET.tostring(view, encoding="unicode") + "\n"
+
+
+def image_url(rel_image: str, url_prefix: str, dataset_root: Path, document_root) -> str:
+    """Label Studio URL of a dataset image: ``url_prefix`` + its path relative to ``document_root`` (URL-quoted).
+
+    The image's path is taken as it is below the dataset folder, symbolic links *not* resolved: Label Studio's local
+    files serving joins the document root and the path the same way (an image that is a link to another disk is
+    served through the link), so images that are links work with the default document root (the dataset folder)."""
+    path = Path(os.path.abspath(Path(dataset_root) / rel_image))
+    root = Path(document_root).expanduser() if document_root is not None else Path(dataset_root)
+    for p, r in ((path, Path(os.path.abspath(root))), (path, root.resolve()), (path.resolve(), root.resolve())):
+        try:
+            return url_prefix + quote(p.relative_to(r).as_posix(), safe="/")
+        except ValueError:
+            continue
+    raise WorkspaceError(f"image {path} is not below the Label Studio document root {root.resolve()}; pass a "
+                         f"document root (--document-root / document_root=) that contains the dataset folder, the "
+                         f"same folder as LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.")
+
+
+def tasks(ws, q, url_prefix: str = LS_URL_PREFIX, document_root=None) -> list:
+    """Label Studio tasks of a queue (:func:`alnb.formats.common.queue`), each with its one prediction."""
+    names = ws.names
+    out = []
+    for row in q.to_dict("records"):
+        W, H = int(row["width"]), int(row["height"])
+        data = {"image": image_url(row["image"], url_prefix, ws.dataset_root, document_root),
+                "alnb_stem": row["stem"], "alnb_rank": int(row["rank"]), "alnb_tier": str(row["tier"]),
+                "alnb_failed": bool(row["failed"])}
+        if np.isfinite(row["score"]):
+            data["alnb_score"] = float(row["score"])
+        task = {"data": data, "predictions": []}
+        boxes = autolabel_boxes(ws, row)
+        if boxes is not None:
+            pred = {"model_version": row["model"], "result": regions(row["stem"], boxes, names, W, H)}
+            if np.isfinite(row["score"]):
+                pred["score"] = float(row["score"])
+            task["predictions"].append(pred)
+        out.append(task)
+    return out
+
+
+def export(ws, q, out: Path, *, url_prefix: str = LS_URL_PREFIX, document_root=None, **_):
+    """``tasks.json`` (:func:`tasks`) + ``label_config.xml`` (:func:`labelstudio_config`) in ``out``."""
+    atomic_write_json(out / "tasks.json", tasks(ws, q, url_prefix, document_root))
+    atomic_write_text(out / "label_config.xml", labelstudio_config(ws.names))
+
+
+# ------------------------------------------------------------------------------------------------------------ import
+#: ``--annotation`` choices besides an annotator's name / e-mail / user id: which of several annotations of one task
+ANNOTATION_CHOICES = ("latest", "first")
+_BOX_TYPES = ("rectanglelabels", "labels")  # Label Studio's converter reads both as a box when it has geometry
+_GEOMETRY = ("x", "y", "width", "height")
+_DAMAGED = "The export is damaged or was edited: export the project again (Export > JSON)."
+
+
+def _short(v, n: int = 60) -> str:
+    r = repr(v)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
+def _text(v) -> str:
+    """A JSON scalar as text for ids and names ('' for None); containers are shown shortened."""
+    return "" if v is None else v if isinstance(v, str) else str(v) if isinstance(v, (int, float)) else _short(v, 40)
+
+
+def annotator(ann: dict) -> str:
+    """Who made an annotation, as Label Studio's export says it: ``completed_by`` is a user id, or (expanded) an
+    object with ``email`` / ``username`` / ``id``."""
+    who = ann.get("completed_by")
+    if isinstance(who, dict):
+        return _text(who.get("email") or who.get("username") or who.get("id")) or "?"
+    return _text(who) or "?"
+
+
+def _annotator_keys(ann: dict) -> set:
+    who = ann.get("completed_by")
+    vals = [who.get(k) for k in ("email", "username", "id", "first_name")] if isinstance(who, dict) else [who]
+    if isinstance(who, dict) and who.get("first_name") and who.get("last_name"):
+        vals.append(f"{who['first_name']} {who['last_name']}")
+    return {_text(v) for v in vals if v not in (None, "")}
+
+
+def _when(ann: dict, *keys) -> str:
+    return next((_text(ann.get(k)) for k in keys if ann.get(k)), "")
+
+
+def _describe(ann: dict) -> str:
+    res = ann.get("result")
+    n = len(res) if isinstance(res, list) else 0
+    when = _when(ann, "updated_at", "created_at")
+    return (f"annotation {_text(ann.get('id')) or '?'} by {annotator(ann)}" + (f" ({when})" if when else "")
+            + f": {n} region(s)" + (", ground truth" if ann.get("ground_truth") else ""))
+
+
+def _same_work(anns) -> bool:
+    """Every annotation holds the same regions (type + value), whatever their ids and times."""
+    def key(a):
+        res = a.get("result") if isinstance(a.get("result"), list) else []
+        return sorted(json.dumps([r.get("type"), r.get("value")], sort_keys=True, default=str)
+                      if isinstance(r, dict) else _short(r) for r in res)
+
+    first = key(anns[0])
+    return all(key(a) == first for a in anns[1:])
+
+
+def choose_annotation(anns: list, choice, ctx: ParseContext, item: str, stem: str):
+    """``(annotation, note)`` for a task's submitted annotations, or ``(None, note)``: a problem was added (several
+    annotations that differ and no ``choice``) or the task is skipped (``choice`` names an annotator who did not
+    annotate it).
+
+    ``choice`` None: the one annotation; else the one marked *ground truth* (a reviewer's choice in Label Studio);
+    else, when all agree, the latest; else a refusal listing them.  ``"latest"`` (most recently updated), ``"first"``
+    (earliest created), or an annotator (user id, e-mail, username; their latest annotation)."""
+    order = list(range(len(anns)))
+    latest = max(order, key=lambda i: (_when(anns[i], "updated_at", "created_at"), i))
+    if len(anns) == 1:
+        return anns[0], ""
+    of = f"of {len(anns)} annotations"
+    if choice is None:
+        gt = [a for a in anns if a.get("ground_truth")]
+        if len(gt) == 1:
+            return gt[0], f"annotation {_text(gt[0].get('id'))} by {annotator(gt[0])} (marked ground truth) {of}"
+        if _same_work(anns):
+            a = anns[latest]
+            return a, f"annotation {_text(a.get('id'))} {of} (all {len(anns)} hold the same regions)"
+        listed = "; ".join(_describe(a) for a in anns)
+        names = sorted({annotator(a) for a in anns} - {"?"})
+        ctx.add(item, stem, "several_annotations",
+                f"{len(anns)} submitted annotations that differ ({listed}). alnb does not choose between people's "
+                f"work silently: pass --annotation latest, --annotation first"
+                + (f" or an annotator (--annotation {names[0]})" if names else "")
+                + " (annotation= in Python), mark one as ground truth in Label Studio, or delete the extra ones.")
+        return None, ""
+    if choice == "latest":
+        a = anns[latest]
+        return a, f"annotation {_text(a.get('id'))} by {annotator(a)} {of} (--annotation latest)"
+    if choice == "first":
+        i = min(order, key=lambda i: (_when(anns[i], "created_at", "updated_at") or "\uffff", i))
+        return anns[i], f"annotation {_text(anns[i].get('id'))} by {annotator(anns[i])} {of} (--annotation first)"
+    mine = [i for i in order if str(choice) in _annotator_keys(anns[i])]
+    if not mine:
+        ctx.skipped.append({"stem": stem, "item": item, "note": f"no annotation by {choice} ({len(anns)} by others: "
+                                                                f"{', '.join(sorted({annotator(a) for a in anns}))})"})
+        return None, ""
+    i = max(mine, key=lambda i: (_when(anns[i], "updated_at", "created_at"), i))
+    return anns[i], f"annotation {_text(anns[i].get('id'))} by {annotator(anns[i])} {of} (--annotation {choice})"
+
+
+def _region_box(r, rid: str, stem: str, ctx: ParseContext, W: int, H: int):
+    """``(box or None, ok)`` for one result entry: a box ``[cls, cx, cy, w, h]``; None with ok=True for a region that
+    carries no box (choices, text, relations); ok=False when a problem was added."""
+    if not isinstance(r, dict):
+        ctx.add(rid, stem, "malformed", f"this region is a {type(r).__name__} ({_short(r)}), not an object with "
+                                        f"'type' and 'value'. {_DAMAGED}")
+        return None, False
+    typ = r.get("type", "")
+    v = r.get("value")
+    if v is None:
+        v = {}
+    if not isinstance(typ, str) or not isinstance(v, dict):
+        ctx.add(rid, stem, "malformed", f"region type {_short(typ)} / value {_short(v)}: expected a type name and a "
+                                        f"value object. {_DAMAGED}")
+        return None, False
+    geometry = [k for k in _GEOMETRY if k in v]
+    if typ in _NOT_BOX_TYPES:
+        ctx.add(rid, stem, "not_a_box", f"region of type {typ!r}: alnb imports boxes with a class "
+                                        f"('rectanglelabels'). Use the exported labelling config.")
+        return None, False
+    if typ not in _BOX_TYPES:
+        if not geometry:
+            return None, True  # choices, text areas, relations... carry no boxes
+        ctx.add(rid, stem, "unknown_region", f"region of type {typ!r} carries box geometry ({', '.join(geometry)}) "
+                                             f"but alnb does not know that type, so it cannot tell whether it is a box "
+                                             f"and of which class; it is not dropped silently. Use the exported "
+                                             f"labelling config (RectangleLabels) or relabel the region.")
+        return None, False
+    labels = v.get("rectanglelabels") if "rectanglelabels" in v else v.get("labels")
+    if not isinstance(labels, list) or len(labels) != 1:
+        ctx.add(rid, stem, "class_count", f"box ({typ}) has {len(labels) if isinstance(labels, list) else 'no'} class "
+                                          f"label(s) {_short(labels)}; give it exactly one.")
+        return None, False
+    name = labels[0]
+    if not isinstance(name, str) or name not in ctx.name_to_id:
+        ctx.add(rid, stem, "unknown_class", f"class {_short(name)} is not one of the workspace classes {ctx.names}. "
+                                            f"Rename it in Label Studio (use the exported label_config.xml) or "
+                                            f"relabel the box.")
+        return None, False
+    try:
+        rotation = float(v.get("rotation") or 0.0)
+        ow, oh = (None if r.get(k) in (None, 0) else float(r.get(k)) for k in ("original_width", "original_height"))
+    except (TypeError, ValueError):
+        ctx.add(rid, stem, "not_a_number", f"rotation {_short(v.get('rotation'))} or original size "
+                                           f"{_short(r.get('original_width'))}x{_short(r.get('original_height'))} is "
+                                           f"not a number. {_DAMAGED}")
+        return None, False
+    if not np.isfinite(rotation) or abs(rotation) > 1e-6:
+        ctx.add(rid, stem, "rotated", f"box is rotated by {v.get('rotation')} degrees; alnb needs "
+                                      f"axis-aligned boxes. Set the rotation back to 0.")
+        return None, False
+    if ow is not None and oh is not None and (not (ow > 0 and oh > 0) or abs(ow / oh - W / H) > 0.01 * W / H):
+        ctx.add(rid, stem, "size_mismatch", f"Label Studio showed a {r.get('original_width')}x"
+                                            f"{r.get('original_height')} image but the dataset image is {W}x{H} (as "
+                                            f"the trainer sees it, EXIF orientation applied): a different image under "
+                                            f"the same name? Check the task's image.")
+        return None, False
+    try:
+        corners = ls_to_corners(v)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        ctx.add(rid, stem, "not_a_number", "box lacks numeric x, y, width, height. Redraw it.")
+        return None, False
+    b = ctx.check_box(rid, stem, *corners, f"x={v['x']}%, y={v['y']}%, width={v['width']}%, height={v['height']}%")
+    if b is None:
+        return None, False
+    return [ctx.name_to_id[name], *b], True
+
+
+def parse(path: Path, ctx: ParseContext):
+    """Parse a Label Studio *JSON* export into ``ctx`` (items, skipped tasks, problems).
+
+    ``ctx.annotation`` (``--annotation``) chooses among several annotations of one task (:func:`choose_annotation`);
+    a malformed entry (a string where a task, an annotation or a region belongs) is a problem naming the task."""
+    data = read_json(path, ctx)
+    if data is None:
+        return
+    if isinstance(data, dict) and "images" in data and "categories" in data:
+        ctx.add("", "", "not_labelstudio", "this is a COCO file, not a Label Studio export: import it with format "
+                                           "'coco' (--format / --label-format coco).")
+        return
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        ctx.add("", "", "not_labelstudio", "expected a list of tasks (Label Studio: Export > JSON).")
+        return
+    choice = getattr(ctx, "annotation", None)
+    for i, task in enumerate(data):
+        tid = task.get("id") if isinstance(task, dict) else None
+        item = f"task {_text(tid)}" if isinstance(tid, (str, int)) and not isinstance(tid, bool) else f"task #{i + 1}"
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            if isinstance(task, dict) and ("image" in task and "annotations" not in task):
+                ctx.add(item, "", "json_min", "this looks like a JSON-MIN export, which drops the annotation details. "
+                                              "Export with the 'JSON' format instead.")
+            else:
+                ctx.add(item, "", "not_labelstudio", f"not a Label Studio task (no 'data' object; found "
+                                                     f"{_short(task)}). Use Export > JSON.")
+            continue
+        d = task["data"]
+        st = d.get("alnb_stem")  # set by alnb's export: the manifest stem itself
+        ref = st if isinstance(st, str) and st in ctx.stems else d.get("image")
+        if not isinstance(ref, str):
+            ref = next((v for v in d.values() if isinstance(v, str)), "")
+        stem = ref if ref == st else ctx.stem_of(ref)
+        if stem is None:
+            ctx.add(item, ref, "unknown_image", f"image {ref!r} is not an image of this workspace (matched by "
+                                                f"file name). Remove the task or label the right image.")
+            continue
+        raw = task.get("annotations")
+        raw = [] if raw is None else raw
+        if not isinstance(raw, list) or not all(isinstance(a, dict) for a in raw):
+            bad = raw if not isinstance(raw, list) else next(a for a in raw if not isinstance(a, dict))
+            ctx.add(item, stem, "malformed", f"'annotations' holds {_short(bad)} where an annotation object belongs. "
+                                             f"{_DAMAGED}")
+            continue
+        anns = [a for a in raw if not a.get("was_cancelled")]
+        if not anns:
+            ctx.skipped.append({"stem": stem, "item": item, "note": "no submitted annotation (not labelled yet or "
+                                                                    "skipped); predictions are never imported"})
+            continue
+        ann, note = choose_annotation(anns, choice, ctx, item, stem)
+        if ann is None:
+            continue
+        aitem = f"{item}, annotation {_text(ann.get('id')) or '?'}"
+        result = ann.get("result")
+        result = [] if result is None else result
+        if not isinstance(result, list):
+            ctx.add(aitem, stem, "malformed", f"'result' is {_short(result)}, not a list of regions. {_DAMAGED}")
+            continue
+        W, H = ctx.size[stem]
+        boxes, ok = [], True
+        for k, r in enumerate(result):
+            rid = r.get("id") if isinstance(r, dict) else None
+            rid = f"{aitem}, region {_text(rid)}" if isinstance(rid, (str, int)) else f"{aitem}, region #{k + 1}"
+            box, fine = _region_box(r, rid, stem, ctx, W, H)
+            ok &= fine
+            if box is not None:
+                boxes.append(box)
+        if ok:
+            ctx.items.append({"stem": stem, "boxes": np.asarray(boxes, np.float64).reshape(-1, 5), "item": aitem,
+                              "source": str(path), "note": note})
