@@ -193,9 +193,9 @@ def place_box_labels(ax, fontsize: float = MIN_FONT) -> list:
         placed.append(best)
         t.set_position(ax.transData.inverted().transform((best[0] + pad + 0.5, best[1] + pad + 0.5)))
         texts.append(t)
-    if skipped:
-        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        ax.text(0.01, 0.01, f"+{len(skipped)} labels not shown here: {shown}", transform=ax.transAxes, ha="left",
+    if skipped:  # one label a line, at most 3: the note stays inside its panel
+        shown = "\n".join(skipped[:3]) + ("\n..." if len(skipped) > 3 else "")
+        ax.text(0.01, 0.01, f"+{len(skipped)} labels not shown here:\n{shown}", transform=ax.transAxes, ha="left",
                 va="bottom", fontsize=fontsize, color="0.15", zorder=6,
                 bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.85, "linewidth": 0})
     return texts
@@ -296,10 +296,15 @@ def image_grid(items, names, ncols: int = 3, size: float = 3.1, title: str | Non
     visible); ``tier`` (easy | medium | hard | failed) draws the difficulty bars before the panel title.
     ``colorbar``: ``(ScalarMappable, label)`` for a horizontal colour scale under the grid.
     """
+    import textwrap
+
     n = max(1, len(items))
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    top, bottom = (0.4 if title else 0.0), (0.75 if colorbar else 0.0)  # inches for the suptitle / colour scale
+    if title:  # wrapped to the figure's width (< 7.5 px per character at 11 pt): a PNG never wider than its grid
+        title = textwrap.fill(title, width=max(20, int(ncols * size * DISPLAY_DPI / 7.5)))
+    top = 0.4 + 0.2 * title.count("\n") if title else 0.0  # inches for the suptitle
+    bottom = 0.75 if colorbar else 0.0  # inches for the colour scale
     height = nrows * (size + 0.35) + top + bottom  # + 0.35: the panel title row, so images keep their full width
     fig, axes = new_figure(nrows, ncols, figsize=(ncols * size, height), squeeze=False)
     for ax in axes.ravel():

@@ -293,3 +293,19 @@ def test_strategy_names_are_the_registry_names_in_every_figure():
         labels = {t.get_text() for ax in fig.axes for t in ax.get_yticklabels()
                   if t.get_text() and not t.get_text().replace(".", "").replace("\u2212", "").isdigit()}
         assert labels and labels <= set(STRATEGIES), labels
+
+
+def test_grid_png_is_no_wider_than_its_panels():
+    """Long titles wrap and the "labels not shown" note stays in its panel: the PNG a notebook shows is the grid's
+    width (else JupyterLab scales it down, and text shrinks below MIN_FONT)."""
+    import io
+
+    from PIL import Image
+
+    items = _image_items(1)
+    items[0]["boxes"] = np.tile(items[0]["boxes"], (3, 1))  # crowded: several labels cannot be placed
+    items[0]["scores"] = np.tile(items[0]["scores"], 3)
+    fig = plots.image_grid(items, NAMES, title="failed: 0 of 0 images, CAL1 auto-labels (box label: class conf); "
+                                               "dashed = best candidate below the operating point")
+    width = Image.open(io.BytesIO(fig._repr_png_())).size[0]
+    assert width <= fig.get_size_inches()[0] * plots.DISPLAY_DPI + 2, width
