@@ -8,6 +8,7 @@ Examples::
     alnb status --workspace runs/weld                           # where the loop stands, and the next command
     alnb score --workspace runs/weld --model CAL1               # (re)score the POOL; resumes an interrupted scoring
     alnb score --workspace runs/weld --engine ray --address auto   # the same on a running Ray cluster
+    alnb serve --workspace runs/weld                            # Label Studio ML backend on 127.0.0.1:9090
 
 Exit codes: 0 done; 1 unexpected error (a bug: run again with ``--debug`` for the traceback); 2 a problem with the
 input or the workspace (the message names it and says what to do; argparse usage errors too); 3 waiting for labels
@@ -70,11 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n-images", type=int, default=774, help="with --generate: number of images")
     r.add_argument("--size", type=int, default=512, help="with --generate: image size in pixels")
     r.add_argument("--budget", type=int, default=None, help="select the BUDGET hardest images instead of the study rule")
+    r.add_argument("--rounds", type=int, default=2,
+                   help="active-learning rounds: 2 (default) = GT2 / CAL2 / Control, the seed's study; N goes on with "
+                        "GT3 / CAL3 / Control3 ... up to round N (each round's selection chosen with the previous "
+                        "round's model)")
     r.add_argument("--labels", default=None, help="own data: people's labels for GT2/Control (folder or export file)")
     r.add_argument("--label-format", default="yolo", choices=list(PARSERS))
-    r.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
-                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
-                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
+    _annotation_arg(r)
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     r.add_argument("--imgsz", type=int, default=None, help="override the profile's image size")
     r.add_argument("--start", default=None,
@@ -100,16 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("source", help="Label Studio JSON export, COCO JSON, or a YOLO label folder / CVAT YOLO 1.1 zip")
     i.add_argument("--workspace", required=True)
     i.add_argument("--format", required=True, choices=list(PARSERS))
-    i.add_argument("--tag", default="GT2,CONTROL",
-                   help="the selections the labels may be for: GT2, CONTROL, a comma list, or 'any' (default "
-                        "GT2,CONTROL; labels equal to the workspace's count as unchanged wherever they are)")
+    i.add_argument("--tag", default="selections",
+                   help="the selections the labels may be for: GT2, CONTROL, GT3, a comma list, 'any', or "
+                        "'selections' (default: every round's selections, GT2, CONTROL, GT3, CONTROL3 ...; labels "
+                        "equal to the workspace's count as unchanged wherever they are)")
     i.add_argument("--overwrite", action="store_true",
                    help="replace labels that differ from the ones people already gave (the old files are kept in "
                         "<workspace>/labels/.history/)")
     i.add_argument("--dry-run", action="store_true", help="only validate; change nothing")
-    i.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
-                   help="Label Studio tasks that several people annotated: latest, first, or an annotator (user id, "
-                        "e-mail, username); default: the one marked ground truth, else refuse when they differ")
+    _annotation_arg(i)
 
     n = sub.add_parser("notebooks", help="execute notebooks 00-04 headless; executed copies go to <workspace>/notebooks/")
     n.add_argument("--workspace", default="runs/weld")
@@ -124,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--only", nargs="*", default=None, help="run only these notebooks (e.g. 03_select_gt2)")
     _add_study_parser(sub)
     _add_score_parser(sub)
+    _add_serve_parser(sub)
     _add_reliability_parsers(p, sub)
     return p
 
@@ -155,6 +158,38 @@ def _add_score_parser(sub):
                    help="with --engine ray: model replicas (default: one per CPU, or per GPU with --device 0)")
     s.add_argument("--part-size", type=int, default=PART_SIZE,
                    help=f"images per part file / Ray task (default {PART_SIZE}); an interruption loses at most one")
+
+
+def _annotation_arg(p, when: str = ""):
+    """``--annotation`` (issue 22's choice between several people's annotations of one Label Studio task)."""
+    p.add_argument("--annotation", default=None, metavar="latest|first|ANNOTATOR",
+                   help=f"{when}Label Studio tasks that several people annotated: latest, first, or an annotator (user "
+                        f"id, e-mail, username); default: the one marked ground truth, else refuse when they differ")
+
+
+def _add_serve_parser(sub):
+    """``alnb serve``: the workspace as a Label Studio ML backend (alnb.serve)."""
+    from alnb.serve import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, URL_ENV
+
+    s = sub.add_parser("serve", help="a Label Studio ML backend: pre-labels tasks with the current model, scores "
+                                     "their difficulty (sort by prediction score ascending: hardest first) and trains "
+                                     "the next model on 'Start training'")
+    s.add_argument("--workspace", required=True, help="a workspace with a trained and scored model (CAL1 or later)")
+    s.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine "
+                                                         f"only)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
+                   help="training profile of the next model (default: CAL1's)")
+    s.add_argument("--T", type=int, default=None, help="MC-dropout passes when rescoring (default: the POOL's)")
+    s.add_argument("--seed", type=int, default=None, help="training seed (default: CAL1's)")
+    s.add_argument("--document-root", default=None,
+                   help="Label Studio's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, for images the workspace does not "
+                        "know (default: that variable, else the dataset folder)")
+    s.add_argument("--label-studio-url", default=None,
+                   help=f"Label Studio's address for fetching annotations (default ${URL_ENV}, else what Label Studio "
+                        f"sends when it connects); the token is read from ${TOKEN_ENV} only")
+    _annotation_arg(s, "when training: ")
+    s.set_defaults(label_format="labelstudio")  # what --annotation is checked against
 
 
 def _add_study_parser(sub):
@@ -217,6 +252,12 @@ def _add_reliability_parsers(p, sub):
     sub.choices["run"].add_argument("--overwrite", action="store_true",
                                     help="replace an existing split made with other settings (labels people gave "
                                          "in <workspace>/labels/ are kept)")
+    for name in ("run", "notebooks", "study", "score"):
+        sub.choices[name].add_argument(
+            "--threads", type=int, default=None,
+            help="CPU threads of training, evaluation and scoring (default: every usable core, or ALNB_THREADS / "
+                 "OMP_NUM_THREADS; a CPU model's numbers depend on it, so it is part of each training's cache key). "
+                 "Another alnb job's cores are never shared: a job waits for them (README 'Training speed')")
     s = sub.add_parser("status", help="where the loop stands: sets, labelled / waiting, trainings, next command")
     s.add_argument("--workspace", required=True)
     s.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -326,6 +367,7 @@ def _print_status(ws, as_json: bool):
         print(json.dumps(st, indent=2, default=str))
         return
     print(f"workspace: {st['workspace']}  (dataset {st['dataset']}, mode {st['mode']})")
+    print(f"round:     {st['round']} of {st['rounds']}")
     print("sets:      " + ", ".join(f"{k} {v}" for k, v in st["sets"].items()))
     for t, lab in st["labels"].items():
         if lab["n"]:
@@ -368,6 +410,8 @@ def check_args(args):
     need("--conf", lambda v: 0 < v < 1, "must lie strictly between 0 and 1",
          " (an auto-label confidence; leave it out and each model's operating point is chosen on VAL1)")
     need("--budget", lambda v: v >= 1, "must be at least 1", " (a number of POOL images)")
+    need("--rounds", lambda v: v >= 2, "must be at least 2", " (round 2 = GT2 / CAL2 / Control; 3, 4 ... go on)")
+    need("--threads", lambda v: v >= 1, "must be at least 1", " (CPU threads; default: every usable core)")
     need("--epochs", lambda v: v >= 1, "must be at least 1")
     need("--imgsz", lambda v: v >= 32, "must be at least 32 (pixels; a multiple of 32)")
     need("--seed", lambda v: v >= 0, "must be a whole number >= 0")
@@ -417,6 +461,10 @@ def _dispatch(args, argv) -> int:
     from alnb.lock import workspace_lock
 
     check_args(args)
+    if getattr(args, "threads", None) is not None:  # the thread policy (alnb.cpu) of this process and its children
+        from alnb.cpu import ENV_THREADS
+
+        os.environ[ENV_THREADS] = str(args.threads)
 
     if args.command == "data":
         from alnb import weld
@@ -450,7 +498,7 @@ def _dispatch(args, argv) -> int:
                                    n_val=args.n_val, n_gt1=args.n_gt1, conf=args.conf, labels=args.labels,
                                    label_format=args.label_format, annotation=args.annotation,
                                    rule="budget" if args.budget is not None else "study", budget=args.budget,
-                                   **overrides)
+                                   rounds=args.rounds, **overrides)
             finally:
                 _remember_run_command(args, argv)
         print(f"[alnb] finished in {res['seconds']:.0f} s")
@@ -489,6 +537,12 @@ def _dispatch(args, argv) -> int:
         return _run_study(args)
     if args.command == "score":
         return _run_score(args, argv)
+    if args.command == "serve":
+        from alnb.serve import serve
+
+        return serve(args.workspace, host=args.host, port=args.port, profile=args.profile, T=args.T, seed=args.seed,
+                     document_root=args.document_root, label_studio_url=args.label_studio_url,
+                     annotation=args.annotation)
     return 2  # pragma: no cover
 
 

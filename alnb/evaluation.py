@@ -296,3 +296,65 @@ def per_image_frame(result: dict):
     if len(df):
         df = df.assign(errors=df["fp"] + df["fn"]).sort_values(["errors", "stem"], ascending=[False, True])
     return df.reset_index(drop=True)
+
+
+# -------------------------------------------------------------------------------------- what a selection costs
+def predict_at_operating_point(ws, model: str, stems, *, threads=None) -> dict:
+    """``{stem: (pred (n, 6) cls x0 y0 x1 y1 conf in pixels, (h, w))}``: the auto-labels ``model`` (a run of the
+    workspace) gives the images ``stems`` at its operating point (:func:`operating_point`)."""
+    from alnb.cpu import cpu_threads
+    from alnb.train import load_model, load_run
+
+    stems = list(stems)
+    if not stems:
+        return {}
+    conf = operating_point(ws, model)
+    m = ws.manifest().set_index("stem")
+    paths = [ws.view_image({"stem": s, "image": m.at[s, "image"]}) for s in stems]
+    net = load_model(load_run(ws, model).weights)
+    with cpu_threads(threads, what=f"auto-labels of {model}"):
+        out = {}
+        for s, (_, pred, hw) in zip(stems, predict_boxes(net, paths, conf=min(conf, SWEEP_CONF))):
+            out[s] = (pred[pred[:, 5] > conf], hw)
+    return out
+
+
+def write_prelabels(ws, model: str, stems, preds: dict | None = None) -> Path:
+    """Write ``autolabels/<model>/<stem>.txt`` for ``stems`` from :func:`predict_at_operating_point` (the
+    pre-annotations of a labelling queue), in the auto-label format (:func:`alnb.metrics.autolabel_lines`)."""
+    from alnb.metrics import autolabel_lines
+    from alnb.workspace import atomic_write_text
+
+    preds = predict_at_operating_point(ws, model, stems) if preds is None else preds
+    out = ws.root / "autolabels" / model
+    for s in stems:
+        p, (h, w) = preds[s]
+        lines = autolabel_lines(p[:, 0], p[:, 1:5], p[:, 5], w, h)
+        atomic_write_text(out / f"{s}.txt", "\n".join(lines) + ("\n" if lines else ""))
+    return out
+
+
+def selection_cost(ws, stems, model: str, costs: CostModel | None = None, *, iou_thr: float = 0.5,
+                   preds: dict | None = None) -> dict:
+    """What labelling ``stems`` costs when people correct ``model``'s auto-labels (its operating point): every
+    proposal verified, false ones deleted, misses drawn, per-image time (:func:`alnb.metrics.labelling_seconds`),
+    against the images' trainable labels (people's or, in simulation mode, the revealed truth).  Returns
+    ``images, boxes, proposals, tp, fp, fn, manual_s, assisted_s, model``."""
+    from alnb.metrics import labelling_seconds
+
+    costs = costs or CostModel()
+    stems = list(stems)
+    preds = predict_at_operating_point(ws, model, stems) if preds is None else preds
+    m = ws.manifest()
+    nc = len(ws.names)
+    tp = fp = fn = n_gt = n_pred = 0
+    for s in stems:
+        p, (h, w) = preds[s]
+        lab = np.asarray(ws.trainable_labels(s, m), float).reshape(-1, 5)
+        gt = np.concatenate([lab[:, :1], xywhn_to_xyxy(lab[:, 1:], w, h)], axis=1)
+        r = match_image(p, gt, iou_thr=iou_thr, nc=nc)
+        t = int(np.sum(r["tp"]))
+        tp, fp, fn, n_gt, n_pred = tp + t, fp + len(p) - t, fn + len(gt) - t, n_gt + len(gt), n_pred + len(p)
+    sec = labelling_seconds(n_gt, n_pred, fp, fn, len(stems), costs)
+    return {"model": model, "images": len(stems), "boxes": n_gt, "proposals": n_pred, "tp": tp, "fp": fp, "fn": fn,
+            **sec}

@@ -109,7 +109,8 @@ def import_labels(ws, source, fmt: str, tag="GT2", overwrite: bool = False, dry_
     fmt : {"labelstudio", "coco", "yolo"}
     tag : str, list of str, or None
         Only images carrying one of these tags may get new labels (default ``GT2``; ``"GT2,CONTROL"`` or a list for
-        several; None or ``"any"`` accepts any image of the workspace).  Images whose labels equal what the workspace
+        several; ``"selections"``: every round's selections present, GT2, CONTROL, GT3, CONTROL3 ...; None or ``"any"``
+        accepts any image of the workspace).  Images whose labels equal what the workspace
         already uses count as *unchanged* wherever they are, so one whole-project export can be imported again and
         again (for GT2, then for Control).
     overwrite : bool
@@ -168,9 +169,12 @@ def check_annotation_choice(annotation, fmt: str):
 
 
 def _import_labels(ws, source, fmt, tag, overwrite, dry_run, annotation=None) -> pd.DataFrame:
-    tags = selection_tags(tag)
     source = Path(source).expanduser()
     m = ws.manifest()
+    if isinstance(tag, str) and tag.strip().lower() == "selections":  # every round's selections present
+        tags = ws.selection_tags(m) or ["GT2"]
+    else:
+        tags = selection_tags(tag)
     ctx = ParseContext(ws, m, source, annotation=annotation)
     if not source.exists():
         raise ImportProblem(source, [problem(source, "", "", "missing", "file or folder does not exist.")])

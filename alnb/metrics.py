@@ -444,3 +444,16 @@ def coco_map(preds, gts, nc: int, *, iou_thrs=COCO_IOUS, max_dets: int = COCO_MA
                  for c in np.flatnonzero(has)}
     return {"mAP50": float(np.nanmean(ap[i50, has])) if has.any() else float("nan"),
             "mAP50-95": float(np.nanmean(ap[:, has])) if has.any() else float("nan"), "per_class": per_class}
+
+
+# ------------------------------------------------------------------------------------------------ auto-label lines
+def autolabel_lines(cls, xyxy, conf, w: float, h: float) -> list:
+    """The lines of one image's auto-label file (YOLO ``cls cx cy w h conf``, normalised), highest confidence first
+    (ties: the order given) — the format of ``autolabels/<MODEL>/<stem>.txt``."""
+    cls = np.asarray(cls).reshape(-1)
+    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    conf = np.asarray(conf, np.float64).reshape(-1)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2 / w, (b[:, 1] + b[:, 3]) / 2 / h
+    bw, bh = (b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h
+    order = np.argsort(-conf, kind="stable")
+    return [f"{int(cls[i])} {cx[i]:.6f} {cy[i]:.6f} {bw[i]:.6f} {bh[i]:.6f} {conf[i]:.5f}" for i in order]

@@ -58,23 +58,36 @@ def setup(workspace, data_dir, generate: bool = False, n_images: int = 774, imag
     return ws
 
 
-def warm_start_run(ws: Workspace, name: str, tags, profile="quick", warm_start="auto") -> str | None:
-    """The run a model starts from: ``warm_start`` names it, None = the profile's own start, ``"auto"`` = CAL1 when
-    the profile warm-starts (``finetune_epochs`` set), the tags are GT1 plus a selection and CAL1 has finished.
+WARM_START = "previous"  # the warm-start rule of rounds >= 3 for both chains (README "Rounds": the measurement)
+WARM_START_RULES = ("previous", "CAL1")
 
-    CAL2 and Control both start from CAL1 and train ``finetune_epochs`` on their own set, so the two arms differ only
-    in the images they add (a paired design: the same start, the same schedule), and the CPU budget of the demo
-    holds with a few hundred more images; README "Training CAL models" gives the measurements behind it.
+
+def warm_start_run(ws: Workspace, name: str, tags, profile="quick", warm_start="auto") -> str | None:
+    """The run a model starts from: ``warm_start`` names it, None = the profile's own start, ``"auto"`` = the rule
+    :data:`WARM_START` when the profile warm-starts (``finetune_epochs`` set) and the model adds selections to GT1.
+
+    Round 2: CAL2 and Control both start from CAL1 and train ``finetune_epochs`` on their own set, so the two arms
+    differ only in the images they add (a paired design: the same start, the same schedule); README "Training CAL
+    models" gives the measurements behind it.  Rounds k >= 3 (run names ``CAL<k>`` / ``Control<k>``): rule
+    ``"previous"`` starts each chain from its own model of round k-1 (CAL<k-1> / Control<k-1>), rule ``"CAL1"``
+    every round from CAL1; both chains always follow the same rule.  Any other run name trained on GT1 + selections
+    starts from CAL1.  A start that has not finished yet gives None (the profile's start).
     """
     from alnb.train import _finished_info, get_profile
+    from alnb.workspace import cal_name, control_name, model_round
 
-    if warm_start != "auto":
+    if warm_start not in ("auto", *WARM_START_RULES):
         return warm_start
+    rule = WARM_START if warm_start == "auto" else warm_start
     prof = get_profile(profile)  # a name or a Profile (with the caller's overrides)
     tags = [tags] if isinstance(tags, str) else list(tags)
     if prof.finetune_epochs is None or name == "CAL1" or "GT1" not in tags or len(tags) < 2:
         return None
-    return "CAL1" if _finished_info(Path(ws.root) / "runs" / "CAL1") is not None else None
+    r = model_round(name)
+    start = "CAL1"
+    if r is not None and rule == "previous" and r[1] >= 3:
+        start = cal_name(r[1] - 1) if r[0] == "cal" else control_name(r[1] - 1)
+    return start if _finished_info(Path(ws.root) / "runs" / start) is not None else None
 
 
 @locked
@@ -97,51 +110,81 @@ def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", s
     return {"train": res, "eval": ev}
 
 
-def selection_pool(ws: Workspace, thresholds: tuple | None = None):
-    """The candidate POOL for every selection: eligible rows of ``scores.csv`` (+ embeddings), or, before scoring,
-    the eligible POOL stems alone (enough for the random strategy)."""
+def selection_pool(ws: Workspace, thresholds: tuple | None = None, *, model: str | None = None, exclude=(),
+                   scored: bool = True):
+    """The candidate POOL for every selection: eligible rows of ``scores.csv`` (``model``: that model's scores) +
+    embeddings; with ``scored=False`` or before scoring, the eligible POOL stems alone (enough for the random
+    strategy).  Images carrying a tag of ``exclude`` are left out."""
     from alnb.acquisition import Pool
+    from alnb.scoretable import scores_file
     from alnb.scoring import load_pool
 
-    if (ws.root / "scores.csv").is_file():
-        return load_pool(ws, thresholds=thresholds)
+    if scored and scores_file(ws, "scores.csv", model).is_file():
+        return load_pool(ws, thresholds=thresholds, model=model, exclude=exclude)
     import pandas as pd
 
-    return Pool(pd.DataFrame({"stem": sel.pool_stems(ws.manifest())}), None, thresholds)
+    return Pool(pd.DataFrame({"stem": sel.pool_stems(ws.manifest(), exclude)}), None, thresholds)
+
+
+def round_seed(seed: int, k: int) -> int:
+    """The seed of round ``k``'s draws: ``seed`` itself in round 2 (the seed's numbers), then a number derived from
+    ``(seed, k)`` (numpy SeedSequence), so every round's random draws are their own and reproducible."""
+    import numpy as np
+
+    return int(seed) if k == 2 else int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1)[0])
 
 
 @locked
-def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, budget=None, *, seed: int = 0) -> list:
-    """Commit GT2 through the strategy registry (:func:`alnb.acquisition.select`); returns the selected stems.
+def select_round(ws: Workspace, k: int, rule: str = "study", t_medium=None, t_hard=None, budget=None, *,
+                 seed: int = 0) -> list:
+    """Commit GT<k> (round ``k`` >= 2) through the strategy registry (:func:`alnb.acquisition.select`), from the
+    scores of CAL<k-1> over the POOL images no earlier round selected; returns the selected stems.
 
-    ``rule="study"``: medium + hard + failed at the thresholds (default: the scoring step's), the study rule at its
-    own size; ``rule="budget"``: the ``budget`` first images of the study rule's order (failed first, then hardest);
-    any other name of :data:`alnb.acquisition.STRATEGIES` (``"hybrid"``, ``"bald"``, ...) with ``budget``.
+    ``rule="study"``: medium + hard + failed at the thresholds (default: CAL<k-1>'s scoring step's), the study rule
+    at its own size; ``rule="budget"``: the ``budget`` first images of the study rule's order (failed first, then
+    hardest); any other name of :data:`alnb.acquisition.STRATEGIES` (``"hybrid"``, ``"bald"``, ...) with ``budget``.
+    The record (``metrics/selection.json`` for GT2, ``metrics/gt<k>.json`` after) names the model whose scores chose
+    it (``scores_model``).
     """
     from alnb import acquisition as acq
+    from alnb.scoretable import load_scores
+    from alnb.workspace import cal_name, gt_tag
 
-    dm, dh = sel.default_thresholds(ws)
+    model = cal_name(k - 1)
+    src = model if k > 2 else None  # round 2 reads the workspace's scores.csv, as notebooks 02-03 always did
+    scored_by = str(load_scores(ws, src)["model"].iloc[0]) if k > 2 else model
+    if scored_by != model:
+        raise WorkspaceError(f"round {k} selects with {model}'s scores, but the scores found are {scored_by}'s: "
+                             f"score the POOL with {model} first (alnb score --workspace {ws.root} --model {model}).")
+    earlier = [gt_tag(j) for j in range(2, k)]
+    dm, dh = sel.default_thresholds(ws, src)
     tm, th = (dm if t_medium is None else float(t_medium)), (dh if t_hard is None else float(t_hard))
     sel.check_thresholds(tm, th)
     if rule == "study":
-        strategy, k, thresholds = "study_rule", None, (tm, th)
+        strategy, n, thresholds = "study_rule", None, (tm, th)
         info = {"rule": "study: medium + hard + failed"}
     else:
         if budget is None:
             raise ValueError(f"rule={rule!r} needs budget=<number of images>.")
         if rule != "budget" and rule not in acq.STRATEGIES:
             raise ValueError(f"rule must be 'study', 'budget' or a strategy of {sorted(acq.STRATEGIES)}, not {rule!r}.")
-        strategy, k, thresholds = ("study_rule" if rule == "budget" else rule), int(budget), None
-        info = {"rule": (f"budget: top {k} by score, failed first" if rule == "budget" else
-                         f"strategy {rule}: {k} images"), "budget": k}
-    pool = selection_pool(ws, thresholds)  # read once: scores.csv (+ embeddings)
-    if k is not None and k > len(pool):
-        raise sel.SelectionError(f"budget k={k} is larger than the {len(pool)} eligible POOL images.")
-    stems = acq.select(strategy, pool, k, seed=seed)
+        strategy, n, thresholds = ("study_rule" if rule == "budget" else rule), int(budget), None
+        info = {"rule": (f"budget: top {n} by score, failed first" if rule == "budget" else
+                         f"strategy {rule}: {n} images"), "budget": n}
+    pool = selection_pool(ws, thresholds, model=src, exclude=earlier)  # read once: scores (+ embeddings)
+    if n is not None and n > len(pool):
+        raise sel.SelectionError(f"budget k={n} is larger than the {len(pool)} eligible POOL images.")
+    stems = acq.select(strategy, pool, n, seed=round_seed(seed, k))
     counts = sel.tier_counts(pool.scores, tm, th)
-    sel.commit(ws, stems, "GT2", info={**info, "strategy": strategy, "seed": seed, "t_medium": tm, "t_hard": th,
-                                      "counts": counts, "defaults": {"t_medium": dm, "t_hard": dh}})
+    sel.commit(ws, stems, gt_tag(k), info={**info, "strategy": strategy, "seed": seed, "round": k,
+                                          "scores_model": model, "t_medium": tm, "t_hard": th, "counts": counts,
+                                          "defaults": {"t_medium": dm, "t_hard": dh}})
     return stems
+
+
+def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, budget=None, *, seed: int = 0) -> list:
+    """Round 2's selection (GT2, from CAL1's scores): :func:`select_round` with ``k=2``."""
+    return select_round(ws, 2, rule, t_medium, t_hard, budget, seed=seed)
 
 
 def selection_figures(ws: Workspace, model: str = "CAL1", n_thumbs: int = 8) -> dict:
@@ -162,27 +205,36 @@ def selection_figures(ws: Workspace, model: str = "CAL1", n_thumbs: int = 8) -> 
 
 
 @locked
-def make_control(ws: Workspace, seed: int = 0, n: int | None = None) -> list:
-    """Commit CONTROL: the ``random`` strategy (:func:`alnb.acquisition.select`, the same code path as GT2) with
-    ``n`` (default ``|GT2|``) images.  Returns the stems."""
+def make_control(ws: Workspace, seed: int = 0, n: int | None = None, *, k: int = 2) -> list:
+    """Commit round ``k``'s control images (CONTROL for round 2, CONTROL<k> after): the ``random`` strategy
+    (:func:`alnb.acquisition.select`, the same code path as GT<k>) with ``n`` (default ``|GT<k>|``) images, drawn
+    from the POOL images the control chain has not taken yet, with the round's own seed (:func:`round_seed`).
+    Returns the stems."""
     from alnb import acquisition as acq
+    from alnb.workspace import control_tag, gt_tag
 
-    gt2 = ws.stems("GT2")
+    gt = ws.stems(gt_tag(k))
     if n is None:
-        if not gt2:
-            raise WorkspaceError("no GT2 images: select GT2 first (notebook 03) so the Control set gets the same size.")
-        n = len(gt2)
-    pool = selection_pool(ws)
+        if not gt:
+            raise WorkspaceError(f"no {gt_tag(k)} images: select {gt_tag(k)} first (notebook 03 / the round's "
+                                 f"notebook) so the control set gets the same size.")
+        n = len(gt)
+    earlier = [control_tag(j) for j in range(2, k)]
+    # round 2 draws as it always did (over the scored POOL); later rounds over the stems the chain has not taken
+    pool = selection_pool(ws, scored=k == 2, exclude=earlier)
     if n > len(pool):
         raise sel.SelectionError(f"control size n={n} is larger than the {len(pool)} POOL images.")
-    stems = acq.select("random", pool, int(n), seed=seed)
-    sel.commit(ws, stems, "CONTROL", info={"rule": "random sample of the POOL", "strategy": "random", "seed": seed,
-                                           "n_gt2": len(gt2), "overlap_with_gt2": sel.overlap(gt2, stems)})
+    stems = acq.select("random", pool, int(n), seed=round_seed(seed, k))
+    ov = sel.overlap(gt, stems)
+    sel.commit(ws, stems, control_tag(k), info={"rule": "random sample of the POOL", "strategy": "random",
+                                                "seed": seed, "round": k, "n_gt": len(gt), "overlap_with_gt": ov,
+                                                **({"n_gt2": len(gt), "overlap_with_gt2": ov} if k == 2 else {})})
     return stems
 
 
 @locked
-def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log=print, annotation=None) -> dict:
+def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log=print, annotation=None,
+                    prelabels: str | None = None) -> dict:
     """:func:`alnb.select.label_selection`; raises :class:`alnb.workspace.WaitingForLabels` (the CLI: exit code 3,
     with the next command) while labels are still missing.  Labels people gave are never overwritten: a ``source``
     that changes them is refused with a per-image diff (:class:`alnb.labelio.ImportProblem`)."""
@@ -191,7 +243,7 @@ def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log
     if source is not None and ws.mode == "simulation":
         _log(f"[alnb] note: {ws.dataset_root} labels every image (simulation mode), so the {tag} labels are revealed "
              f"from the dataset and {source} is not read.", log)
-    st = sel.label_selection(ws, tag, source=source, fmt=fmt, annotation=annotation)
+    st = sel.label_selection(ws, tag, source=source, fmt=fmt, annotation=annotation, prelabels=prelabels)
     if st["imported"] is not None:
         _log("[alnb] " + describe_import(st["imported"], source), log)
     if st["waiting"]:
@@ -229,31 +281,60 @@ def rerun_command(ws: Workspace, labels: bool = False) -> str:
     return shlex.join(argv)
 
 
+def planned_rounds(ws: Workspace) -> int:
+    """The rounds the loop is to run: ``metrics/run_plan.json`` (``alnb run --rounds``), at least the last round
+    that has a selection, at least 2."""
+    from alnb.workspace import tag_round
+
+    try:
+        planned = int(ws.load_json("run_plan").get("rounds", 2))
+    except (WorkspaceError, ValueError, TypeError, AttributeError):
+        planned = 2
+    present = [tag_round(t)[1] for t in ws.selection_tags()]
+    return max([2, planned, *present])
+
+
+def _finished(ws: Workspace, name: str) -> bool:
+    d = ws.root / "runs" / name
+    return (d / "alnb_run.json").is_file() and (d / "weights" / "best.pt").is_file()
+
+
 def loop_status(ws: Workspace) -> dict:
-    """Where the loop stands: set sizes, labelled / waiting per selection, finished trainings, the lock holder and the
-    next step (``next``: one sentence)."""
+    """Where the loop stands: the round, set sizes, labelled / waiting per selection, finished trainings, the lock
+    holder and the next step (``next``: one sentence)."""
     from alnb.lock import holder_status
+    from alnb.scoretable import scores_file
+    from alnb.workspace import cal_name, control_name, control_tag, gt_tag
 
     m = ws.manifest()
     counts = ws.tag_counts(m)
-    labels = {t: {k: v for k, v in sel.label_status(ws, t).items() if k != "tag"} for t in sel.SELECTION_TAGS}
-    runs = {}
-    for name in ("CAL1", "CAL2", "Control"):
-        d = ws.root / "runs" / name
-        runs[name] = (d / "alnb_run.json").is_file() and (d / "weights" / "best.pt").is_file()
+    n_rounds = planned_rounds(ws)
+    tags = [t for k in range(2, n_rounds + 1) for t in (gt_tag(k), control_tag(k))]
+    labels = {t: {k: v for k, v in sel.label_status(ws, t).items() if k != "tag"} for t in tags}
+    names = ["CAL1"] + [n for k in range(2, n_rounds + 1) for n in (cal_name(k), control_name(k))]
+    runs = {name: _finished(ws, name) for name in names}
     have = {"scores": (ws.root / "scores.csv").is_file(), "report": (ws.root / "report.md").is_file()}
-    queue = {t: str(ws.root / "export" / f"{t}_labelstudio" / "tasks.json") for t in sel.SELECTION_TAGS
+    queue = {t: str(ws.root / "export" / f"{t}_labelstudio" / "tasks.json") for t in tags
              if labels[t]["waiting"] and (ws.root / "export" / f"{t}_labelstudio" / "tasks.json").is_file()}
-    steps = [(runs["CAL1"], "train CAL1 on GT1"), (have["scores"], "auto-label + score the POOL"),
-             (counts["GT2"] > 0, "select GT2"), (counts["GT2"] > 0 and not labels["GT2"]["waiting"], "label GT2"),
-             (runs["CAL2"], "train CAL2"), (counts["CONTROL"] > 0, "draw the Control set"),
-             (counts["CONTROL"] > 0 and not labels["CONTROL"]["waiting"], "label Control"),
-             (runs["Control"], "train Control"), (have["report"], "write the comparison report")]
-    todo = next((what for done, what in steps if not done), None)
+    steps = [(1, runs["CAL1"], "train CAL1 on GT1", None), (2, have["scores"], "auto-label + score the POOL", None)]
+    for k in range(2, n_rounds + 1):
+        g, c = gt_tag(k), control_tag(k)
+        if k > 2:
+            steps.append((k, scores_file(ws, "scores.csv", cal_name(k - 1)).is_file(),
+                          f"auto-label + score the rest of the POOL with {cal_name(k - 1)}", None))
+        steps += [(k, counts.get(g, 0) > 0, f"select {g}", None),
+                  (k, counts.get(g, 0) > 0 and not labels[g]["waiting"], f"label {g}", g),
+                  (k, runs[cal_name(k)], f"train {cal_name(k)}", None),
+                  (k, counts.get(c, 0) > 0, f"draw the control set {c}", None),
+                  (k, counts.get(c, 0) > 0 and not labels[c]["waiting"], f"label {c}", c),
+                  (k, runs[control_name(k)], f"train {control_name(k)}", None)]
+    steps.append((n_rounds, have["report"], "write the comparison report", None))
+    todo = next(((k, what, t) for k, done, what, t in steps if not done), None)
+    current = todo[0] if todo else n_rounds
     if todo is None:
         nxt = f"done: the report is {ws.root / 'report.md'}"
-    elif todo.startswith("label ") and ws.mode == "real":
-        t = "GT2" if "GT2" in todo else "CONTROL"
+    elif todo[2] is not None and ws.mode == "real":
+        t = todo[2]
         cmd = rerun_command(ws, labels=True)
         saved = ws.root / "metrics" / "next_command.json"  # the exact command `alnb run` printed when it stopped
         if saved.is_file():
@@ -261,13 +342,13 @@ def loop_status(ws: Workspace) -> dict:
                 cmd = json.loads(saved.read_text())["command"]
             except (ValueError, KeyError, TypeError, OSError):
                 pass
-        nxt = (f"{todo}: {len(labels[t]['waiting'])} image(s) waiting" + (f", queue {queue[t]}" if t in queue else "")
-               + f"; then {cmd}")
+        nxt = (f"round {current}, {todo[1]}: {len(labels[t]['waiting'])} image(s) waiting"
+               + (f", queue {queue[t]}" if t in queue else "") + f"; then {cmd}")
     else:  # simulation mode: the simulated annotator labels the selections inside the run
-        nxt = f"{todo}: {rerun_command(ws)}"
-    return {"workspace": str(ws.root), "dataset": str(ws.dataset_root), "mode": ws.mode, "sets": counts,
-            "labels": labels, "queue": queue, "trainings": runs, **have, "lock": holder_status(ws.root),
-            "next": nxt}
+        nxt = f"round {current}, {todo[1]}: {rerun_command(ws)}"
+    return {"workspace": str(ws.root), "dataset": str(ws.dataset_root), "mode": ws.mode, "round": current,
+            "rounds": n_rounds, "sets": counts, "labels": labels, "queue": queue, "trainings": runs, **have,
+            "lock": holder_status(ws.root), "next": nxt}
 
 
 @locked
@@ -290,11 +371,76 @@ def _check_budget(ws: Workspace, rule: str, budget):
                                  f"in {ws.root}: lower --budget (budget=). Nothing was trained.")
 
 
+@locked
+def record_round(ws: Workspace, k: int, costs=None) -> dict:
+    """``metrics/round_<k>.json``: round ``k``'s selections, each chain's cumulative labelled images and the
+    labelling seconds of its new images when people correct the chain's previous model's auto-labels
+    (:func:`alnb.evaluation.selection_cost`: CAL<k-1> for GT<k>, Control<k-1> (CAL1 in round 2) for the control
+    images)."""
+    from alnb.evaluation import selection_cost
+    from alnb.metrics import CostModel
+    from alnb.workspace import cal_name, control_name, control_tag, gt_tag, train_tags
+
+    costs = costs or CostModel()
+    rec = {"round": k, "costs": costs.to_dict(), "chains": {}}
+    for arm, tag, model, prev in (("cal", gt_tag(k), cal_name(k), cal_name(k - 1)),
+                                  ("control", control_tag(k), control_name(k),
+                                   "CAL1" if k == 2 else control_name(k - 1))):
+        stems = ws.stems(tag)
+        cum = sorted(set(ws.stems(*train_tags(arm, k)[1:])))
+        c = selection_cost(ws, stems, prev, costs)
+        rec["chains"][arm] = {"tag": tag, "model": model, "prelabels": prev, "new_images": len(stems),
+                              "cumulative_images": len(cum), **{f"new_{kk}": v for kk, v in c.items()
+                                                                if kk not in ("model", "images")}}
+    for arm in ("cal", "control"):  # cumulative seconds: this round's plus the earlier rounds'
+        prev_s = ws.load_json(f"round_{k - 1}")["chains"][arm]["cumulative_assisted_s"] if k > 2 else 0.0
+        prev_m = ws.load_json(f"round_{k - 1}")["chains"][arm]["cumulative_manual_s"] if k > 2 else 0.0
+        ch = rec["chains"][arm]
+        ch["cumulative_assisted_s"] = prev_s + ch["new_assisted_s"]
+        ch["cumulative_manual_s"] = prev_m + ch["new_manual_s"]
+    ws.save_json(f"round_{k}", rec)
+    return rec
+
+
+def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, T: int = 20, conf=None,
+               rule: str = "study", budget=None, labels=None, label_format: str = "yolo", annotation=None,
+               step=None, log=print, **train_overrides) -> dict:
+    """Round ``k`` >= 3 of the loop: CAL<k-1> auto-labels and MC-scores the POOL images no earlier round selected,
+    GT<k> is chosen from those scores (``rule`` / ``budget`` as :func:`select_round`), labelled, and CAL<k> trains on
+    GT1 + GT2 ... GT<k>; the control chain adds |GT<k>| random images it has not taken yet (CONTROL<k>) and trains
+    Control<k> on GT1 + CONTROL ... CONTROL<k>.  Each step is cached, so rerunning continues where it stopped.
+    ``step(name, fn, *args, **kw)`` runs (and times) each step (default: just call it)."""
+    from alnb.scoring import score_pool
+    from alnb.workspace import cal_name, control_name, control_tag, gt_tag, train_tags
+
+    if k < 3:
+        raise ValueError(f"next_round starts at round 3 (round 2 is GT2 / CAL2 / Control: notebooks 03-04), got {k}")
+    step = step or (lambda name, fn, *a, **kw: fn(*a, **kw))
+    lab = dict(source=labels, fmt=label_format, annotation=annotation, log=log)
+    step(f"round {k}: auto-label + MC-dropout scores with {cal_name(k - 1)}", score_pool, ws, model=cal_name(k - 1),
+         T=T, conf=conf, seed=seed, progress=False)
+    gt = step(f"round {k}: select {gt_tag(k)}", select_round, ws, k, rule=rule, budget=budget, seed=seed)
+    _log(f"[alnb] {gt_tag(k)}: {len(gt)} images", log)
+    step(f"round {k}: label {gt_tag(k)}", ensure_labelled, ws, gt_tag(k), **lab)
+    cal = step(f"round {k}: {cal_name(k)} ({' + '.join(train_tags('cal', k))})", train_and_evaluate, ws,
+               cal_name(k), train_tags("cal", k), profile, seed=seed, conf=conf, **train_overrides)
+    step(f"round {k}: control set {control_tag(k)}", make_control, ws, seed=seed, k=k)
+    step(f"round {k}: label {control_tag(k)}", ensure_labelled, ws, control_tag(k), prelabels=control_name(k - 1),
+         **lab)
+    ctl = step(f"round {k}: {control_name(k)} (GT1 + the control chain)", train_and_evaluate, ws, control_name(k),
+               train_tags("control", k), profile, seed=seed, conf=conf, **train_overrides)
+    step(f"round {k}: labelling costs", record_round, ws, k)
+    return {"cal": cal, "control": ctl}
+
+
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
         n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
-        label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None,
+        label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None, rounds: int = 2,
         **train_overrides) -> dict:
     """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
+
+    ``rounds``: 2 (default) = the seed's study (GT2 / CAL2 / Control); N continues with rounds 3 ... N
+    (:func:`next_round`), the report showing both chains round by round.
 
     ``seed`` drives the split, training and the Control draw; ``data_seed`` the generated dataset (``generate``).
     ``labels``: for a dataset with unlabelled POOL images, where people's labels for GT2/Control are imported from
@@ -313,8 +459,11 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
         _log(f"[alnb] {name} done in {times[name]} s", log)
         return out
 
+    if int(rounds) != rounds or rounds < 2:
+        raise ValueError(f"rounds={rounds}: the loop has at least round 2 (GT2 / CAL2 / Control); give 2, 3, ...")
     ws = step("setup", setup, workspace, data_dir, generate=generate, n_images=n_images, image_size=image_size,
               data_seed=data_seed, n_val=n_val, n_gt1=n_gt1, seed=seed)
+    ws.save_json("run_plan", {"rounds": int(rounds), "rule": rule, "budget": budget})
     _check_budget(ws, rule, budget)  # before CAL1 trains, not minutes later at "select GT2"
     step("CAL1 (GT1)", train_and_evaluate, ws, "CAL1", ["GT1"], profile, seed=seed, conf=conf, **train_overrides)
     step("auto-label + MC-dropout scores", score_pool, ws, model="CAL1", T=T, conf=conf)
@@ -328,7 +477,11 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     step("label Control", ensure_labelled, ws, "CONTROL", source=labels, fmt=label_format, annotation=annotation)
     step("Control (GT1 + Control)", train_and_evaluate, ws, "Control", ["GT1", "CONTROL"], profile, seed=seed,
          conf=conf, **train_overrides)
+    step("round 2: labelling costs", record_round, ws, 2)
+    for k in range(3, int(rounds) + 1):
+        next_round(ws, k, profile, seed=seed, T=T, conf=conf, rule=rule, budget=budget, labels=labels,
+                   label_format=label_format, annotation=annotation, step=step, log=log, **train_overrides)
     rep = step("comparison + report", compare, ws)
     total = round(time.perf_counter() - t0, 1)
-    ws.save_json("run_times", {"profile": profile, "seconds": times, "total_s": total})
+    ws.save_json("run_times", {"profile": profile, "rounds": int(rounds), "seconds": times, "total_s": total})
     return {"workspace": ws.root, "report": rep, "figures": ws.figures_dir, "seconds": total}

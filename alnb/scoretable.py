@@ -17,11 +17,37 @@ class SelectionError(ValueError):
 
 
 # -------------------------------------------------------------------------------------------------------- score table
-def load_scores(ws: Workspace) -> pd.DataFrame:
-    """Read ``<workspace>/scores.csv`` (written by the scoring step, notebook 02) and check its columns."""
-    p = ws.root / "scores.csv"
+SCORES_DIR = "scores"  # <workspace>/scores/<MODEL>/: each model's scoring outputs (the top-level files: the latest)
+
+
+def scores_file(ws: Workspace, name: str = "scores.csv", model: str | None = None):
+    """Where a scoring output lives: ``<workspace>/<name>`` (the latest scoring) or, for ``model``, that model's copy
+    ``<workspace>/scores/<model>/<name>`` -- falling back to the latest one when it was scored by ``model`` (a
+    workspace scored before per-model copies existed)."""
+    top = ws.root / name
+    if model is None:
+        return top
+    own = ws.root / SCORES_DIR / model / name
+    if own.is_file():
+        return own
+    if (ws.root / "scores.csv").is_file():
+        try:
+            latest = pd.read_csv(ws.root / "scores.csv", usecols=["model"], nrows=1)["model"]
+        except (ValueError, KeyError):
+            latest = pd.Series(dtype=str)
+        if len(latest) and str(latest.iloc[0]) == str(model):
+            return top
+    return own
+
+
+def load_scores(ws: Workspace, model: str | None = None) -> pd.DataFrame:
+    """Read ``<workspace>/scores.csv`` (written by the scoring step, notebook 02; ``model``: that model's scores,
+    :func:`scores_file`) and check its columns."""
+    p = scores_file(ws, "scores.csv", model)
     if not p.is_file():
-        raise WorkspaceError(f"{p} missing: run notebook 02 (auto-label + MC-dropout scoring) first.")
+        what = f"score the POOL with {model} (alnb score --model {model})" if model else (
+            "run notebook 02 (auto-label + MC-dropout scoring)")
+        raise WorkspaceError(f"{p} missing: {what} first.")
     return check_scores(pd.read_csv(p, dtype={"stem": str}, keep_default_na=False), source=str(p))
 
 

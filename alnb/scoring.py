@@ -22,28 +22,33 @@ from alnb.select import assign_tiers, choose_thresholds, load_scores
 EMBEDDINGS_FILE = "embeddings.npz"  # pooled backbone features of the scored POOL images (stems + matrix)
 
 
+def autolabel_texts(detections: pd.DataFrame, images: pd.DataFrame) -> dict:
+    """``{stem: [line, ...]}``: the auto-labels (detections above the threshold) of each image as YOLO lines
+    ``cls cx cy w h conf`` (:func:`alnb.metrics.autolabel_lines`: normalised, highest confidence first, ties in
+    detection order); images without one are absent.  What :func:`write_autolabels` writes and what
+    :mod:`alnb.serve` answers for an image scored on the fly."""
+    from alnb.metrics import autolabel_lines
+
+    det = detections[detections["above"].to_numpy(bool)] if len(detections) else detections
+    text = {}
+    if len(det):
+        size = images.drop_duplicates("stem").set_index("stem")[["width", "height"]]
+        for stem, g in det.groupby("stem", sort=False):
+            w, h = size.loc[stem]
+            text[stem] = autolabel_lines(g["cls"], g[["x0", "y0", "x1", "y1"]], g["conf"], float(w), float(h))
+    return text
+
+
 def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.DataFrame) -> Path:
     """Write ``autolabels/<model_name>/<stem>.txt`` (YOLO ``cls cx cy w h conf``, normalised; empty = nothing found).
 
-    One file per row of ``images``; lines in decreasing confidence (ties: detection order).
+    One file per row of ``images``; lines from :func:`autolabel_texts`.
     """
     from alnb.workspace import atomic_write_text
 
     out = ws.root / "autolabels" / model_name
     out.mkdir(parents=True, exist_ok=True)
-    det = detections[detections["above"].to_numpy(bool)] if len(detections) else detections
-    text = {}
-    if len(det):
-        size = images.drop_duplicates("stem").set_index("stem")[["width", "height"]]
-        wh = size.reindex(det["stem"]).to_numpy(np.float64)
-        b = det[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)
-        cx, cy = (b[:, 0] + b[:, 2]) / 2 / wh[:, 0], (b[:, 1] + b[:, 3]) / 2 / wh[:, 1]
-        w, h = (b[:, 2] - b[:, 0]) / wh[:, 0], (b[:, 3] - b[:, 1]) / wh[:, 1]
-        conf, cls, stems = det["conf"].to_numpy(np.float64), det["cls"].to_numpy(), det["stem"].to_numpy()
-        order = np.lexsort((-conf, pd.factorize(stems)[0]))  # image by image, highest confidence first (stable)
-        for i in order:
-            text.setdefault(stems[i], []).append(
-                f"{int(cls[i])} {cx[i]:.6f} {cy[i]:.6f} {w[i]:.6f} {h[i]:.6f} {conf[i]:.5f}")
+    text = autolabel_texts(detections, images)
     for stem in images["stem"]:
         lines = text.get(stem, ())
         atomic_write_text(out / f"{stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
@@ -75,7 +80,7 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
                t_hard: float | None = None, model_name: str | None = None, progress: bool = True, device=None,
                box_ref: float | None = None, aggregation: str = "topk", top_k: int = acq.TOP_K,
                engine: str = "local", address: str | None = None, workers: int | None = None,
-               part_size: int = PART_SIZE, threads=None) -> pd.DataFrame:
+               part_size: int = PART_SIZE, threads=None, exclude=None) -> pd.DataFrame:
     """Auto-label and MC-score every POOL image of the workspace; write all outputs; return the score table.
 
     Scoring is streamed and resumable: the raw results go to ``scoring/<key>/part-*.npz`` every ``part_size``
@@ -107,6 +112,10 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
         the number of actors (default: one per CPU, or per GPU when ``device`` is a GPU).
     part_size : int
         Images per part file (and per Ray task).
+    exclude : list of str, optional
+        Tags whose images are not scored.  Default: the images the model was trained on (its run's tags: CAL2,
+        trained on GT1 + GT2, scores the POOL without GT2), so round k's model scores only what is still to label.
+        VAL1 and GT1 are never scored.
     threads : int, optional
         CPU threads of the local engine (:mod:`alnb.cpu`; default the policy's: every usable core, never shared
         with another alnb job).  MC scores do not depend on it (:mod:`alnb.mc`), only the time does.
@@ -138,10 +147,12 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
         from alnb.metrics import NMS_IOU
 
         iou = NMS_IOU
+    if exclude is None:
+        exclude = _trained_on(ws, model)
     name = model_name or name
     man = ws.manifest()
     stems = ws.stems("POOL", manifest=man)
-    held = set(ws.stems("VAL1", "GT1", manifest=man))
+    held = set(ws.stems("VAL1", "GT1", *exclude, manifest=man))
     stems = [s for s in stems if s not in held]
     if not stems:
         raise ValueError(f"{ws.root}: no POOL images to score.")
@@ -204,6 +215,7 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
                                 "box_ref": ref, "aggregation": aggregation, "top_k": top_k, **checks})
     if truth:
         ws.save_json("difficulty_vs_errors", {**dif.difficulty_vs_errors(scores, boxes, th), **checks})
+    keep_model_copy(ws, name)
 
     man = ws.manifest()
     sel = man["stem"].isin(stems)
@@ -211,6 +223,76 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
     man.loc[sel & (man["label_source"] == "none"), "label_source"] = "auto"
     ws.write_manifest(man)
     return scores
+
+
+MODEL_FILES = ("scores.csv", "detections.csv", EMBEDDINGS_FILE, "metrics/thresholds.json", "metrics/mc_scoring.json",
+               "metrics/difficulty_vs_errors.json")  # the scoring outputs kept per model in scores/<MODEL>/
+
+
+def _trained_on(ws, model) -> list:
+    """The selection tags a run was trained on (none for a .pt path or a model object)."""
+    from alnb.train import load_run
+
+    if not isinstance(model, str) or model.endswith(".pt") or not (ws.root / "runs" / model).is_dir():
+        return []
+    try:
+        tags = load_run(ws, model).info.get("tags") or []
+    except FileNotFoundError:
+        return []
+    return [t for t in tags if t not in ("GT1", "VAL1")]
+
+
+def keep_model_copy(ws, name: str) -> Path:
+    """Copy the latest scoring outputs (:data:`MODEL_FILES`) to ``scores/<name>/``, where round k's selection reads
+    the scores of the model that chose it (:func:`alnb.scoretable.scores_file`) after later rounds rescored."""
+    import shutil
+
+    from alnb.scoretable import SCORES_DIR
+
+    out = ws.root / SCORES_DIR / name
+    for rel in MODEL_FILES:
+        src = ws.root / rel
+        dst = out / rel
+        if src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            shutil.copyfile(src, tmp)
+            tmp.replace(dst)
+        else:
+            dst.unlink(missing_ok=True)
+    return out
+
+
+def pool_scorer(ws, model: str | None = None, *, device=None) -> tuple:
+    """``(MCScorer, info)``: the model and settings that scored the POOL (``metrics/mc_scoring.json``), rebuilt, so
+    images outside the pool (:func:`score_more`) are scored exactly like the pool was.  ``model`` must be the one
+    that scored it (default: that one)."""
+    from alnb import train
+
+    info = ws.load_json("mc_scoring")
+    name = info["model"] if model is None else model
+    if name != info["model"]:
+        raise ValueError(f"the POOL was scored with {info['model']!r}, not {name!r}: score it with {name!r} first.")
+    net = train.load_model(train.load_run(ws, name).weights)
+    scorer = MCScorer(net, T=info["T"], conf=info["conf"], iou=info["iou"], imgsz=info["imgsz"], batch=info["batch"],
+                      p=info["p"], cand_conf=info["cand_conf"], seed=info["seed"], method=info["method"],
+                      device=device)
+    return scorer, info
+
+
+def score_more(scorer: MCScorer, items, info: dict, thresholds: dict) -> tuple:
+    """Score images outside the pool run against the pool's scale: ``(scores, autolabels)``.
+
+    ``items`` are ``(stem, path)`` pairs; ``info`` is ``metrics/mc_scoring.json`` (operating point, ``box_ref``,
+    aggregation) and ``thresholds`` ``metrics/thresholds.json``.  ``scores`` has one row per image like
+    ``scores.csv`` (``score, tier, failed`` ...), ``autolabels`` is :func:`autolabel_texts`.  Nothing is written.
+    Per-image determinism (:mod:`alnb.mc`) makes a POOL image scored here equal its ``scores.csv`` row.
+    """
+    res = scorer.score(items)
+    dets, _ = acq.detection_uncertainty(res.detections, box_ref=info["box_ref"], conf_op=info["conf"])
+    scores = acq.image_scores(dets, res.images, how=info.get("aggregation", "topk"), k=info.get("top_k", acq.TOP_K))
+    scores = assign_tiers(scores, thresholds["t_medium"], thresholds["t_hard"])
+    return scores, autolabel_texts(dets, res.images)
 
 
 def save_embeddings(ws, stems, embeddings) -> Path:
@@ -229,9 +311,12 @@ def save_embeddings(ws, stems, embeddings) -> Path:
     return p
 
 
-def load_embeddings(ws, stems=None) -> np.ndarray | None:
-    """Pooled features of ``stems`` (rows in that order) from ``embeddings.npz``; None when the file is missing."""
-    p = ws.root / EMBEDDINGS_FILE
+def load_embeddings(ws, stems=None, model: str | None = None) -> np.ndarray | None:
+    """Pooled features of ``stems`` (rows in that order) from ``embeddings.npz`` (``model``: that model's copy);
+    None when the file is missing."""
+    from alnb.scoretable import scores_file
+
+    p = scores_file(ws, EMBEDDINGS_FILE, model)
     if not p.is_file():
         return None
     with np.load(p) as z:
@@ -245,12 +330,13 @@ def load_embeddings(ws, stems=None) -> np.ndarray | None:
     return emb[[pos[s] for s in stems]]
 
 
-def load_pool(ws, *, manifest=None, thresholds: tuple | None = None):
-    """The :class:`alnb.acquisition.Pool` of the workspace: eligible POOL rows of ``scores.csv`` + their embeddings."""
+def load_pool(ws, *, manifest=None, thresholds: tuple | None = None, model: str | None = None, exclude=()):
+    """The :class:`alnb.acquisition.Pool` of the workspace: eligible POOL rows of ``scores.csv`` (``model``: that
+    model's scores) + their embeddings; images carrying a tag of ``exclude`` are left out."""
     from alnb.select import eligible
 
-    scores = eligible(load_scores(ws), ws.manifest() if manifest is None else manifest)
-    emb = load_embeddings(ws, list(scores["stem"]))
+    scores = eligible(load_scores(ws, model), ws.manifest() if manifest is None else manifest, exclude)
+    emb = load_embeddings(ws, list(scores["stem"]), model)
     return acq.Pool(scores, emb, thresholds)
 
 
@@ -272,4 +358,6 @@ def retier(ws, t_medium: float, t_hard: float) -> pd.DataFrame:
         except Exception:  # noqa: BLE001 - missing: nothing to keep
             old = {}
         ws.save_json("difficulty_vs_errors", {**old, **dif.difficulty_vs_errors(scores, None, th)})
+    if "model" in scores and len(scores):
+        keep_model_copy(ws, str(scores["model"].iloc[0]))
     return scores

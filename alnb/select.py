@@ -31,7 +31,7 @@ from alnb.workspace import Workspace, WorkspaceError, has_tag, tag_set, with_tag
 
 TIERS = ("easy", "medium", "hard")  # from the score alone (tier_of)
 TIER_BARS = {"easy": 1, "medium": 2, "hard": 3}  # difficulty bars drawn per tier
-SELECTION_TAGS = ("GT2", "CONTROL")  # the sets people (or the simulated annotator) label
+SELECTION_TAGS = ("GT2", "CONTROL")  # round 2's selections; later rounds add GT<k> / CONTROL<k> (ws.selection_tags)
 CATEGORIES = ("easy", "medium", "hard", "failed")  # tiers, with failed images as their own category
 STUDY_CATEGORIES = ("medium", "hard", "failed")
 FORBIDDEN = ("VAL1", "GT1", "EXCLUDED")  # never selected
@@ -131,9 +131,20 @@ def tier_counts(scores: pd.DataFrame, t_medium: float, t_hard: float) -> dict:
     return {c: int(vc.get(c, 0)) for c in CATEGORIES}
 
 
-def default_thresholds(ws: Workspace) -> tuple:
-    """``(t_medium, t_hard)`` chosen by the scoring step (``metrics/thresholds.json``)."""
-    th = ws.load_json("thresholds")
+def default_thresholds(ws: Workspace, model: str | None = None) -> tuple:
+    """``(t_medium, t_hard)`` chosen by the scoring step (``metrics/thresholds.json``; ``model``: that model's
+    scoring, ``scores/<model>/thresholds.json``)."""
+    import json
+
+    from alnb.scoretable import scores_file
+
+    if model is None:
+        th = ws.load_json("thresholds")
+    else:
+        p = scores_file(ws, "metrics/thresholds.json", model)
+        if not p.is_file():
+            raise WorkspaceError(f"{p} missing: score the POOL with {model} first.")
+        th = json.loads(p.read_text())
     try:
         return float(th["t_medium"]), float(th["t_hard"])
     except KeyError as e:
@@ -141,8 +152,9 @@ def default_thresholds(ws: Workspace) -> tuple:
 
 
 # -------------------------------------------------------------------------------------------------------------- rules
-def eligible(scores: pd.DataFrame, manifest: pd.DataFrame | None) -> pd.DataFrame:
-    """Rows of ``scores`` that may be selected: POOL images that are not VAL1, GT1 or EXCLUDED.
+def eligible(scores: pd.DataFrame, manifest: pd.DataFrame | None, exclude=()) -> pd.DataFrame:
+    """Rows of ``scores`` that may be selected: POOL images that are not VAL1, GT1 or EXCLUDED, nor in ``exclude``
+    (e.g. the earlier rounds' selections GT2 ... GT<k-1> when round k selects).
 
     With ``manifest=None`` the table is taken as it is (hand-made tables in tests).
     """
@@ -150,7 +162,7 @@ def eligible(scores: pd.DataFrame, manifest: pd.DataFrame | None) -> pd.DataFram
     if manifest is None:
         return s
     ok = has_tag(manifest, "POOL")
-    for t in FORBIDDEN:
+    for t in (*FORBIDDEN, *exclude):
         ok &= ~has_tag(manifest, t)
     allowed = set(manifest.loc[ok, "stem"])
     return s[s["stem"].isin(allowed)].reset_index(drop=True)
@@ -182,10 +194,10 @@ def budgeted(scores: pd.DataFrame, k: int, manifest: pd.DataFrame | None = None)
     return list(_order(s)["stem"].iloc[:int(k)])
 
 
-def pool_stems(manifest: pd.DataFrame) -> list:
-    """Sorted POOL stems that may be selected (not VAL1/GT1/EXCLUDED)."""
+def pool_stems(manifest: pd.DataFrame, exclude=()) -> list:
+    """Sorted POOL stems that may be selected (not VAL1/GT1/EXCLUDED, nor carrying a tag of ``exclude``)."""
     ok = has_tag(manifest, "POOL")
-    for t in FORBIDDEN:
+    for t in (*FORBIDDEN, *exclude):
         ok &= ~has_tag(manifest, t)
     return sorted(manifest.loc[ok, "stem"])
 
@@ -240,7 +252,7 @@ def commit(ws: Workspace, stems, tag: str = "GT2", info: dict | None = None) -> 
     m = with_tag(m, stems, tag, replace=True)
     dropped = before - set(stems)
     if dropped:
-        still = set(ws.stems(*SELECTION_TAGS, manifest=m))
+        still = set(ws.stems(*ws.selection_tags(m), manifest=m))
         hide = m["stem"].isin(dropped - still) & (m["label_source"] == "oracle")
         m.loc[hide, "label_source"] = "none"
     ws.write_manifest(m)
@@ -264,7 +276,8 @@ def label_status(ws: Workspace, tag: str = "GT2") -> dict:
 
 @locked
 def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yolo",
-                    export_fmt: str = "labelstudio", import_tags=None, annotation=None) -> dict:
+                    export_fmt: str = "labelstudio", import_tags=None, annotation=None,
+                    prelabels: str | None = None) -> dict:
     """Get the ``tag`` images labelled so they can be trained on.
 
     * Simulation mode (every image of the dataset is labelled): the simulated annotator reveals the true labels of
@@ -276,6 +289,9 @@ def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yo
       ``import_tags``: which selections it may label, default every selection present, GT2 and CONTROL, so one
       whole-project export serves both); the images still waiting are exported as a labelling queue
       (``<workspace>/export/<tag>_<export_fmt>/``, :func:`alnb.labelio.export_queue`).
+
+    ``prelabels``: the model whose auto-labels pre-annotate the exported queue (default: each image's latest
+    auto-labels).
 
     Returns :func:`label_status` plus ``queue`` (where the queue was exported, or None) and ``imported`` (the import
     summary table, or None).  Images still ``waiting`` cannot be trained on yet.
@@ -302,11 +318,15 @@ def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yo
         if not Path(source).expanduser().exists():
             raise WorkspaceError(f"labels source {source} does not exist. Pass the file or folder exported from the "
                                  f"labelling tool (Label Studio: Export > JSON).")
-        tags = import_tags or [t for t in SELECTION_TAGS if has_tag(m, t).any()]
+        tags = import_tags or ws.selection_tags(m)
         imported = labelio.import_labels(ws, source, fmt, tag=tags, overwrite=False, annotation=annotation)
     todo = label_status(ws, tag)["waiting"]
     queue = None
     if todo:
+        if prelabels:  # the queue's pre-annotations come from this model (e.g. Control<k-1> for CONTROL<k>)
+            from alnb.evaluation import write_prelabels
+
+            write_prelabels(ws, prelabels, todo)
         queue = Path(labelio.export_queue(ws, export_fmt, out_dir=ws.root / "export" / f"{tag}_{export_fmt}",
-                                          tag=None, stems=todo))
+                                          tag=None, stems=todo, model=prelabels))
     return {**label_status(ws, tag), "queue": str(queue) if queue else None, "imported": imported}

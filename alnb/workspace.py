@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from datetime import datetime, timezone
@@ -44,7 +45,7 @@ from alnb.data import Dataset, dataset_folder, load_dataset, read_label_text
 MANIFEST_COLUMNS = ["stem", "image", "label_file", "label_state", "n_boxes", "width", "height", "tags",
                     "label_source", "auto_model", "problem"]
 BASE_TAGS = ("VAL1", "GT1", "POOL")
-KNOWN_TAGS = ("VAL1", "GT1", "POOL", "GT2", "CONTROL", "EXCLUDED")
+KNOWN_TAGS = ("VAL1", "GT1", "POOL", "GT2", "CONTROL", "EXCLUDED")  # + GT<k>, CONTROL<k> of rounds k >= 3
 TRAINABLE_SOURCES = ("human", "oracle")
 LABEL_SOURCES = ("human", "oracle", "auto", "none")
 LABEL_STATES = ("labelled", "empty", "unlabelled")
@@ -124,9 +125,94 @@ def tag_set(tags: str) -> set:
     return {t for t in str(tags).split(";") if t and t != "nan"}
 
 
-def join_tags(tags) -> str:
+# ------------------------------------------------------------------------------------------------------------ rounds
+# Round k >= 2 of the loop adds a selection GT<k> (chosen with CAL<k-1>'s scores) and trains CAL<k> on GT1 + GT2 ...
+# GT<k>; the control chain adds CONTROL<k> (random) and trains Control<k> on GT1 + CONTROL ... CONTROL<k>.  Round 2
+# keeps the seed's names: GT2 / CAL2, and CONTROL / Control (not CONTROL2 / Control2).
+_ROUND_TAG = re.compile(r"^(GT|CONTROL)(\d*)$")
+_ROUND_RUN = re.compile(r"^(CAL|Control)(\d*)$")
+
+
+def gt_tag(k: int) -> str:
+    """Tag of round ``k``'s selection (``GT2``, ``GT3``, ...)."""
+    _check_round(k)
+    return f"GT{k}"
+
+
+def control_tag(k: int) -> str:
+    """Tag of round ``k``'s random control images: ``CONTROL`` for round 2 (the seed's name), ``CONTROL<k>`` after."""
+    _check_round(k)
+    return "CONTROL" if k == 2 else f"CONTROL{k}"
+
+
+def cal_name(k: int) -> str:
+    """Run name of the model of round ``k`` (``CAL1`` on GT1, ``CAL2`` on GT1 + GT2, ...)."""
+    if int(k) != k or k < 1:
+        raise ValueError(f"round must be a whole number >= 1, got {k!r}")
+    return f"CAL{int(k)}"
+
+
+def control_name(k: int) -> str:
+    """Run name of the control chain's model of round ``k``: ``Control`` for round 2, ``Control<k>`` after."""
+    _check_round(k)
+    return "Control" if k == 2 else f"Control{k}"
+
+
+def _check_round(k):
+    if int(k) != k or k < 2:
+        raise ValueError(f"a selection round is a whole number >= 2 (round 1 is GT1 / CAL1), got {k!r}")
+
+
+def tag_round(tag: str):
+    """``("gt", k)`` / ``("control", k)`` for a selection tag, None for any other tag."""
+    m = _ROUND_TAG.match(str(tag))
+    if not m:
+        return None
+    arm, num = m.groups()
+    if arm == "GT":
+        return ("gt", int(num)) if num and int(num) >= 2 else None
+    if not num:
+        return ("control", 2)
+    return ("control", int(num)) if int(num) >= 3 else None
+
+
+def model_round(name: str):
+    """``("cal", k)`` / ``("control", k)`` for a round model's run name (``CAL3``, ``Control``), else None."""
+    m = _ROUND_RUN.match(str(name))
+    if not m:
+        return None
+    arm, num = m.groups()
+    if arm == "CAL":
+        return ("cal", int(num)) if num and int(num) >= 1 else None
+    if not num:
+        return ("control", 2)
+    return ("control", int(num)) if int(num) >= 3 else None
+
+
+def is_selection_tag(tag: str) -> bool:
+    return tag_round(tag) is not None
+
+
+def train_tags(arm: str, k: int) -> list:
+    """Training tags of round ``k``'s model: ``GT1`` + the chain's selections of rounds 2..k."""
+    if arm not in ("cal", "control"):
+        raise ValueError(f"arm must be 'cal' or 'control', not {arm!r}")
+    if k == 1:
+        return ["GT1"]
+    f = gt_tag if arm == "cal" else control_tag
+    return ["GT1", *(f(j) for j in range(2, int(k) + 1))]
+
+
+def _tag_order(t: str):
     order = {t: i for i, t in enumerate(KNOWN_TAGS)}
-    return ";".join(sorted(set(tags), key=lambda t: (order.get(t, 99), t)))
+    r = tag_round(t)
+    if r is not None:
+        return (3, r[1], 0 if r[0] == "gt" else 1, t)
+    return (order.get(t, 99) if t != "EXCLUDED" else 98, 0, 0, t)
+
+
+def join_tags(tags) -> str:
+    return ";".join(sorted(set(tags), key=_tag_order))
 
 
 def has_tag(manifest: pd.DataFrame, tag: str) -> pd.Series:
@@ -457,9 +543,23 @@ class Workspace:
             mask |= has_tag(m, t).to_numpy()
         return sorted(m.loc[mask, "stem"])
 
-    def tag_counts(self, manifest: pd.DataFrame | None = None) -> dict:
+    def tags_present(self, manifest: pd.DataFrame | None = None) -> list:
+        """Every tag some image carries, in the order of :func:`join_tags` (base tags, then round by round)."""
         m = self.manifest() if manifest is None else manifest
-        return {t: int(has_tag(m, t).sum()) for t in KNOWN_TAGS}
+        seen = set()
+        for t in m["tags"]:
+            seen |= tag_set(t)
+        return sorted(seen, key=_tag_order)
+
+    def selection_tags(self, manifest: pd.DataFrame | None = None) -> list:
+        """The selection tags present (GT2, CONTROL, GT3, CONTROL3, ...), round by round."""
+        return [t for t in self.tags_present(manifest) if is_selection_tag(t)]
+
+    def tag_counts(self, manifest: pd.DataFrame | None = None) -> dict:
+        """Images per tag: the seed's tags always (0 when absent), later rounds' tags when present."""
+        m = self.manifest() if manifest is None else manifest
+        tags = list(KNOWN_TAGS) + [t for t in self.tags_present(m) if t not in KNOWN_TAGS]
+        return {t: int(has_tag(m, t).sum()) for t in sorted(tags, key=_tag_order)}
 
     # ---- labels visible to training
     def label_source_file(self, row) -> Path | None:
@@ -514,9 +614,9 @@ class Workspace:
         return p
 
     def write_subset_lists(self) -> dict:
-        """One image list per tag present (VAL1, GT1, POOL, GT2, CONTROL)."""
+        """One image list per tag present (VAL1, GT1, POOL and every selection)."""
         m = self.manifest()
-        return {t: self.write_list(t, self.stems(t, manifest=m)) for t in KNOWN_TAGS[:5] if has_tag(m, t).any()}
+        return {t: self.write_list(t, self.stems(t, manifest=m)) for t in self.tags_present(m) if t != "EXCLUDED"}
 
     def write_data_yaml(self, name: str, train_tags, val_tag: str = "VAL1") -> Path:
         """Write ``data/<name>.yaml`` for ultralytics: train on ``train_tags``, validate on ``val_tag``.

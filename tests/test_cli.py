@@ -108,7 +108,7 @@ def test_parser_reliability_flags():
     a = p.parse_args(["export-queue", "--workspace", "w", "--format", "labelstudio", "--url-prefix",
                       "http://localhost:8081/", "--document-root", "/data"])
     assert (a.url_prefix, a.document_root) == ("http://localhost:8081/", "/data")
-    assert p.parse_args(["import-labels", "x.json", "--workspace", "w", "--format", "coco"]).tag == "GT2,CONTROL"
+    assert p.parse_args(["import-labels", "x.json", "--workspace", "w", "--format", "coco"]).tag == "selections"  # every round's selections
     assert p.parse_args(["status", "--workspace", "w", "--json"]).json is True
     for bad in ("0", "-1", "2.5", "x"):
         with pytest.raises(SystemExit):

@@ -119,3 +119,5 @@ def test_layers_point_one_way():
     for m in fmts - {"formats.common"}:  # each tool's module builds on the shared one, never on another tool's
         assert not g[m] & (fmts - {"formats.common"}) and "labelio" not in g[m], (m, g[m])
     assert not g["formats.common"] & (fmts | {"formats", "labelio"})
+    # the ML backend is outer shell: only the CLI imports it, and it reuses the one Label Studio format module
+    assert {m for m, deps in g.items() if "serve" in deps} == {"cli"} and "formats.labelstudio" in g["serve"]

@@ -22,7 +22,10 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+import urllib.parse
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -58,9 +61,13 @@ class LabelStudio:
     def __init__(self, data_dir: Path, document_root: Path, log: Path):
         self.port, self.token = free_port(), secrets.token_hex(20)  # 40 hex digits
         self.url = f"http://127.0.0.1:{self.port}"
+        # ML_BLOCK_LOCAL_IP=false: Label Studio may call an ML backend on this machine (alnb serve on 127.0.0.1);
+        # SSRF_PROTECTION_ENABLED=false: and send it the project's webhook events (annotation created ...)
         env = {**os.environ, "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
                "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root), "LATEST_VERSION_CHECK": "false",
-               "COLLECT_ANALYTICS": "false", "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir)}
+               "COLLECT_ANALYTICS": "false", "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+               "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false"}
+        self.document_root = Path(document_root)
         cmd = [str(LS_BIN), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(self.port),
                "--data-dir", str(data_dir), "--username", "test@alnb.local", "--password", "alnb-test-pw",
                "--user-token", self.token, "--enable-legacy-api-token"]
@@ -92,6 +99,16 @@ class LabelStudio:
                 return f.status, data if raw else (json.loads(data) if data else None)
         except urllib.error.HTTPError as e:
             return e.code, e.read()[:2000]
+
+    def tasks(self, project, key) -> dict:
+        """Every task of ``project`` in full (data, predictions, annotations), by ``key(task)``."""
+        st, listing = self.api("GET", f"/api/tasks?project={project}&page_size=100")
+        assert st == 200, listing
+        out = {}
+        for t in listing["tasks"]:
+            st, full = self.api("GET", f"/api/tasks/{t['id']}")
+            out[key(full)] = full
+        return out
 
     def stop(self):
         if self.proc.poll() is None:
@@ -133,11 +150,26 @@ def yolo_of(value):
     return [x + w / 2, y + h / 2, w, h]
 
 
+@pytest.fixture(scope="module")
+def label_studio(tmp_path_factory):
+    """One Label Studio server for the tests of this module (starting one takes ~40 s); its local-files document root
+    is a folder the tests put their datasets in."""
+    root = tmp_path_factory.mktemp("label-studio")
+    (root / "documents").mkdir()
+    server = LabelStudio(root / "data", root / "documents", root / "label-studio.log")
+    try:
+        server.started = server.wait()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def loop_ws(tmp_path):
+def loop_ws(label_studio, tmp_path):
     """A real-loop workspace: a dataset with unlabelled images, GT2 = 5 of them with CAL1 auto-labels + scores (the
-    state ``alnb run`` stops in with exit code 3)."""
-    ds = weld.generate(tmp_path / "dataset", weld.WeldConfig(n_images=20, width=96, height=64, seed=2), progress=False)
+    state ``alnb run`` stops in with exit code 3).  The dataset lies below Label Studio's document root."""
+    base = Path(tempfile.mkdtemp(prefix="loop-", dir=label_studio.document_root))
+    ds = weld.generate(base / "dataset", weld.WeldConfig(n_images=20, width=96, height=64, seed=2), progress=False)
     labels = sorted((ds / "labels").glob("*.txt"))
     for lab in labels[12:]:
         lab.unlink()  # 8 images nobody has labelled yet
@@ -156,106 +188,319 @@ def loop_ws(tmp_path):
     return ws
 
 
-def test_label_studio_round_trip(loop_ws, tmp_path, capsys):
+def test_label_studio_round_trip(loop_ws, label_studio, tmp_path, capsys):
     ws = loop_ws
     ds = ws.dataset_root
     ds_hash = tree_hash(ds)
     t0 = time.time()
 
-    # 1. the queue
-    rc, out = cli(capsys, "export-queue", "--workspace", ws.root, "--format", "labelstudio")
+    # 1. the queue (image URLs relative to Label Studio's document root, which holds the dataset folder)
+    rc, out = cli(capsys, "export-queue", "--workspace", ws.root, "--format", "labelstudio", "--document-root",
+                  label_studio.document_root)
     assert rc == 0, out
     export = ws.root / "export" / "labelstudio"
     tasks = json.loads((export / "tasks.json").read_text())
     assert len(tasks) == 5
 
-    # 2. Label Studio with local-file serving rooted at the dataset folder
-    server = LabelStudio(tmp_path / "ls-data", ds, tmp_path / "label-studio.log")
+    # 2. Label Studio with local-file serving
+    server = label_studio
+    st, project = server.api("POST", "/api/projects", {"title": "alnb GT2 queue",
+                                                       "label_config": (export / "label_config.xml").read_text()})
+    assert st == 201, project
+    pid = project["id"]
+    st, storage = server.api("POST", "/api/storages/localfiles", {"project": pid, "path": str(ds / "images"),
+                                                                 "use_blob_urls": False, "title": "dataset"})
+    assert st == 201, storage
+    st, res = server.api("POST", f"/api/projects/{pid}/import", tasks)
+    assert st == 201 and res["task_count"] == 5 and res["prediction_count"] == 5, res
+    by_stem = server.tasks(pid, lambda t: t["data"]["alnb_stem"])
+    assert sorted(by_stem) == ws.stems("GT2")
+    for stem, task in by_stem.items():  # pre-annotations arrive exactly; images are served from the dataset
+        (pred,) = task["predictions"]
+        got = sorted((r["value"]["rectanglelabels"][0], *yolo_of(r["value"])) for r in pred["result"])
+        want = sorted((ws.names[c], cx, cy, w, h) for c, cx, cy, w, h, _ in AUTO)
+        assert [g[0] for g in got] == [w_[0] for w_ in want]
+        np.testing.assert_allclose([g[1:] for g in got], [w_[1:] for w_ in want], atol=1e-9)
+        st, img = server.api("GET", task["data"]["image"], raw=True)
+        image = ws.manifest().set_index("stem").at[stem, "image"]
+        assert st == 200 and img == (ds / image).read_bytes()
+
+    # 3. people's work: accept, move, delete, add; the fifth task stays unlabelled for now
+    stems = ws.stems("GT2")
+    expect = {}
+
+    def submit(stem, result):
+        task = by_stem[stem]
+        st, ann = server.api("POST", f"/api/tasks/{task['id']}/annotations",
+                             {"result": result, "was_cancelled": False, "ground_truth": False})
+        assert st == 201, ann
+        expect[stem] = sorted([ws.names.index(r["value"]["rectanglelabels"][0]), *yolo_of(r["value"])]
+                              for r in result)
+
+    base = lambda stem: json.loads(json.dumps(by_stem[stem]["predictions"][0]["result"]))  # noqa: E731
+    submit(stems[0], base(stems[0]))  # accept as proposed
+    moved = base(stems[1])
+    moved[0]["value"]["x"] += 7.5
+    moved[0]["value"]["y"] -= 4.0
+    submit(stems[1], moved)  # move a box
+    submit(stems[2], base(stems[2])[1:])  # delete a box
+    added = base(stems[3]) + [{"id": "new1", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+                               "original_width": 96, "original_height": 64,
+                               "value": {**ls_box(0.2, 0.75, 0.12, 0.2), "rectanglelabels": ["unfused"]}}]
+    submit(stems[3], added)  # add a box
+
+    # 4. Export > JSON, then import into the workspace
+    st, data = server.api("GET", f"/api/projects/{pid}/export?exportType=JSON&download_all_tasks=true", raw=True)
+    assert st == 200  # all tasks, the unlabelled one included (the UI's export holds the labelled ones only)
+    first = tmp_path / "project-export.json"
+    first.write_bytes(data)
+    rc, out = cli(capsys, "import-labels", first, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0, out
+    assert "4 new, 0 replaced, 0 unchanged, 1 skipped" in out and f"skipped (no submitted annotation): " \
+                                                                  f"{stems[4]}" in out
+
+    # 5. the label files, box by box
+    for stem, want in expect.items():
+        got = sorted(read_autolabels(ws.root / "labels" / f"{stem}.txt", len(ws.names))[:, :5].tolist())
+        assert len(got) == len(want), stem
+        np.testing.assert_allclose(got, want, atol=1e-8)
+    assert len(expect[stems[2]]) == 2 and len(expect[stems[3]]) == 4
+    assert abs(expect[stems[1]][0][1] - 0.3) > 0.05 or abs(expect[stems[1]][1][1] - 0.3) > 0.05
+    src = ws.manifest().set_index("stem")["label_source"]
+    assert (src[stems[:4]] == "human").all() and src[stems[4]] == "none"
+
+    # re-importing the same export changes nothing; the task labelled later comes in with the next export
+    before = tree_hash(ws.root)
+    rc, out = cli(capsys, "import-labels", first, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0 and "0 new, 0 replaced, 4 unchanged, 1 skipped" in out and tree_hash(ws.root) == before
+    submit(stems[4], base(stems[4]))
+    st, data = server.api("GET", f"/api/projects/{pid}/export?exportType=JSON", raw=True)
+    second = tmp_path / "project-export-2.json"
+    second.write_bytes(data)
+    rc, out = cli(capsys, "import-labels", second, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0 and "1 new, 0 replaced, 4 unchanged, 0 skipped" in out
+    rc, out = cli(capsys, "status", "--workspace", ws.root)
+    assert "GT2:       5 of 5 labelled, 0 waiting" in out
+    assert tree_hash(ds) == ds_hash
+    print(f"Label Studio started in {server.started:.0f} s; whole round trip {time.time() - t0:.0f} s")
+
+
+# ---------------------------------------------------------------------------------- alnb serve as the ML backend
+def http_json(method, url, body=None, timeout=60):
+    req = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
     try:
-        started = server.wait()
-        st, project = server.api("POST", "/api/projects", {"title": "alnb GT2 queue",
-                                                           "label_config": (export / "label_config.xml").read_text()})
+        with urllib.request.urlopen(req, timeout=timeout) as f:
+            return f.status, json.loads(f.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def wait_for(cond, what, timeout=90):
+    t0 = time.time()
+    while not cond():
+        assert time.time() - t0 < timeout, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def yolo_text(result, names) -> str:
+    """The label file a person's Label Studio boxes must become (YOLO ``class cx cy w h``, 10 significant digits),
+    computed here from the percent / top-left values independently of alnb's conversion."""
+    lines = []
+    for r in result:
+        if r["type"] != "rectanglelabels":
+            continue
+        v = r["value"]
+        x0, y0 = v["x"] / 100, v["y"] / 100
+        x1, y1 = x0 + v["width"] / 100, y0 + v["height"] / 100
+        x0, y0, x1, y1 = (min(max(c, 0.0), 1.0) for c in (x0, y0, x1, y1))
+        lines.append(f"{names.index(v['rectanglelabels'][0])} {(x0 + x1) / 2:.10g} {(y0 + y1) / 2:.10g} "
+                     f"{x1 - x0:.10g} {y1 - y0:.10g}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+@pytest.fixture
+def serve_ws(label_studio):
+    """A smoke workspace in real mode: 24 images (12 without labels), CAL1 trained (smoke profile) and the POOL
+    scored (T=4); its dataset lies below Label Studio's document root."""
+    from alnb.scoring import score_pool
+
+    base = Path(tempfile.mkdtemp(prefix="serve-", dir=label_studio.document_root))
+    ds = weld.generate(base / "dataset", weld.WeldConfig(n_images=24, width=64, height=64, seed=2), progress=False)
+    for lab in sorted((ds / "labels").glob("*.txt"))[12:]:
+        lab.unlink()
+    ws = pipeline.setup(base / "ws", ds, n_val=4, n_gt1=4, log=None)
+    pipeline.train_and_evaluate(ws, "CAL1", ["GT1"], "smoke")
+    score_pool(ws, model="CAL1", T=4, progress=False)
+    return ws
+
+
+def test_alnb_serve_as_label_studio_ml_backend(serve_ws, label_studio, tmp_path):
+    """``alnb serve`` connected to a real Label Studio through ``POST /api/ml``: Label Studio's stored predictions
+    are the workspace's auto-labels, sorting by prediction score ascending gives the labelling-queue order, and
+    *Start training* (``POST /api/ml/{id}/train`` -> webhook START_TRAINING) imports people's annotations and serves
+    the next model."""
+    from alnb.formats.common import queue
+    from alnb.scoretable import load_scores
+
+    ws, server, docs = serve_ws, label_studio, label_studio.document_root
+    t0 = time.time()
+    names = ws.names
+    m = ws.manifest().set_index("stem")
+    pool = sorted(load_scores(ws)["stem"])
+    url_of = {s: "/data/local-files/?d=" + (ws.dataset_root / m.at[s, "image"]).relative_to(docs).as_posix()
+              for s in pool}
+    newcomer = ws.dataset_root.parent / "later" / "added_later.png"  # an image the workspace does not know
+    newcomer.parent.mkdir()
+    newcomer.write_bytes((ws.dataset_root / m.at[pool[0], "image"]).read_bytes())
+    later = "/data/local-files/?d=" + newcomer.relative_to(docs).as_posix()
+    missing = "/data/local-files/?d=" + (ws.dataset_root.parent / "later" / "gone.png").relative_to(docs).as_posix()
+
+    # alnb serve, as a person starts it (the token from the environment)
+    port = free_port()
+    env = {**os.environ, "LABEL_STUDIO_URL": server.url, "LABEL_STUDIO_API_KEY": server.token}
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "alnb", "serve", "--workspace", str(ws.root), "--port", str(port),
+                             "--document-root", str(docs)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    backend = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                st, health = http_json("GET", backend + "/health", timeout=2)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+                time.sleep(0.2)
+        assert st == 200 and health["status"] == "UP", health
+        v1 = health["model_version"]
+        assert v1.startswith("CAL1-")
+
+        # a project with the config alnb serve wrote, its images, and the backend connected as Label Studio does it
+        config = (ws.root / "serve" / "label_config.xml").read_text()
+        st, project = server.api("POST", "/api/projects", {"title": "alnb serve", "label_config": config})
         assert st == 201, project
         pid = project["id"]
-        st, storage = server.api("POST", "/api/storages/localfiles", {"project": pid, "path": str(ds / "images"),
-                                                                     "use_blob_urls": False, "title": "dataset"})
+        st, storage = server.api("POST", "/api/storages/localfiles", {"project": pid, "path": str(ws.dataset_root.parent),
+                                                                     "use_blob_urls": False, "title": "images"})
         assert st == 201, storage
+        tasks = [{"data": {"image": url_of[s]}} for s in pool] + [{"data": {"image": u}} for u in (later, missing)]
         st, res = server.api("POST", f"/api/projects/{pid}/import", tasks)
-        assert st == 201 and res["task_count"] == 5 and res["prediction_count"] == 5, res
-        st, listing = server.api("GET", f"/api/tasks?project={pid}&page_size=100")
+        assert st == 201 and res["task_count"] == len(tasks), res
+        st, ml = server.api("POST", "/api/ml", {"url": backend, "project": pid, "title": "alnb"})
+        assert st == 201, ml
+        assert ml["model_version"] == v1, ml
+
+        # Label Studio asks the backend for predictions (Data Manager: Retrieve Predictions)
+        def retrieve():
+            st, out = server.api("POST", f"/api/dm/actions?id=retrieve_tasks_predictions&project={pid}",
+                                 {"selectedItems": {"all": True, "excluded": []}})
+            assert st == 200, out
+
+        retrieve()
+        by_url = server.tasks(pid, lambda t: t["data"]["image"])
+        scores = load_scores(ws).set_index("stem")
+        for s in pool:
+            (pred,) = by_url[url_of[s]]["predictions"]
+            assert pred["model_version"] == v1
+            boxes = [r for r in pred["result"] if r["type"] == "rectanglelabels"]
+            auto = read_autolabels(ws.root / "autolabels" / "CAL1" / f"{s}.txt", len(names))
+            assert len(boxes) == len(auto), s
+            for r, (c, cx, cy, w, h, conf) in zip(boxes, auto):  # same order: highest confidence first
+                v = r["value"]
+                assert v["rectanglelabels"] == [names[int(c)]] and r["score"] == pytest.approx(conf, abs=1e-12)
+                np.testing.assert_allclose([v["x"], v["y"], v["width"], v["height"]],
+                                           [(cx - w / 2) * 100, (cy - h / 2) * 100, w * 100, h * 100], atol=1e-3)
+            row = scores.loc[s]
+            assert pred["score"] == pytest.approx(0.5 * (1 - row["score"]) + (0 if row["failed"] else 0.5))
+            extras = {r["from_name"]: r["value"] for r in pred["result"] if r["type"] != "rectanglelabels"}
+            assert extras["alnb_tier"]["choices"] == ["failed" if row["failed"] else row["tier"]]
+            assert extras["alnb_difficulty"]["number"] == pytest.approx(row["score"], abs=1e-6)
+        assert len(by_url[later]["predictions"]) == 1  # scored on the fly with the same model
+        assert by_url[missing]["predictions"] == []  # its image cannot be read: no prediction, the rest are there
+
+        # Data Manager: prediction score ascending = the labelling queue (failed first, then hardest first); alnb
+        # serve has set the project's model version to its own (the column shows that version's scores only)
+        wait_for(lambda: server.api("GET", f"/api/projects/{pid}")[1]["model_version"] == v1, "model version v1")
+        q = json.dumps({"ordering": ["tasks:predictions_score"]})
+        st, listing = server.api("GET", f"/api/tasks?project={pid}&page_size=100&fields=all&query="
+                                        + urllib.parse.quote(q))
         assert st == 200
-        by_stem = {}
-        for t in listing["tasks"]:
-            st, full = server.api("GET", f"/api/tasks/{t['id']}")
-            by_stem[full["data"]["alnb_stem"]] = full
-        assert sorted(by_stem) == ws.stems("GT2")
-        for stem, task in by_stem.items():  # pre-annotations arrive exactly; images are served from the dataset
-            (pred,) = task["predictions"]
-            got = sorted((r["value"]["rectanglelabels"][0], *yolo_of(r["value"])) for r in pred["result"])
-            want = sorted((ws.names[c], cx, cy, w, h) for c, cx, cy, w, h, _ in AUTO)
-            assert [g[0] for g in got] == [w_[0] for w_ in want]
-            np.testing.assert_allclose([g[1:] for g in got], [w_[1:] for w_ in want], atol=1e-9)
-            st, img = server.api("GET", task["data"]["image"], raw=True)
-            image = ws.manifest().set_index("stem").at[stem, "image"]
-            assert st == 200 and img == (ds / image).read_bytes()
+        order = [t["data"]["image"] for t in listing["tasks"] if t["data"]["image"] in set(url_of.values())]
+        assert order == [url_of[s] for s in queue(ws, tag=None, stems=pool)["stem"]], listing["tasks"][:3]
 
-        # 3. people's work: accept, move, delete, add; the fifth task stays unlabelled for now
-        stems = ws.stems("GT2")
+        # filter on the tier read-out: Data Manager "Prediction results contains ["hard"]"
+        for tier in ("failed", "hard"):
+            q = json.dumps({"filters": {"conjunction": "and", "items": [{
+                "filter": "filter:tasks:predictions_results", "operator": "contains", "type": "String",
+                "value": json.dumps([tier])}]}})
+            st, listing = server.api("GET", f"/api/tasks?project={pid}&page_size=100&query=" + urllib.parse.quote(q))
+            assert st == 200
+            got = sorted(t["data"]["image"] for t in listing["tasks"] if t["data"]["image"] in set(url_of.values()))
+            want = sorted(url_of[s] for s in pool if ("failed" if scores.at[s, "failed"] else scores.at[s, "tier"])
+                          == tier)
+            assert got == want and (tier != "failed" or want), (tier, got, want)
+
+        # people label four images: accept, move a box, delete everything, draw a box the model missed
+        chosen = pool[1:5]
         expect = {}
-
-        def submit(stem, result):
-            task = by_stem[stem]
+        for i, s in enumerate(chosen):
+            task = by_url[url_of[s]]
+            boxes = [r for r in task["predictions"][0]["result"] if r["type"] == "rectanglelabels"]
+            if i == 1 and boxes:
+                boxes[0]["value"]["x"] = max(0.0, boxes[0]["value"]["x"] - 3.25)
+            if i == 2:
+                boxes = []
+            if i == 3 or not boxes and i != 2:
+                boxes.append({"id": f"p{i}", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+                              "original_width": 64, "original_height": 64,
+                              "value": {**ls_box(0.4, 0.55, 0.3, 0.2), "rectanglelabels": [names[1]]}})
             st, ann = server.api("POST", f"/api/tasks/{task['id']}/annotations",
-                                 {"result": result, "was_cancelled": False, "ground_truth": False})
+                                 {"result": boxes, "was_cancelled": False, "ground_truth": False})
             assert st == 201, ann
-            expect[stem] = sorted([ws.names.index(r["value"]["rectanglelabels"][0]), *yolo_of(r["value"])]
-                                  for r in result)
+            expect[s] = yolo_text(ann["result"], names)
 
-        base = lambda stem: json.loads(json.dumps(by_stem[stem]["predictions"][0]["result"]))  # noqa: E731
-        submit(stems[0], base(stems[0]))  # accept as proposed
-        moved = base(stems[1])
-        moved[0]["value"]["x"] += 7.5
-        moved[0]["value"]["y"] -= 4.0
-        submit(stems[1], moved)  # move a box
-        submit(stems[2], base(stems[2])[1:])  # delete a box
-        added = base(stems[3]) + [{"id": "new1", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
-                                   "original_width": 96, "original_height": 64,
-                                   "value": {**ls_box(0.2, 0.75, 0.12, 0.2), "rectanglelabels": ["unfused"]}}]
-        submit(stems[3], added)  # add a box
+        # Start training: Label Studio posts START_TRAINING to the backend's /webhook
+        st, out = server.api("POST", f"/api/ml/{ml['id']}/train", {})
+        assert st == 200, out
+        t_train = time.time()
+        busy = None
+        while time.time() - t_train < 600:
+            st, health = http_json("GET", backend + "/health", timeout=5)  # answers while the model trains
+            assert st == 200
+            if health["busy"] and busy is None:  # a second request is not queued
+                st, busy = http_json("POST", backend + "/webhook", {"action": "START_TRAINING", "project": {"id": pid}})
+                assert st == 200 and busy["status"] == "busy", busy
+                st, pr = http_json("POST", backend + "/predict", {"tasks": [{"id": 1, "data": {"image": url_of[pool[0]]}}],
+                                                                  "label_config": config})
+                assert st == 200 and pr["model_version"] == v1
+            if health["training"] and health["training"]["state"] in ("finished", "failed", "interrupted"):
+                break
+            time.sleep(1)
+        assert health["training"]["state"] == "finished", (health, (tmp_path / "serve.log").read_text()[-3000:])
+        v2 = health["model_version"]
+        assert v2.startswith("CAL2-") and v2 != v1
+        assert busy is not None, "the training finished before a second request could be sent"
 
-        # 4. Export > JSON, then import into the workspace
-        st, data = server.api("GET", f"/api/projects/{pid}/export?exportType=JSON&download_all_tasks=true", raw=True)
-        assert st == 200  # all tasks, the unlabelled one included (the UI's export holds the labelled ones only)
-        first = tmp_path / "project-export.json"
-        first.write_bytes(data)
-        rc, out = cli(capsys, "import-labels", first, "--workspace", ws.root, "--format", "labelstudio")
-        assert rc == 0, out
-        assert "4 new, 0 replaced, 0 unchanged, 1 skipped" in out and f"skipped (no submitted annotation): " \
-                                                                      f"{stems[4]}" in out
+        # the workspace has people's labels exactly as Label Studio holds them, and GT2 = what they labelled
+        man = ws.manifest().set_index("stem")
+        for s, text in expect.items():
+            assert (ws.root / "labels" / f"{s}.txt").read_text() == text, s
+            assert man.at[s, "label_source"] == "human"
+        assert ws.stems("GT2") == sorted(chosen)
+        assert (ws.root / "runs" / "CAL2" / "weights" / "best.pt").is_file()
 
-        # 5. the label files, box by box
-        for stem, want in expect.items():
-            got = sorted(read_autolabels(ws.root / "labels" / f"{stem}.txt", len(ws.names))[:, :5].tolist())
-            assert len(got) == len(want), stem
-            np.testing.assert_allclose(got, want, atol=1e-8)
-        assert len(expect[stems[2]]) == 2 and len(expect[stems[3]]) == 4
-        assert abs(expect[stems[1]][0][1] - 0.3) > 0.05 or abs(expect[stems[1]][1][1] - 0.3) > 0.05
-        src = ws.manifest().set_index("stem")["label_source"]
-        assert (src[stems[:4]] == "human").all() and src[stems[4]] == "none"
-
-        # re-importing the same export changes nothing; the task labelled later comes in with the next export
-        before = tree_hash(ws.root)
-        rc, out = cli(capsys, "import-labels", first, "--workspace", ws.root, "--format", "labelstudio")
-        assert rc == 0 and "0 new, 0 replaced, 4 unchanged, 1 skipped" in out and tree_hash(ws.root) == before
-        submit(stems[4], base(stems[4]))
-        st, data = server.api("GET", f"/api/projects/{pid}/export?exportType=JSON", raw=True)
-        second = tmp_path / "project-export-2.json"
-        second.write_bytes(data)
-        rc, out = cli(capsys, "import-labels", second, "--workspace", ws.root, "--format", "labelstudio")
-        assert rc == 0 and "1 new, 0 replaced, 4 unchanged, 0 skipped" in out
-        rc, out = cli(capsys, "status", "--workspace", ws.root)
-        assert "GT2:       5 of 5 labelled, 0 waiting" in out
+        # Label Studio now gets the new model's predictions
+        retrieve()
+        by_url = server.tasks(pid, lambda t: t["data"]["image"])
+        versions = {p["model_version"] for p in by_url[url_of[pool[-1]]]["predictions"]}
+        assert versions == {v1, v2}, versions
+        st, ml_now = server.api("GET", f"/api/ml/{ml['id']}")
+        assert ml_now["model_version"] == v2
+        wait_for(lambda: server.api("GET", f"/api/projects/{pid}")[1]["model_version"] == v2, "model version v2")
     finally:
-        server.stop()
-    assert tree_hash(ds) == ds_hash
-    print(f"Label Studio started in {started:.0f} s; whole round trip {time.time() - t0:.0f} s")
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+    text = (tmp_path / "serve.log").read_text()
+    assert server.token not in text and "Traceback" not in text, text[-3000:]
+    print(f"alnb serve in Label Studio: {time.time() - t0:.0f} s (training {time.time() - t_train:.0f} s)")

@@ -21,6 +21,8 @@ from alnb.workspace import WorkspaceError, atomic_write_json, atomic_write_text
 #: :func:`alnb.labelio.export_queue`).
 LS_URL_PREFIX = "/data/local-files/?d="
 LS_FROM_NAME, LS_TO_NAME = "label", "image"  # names used in the labelling config and in every result
+TIER_NAME, DIFFICULTY_NAME = "alnb_tier", "alnb_difficulty"  # the backend's read-outs (labelstudio_config)
+TIER_CHOICES = ("easy", "medium", "hard", "failed")  # alnb.select.CATEGORIES (failed overrides the score's tier)
 
 _PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
             "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075"]
@@ -44,10 +46,11 @@ def ls_to_corners(value: dict) -> tuple:
     return x, y, x + w, y + h
 
 
-def region(rid: str, name: str, box, conf, width: int, height: int) -> dict:
+def region(rid: str, name: str, box, conf, width: int, height: int, from_name: str = LS_FROM_NAME,
+           to_name: str = LS_TO_NAME) -> dict:
     """One ``rectanglelabels`` result: the box ``cx cy w h`` (YOLO) of class ``name``; ``score`` = its detection
     confidence (left out when NaN); ``original_width/height`` = the image size in pixels."""
-    r = {"id": rid, "type": "rectanglelabels", "from_name": LS_FROM_NAME, "to_name": LS_TO_NAME,
+    r = {"id": rid, "type": "rectanglelabels", "from_name": from_name, "to_name": to_name,
          "original_width": int(width), "original_height": int(height), "image_rotation": 0,
          "value": {**yolo_to_ls(*box), "rotation": 0, "rectanglelabels": [name]}}
     if np.isfinite(conf):
@@ -55,25 +58,90 @@ def region(rid: str, name: str, box, conf, width: int, height: int) -> dict:
     return r
 
 
-def regions(stem: str, boxes: np.ndarray, names, width: int, height: int) -> list:
+def regions(stem: str, boxes: np.ndarray, names, width: int, height: int, from_name: str = LS_FROM_NAME,
+            to_name: str = LS_TO_NAME) -> list:
     """The ``result`` list of a prediction: one :func:`region` per auto-label row ``cls cx cy w h conf``."""
-    return [region(f"{stem}_{i}", names[int(c)], (cx, cy, w, h), conf, width, height)
+    return [region(f"{stem}_{i}", names[int(c)], (cx, cy, w, h), conf, width, height, from_name, to_name)
             for i, (c, cx, cy, w, h, conf) in enumerate(boxes)]
 
 
 # ------------------------------------------------------------------------------------------------------------ export
-def labelstudio_config(names, from_name: str = LS_FROM_NAME, to_name: str = LS_TO_NAME) -> str:
+def labelstudio_config(names, from_name: str = LS_FROM_NAME, to_name: str = LS_TO_NAME, *,
+                       difficulty: bool = False) -> str:
     """Label Studio labelling-config XML for rectangle boxes with the class list ``names`` (one colour each).
 
     Paste it into *Settings > Labeling Interface > Code*; the ``from_name``/``to_name`` match the exported tasks.
+    ``difficulty=True`` (the config :mod:`alnb.serve` writes) adds two read-outs of the model's view of the image that
+    its predictions fill in: the tier (``<Choices name="alnb_tier">``: easy / medium / hard / failed) and the
+    MC-dropout difficulty score (``<Number name="alnb_difficulty">``, 0-1, higher = harder).  They are not labels:
+    the import reads the boxes only.
     """
     view = ET.Element("View")
     ET.SubElement(view, "Image", name=to_name, value="$image", zoom="true", zoomControl="true")
     rl = ET.SubElement(view, "RectangleLabels", name=from_name, toName=to_name, strokeWidth="2")
     for i, n in enumerate(names):
         ET.SubElement(rl, "Label", value=str(n), background=_PALETTE[i % len(_PALETTE)])
+    if difficulty:
+        ET.SubElement(view, "Header", value="alnb: the model's view of this image (not a label)", size="6")
+        ch = ET.SubElement(view, "Choices", name=TIER_NAME, toName=to_name, choice="single", showInline="true")
+        for t in TIER_CHOICES:
+            ET.SubElement(ch, "Choice", value=t)
+        ET.SubElement(view, "Number", name=DIFFICULTY_NAME, toName=to_name, min="0", max="1", step="0.001")
     ET.indent(view)
     return ET.tostring(view, encoding="unicode") + "\n"
+
+
+def parse_config(xml: str) -> dict:
+    """What the backend needs from a project's labelling config: ``from_name`` / ``to_name`` of its (first)
+    ``RectangleLabels``, ``image_key`` (the task data field of that image, ``$image`` -> ``image``), ``labels`` (its
+    label values) and whether it has the tier / difficulty read-outs (``tier``, ``difficulty``).
+
+    Raises ValueError (with what to do) for XML that does not parse or has no ``RectangleLabels`` on an ``Image``.
+    """
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as e:
+        raise ValueError(f"the labelling config is not valid XML ({e}).") from None
+    rl = next(root.iter("RectangleLabels"), None)
+    if rl is None or not rl.get("name") or not rl.get("toName"):
+        raise ValueError("the labelling config has no <RectangleLabels name=... toName=...>: alnb predicts boxes. "
+                         "Use the config `alnb serve` writes (<workspace>/serve/label_config.xml).")
+    to_name = rl.get("toName")
+    img = next((e for e in root.iter("Image") if e.get("name") == to_name), None)
+    if img is None or not str(img.get("value", "")).startswith("$"):
+        raise ValueError(f"the labelling config has no <Image name={to_name!r} value=\"$...\"> for its "
+                         f"RectangleLabels.")
+    def has(tag, name):
+        return any(e.tag == tag and e.get("name") == name and e.get("toName") == to_name for e in root.iter())
+
+    return {"from_name": rl.get("name"), "to_name": to_name, "image_key": img.get("value")[1:],
+            "labels": [e.get("value") for e in rl.iter("Label")], "tier": has("Choices", TIER_NAME),
+            "difficulty": has("Number", DIFFICULTY_NAME)}
+
+
+def task_score(difficulty: float, failed: bool) -> float | None:
+    """Label Studio's prediction ``score`` of a task, made so that sorting it **ascending** lists the images in the
+    labelling-queue order (:func:`alnb.formats.common.queue`): images the model found nothing in first, then the
+    hardest.  ``0.5 * (1 - difficulty) + (0 if failed else 0.5)``: failed images in (0, 0.5], the others in
+    (0.5, 1]; within each group lower = harder.  Label Studio reads a prediction score as the model's confidence,
+    which this is in spirit (low = the model is unsure).  None when the image has no difficulty score."""
+    if difficulty is None or not np.isfinite(difficulty):
+        return None
+    return 0.5 * (1.0 - float(difficulty)) + (0.0 if failed else 0.5)
+
+
+def difficulty_results(tier: str, difficulty: float, to_name: str = LS_TO_NAME, *, tier_choice: bool = True,
+                       number: bool = True) -> list:
+    """The tier (``choices``) and difficulty (``number``) read-outs of a prediction (see :func:`labelstudio_config`
+    with ``difficulty=True``); each only when the project's config has it (``tier_choice`` / ``number``)."""
+    out = []
+    if tier_choice and tier:
+        out.append({"id": TIER_NAME, "type": "choices", "from_name": TIER_NAME, "to_name": to_name,
+                    "value": {"choices": [str(tier)]}})
+    if number and difficulty is not None and np.isfinite(difficulty):
+        out.append({"id": DIFFICULTY_NAME, "type": "number", "from_name": DIFFICULTY_NAME, "to_name": to_name,
+                    "value": {"number": round(float(difficulty), 6)}})
+    return out
 
 
 def image_url(rel_image: str, url_prefix: str, dataset_root: Path, document_root) -> str:
