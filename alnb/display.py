@@ -1,51 +1,122 @@
-"""Display layer: HTML tables for notebooks (difficulty bars).  Figures are in :mod:`alnb.plots`, widgets in
-:mod:`alnb.widgets`; nothing here computes a score or writes a file."""
+"""Display layer for notebooks: tables that survive saving (itables, offline), the difficulty bars as HTML, training
+logs folded into a file with a short summary.  Figures are in :mod:`alnb.plots`, widgets in :mod:`alnb.widgets`;
+nothing here computes a score."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 
-def difficulty_bars_html(scores: pd.DataFrame, columns=("stem", "score", "n_det", "cls_unc", "mutual_info",
-                                                        "box_spread", "least_conf"), max_rows: int | None = None,
-                         sort_by: str = "score") -> str:
-    """HTML table with difficulty bars (1 green / 2 yellow / 3 red; failed images purple), sortable by clicking a
-    column header (a few lines of inline JavaScript; works in JupyterLab and in exported HTML)."""
-    import html as _html
+# ------------------------------------------------------------------------------------------ tables that survive saving
+def init_tables():
+    """Load itables' JavaScript into the notebook once, offline (no CDN): sortable, paged, searchable tables in a
+    live or trusted notebook; a saved notebook that is not trusted shows itables' static preview (the first rows and
+    "(N more rows not shown)")."""
+    import itables
 
-    from alnb.plots import TIER_COLOURS
-    from alnb.select import TIER_BARS
+    itables.init_notebook_mode(all_interactive=False, connected=False)  # only the tables we ask for
 
-    df = scores.sort_values(sort_by, ascending=False) if sort_by in scores else scores
-    if max_rows:
-        df = df.head(max_rows)
-    cols = [c for c in columns if c in df.columns]
-    tid = f"alnb-tiers-{abs(hash(tuple(df['stem']))) % 10**8}"
 
-    def bars(tier, failed):
-        n = TIER_BARS.get(tier, 0)
-        col = TIER_COLOURS["failed"] if failed else TIER_COLOURS.get(tier, "#999")
-        cells = "".join(f'<span style="display:inline-block;width:7px;height:{6 + 4 * i}px;margin-right:2px;'
-                        f'vertical-align:bottom;background:{col if i < n else "#ddd"}"></span>' for i in range(3))
-        label = f"{tier}{' (failed)' if failed else ''}"
-        return f'<td data-v="{n + (10 if failed else 0)}" title="{label}">{cells} {label}</td>'
+def interactive_table(df: pd.DataFrame, caption: str | None = None, page: int = 10, html_columns=()):
+    """``df`` as an itables DataTable (:func:`init_tables` first): every row, sortable by any column, paged with
+    "Showing 1 to 10 of N entries"; ``html_columns`` hold HTML (the difficulty bars)."""
+    import itables
 
-    head = "".join(f'<th style="cursor:pointer" onclick="alnbSort(\'{tid}\',{i})">{_html.escape(c)} &#x21C5;</th>'
-                   for i, c in enumerate(["difficulty", *cols]))
-    rows = []
-    for r in df.to_dict("records"):
-        tds = [bars(r.get("tier", ""), bool(r.get("failed", False)))]
-        for c in cols:
-            v = r[c]
-            txt = f"{v:.3f}" if isinstance(v, float) else _html.escape(str(v))
-            dv = f"{float(v):.6g}" if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) else txt
-            tds.append(f'<td data-v="{dv}">{txt}</td>')
-        rows.append("<tr>" + "".join(tds) + "</tr>")
-    script = ("<script>function alnbSort(id,c){var t=document.getElementById(id),b=t.tBodies[0],"
-              "r=Array.from(b.rows),d=t.getAttribute('data-d'+c)==='1';t.setAttribute('data-d'+c,d?'0':'1');"
-              "r.sort(function(x,y){var a=x.cells[c].getAttribute('data-v'),z=y.cells[c].getAttribute('data-v'),"
-              "fa=parseFloat(a),fz=parseFloat(z);var v=(isNaN(fa)||isNaN(fz))?a.localeCompare(z):fa-fz;"
-              "return d?v:-v;});r.forEach(function(e){b.appendChild(e);});}</script>")
-    return (f'{script}<table id="{tid}" style="font-size:12px"><thead><tr>{head}</tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>")
+    return itables.show(df, caption=caption, pageLength=page, allow_html=bool(html_columns), maxBytes=0,
+                        classes="display compact", text_in_header_can_be_selected=False)  # a click sorts
+
+
+def bars_cell(tier: str, failed: bool) -> str:
+    """The difficulty bars of one row as inline HTML with the tier's name (failed: 3 purple bars)."""
+    from alnb.plots import BAR_OFF, TIER_COLOURS, n_bars
+
+    cat = "failed" if failed else tier
+    n, col = n_bars(cat), TIER_COLOURS.get(cat, BAR_OFF)
+    cells = "".join(f'<span style="display:inline-block;width:7px;height:{6 + 4 * i}px;margin-right:2px;'
+                    f'vertical-align:bottom;background:{col if i < n else BAR_OFF}"></span>' for i in range(3))
+    return f'{cells} {cat}'
+
+
+def difficulty_frame(scores: pd.DataFrame, columns=("stem", "score", "n_det", "cls_unc", "mutual_info",
+                                                    "box_spread", "least_conf")) -> pd.DataFrame:
+    """The score table for people: hardest first, a ``difficulty`` column with the bars and the category (failed
+    counted apart), the score columns rounded to 3 digits."""
+    df = scores.sort_values("score", ascending=False, kind="mergesort") if "score" in scores else scores
+    out = pd.DataFrame({"difficulty": [bars_cell(str(t), bool(f)) for t, f in
+                                       zip(df.get("tier", ""), df.get("failed", False))]}, index=df.index)
+    for c in columns:
+        if c in df:
+            out[c] = df[c].round(3) if pd.api.types.is_float_dtype(df[c]) else df[c]
+    return out.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------- quiet training
+class FoldedLog:
+    """Everything printed or logged inside the ``with`` block goes to ``path`` (ultralytics' argument dump, layer
+    table and per-epoch lines, progress bars), not into the cell; :attr:`lines` counts them.  Print a short summary
+    afterwards (:func:`training_summary`)."""
+
+    def __init__(self, path):
+        from pathlib import Path
+
+        self.path = Path(path)
+        self.lines = 0
+
+    def __enter__(self):
+        import contextlib
+        import io
+        import logging
+
+        self.buf = io.StringIO()
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(contextlib.redirect_stdout(self.buf))
+        self._stack.enter_context(contextlib.redirect_stderr(self.buf))
+        self._streams = []
+        for name in ("ultralytics", "alnb"):
+            for h in logging.getLogger(name).handlers:
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                    self._streams.append((h, h.setStream(self.buf)))
+        return self
+
+    def __exit__(self, *exc):
+        for h, old in self._streams:
+            h.setStream(old)
+        self._stack.close()
+        text = self.buf.getvalue().replace("\r", "\n")
+        self.lines = len([ln for ln in text.splitlines() if ln.strip()])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(text)
+        return False
+
+
+def folded_log(path) -> FoldedLog:
+    """``with folded_log(ws.root / "runs" / "CAL2.log"): train(...)``: the log goes to the file (see
+    :class:`FoldedLog`)."""
+    return FoldedLog(path)
+
+
+def training_summary(res, log: FoldedLog | None = None, root=None) -> str:
+    """A few lines on a training run (:class:`alnb.train.TrainResult`): trained or reused, epochs, images, seconds,
+    and, from ``results.csv``, ultralytics' VAL1 mAP50 at the best and at the last validated epoch (saying so when
+    the last is the best: still improving when training stopped).  ``root``: paths are shown relative to it."""
+    import os
+
+    info = res.info
+    lines = [f"{res.name}: {'reused (same data and settings)' if res.reused else 'trained'}, "
+             f"{info.get('epochs_run', '?')} epoch(s) on {info.get('n_train', '?')} images in {res.seconds:.0f} s"]
+    try:
+        df = pd.read_csv(res.results_csv).rename(columns=lambda c: c.strip())
+    except (OSError, ValueError):
+        df = None
+    col = "metrics/mAP50(B)"
+    if df is not None and col in df and df[col].notna().any():
+        d = df[["epoch", col]].dropna()
+        best, last = d.loc[d[col].idxmax()], d.iloc[-1]
+        rising = int(best["epoch"]) == int(last["epoch"]) and len(d) > 1 and last[col] > d[col].iloc[-2]
+        lines.append(f"  ultralytics' VAL1 mAP50 during training: best {best[col]:.3f} at epoch {int(best['epoch'])}, "
+                     f"last validated {last[col]:.3f} at epoch {int(last['epoch'])}"
+                     + (" (still rising at the last epoch: more epochs may help)" if rising else ""))
+    if log is not None:
+        shown = os.path.relpath(log.path, root) if root is not None else str(log.path)
+        lines.append(f"  full log: {shown} ({log.lines} lines)")
+    return "\n".join(lines)

@@ -13,12 +13,17 @@ def available(names=ORDER) -> list:
     return [n for n in names if (NOTEBOOK_DIR / f"{n}.ipynb").is_file()]
 
 
-def run_notebook(name: str, out_dir, parameters: dict | None = None, progress: bool = False, timeout: int = 3600):
+def run_notebook(name: str, out_dir, parameters: dict | None = None, progress: bool = False, timeout: int = 3600,
+                 trust: bool = True):
     """Execute ``notebooks/<name>.ipynb`` with ``parameters`` injected; save the executed copy to ``out_dir``.
 
     The kernel runs with the notebooks folder as its working directory (as in JupyterLab), so relative paths in the
     parameters cell such as ``"../runs/weld"`` mean the same thing in both.  Returns the executed copy's path.
     Raises ``papermill.PapermillExecutionError`` naming the failing cell.
+
+    ``trust``: sign the executed copy with this user's Jupyter notary (:func:`trust_notebook`), as JupyterLab does
+    for a notebook the user ran and saved, so its interactive tables (itables) work when it is opened here; on any
+    other machine (or unsigned) it shows their static previews.
     """
     import papermill as pm
 
@@ -31,7 +36,17 @@ def run_notebook(name: str, out_dir, parameters: dict | None = None, progress: b
     pm.execute_notebook(str(src), str(dst), parameters=parameters or {}, cwd=str(NOTEBOOK_DIR),
                         kernel_name="python3", progress_bar=progress, request_save_on_cell_execute=False,
                         execution_timeout=timeout)
+    if trust:
+        trust_notebook(dst)
     return dst
+
+
+def trust_notebook(path):
+    """Mark ``path`` trusted for this user's Jupyter (``jupyter trust``: its outputs' scripts may run when opened)."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    NotebookNotary().sign(nbformat.read(str(path), as_version=4))
 
 
 KEY_NUMBERS_MARK = "[alnb key numbers]"  # prefix of the line the last cell of each notebook prints

@@ -20,10 +20,34 @@ DPI = 150
 DISPLAY_DPI = 100  # dpi of the PNG a notebook shows (the inline backend's default): 1 figure inch = 100 px
 FORMATS = ("png", "pdf", "svg")
 TIER_COLOURS = {"easy": "#2ca02c", "medium": "#f2c500", "hard": "#d62728", "failed": "#7f3fbf"}
-MODEL_COLOURS = {"CAL1": "#1f77b4", "CAL2": "#ff7f0e", "Control": "#7f7f7f"}
+SET_COLOURS = {"GT1": "#1f77b4", "GT2": "#ff7f0e", "Control": "#7f7f7f", "POOL": "#bcbd22", "VAL1": "#17becf",
+               "EXCLUDED": "#000000", "both": "#8c564b"}
+"""The one palette of sets, used by every figure: a set and the model trained on it share a colour (GT1 = CAL1,
+GT2 = CAL2, Control = the Control model; ``random`` in the strategy study is Control's colour).  Later rounds
+(GT3/CAL3, ...) take :data:`ROUND_COLOURS` in turn (:func:`set_colour`)."""
+ROUND_COLOURS = ("#e377c2", "#9edae5", "#c49c94", "#dbdb8d", "#aec7e8")
+MODEL_COLOURS = {"CAL1": SET_COLOURS["GT1"], "CAL2": SET_COLOURS["GT2"], "Control": SET_COLOURS["Control"]}
 BAR_OFF = "#d9d9d9"  # colour of an unlit difficulty bar
 MIN_FONT = 8  # points: the smallest text on any figure (legible at 100 % zoom)
 MAX_WIDTH = 9.5  # inches: widest figure (950 px at 100 dpi: JupyterLab's output area at 1400 px, file browser open)
+
+
+def set_colour(name: str) -> str:
+    """Colour of a set or of the model trained on it (:data:`SET_COLOURS`): ``GT1``/``CAL1``, ``GT2``/``CAL2``,
+    ``Control``/``CONTROL``/``random``, ``POOL``, ``VAL1``; ``GT<k>``/``CAL<k>`` for later rounds."""
+    import re
+
+    n = str(name)
+    alias = {"CONTROL": "Control", "random": "Control", "CAL1": "GT1", "CAL2": "GT2"}
+    n = alias.get(n, n)
+    if n in SET_COLOURS:
+        return SET_COLOURS[n]
+    m = re.fullmatch(r"(?:GT|CAL)(\d+)", n) or re.fullmatch(r"Control_?(\d+)", n)
+    if m and n.startswith("Control"):
+        return SET_COLOURS["Control"]
+    if m:
+        return ROUND_COLOURS[(int(m.group(1)) - 3) % len(ROUND_COLOURS)]
+    return "#555555"
 
 
 class NotebookFigure(Figure):
@@ -75,7 +99,8 @@ def class_distribution(counts: "dict[str, dict[str, int]]", title: str = "Instan
     rows = [{"subset": s, "class": c, "instances": int(n)} for s, d in counts.items() for c, n in d.items()]
     df = pd.DataFrame(rows)
     fig, ax = new_figure(figsize=(8, 3.6))
-    sns.barplot(data=df, x="class", y="instances", hue="subset", ax=ax)
+    sns.barplot(data=df, x="class", y="instances", hue="subset", ax=ax,
+                palette={sub: set_colour(sub) for sub in counts}, saturation=1)
     ax.set_title(title)
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=20)
@@ -85,10 +110,17 @@ def class_distribution(counts: "dict[str, dict[str, int]]", title: str = "Instan
     return fig
 
 
-def draw_boxes(ax, image, boxes, names, colours=None, scores=None, lw=1.2, labels: bool = True):
+SCORE_KINDS = {"conf": "confidence of the auto-label", "unc": "uncertainty of the detection (hybrid, 0-1)"}
+"""What the number on a box label is: ``crack conf 0.25`` (a confidence) or ``crack unc 0.80`` (an uncertainty)."""
+
+
+def draw_boxes(ax, image, boxes, names, colours=None, scores=None, lw=1.2, labels: bool = True,
+               score_kind: str = "conf", styles=None):
     """Show ``image`` on ``ax`` with YOLO boxes (n, 5: cls cx cy w h normalised).
 
-    Box labels (class name + ``scores``) are placed outside or beside their box, never over another label, once the
+    ``score_kind`` names the number on each label (:data:`SCORE_KINDS`: ``crack conf 0.25`` vs ``crack unc 0.80``);
+    ``styles``: a line style per box (``"--"`` for a candidate below the operating point).
+    Box labels (class name + the kind + ``scores``) are placed outside or beside their box, never over another label, once the
     figure's layout is final (:func:`place_box_labels`; :func:`image_grid` calls it).  Returns the pending labels.
     """
     h, w = image.shape[:2]
@@ -98,8 +130,9 @@ def draw_boxes(ax, image, boxes, names, colours=None, scores=None, lw=1.2, label
     for i, (c, cx, cy, bw, bh) in enumerate(np.asarray(boxes, float).reshape(-1, 5)):
         col = colours[i] if colours is not None else palette(int(c) % 10)
         x0, y0 = (cx - bw / 2) * w, (cy - bh / 2) * h
-        ax.add_patch(matplotlib.patches.Rectangle((x0, y0), bw * w, bh * h, fill=False, color=col, lw=lw))
-        label = names[int(c)] + (f" {scores[i]:.2f}" if scores is not None else "")
+        ls = styles[i] if styles is not None else "-"
+        ax.add_patch(matplotlib.patches.Rectangle((x0, y0), bw * w, bh * h, fill=False, color=col, lw=lw, ls=ls))
+        label = names[int(c)] + (f" {score_kind} {scores[i]:.2f}" if scores is not None else "")
         pending.append({"text": label, "box": (x0, y0, x0 + bw * w, y0 + bh * h), "colour": col})
     ax.set_axis_off()
     ax._alnb_labels = pending if labels else []  # placed by place_box_labels after layout
@@ -116,7 +149,7 @@ def place_box_labels(ax, fontsize: float = MIN_FONT) -> list:
 
     A box that fills the image gets its label inside its corner.  Works in display units of the figure's final
     layout, so call it after ``tight_layout``.  Labels that find no free place are not drawn at their box; a note
-    in the image's corner lists them ("+2 not labelled here: air-hole 0.41, ...").
+    in the image's corner lists them ("+2 labels not shown here: air-hole conf 0.41, ...").
     Returns the drawn :class:`~matplotlib.text.Text` objects.
     """
     pending = getattr(ax, "_alnb_labels", [])
@@ -160,9 +193,9 @@ def place_box_labels(ax, fontsize: float = MIN_FONT) -> list:
         placed.append(best)
         t.set_position(ax.transData.inverted().transform((best[0] + pad + 0.5, best[1] + pad + 0.5)))
         texts.append(t)
-    if skipped:
-        shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
-        ax.text(0.01, 0.01, f"+{len(skipped)} not labelled here: {shown}", transform=ax.transAxes, ha="left",
+    if skipped:  # one label a line, at most 3: the note stays inside its panel
+        shown = "\n".join(skipped[:3]) + ("\n..." if len(skipped) > 3 else "")
+        ax.text(0.01, 0.01, f"+{len(skipped)} labels not shown here:\n{shown}", transform=ax.transAxes, ha="left",
                 va="bottom", fontsize=fontsize, color="0.15", zorder=6,
                 bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.85, "linewidth": 0})
     return texts
@@ -187,44 +220,102 @@ def tier_bars(ax, tier: str, x: float = 0.0, y: float = 1.02, width: float = 0.0
     return x + 3 * (width + gap) + 0.01
 
 
-def tier_thumbnails(ws, scores, stems, tier: str, *, n_in_tier: int, model: str = "CAL1", ncols: int = 3):
-    """Grid of the images ``stems`` of one ``tier`` with ``model``'s auto-labels (``autolabels/<model>/``) and the
-    tier's difficulty bars; ``n_in_tier`` (all images of the tier) goes into the title."""
+def tier_bars_svg(tier: str, width: int = 26, height: int = 14) -> str:
+    """The difficulty bars of :func:`tier_bars` as a small standalone SVG (for markdown, where emoji squares need an
+    emoji font): 1 green = easy, 2 yellow = medium, 3 red = hard, 3 purple = failed, unlit bars grey."""
+    n, col = n_bars(tier), TIER_COLOURS.get(tier, BAR_OFF)
+    w = width / 3 - 2
+    rects = "".join(f'<rect x="{i * (w + 2) + 1:.1f}" y="{height - (5 + 4 * i)}" width="{w:.1f}" height="{5 + 4 * i}" '
+                    f'fill="{col if i < n else BAR_OFF}"/>' for i in range(3))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">'
+            f'<title>{tier}: {n} of 3 bars</title>{rects}</svg>\n')
+
+
+BEST_CANDIDATE_COLOUR = "#ff00ff"  # the best candidate below the operating point on a failed image (dashed)
+
+
+def best_candidates(detections, stems) -> dict:
+    """``{stem: row}`` of the highest-confidence candidate detection (any, above the threshold or not) per stem."""
+    if detections is None or not len(detections):
+        return {}
+    d = detections[detections["stem"].isin(list(stems))]
+    if not len(d):
+        return {}
+    top = d.sort_values(["stem", "conf"], ascending=[True, False], kind="mergesort").drop_duplicates("stem")
+    return {r["stem"]: r for r in top.to_dict("records")}
+
+
+def tier_thumbnails(ws, scores, stems, tier: str, *, n_in_tier: int, model: str = "CAL1", ncols: int = 3,
+                    detections=None, conf: float | None = None, first: int = 0):
+    """Grid of the images ``stems`` of one ``tier`` with ``model``'s auto-labels (``autolabels/<model>/``, labelled
+    ``conf``) and the tier's difficulty bars; ``n_in_tier`` (all images of the tier) and the shown range (``first``:
+    the index of ``stems[0]`` in the tier) go into the title.
+
+    A failed image has no auto-label: with ``detections`` (``detections.csv``) its best candidate below the
+    operating point ``conf`` is drawn dashed in magenta ("best below"), so an empty radiograph (no candidate at
+    all) and a missed defect (a candidate just below the threshold) look different.
+    """
     from alnb.labelio import read_autolabels
+    from alnb.metrics import xyxy_to_xywhn
     from alnb.workspace import load_image
 
     m = ws.manifest()
     sc = scores.set_index("stem")["score"]
+    best = best_candidates(detections, stems) if tier == "failed" else {}
     items = []
     for s in stems:
+        img = load_image(ws, s, m)
         p = ws.root / "autolabels" / model / f"{s}.txt"
         arr = read_autolabels(p, len(ws.names)) if p.is_file() else np.zeros((0, 6))
-        items.append({"image": load_image(ws, s, m), "boxes": arr[:, :5], "scores": arr[:, 5], "tier": tier,
-                      "title": f"{s}  score {sc[s]:.3g}" if np.isfinite(sc[s]) else f"{s}  failed"})
-    title = f"{tier}: {n_in_tier} image(s), {model} auto-labels" + ("" if items else " (none at these thresholds)")
+        it = {"image": img, "boxes": arr[:, :5], "scores": arr[:, 5], "tier": tier, "score_kind": "conf",
+              "title": f"{s}  score {sc[s]:.3g}" if np.isfinite(sc[s]) else f"{s}  failed"}
+        if tier == "failed":
+            b = best.get(s)
+            if b is None:
+                it["title"] = f"{s}  failed: no candidate at all"
+            else:
+                h, w = img.shape[:2]
+                xy = xyxy_to_xywhn(np.array([[b["x0"], b["y0"], b["x1"], b["y1"]]], float), w, h)
+                it.update(boxes=np.column_stack([[b["cls"]], xy]), scores=np.array([b["conf"]]), styles=["--"],
+                          colours=[BEST_CANDIDATE_COLOUR])
+                below = f" < {conf:.3g}" if conf is not None else ""
+                it["title"] = f"{s}  failed: best candidate{below}"
+        items.append(it)
+    shown = f"images {first + 1}-{first + len(items)} of {n_in_tier}" if items else f"0 of {n_in_tier} images"
+    title = f"{tier}: {shown}, {model} auto-labels (box label: class conf)" + (
+        "; dashed = best candidate below the operating point" if tier == "failed" else "") + (
+        "" if items else " (none at these thresholds)")
     return image_grid(items, ws.names, ncols=ncols, title=title)
 
 
 def image_grid(items, names, ncols: int = 3, size: float = 3.1, title: str | None = None, colorbar=None):
-    """Grid of images with boxes.  ``items``: list of dicts ``{image, boxes, title?, colours?, scores?, tier?}``.
+    """Grid of images with boxes.  ``items``: list of dicts ``{image, boxes, title?, colours?, scores?, score_kind?,
+    styles?, tier?}`` (``score_kind``: what the box numbers are, see :func:`draw_boxes`).
 
     Images are about ``size`` inches wide (~300 px at 100 dpi: a 512-px radiograph at ~0.58x, so a 4-px pore stays
     visible); ``tier`` (easy | medium | hard | failed) draws the difficulty bars before the panel title.
     ``colorbar``: ``(ScalarMappable, label)`` for a horizontal colour scale under the grid.
     """
+    import textwrap
+
     n = max(1, len(items))
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    top, bottom = (0.4 if title else 0.0), (0.75 if colorbar else 0.0)  # inches for the suptitle / colour scale
+    if title:  # wrapped to the figure's width (< 7.5 px per character at 11 pt): a PNG never wider than its grid
+        title = textwrap.fill(title, width=max(20, int(ncols * size * DISPLAY_DPI / 7.5)))
+    top = 0.4 + 0.2 * title.count("\n") if title else 0.0  # inches for the suptitle
+    bottom = 0.75 if colorbar else 0.0  # inches for the colour scale
     height = nrows * (size + 0.35) + top + bottom  # + 0.35: the panel title row, so images keep their full width
     fig, axes = new_figure(nrows, ncols, figsize=(ncols * size, height), squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     for ax, it in zip(axes.ravel(), items):
-        draw_boxes(ax, it["image"], it.get("boxes", np.zeros((0, 5))), names, it.get("colours"), it.get("scores"))
+        draw_boxes(ax, it["image"], it.get("boxes", np.zeros((0, 5))), names, it.get("colours"), it.get("scores"),
+                   score_kind=it.get("score_kind", "conf"), styles=it.get("styles"))
         x = tier_bars(ax, it["tier"]) if it.get("tier") else 0.0
         if it.get("title"):
-            ax.text(x, 1.02, it["title"], transform=ax.transAxes, ha="left", va="bottom", fontsize=9)
+            ax.text(x, 1.02, it["title"], transform=ax.transAxes, ha="left", va="bottom", fontsize=9,
+                    in_layout=False)  # the row of titles has its own room (+ 0.35 in): images keep their width
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, bottom / height, 1, 1))
@@ -252,11 +343,27 @@ def sample_images(ws, stems, ncols: int = 3, title: str | None = None):
 
 
 # ------------------------------------------------------------------------------------- GT2 selection and comparison
-def score_histogram(scores, t_medium: float, t_hard: float, bins: int = 40, title: str | None = None, ax=None):
-    """Histogram of POOL image scores coloured by tier, with the two threshold lines (labels ``t_medium``/``t_hard``).
+def histogram_edges(scores, bins: int = 40, *, include=()) -> np.ndarray:
+    """Fixed bin edges over the non-failed scores (and any value of ``include``, e.g. thresholds): the explorer
+    computes them once so the histogram's axis and bins never move while the sliders do."""
+    s = scores
+    ok = ~s["failed"].to_numpy(bool) if "failed" in s else np.ones(len(s), bool)
+    vals = s["score"].to_numpy(float)[ok]
+    vals = vals[np.isfinite(vals)]
+    lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
+    for v in include:
+        lo, hi = min(lo, float(v)), max(hi, float(v))
+    return np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+
+
+def score_histogram(scores, t_medium: float, t_hard: float, bins: int = 40, title: str | None = None, ax=None,
+                    edges=None):
+    """Histogram of POOL image scores, stacked by tier, with the two threshold lines (``t_medium``/``t_hard``).
 
     ``scores``: table with ``score`` and ``failed`` (as ``scores.csv``).  Failed images have no place on the score
-    axis; their count is given in the legend.  Returns the Figure.
+    axis; their count is given in the legend.  ``edges``: fixed bin edges (:func:`histogram_edges`; default: over
+    the non-failed scores and both thresholds), so the x axis and the bins do not depend on the thresholds.
+    Returns the Figure.
     """
     from matplotlib.patches import Patch
 
@@ -264,26 +371,24 @@ def score_histogram(scores, t_medium: float, t_hard: float, bins: int = 40, titl
 
     s = check_scores(scores)
     cat = categorise(s, t_medium, t_hard)
-    ok = ~s["failed"].to_numpy(bool)
-    vals = s["score"].to_numpy(float)[ok]
     fig, ax = (ax.figure, ax) if ax is not None else new_figure(figsize=(9, 3.4))
-    lo, hi = (float(vals.min()), float(vals.max())) if len(vals) else (0.0, 1.0)
-    lo, hi = min(lo, t_medium), max(hi, t_hard)
-    edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
-    edges = np.unique(np.r_[edges, [t_medium, t_hard]])  # no bin straddles a threshold
-    for tier in ("easy", "medium", "hard"):
-        v = s["score"].to_numpy(float)[(cat == tier).to_numpy()]
-        ax.hist(v, bins=edges, color=TIER_COLOURS[tier], label=f"{tier} ({len(v)})", alpha=0.9)
+    edges = histogram_edges(s, bins, include=(t_medium, t_hard)) if edges is None else np.asarray(edges, float)
+    tiers = ("easy", "medium", "hard")
+    vals = [s["score"].to_numpy(float)[(cat == t).to_numpy()] for t in tiers]
+    ax.hist(vals, bins=edges, color=[TIER_COLOURS[t] for t in tiers], label=[f"{t} ({len(v)} images)" for t, v in
+                                                                                     zip(tiers, vals)],
+            stacked=True, alpha=0.9)
     n_failed = int((cat == "failed").sum())
-    ax.axvline(t_medium, color="k", ls="--", lw=1, label="t_medium")
-    ax.axvline(t_hard, color="k", ls="-", lw=1, label="t_hard")
+    ax.axvline(t_medium, color="k", ls="--", lw=1, label=f"t_medium = {t_medium:.3g}")
+    ax.axvline(t_hard, color="k", ls="-", lw=1, label=f"t_hard = {t_hard:.3g}")
     handles, _ = ax.get_legend_handles_labels()
-    handles.insert(3, Patch(color=TIER_COLOURS["failed"], label=f"failed ({n_failed}, not on the axis)"))
+    handles.insert(3, Patch(color=TIER_COLOURS["failed"], label=f"failed ({n_failed} images, not on the axis)"))
+    ax.set_xlim(edges[0], edges[-1])
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # image counts: whole numbers
     ax.set_xlabel("image difficulty score (higher = harder)")
     ax.set_ylabel("POOL images")
-    ax.set_title(title or f"Difficulty of POOL images: t_medium={t_medium:.3g}, t_hard={t_hard:.3g}")
+    ax.set_title(title or f"Difficulty of {len(s)} POOL images (counts per tier in the legend)")
     ax.legend(handles=handles, fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
@@ -298,7 +403,7 @@ def _grouped_bars(ax, table, value: str, models, colours=None):
         sub = table[table["model"] == mdl].set_index("class").reindex(classes)
         v = sub[value].to_numpy(float)
         pos = x - 0.4 + width * (i + 0.5)
-        col = (colours or MODEL_COLOURS).get(mdl)
+        col = (colours or {}).get(mdl, set_colour(mdl))
         ax.bar(pos, np.nan_to_num(v, nan=0.0), width, label=mdl, color=col)
         for p, val in zip(pos, v):
             ax.text(p, (0 if not np.isfinite(val) else val) + 0.01, "n/m" if not np.isfinite(val) else f"{val:.2f}",
@@ -329,7 +434,7 @@ def compare_map(summary, models=("CAL1", "CAL2", "Control")):
     width = 0.8 / max(1, len(s))
     for i, (mdl, row) in enumerate(s.iterrows()):
         v = np.array([row["mAP50"], row["mAP50-95"]], float)
-        bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(v), width, label=mdl, color=MODEL_COLOURS.get(mdl))
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(v), width, label=mdl, color=set_colour(mdl))
         ax.bar_label(bars, labels=[f"{t:.3f}" for t in v], fontsize=MIN_FONT)
     ax.set_xticks(x, ["mAP50", "mAP50-95"])
     ax.set_ylabel("mAP on VAL1")
@@ -358,7 +463,7 @@ def compare_efficiency(table, overall=None, models=("CAL1", "CAL2", "Control")):
         ax2 = axes[0][1]
         names = [m for m in models if m in overall]
         v = np.array([overall[m] for m in names], float)
-        bars = ax2.bar(names, np.nan_to_num(v), color=[MODEL_COLOURS.get(m) for m in names])
+        bars = ax2.bar(names, np.nan_to_num(v), color=[set_colour(m) for m in names])
         ax2.bar_label(bars, labels=[f"{t:.2f}x" for t in v], fontsize=8)
         ax2.axhline(1, color="k", ls=":", lw=1)
         ax2.set_ylim(0, 1.25 * top)
@@ -370,11 +475,11 @@ def compare_efficiency(table, overall=None, models=("CAL1", "CAL2", "Control")):
 def selection_overlap(ov: dict, a: str = "GT2", b: str = "Control"):
     """Horizontal stacked bar: images only in ``a``, in both, only in ``b`` (``ov`` from :func:`alnb.select.overlap`)."""
     fig, ax = new_figure(figsize=(8, 1.9))
-    parts = [(f"{a} only", ov["only_a"], MODEL_COLOURS.get("CAL2")), ("both", ov["both"], "#8c564b"),
-             (f"{b} only", ov["only_b"], MODEL_COLOURS.get("Control"))]
+    parts = [(f"{a} only", ov["only_a"], set_colour(a)), ("both", ov["both"], SET_COLOURS["both"]),
+             (f"{b} only", ov["only_b"], set_colour(b))]
     left = 0
     for label, n, col in parts:
-        ax.barh([0], [n], left=left, color=col, label=f"{label} ({n})")
+        ax.barh([0], [n], left=left, color=col, label=f"{label}: {n} images")
         if n:
             ax.text(left + n / 2, 0, str(n), ha="center", va="center", color="white", fontsize=9)
         left += n
@@ -412,7 +517,7 @@ def training_curves(results, title: str | None = None):
             d = df[["epoch", col]].dropna()
             a2.plot(d["epoch"], d[col], marker=".", label=lab)
     a2.set_xlabel("epoch")
-    a2.set_ylabel("VAL1")
+    a2.set_ylabel("on VAL1 (ultralytics, during training)")
     a2.set_ylim(0, 1)
     a2.legend(fontsize=8)
     if title:
@@ -452,15 +557,17 @@ def per_class_pr(per_class, title: str | None = None, metrics=("precision", "rec
     return fig
 
 
-def efficiency_per_class(per_class, overall: float | None = None, title: str | None = None):
-    """Bars of the expected labelling efficiency boost per class (1 = no gain; 'n/m' = not measurable)."""
+def efficiency_per_class(per_class, overall: float | None = None, title: str | None = None, model: str = "CAL1"):
+    """Bars of the expected labelling efficiency boost per class (1 = no gain; 'n/m' = not measurable) in the
+    ``model``'s colour (:func:`set_colour`); the overall bar hatched."""
     df = per_class
     vals = df["boost"].astype(float).to_numpy()
     names = list(df.index) + (["overall"] if overall is not None else [])
     vals_all = np.append(vals, overall) if overall is not None else vals
     fig, ax = new_figure(figsize=(max(6, 1.2 * len(names)), 3.4))
-    cols = ["#1f77b4"] * len(vals) + (["#ff7f0e"] if overall is not None else [])
-    bars = ax.bar(np.arange(len(names)), np.nan_to_num(vals_all), color=cols)
+    bars = ax.bar(np.arange(len(names)), np.nan_to_num(vals_all), color=set_colour(model), edgecolor="k", lw=0.5)
+    if overall is not None:
+        bars[-1].set_hatch("//")
     ax.bar_label(bars, labels=[f"{v:.2f}x" if np.isfinite(v) else "n/m" for v in vals_all], fontsize=MIN_FONT)
     ax.axhline(1.0, color="0.3", lw=0.8, ls="--")
     ax.set_xticks(np.arange(len(names)), names, fontsize=8, rotation=15)
@@ -498,11 +605,13 @@ def uncertainty_grid(ws, scores, detections, stems, ncols: int = 3, size: float 
         failed = bool(r.get("failed", False))
         tier = "failed" if failed else str(r.get("tier", ""))
         items.append({"image": img, "boxes": boxes, "colours": [cm(float(u)) for u in d["hybrid"]],
-                      "scores": d["hybrid"].to_numpy(float), "tier": tier,
-                      "title": f"{s} | {'FAILED' if failed else tier} {float(r['score']):.2f}"})
+                      "scores": d["hybrid"].to_numpy(float), "score_kind": "unc", "tier": tier,
+                      "title": f"{s} | {'failed' if failed else tier}, score {float(r['score']):.2f}"})
     sm = plt.cm.ScalarMappable(cmap=cm, norm=matplotlib.colors.Normalize(0, 1))
-    return image_grid(items, ws.names, ncols=ncols, size=size, title=title or "Auto-labels coloured by uncertainty",
-                      colorbar=(sm, "box colour: detection uncertainty (hybrid; green = sure, red = unsure)"))
+    return image_grid(items, ws.names, ncols=ncols, size=size,
+                      title=(title or "Auto-labels coloured by uncertainty") + " (box label: class unc)",
+                      colorbar=(sm, "box colour and label 'unc': detection uncertainty (hybrid; green = sure, "
+                                    "red = unsure)"))
 
 
 def errors_vs_difficulty(dve: dict, title: str | None = None):
@@ -513,8 +622,8 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
     tiers = ["easy", "medium", "hard", "failed"]
     fig, (ax, ax2) = new_figure(1, 2, figsize=(MAX_WIDTH, 3.6), gridspec_kw={"width_ratios": [3, 2]})
     xs = np.arange(len(tiers))
-    for off, key, lab, hatch in [(-0.2, "tiers", "MC-dropout hybrid score", None),
-                                 (0.2, "least_conf_tiers", "least confidence (1 - max score)", "//")]:
+    for off, key, lab, hatch in [(-0.2, "tiers", "hybrid (the study's score)", None),
+                                 (0.2, "least_conf_tiers", "least_confidence (one minus the top probability)", "//")]:
         t = dve[key]
         vals = [t[k]["error_rate"] if t[k]["error_rate"] is not None else np.nan for k in tiers]
         cols = [TIER_COLOURS[k] for k in tiers]
@@ -523,20 +632,22 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
             hgt = b.get_height() if np.isfinite(b.get_height()) else 0.0
             ax.text(b.get_x() + b.get_width() / 2, hgt + 0.01, f"n={t[k]['n']}", ha="center", fontsize=MIN_FONT)
     if dve.get("error_rate") is not None:
-        ax.axhline(dve["error_rate"], color="grey", ls=":", lw=1, label=f"all POOL ({dve['error_rate']:.2f})")
+        ax.axhline(dve["error_rate"], color="grey", ls=":", lw=1, label=f"all POOL images: error rate {dve['error_rate']:.2f}")
     ax.set_xticks(xs, tiers)
     ax.set_ylim(0, 1.45)  # headroom: the legend sits above the bars, never on them
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("images with >= 1 auto-label error")
     ax.legend(fontsize=MIN_FONT, loc="upper left", ncol=2)
-    ax.set_title("Error rate per tier (plain: hybrid; hatched: least-conf.)", fontsize=9)
-    au = {k: v for k, v in dve["auroc"].items() if v is not None and np.isfinite(v)}
+    ax.set_title("Error rate per tier (plain: hybrid; hatched: least_confidence)", fontsize=9)
+    au = ({k: v["auroc"] for k, v in dve["strategies"].items()} if dve.get("strategies") else dict(dve["auroc"]))
+    au = {k: v for k, v in au.items() if v is not None and np.isfinite(v)}  # strategy names (acquisition.STRATEGIES)
     names = list(au)
     if not names:
         ax2.text(0.5, 0.5, "AUROC not defined here:\nevery image (or none) has an error", ha="center", va="center",
                  transform=ax2.transAxes, fontsize=9, bbox={"facecolor": "white", "linewidth": 0})
         ax2.set_yticks([])
-    ax2.barh(names, [au[k] for k in names], color=["#d62728" if k == "score" else "#999999" for k in names])
+    chosen = ("hybrid", "score")  # the study's score: its strategy name (or, in older files, its column)
+    ax2.barh(names, [au[k] for k in names], color=["#d62728" if k in chosen else "#999999" for k in names])
     ax2.axvline(0.5, color="k", ls=":", lw=1)
     for i, k in enumerate(names):
         ax2.text(au[k] + 0.01, i, f"{au[k]:.3f}", va="center", fontsize=MIN_FONT)
@@ -545,6 +656,117 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
     ax2.set_xlabel("AUROC for 'image has an error'")
     ax2.set_title("Which score predicts errors?", fontsize=9)
     fig.suptitle(title or f"Does difficulty predict auto-label errors? ({dve['n']} POOL images, "
-                          f"{dve['n_error']} with errors)", fontsize=10)
+                          f"{dve['n_error']} images with errors)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------- training curves of several models
+def _loss_total(df):
+    cols = [c for c in ("train/box_loss", "train/cls_loss", "train/dfl_loss") if c in df]
+    return df[cols].sum(axis=1) if cols else None
+
+
+def training_curves_compare(runs: dict, title: str | None = None):
+    """Training loss (box + class + DFL) and ultralytics' VAL1 mAP50 per epoch for every model of ``runs``
+    (``{model: results.csv path or DataFrame}``), one colour per model (:func:`set_colour`).  The best validated
+    epoch of each model is ringed, so a fine-tune still improving at its last epoch is visible."""
+    import pandas as pd
+
+    fig, (a1, a2) = new_figure(1, 2, figsize=(MAX_WIDTH, 3.4))
+    for name, res in runs.items():
+        df = res if isinstance(res, pd.DataFrame) else pd.read_csv(res)
+        df = df.rename(columns=lambda c: c.strip())
+        loss = _loss_total(df)
+        if loss is not None:
+            a1.plot(df["epoch"], loss, marker=".", color=set_colour(name), label=name)
+        col = "metrics/mAP50(B)"
+        if col in df:
+            d = df[["epoch", col]].dropna()
+            a2.plot(d["epoch"], d[col], marker=".", color=set_colour(name), label=name)
+            if len(d):
+                best = d.loc[d[col].idxmax()]
+                a2.plot([best["epoch"]], [best[col]], "o", mfc="none", mec=set_colour(name), ms=9)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("training loss (box + class + DFL)")
+    a1.legend(fontsize=MIN_FONT)
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("mAP50 on VAL1 (ultralytics, during training)")
+    a2.set_ylim(0, 1)
+    a2.legend(fontsize=MIN_FONT, title="ring = best epoch", title_fontsize=MIN_FONT)
+    fig.suptitle(title or "Training curves per model", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------ detection diagnostics (alnb.diagnostics)
+def pr_curves(diag: dict, title: str | None = None, op_points: dict | None = None):
+    """Per-class precision-recall curves at IoU 0.5 (``diag`` from :func:`alnb.diagnostics.diagnostics`), legend
+    with each class's AP50; ``op_points`` ``{class: (recall, precision)}`` marks the operating point."""
+    fig, ax = new_figure(figsize=(7.5, 4.2))
+    cmap = plt.get_cmap("tab10")
+    for k, (c, ap) in enumerate(zip(diag["classes"], diag["ap50"])):
+        name = diag["names"][c]
+        ax.plot(diag["recall"], diag["precision"][k], lw=1.2, color=cmap(c % 10), label=f"{name} (AP50 {ap:.3f})")
+        if op_points and name in op_points and all(np.isfinite(op_points[name])):
+            ax.plot(*op_points[name], "o", color=cmap(c % 10), ms=6)
+    if diag["ap50"]:
+        ax.plot([], [], "ko", ms=6, label="dot = the operating point")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall (IoU >= 0.5)")
+    ax.set_ylabel("precision")
+    ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    ax.set_title(title or f"Precision-recall per class ({diag['n_images']} images, {diag['n_gt']} boxes)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_ap(diag: dict, title: str | None = None, model: str = "CAL1"):
+    """Bars of AP50 and AP50-95 per class (ultralytics' ``ap_per_class`` on the auto-label path's boxes)."""
+    names = [diag["names"][c] for c in diag["classes"]]
+    x = np.arange(len(names))
+    fig, ax = new_figure(figsize=(max(6, 1.3 * len(names)), 3.4))
+    for k, (key, lab, hatch) in enumerate((("ap50", "AP50", None), ("ap50_95", "AP50-95", "//"))):
+        v = np.asarray(diag[key], float)
+        bars = ax.bar(x - 0.2 + 0.4 * k, v, 0.4, color=set_colour(model), hatch=hatch, edgecolor="k", lw=0.5,
+                      label=lab)
+        ax.bar_label(bars, labels=[f"{t:.2f}" for t in v], fontsize=MIN_FONT)
+    ax.set_xticks(x, names, fontsize=8, rotation=15)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("average precision (AP)")
+    ax.legend(fontsize=MIN_FONT, loc="upper right")
+    ax.set_title(title or "AP per class", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(diag: dict, title: str | None = None):
+    """The confusion matrix at the operating point (counts; rows = predicted class, columns = true class, the last
+    row / column = background: a false positive / a missed box)."""
+    mat = np.asarray(diag["matrix"], float)
+    labels = list(diag["names"]) + ["background"]
+    n = len(labels)
+    fig, ax = new_figure(figsize=(min(MAX_WIDTH, 1.0 + 0.75 * n), min(MAX_WIDTH, 0.9 + 0.7 * n)))
+    im = ax.imshow(mat, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            if mat[i, j]:
+                ax.text(j, i, f"{int(mat[i, j])}", ha="center", va="center", fontsize=MIN_FONT,
+                        color="white" if mat[i, j] > 0.5 * mat.max() else "black")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=MIN_FONT)
+    ax.set_yticks(range(n), labels, fontsize=MIN_FONT)
+    ax.set_xlabel("true class (boxes counted in each cell)")
+    ax.set_ylabel("predicted class")
+    fig.colorbar(im, ax=ax, fraction=0.04, label="boxes")
+    ax.set_title(title or f"Confusion matrix at conf > {diag['conf']:.3g}, IoU >= 0.5", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def side_by_side(items, names, n_models: int, title: str | None = None):
+    """Rows of panels from :func:`alnb.diagnostics.side_by_side_items`: ground truth, then each model on the same
+    image (green = true positive, red = false positive; box label: class conf)."""
+    return image_grid(items, names, ncols=n_models + 1, size=2.3,
+                      title=title or "Where the models disagree most (green = TP, red = FP, box label: class conf)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,12 +19,17 @@ from alnb.workspace import Workspace, WorkspaceError, atomic_write_text
 MODELS = ("CAL1", "CAL2", "Control")
 FIGURES = {  # stable figure names -> caption
     "score_histogram": "Difficulty scores of the POOL images with the thresholds used for GT2.",
-    "gt2_thumbnails_hard": "Hardest POOL images with CAL1's auto-labels.",
+    "errors_vs_difficulty": "Auto-label error rate per difficulty tier, and which score predicts errors (AUROC).",
+    "gt2_thumbnails_hard": "Hardest POOL images with CAL1's auto-labels (box label: class conf).",
     "selection_class_distribution": "Instances per class in GT1, GT2 and Control (the labels the annotator gave).",
     "selection_overlap": "Overlap between the actively selected GT2 set and the random Control set.",
     "compare_per_class": "Precision and recall per class on VAL1 at the operating point (n/m = not measurable).",
     "compare_map": "mAP50 and mAP50-95 on VAL1.",
     "compare_efficiency": "Expected labelling-efficiency boost per class and overall (1 = no saving).",
+    "training_curves_all": "Training loss and ultralytics' VAL1 mAP50 per epoch for every model (ring = best epoch).",
+    "cal1_pr_curves": "CAL1's precision-recall curve per class on VAL1 (dot = its operating point).",
+    "cal1_confusion_matrix": "CAL1's confusion matrix on VAL1 at its operating point (background = FP / missed).",
+    "compare_disagreement": "VAL1 images where CAL1, CAL2 and Control disagree most: ground truth, then each model.",
 }
 
 
@@ -55,22 +61,30 @@ def per_class_table(evals: dict) -> pd.DataFrame:
     ``class, instances, measurable, precision, recall, f1, boost``).  A class without instances in VAL1 has NaN
     metrics and ``measurable=False`` (never 0).
     """
+    from alnb.metrics import CostModel, efficiency_boost
+
     rows = []
     for model, ev in evals.items():
+        costs = CostModel(**{k: v for k, v in (ev.get("costs") or {}).items() if k in CostModel.__dataclass_fields__})
         for r in ev["per_class"]:
             n_gt = _num(r.get("instances"))
             meas = bool(r.get("measurable", n_gt > 0))
+            cnt = [_num(r.get(k)) for k in ("instances", "predictions", "fp", "fn")]
+            saved = (efficiency_boost(*cnt, 0, costs)["saved_s"] / 3600 if all(np.isfinite(cnt)) else float("nan"))
             rows.append({"model": model, "class": str(r["class"]), "precision": _num(r.get("precision")),
                          "recall": _num(r.get("recall")), "f1": _num(r.get("f1")), "boost": _num(r.get("boost")),
-                         "n_gt": n_gt, "measurable": meas})
-    t = pd.DataFrame(rows, columns=["model", "class", "precision", "recall", "f1", "boost", "n_gt", "measurable"])
-    t.loc[~t["measurable"].astype(bool), ["precision", "recall", "f1", "boost"]] = np.nan
+                         "saved h": saved, "n_gt": n_gt, "measurable": meas})
+    t = pd.DataFrame(rows, columns=["model", "class", "precision", "recall", "f1", "boost", "saved h", "n_gt",
+                                    "measurable"])
+    t.loc[~t["measurable"].astype(bool), ["precision", "recall", "f1", "boost", "saved h"]] = np.nan
     return t
 
 
 def summary_table(evals: dict) -> pd.DataFrame:
     """One row per model: ``mAP50, mAP50-95``, the operating point ``conf`` and the overall ``precision, recall, f1,
-    boost`` there, and the same at the study's fixed confidence 0.25 (``P@0.25, R@0.25, boost@0.25``) when recorded."""
+    boost`` there, the labelling hours behind the boost on the evaluated images (``manual h``: drawing every box,
+    ``assisted h``: correcting the auto-labels, ``saved h``), and the same P/R/boost at the study's fixed confidence
+    0.25 (``P@0.25, R@0.25, boost@0.25``) when recorded."""
     rows = []
     for model, ev in evals.items():
         ov = ev.get("overall", {})
@@ -79,77 +93,199 @@ def summary_table(evals: dict) -> pd.DataFrame:
                      "conf": _num(ev.get("conf")),
                      "precision": _num(ov.get("precision")), "recall": _num(ov.get("recall")),
                      "f1": _num(ov.get("f1")), "boost": _num(ov.get("boost")),
+                     "manual h": _num(ov.get("manual_s")) / 3600, "assisted h": _num(ov.get("assisted_s")) / 3600,
+                     "saved h": (_num(ov.get("manual_s")) - _num(ov.get("assisted_s"))) / 3600,
                      "P@0.25": _num(fx.get("precision")), "R@0.25": _num(fx.get("recall")),
                      "boost@0.25": _num(fx.get("boost"))})
     return pd.DataFrame(rows, columns=["model", "mAP50", "mAP50-95", "conf", "precision", "recall", "f1", "boost",
-                                       "P@0.25", "R@0.25", "boost@0.25"])
+                                       "manual h", "assisted h", "saved h", "P@0.25", "R@0.25", "boost@0.25"])
 
 
 # ------------------------------------------------------------------------------------------------------- verdict
-def verdict(summary: pd.DataFrame, per_class: pd.DataFrame, tol_boost: float = 0.05, tol_map: float = 0.005) -> dict:
-    """The study's question answered from the numbers: did the actively selected GT2 beat a random set of equal size?
+STUDY_REFERENCE = {
+    "source": "the published study this project reproduces (weld radiographs; its own data, models and cost figures)",
+    "boost": {"CAL1": 4.9, "CAL2": 5.3, "Control": 5.1},
+}
+"""The seed article's figures: quoted beside this run's numbers, labelled as the article's, never compared as if
+they were measured here."""
 
-    Compares CAL2 with Control (and both with CAL1) on the overall boost and mAP50-95, and counts classes where
-    CAL2's recall/precision beat Control's.  Differences within ``tol_boost`` (boost) / ``tol_map`` (mAP) count as
-    ties.  Returns ``{"outcome": "CAL2 better" | "Control better" | "no clear difference", "text": markdown, ...}``.
+TOLERANCES = {"mAP50": 0.005, "mAP50-95": 0.005, "boost": 0.05}
+"""Differences of at most this much count as a tie (mAP in mAP units, boost in x)."""
+
+HEADLINE = ("mAP50", "mAP50-95", "boost", "recall per class", "precision per class")
+"""Every measure the verdict weighs, in the order it reports them."""
+
+OUTCOMES = {
+    "CAL2 better": "**The actively selected GT2 set helped more than a random set of the same size.**",
+    "Control better": "**A random set of the same size helped more than the actively selected GT2 set.**",
+    "mixed": "**The measures disagree: no clear winner between the actively selected GT2 set and a random set of "
+             "the same size.**",
+    "no clear difference": "**No clear difference between the actively selected GT2 set and a random set of the "
+                           "same size.**",
+}
+
+
+def paired_interval(diffs) -> dict:
+    """Mean and 95 % Student-t interval of paired differences (one per seed): ``{mean, lo, hi, sd, n}``
+    (:func:`alnb.stats.interval`); ``lo``/``hi`` NaN with fewer than two finite values."""
+    from alnb.stats import interval
+
+    return interval(diffs)
+
+
+def seed_intervals(per_seed: pd.DataFrame, a: str = "CAL2", b: str = "Control",
+                   measures=("mAP50", "mAP50-95", "boost")) -> dict:
+    """``{measure: paired_interval(a - b)}`` from a table with one row per (``seed``, ``model``) and the measures as
+    columns (repeated seeds of the same comparison); {} when fewer than two seeds have both models."""
+    w = per_seed.pivot_table(index="seed", columns="model", values=list(measures), aggfunc="first")
+    out = {}
+    for m in measures:
+        if m in w and {a, b} <= set(w[m].columns):
+            iv = paired_interval((w[m][a] - w[m][b]).to_numpy(float))
+            if iv["n"] >= 2:
+                out[m] = iv
+    return out
+
+
+def _direction(d: float, tol: float, iv: dict | None, a: str, b: str) -> str:
+    """Which model a difference ``d = a - b`` points to: ``a``, ``b`` or ``"tie"`` (within ``tol``, or an interval
+    over seeds that contains 0)."""
+    if iv is not None and np.isfinite(iv.get("lo", np.nan)):
+        return a if iv["lo"] > 0 else (b if iv["hi"] < 0 else "tie")
+    if not np.isfinite(d) or abs(d) <= tol:
+        return "tie"
+    return a if d > 0 else b
+
+
+def verdict_measures(summary: pd.DataFrame, per_class: pd.DataFrame, *, a: str = "CAL2", b: str = "Control",
+                     tolerances: dict | None = None, intervals: dict | None = None) -> pd.DataFrame:
+    """One row per headline measure (:data:`HEADLINE`): both values, the difference ``a - b``, the tolerance, the
+    interval over seeds (when given) and ``points_to`` (``a``, ``b`` or ``tie``).
+
+    Per-class recall / precision: ``a`` and ``b`` are the number of measurable classes where that model is higher,
+    of ``n_classes``; it points to the model that is higher in more than half of them.
     """
+    tol = {**TOLERANCES, **(tolerances or {})}
+    intervals = intervals or {}
     s = summary.set_index("model")
-    need = [m for m in ("CAL2", "Control") if m not in s.index]
-    if need:
-        raise ValueError(f"verdict needs evaluations of CAL2 and Control; missing {need}.")
+    missing = [m for m in (a, b) if m not in s.index]
+    if missing:
+        raise ValueError(f"verdict needs evaluations of {a} and {b}; missing {missing}.")
+    rows = []
+    for m in ("mAP50", "mAP50-95", "boost"):
+        va, vb = float(s.at[a, m]), float(s.at[b, m])
+        iv = intervals.get(m)
+        rows.append({"measure": m, a: va, b: vb, "difference": va - vb, "tolerance": tol[m],
+                     "lo": (iv or {}).get("lo", np.nan), "hi": (iv or {}).get("hi", np.nan),
+                     "n_seeds": (iv or {}).get("n", 1), "n_classes": np.nan,
+                     "points_to": _direction(va - vb, tol[m], iv, a, b)})
+    pc = per_class[per_class["measurable"].astype(bool)]
+    for met in ("recall", "precision"):
+        w = pc.pivot_table(index="class", columns="model", values=met, aggfunc="first")
+        both = w[[a, b]].dropna() if {a, b} <= set(w.columns) else pd.DataFrame(columns=[a, b])
+        wa, wb, n = int((both[a] > both[b]).sum()), int((both[b] > both[a]).sum()), int(len(both))
+        to = a if wa * 2 > n else (b if wb * 2 > n else "tie")
+        rows.append({"measure": f"{met} per class", a: wa, b: wb, "difference": wa - wb, "tolerance": np.nan,
+                     "lo": np.nan, "hi": np.nan, "n_seeds": 1, "n_classes": n, "points_to": to if n else "tie"})
+    return pd.DataFrame(rows)
 
-    def val(m, col):
-        return float(s.at[m, col]) if m in s.index else float("nan")
 
-    d_boost = val("CAL2", "boost") - val("Control", "boost")
-    d_map = val("CAL2", "mAP50-95") - val("Control", "mAP50-95")
-    votes = []
-    for d, tol in ((d_boost, tol_boost), (d_map, tol_map)):
-        votes.append(0 if not np.isfinite(d) or abs(d) <= tol else int(np.sign(d)))
-    score = sum(votes)
-    outcome = "CAL2 better" if score > 0 and min(votes) >= 0 else (
-        "Control better" if score < 0 and max(votes) <= 0 else "no clear difference")
+def _and(items) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
-    pc = per_class[per_class["measurable"]]
-    wide = {met: pc.pivot_table(index="class", columns="model", values=met, aggfunc="first") for met in
-            ("recall", "precision")}
-    wins = {}
-    for met, w in wide.items():
-        if {"CAL2", "Control"} <= set(w.columns):
-            both = w[["CAL2", "Control"]].dropna()
-            wins[met] = (int((both["CAL2"] > both["Control"]).sum()), int(len(both)))
-        else:
-            wins[met] = (0, 0)
 
-    def fmt_x(v):
-        return f"{v:.2f}x" if np.isfinite(v) else "n/a"
+def _measure_words(row, side: str, a: str, b: str) -> str:
+    """``mAP50 (0.820 vs 0.812)`` / ``recall per class (6 of 6 classes)``, from the point of view of ``side``."""
+    other = b if side == a else a
+    if row["measure"].endswith("per class"):
+        return f"{row['measure']} (higher in {int(row[side])} of {int(row['n_classes'])} classes)"
+    f = (lambda v: f"{v:.2f}x") if row["measure"] == "boost" else (lambda v: f"{v:.3f}")
+    iv = (f", 95 % interval of the difference over {int(row['n_seeds'])} seeds {row['lo']:+.3f} to {row['hi']:+.3f}"
+          if np.isfinite(row["lo"]) else "")
+    return f"{row['measure']} ({f(row[side])} vs {f(row[other])}{iv})"
 
-    def fmt(v):
-        return f"{v:.3f}" if np.isfinite(v) else "n/a"
 
-    lines = []
-    if "CAL1" in s.index:
-        lines.append(f"- Efficiency boost: CAL1 {fmt_x(val('CAL1', 'boost'))} -> CAL2 {fmt_x(val('CAL2', 'boost'))} "
-                     f"(actively selected GT2) vs Control {fmt_x(val('Control', 'boost'))} (random set of the same "
-                     f"size). Study: 4.9x -> 5.3x vs 5.1x.")
-        lines.append(f"- mAP50-95: CAL1 {fmt(val('CAL1', 'mAP50-95'))}, CAL2 {fmt(val('CAL2', 'mAP50-95'))}, "
-                     f"Control {fmt(val('Control', 'mAP50-95'))}; mAP50: CAL1 {fmt(val('CAL1', 'mAP50'))}, CAL2 "
-                     f"{fmt(val('CAL2', 'mAP50'))}, Control {fmt(val('Control', 'mAP50'))}.")
+def verdict(summary: pd.DataFrame, per_class: pd.DataFrame, tol_boost: float = 0.05, tol_map: float = 0.005, *,
+            intervals: dict | None = None, a: str = "CAL2", b: str = "Control") -> dict:
+    """The study's question answered from every headline measure: did the actively selected set (``a``, CAL2) beat
+    a random set of the same size (``b``, Control)?
+
+    A pure function of the measures (:func:`summary_table`, :func:`per_class_table`; any pair of models, e.g. a
+    later round's): each of mAP50, mAP50-95, the boost and per-class recall / precision points to ``a``, to ``b`` or
+    is a tie (:func:`verdict_measures`: within ``tol_map`` / ``tol_boost``, or, with ``intervals`` over repeated
+    seeds (:func:`seed_intervals`), an interval that contains 0).  The outcome is ``"CAL2 better"`` / ``"Control
+    better"`` when every measure that is not a tie points the same way, ``"mixed"`` when they disagree (the text
+    says which points where) and ``"no clear difference"`` when all are ties.
+
+    Returns ``{"outcome", "headline", "text", "measures" (records), "for_a", "for_b", "wins", ...}``.
+    """
+    tol = {"mAP50": tol_map, "mAP50-95": tol_map, "boost": tol_boost}
+    t = verdict_measures(summary, per_class, a=a, b=b, tolerances=tol, intervals=intervals)
+    for_a = [r for _, r in t.iterrows() if r["points_to"] == a]
+    for_b = [r for _, r in t.iterrows() if r["points_to"] == b]
+    ties = [r for _, r in t.iterrows() if r["points_to"] == "tie"]
+    outcome = ("CAL2 better" if for_a and not for_b else "Control better" if for_b and not for_a else
+               "mixed" if for_a and for_b else "no clear difference")
+    head = OUTCOMES[outcome]
+    words = []
+    if for_b:
+        words.append(f"The random set ({b}) is ahead on " + _and(_measure_words(r, b, a, b) for r in for_b) + ".")
+    if for_a:
+        words.append(f"The actively selected set ({a}) is ahead on " + _and(_measure_words(r, a, a, b) for r in for_a)
+                     + ".")
+    if ties:
+        words.append("Within the tolerance (a tie): " + _and(
+            r["measure"] + (f" (|difference| <= {r['tolerance']:g})" if np.isfinite(r["tolerance"]) else "")
+            for r in ties) + ".")
+    if outcome == "mixed":
+        words.append(f"{len(for_b)} of {len(t)} measures favour the random set, {len(for_a)} the actively selected "
+                     "one: " + ("on balance the random set did at least as well, so this run gives no sign that "
+                                "active selection helped." if len(for_b) >= len(for_a) else
+                                "on balance the actively selected set is ahead, but not on every measure."))
+    lines = [head, "", " ".join(words), "", markdown_table(verdict_table(t, a, b)), ""]
+    if intervals:
+        n = max(int(iv.get("n", 0)) for iv in intervals.values())
+        lines.append(f"Intervals: 95 % Student-t intervals of the paired difference {a} - {b} over {n} seeds; a "
+                     "measure points to a model only when its whole interval is on that side of 0.")
     else:
-        lines.append(f"- Efficiency boost: CAL2 {fmt_x(val('CAL2', 'boost'))} vs Control {fmt_x(val('Control', 'boost'))}.")
-        lines.append(f"- mAP50-95: CAL2 {fmt(val('CAL2', 'mAP50-95'))} vs Control {fmt(val('Control', 'mAP50-95'))}.")
-    for met, (w, n) in wins.items():
-        if n:
-            lines.append(f"- {met.capitalize()} per class: CAL2 above Control in {w} of {n} measurable classes.")
-    head = {"CAL2 better": "**The actively selected GT2 set helped more than a random set of the same size.**",
-            "Control better": "**A random set of the same size helped more than the actively selected GT2 set.**",
-            "no clear difference": "**No clear difference between the actively selected GT2 set and a random set of "
-                                   "the same size** (the boost and mAP disagree or differ by less than the "
-                                   f"tolerances: {tol_boost}x boost, {tol_map} mAP)."}[outcome]
-    text = head + "\n\n" + "\n".join(lines) + (
-        "\n\nOne training run per model and one random Control draw: treat small differences as noise; repeat with "
-        "other seeds (`alnb run --seed`) before drawing conclusions.")
-    return {"outcome": outcome, "d_boost": d_boost, "d_map50_95": d_map, "votes": votes, "wins": wins, "text": text}
+        lines.append("One training run per model and one random Control draw (no repeated seeds in this workspace, "
+                     "so no intervals): treat small differences as noise; repeat with other seeds (`alnb run "
+                     "--seed`, or `alnb study`) before drawing conclusions.")
+    s = summary.set_index("model")
+    wins = {r["measure"].split()[0]: (int(r[a]), int(r["n_classes"])) for _, r in t.iterrows()
+            if r["measure"].endswith("per class")}
+    return {"outcome": outcome, "headline": head, "text": "\n".join(lines), "measures": t.to_dict("records"),
+            "for_a": [r["measure"] for r in for_a], "for_b": [r["measure"] for r in for_b],
+            "d_boost": float(s.at[a, "boost"] - s.at[b, "boost"]),
+            "d_map50_95": float(s.at[a, "mAP50-95"] - s.at[b, "mAP50-95"]), "wins": wins}
+
+
+def verdict_table(t: pd.DataFrame, a: str = "CAL2", b: str = "Control") -> pd.DataFrame:
+    """The verdict's measures as a table for people: value of each model, difference, which way it points."""
+    def val(r, side):
+        if r["measure"].endswith("per class"):
+            return f"higher in {int(r[side])} of {int(r['n_classes'])} classes"
+        return f"{r[side]:.2f}x" if r["measure"] == "boost" else f"{r[side]:.3f}"
+
+    rows = []
+    for _, r in t.iterrows():
+        per = r["measure"].endswith("per class")
+        diff = "" if per else (f"{r['difference']:+.2f}x" if r["measure"] == "boost" else f"{r['difference']:+.3f}")
+        if np.isfinite(r["lo"]):
+            diff += f" (95 % interval {r['lo']:+.3f} to {r['hi']:+.3f})"
+        rows.append({"measure": r["measure"], a: val(r, a), b: val(r, b), f"difference {a} - {b}": diff,
+                     "tie if within": "" if per else (f"{r['tolerance']:g}x" if r["measure"] == "boost"
+                                                      else f"{r['tolerance']:g}"),
+                     "points to": {a: f"{a} (active)", b: f"{b} (random)"}.get(r["points_to"], "tie")})
+    return pd.DataFrame(rows)
+
+
+def reference_note() -> str:
+    """The seed article's figures, labelled as such (never as this run's)."""
+    bo = STUDY_REFERENCE["boost"]
+    return (f"For reference, not measured here: {STUDY_REFERENCE['source']} reported an expected labelling-efficiency "
+            f"boost of {bo['CAL1']}x (CAL1) -> {bo['CAL2']}x (CAL2) vs {bo['Control']}x (Control).")
 
 
 # ------------------------------------------------------------------------------------------------------ markdown
@@ -158,8 +294,18 @@ def _prose_num(v, fmt: str = ".4g") -> str:
     return "n/a" if v is None else format(float(v), fmt)
 
 
+MD_SPECIAL = "\\`*_[]<>|@#~"
+"""Characters a markdown renderer would read as markup (``@`` included: ``P@0.25`` becomes a ``mailto:`` link)."""
+
+
+def md_escape(text) -> str:
+    """``text`` with every markdown special character backslash-escaped, so a renderer shows it as written."""
+    return "".join("\\" + ch if ch in MD_SPECIAL else ch for ch in str(text))
+
+
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f", index: bool = False, na: str = "n/m") -> str:
-    """A GitHub-flavoured markdown table (no ``tabulate`` needed).  NaN is written as ``na``."""
+    """A GitHub-flavoured markdown table (no ``tabulate`` needed).  NaN is written as ``na``; headers and text cells
+    are escaped (:func:`md_escape`)."""
     d = df.reset_index() if index else df
 
     def cell(v):
@@ -167,9 +313,9 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f", index: bool = False,
             return "yes" if v else "no"
         if isinstance(v, (float, np.floating)):
             return na if not math.isfinite(v) else format(float(v), floatfmt)
-        return str(v).replace("|", "\\|")
+        return md_escape(v)
 
-    cols = [str(c) for c in d.columns]
+    cols = [md_escape(c) for c in d.columns]
     out = ["| " + " | ".join(cols) + " |",
            "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(d[c]) and not pd.api.types.is_bool_dtype(d[c])
                           else "---" for c in d.columns) + "|"]
@@ -190,16 +336,17 @@ def per_class_wide(per_class: pd.DataFrame, metrics=("precision", "recall", "boo
     return out
 
 
-TIER_GLYPHS = {"easy": "\U0001F7E9", "medium": "\U0001F7E8", "hard": "\U0001F7E5", "failed": "\U0001F7EA"}  # squares
+def tier_bars_image(ws: Workspace, tier: str) -> str:
+    """Markdown for the difficulty bars of ``tier`` as a small SVG drawn into ``figures/tier_<tier>.svg`` (1 green /
+    2 yellow / 3 red of 3 bars, 3 purple for failed, as on the figures; no emoji font needed)."""
+    from alnb.plots import tier_bars_svg
 
-
-def tier_glyphs(tier: str) -> str:
-    """The difficulty bars in text (markdown keeps no colours of its own): green 1 / yellow 2 / red 3 of 3 squares,
-    3 purple for failed, unlit squares white, as on the figures (:func:`alnb.plots.tier_bars`)."""
-    from alnb.plots import n_bars
-
-    n = n_bars(tier)
-    return TIER_GLYPHS.get(tier, "") * n + "\u2B1C" * (3 - n)
+    p = ws.figures_dir / f"tier_{tier}.svg"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    svg = tier_bars_svg(tier)
+    if not p.is_file() or p.read_text() != svg:
+        atomic_write_text(p, svg)
+    return f"![{tier}](figures/tier_{tier}.svg)"
 
 
 def missing_metrics_note(per_class: pd.DataFrame, metrics=("precision", "recall")) -> str:
@@ -232,8 +379,12 @@ def selection_class_counts(ws: Workspace, tags=("GT1", "GT2", "CONTROL")) -> dic
     return out
 
 
-def comparison_figures(ws: Workspace, evals: dict | None = None) -> dict:
-    """Write the comparison figures (PNG+PDF+SVG, stable names) into ``figures/``; returns ``{name: {fmt: path}}``."""
+def comparison_figures(ws: Workspace, evals: dict | None = None, disagreement: int = 3) -> dict:
+    """Write the comparison figures (PNG+PDF+SVG, stable names) into ``figures/``; returns ``{name: {fmt: path}}``.
+
+    Besides the per-class / mAP / boost bars: every model's training curves (``training_curves_all``) and the
+    ``disagreement`` VAL1 images where the models' errors differ most, side by side (``compare_disagreement``;
+    0 = skip it)."""
     import matplotlib.pyplot as plt
 
     from alnb import plots
@@ -244,6 +395,18 @@ def comparison_figures(ws: Workspace, evals: dict | None = None) -> dict:
     figs = {"compare_per_class": plots.compare_per_class(pc),
             "compare_map": plots.compare_map(summ),
             "compare_efficiency": plots.compare_efficiency(pc, dict(zip(summ["model"], summ["boost"])))}
+    runs = {m: ws.root / "runs" / m / "results.csv" for m in evals}
+    runs = {m: p for m, p in runs.items() if p.is_file()}
+    if runs:
+        figs["training_curves_all"] = plots.training_curves_compare(runs)
+    if disagreement and len(evals) > 1 and all("per_image" in ev for ev in evals.values()):
+        from alnb import diagnostics
+
+        rows = diagnostics.disagreement(evals, k=disagreement)
+        if rows:
+            models = [m for m in MODELS if m in evals]
+            figs["compare_disagreement"] = plots.side_by_side(diagnostics.side_by_side_items(ws, evals, rows, models),
+                                                              ws.names, len(models))
     gt2, ctl = ws.stems("GT2"), ws.stems("CONTROL")
     if gt2 or ctl:
         figs["selection_overlap"] = plots.selection_overlap(overlap(gt2, ctl), "GT2", "Control")
@@ -264,16 +427,49 @@ def _json_or_none(ws, name):
         return None
 
 
-def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.05, tol_map: float = 0.005):
+def dataset_description(ws: Workspace) -> str:
+    """One sentence on the data: the embedded synthetic generator (with its settings) or the user's dataset,
+    named relative to the workspace (no machine paths)."""
+    import os
+
+    import yaml
+
+    root = Path(ws.dataset_root)
+    try:
+        rel = os.path.relpath(root, ws.root)
+    except ValueError:  # another drive (Windows)
+        rel = root.name
+    n = len(ws.manifest())
+    stamp = root / "generator.yaml"
+    gen = None
+    if stamp.is_file():
+        try:
+            gen = yaml.safe_load(stamp.read_text())
+        except yaml.YAMLError:
+            gen = None
+    classes = ", ".join(ws.names)
+    if isinstance(gen, dict) and gen.get("generator") == "alnb.weld":
+        return (f"**Synthetic data**: {n} radiographs of steel-pipe welds made by alnb's generator (`alnb.weld`, "
+                f"seed {gen.get('seed')}, {gen.get('width')}x{gen.get('height')} px) in `{rel}`; classes: "
+                f"{classes}. Results on synthetic images say how the method behaves, not how it does on real "
+                f"radiographs.")
+    return f"**Your dataset** `{rel}`: {n} images; classes: {classes}."
+
+
+def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.05, tol_map: float = 0.005, *,
+                 intervals: dict | None = None):
     """Write ``report.md`` (figures embedded by relative path, tables as markdown) and ``metrics/comparison.json``.
 
+    Every path in it is relative to the workspace (the report's folder); special characters are escaped; the tier
+    bars are small SVG drawings (``figures/tier_*.svg``), not emoji.  ``intervals``: paired CAL2 - Control
+    intervals over repeated seeds (:func:`seed_intervals`) for the verdict, when the caller has them.
     Returns the report path.  Figures that exist in ``figures/`` are embedded; missing ones are skipped.
     """
     from alnb.select import overlap
 
     evals = evals or load_evals(ws)
     pc, summ = per_class_table(evals), summary_table(evals)
-    ver = verdict(summ, pc, tol_boost, tol_map) if {"CAL2", "Control"} <= set(evals) else None
+    ver = verdict(summ, pc, tol_boost, tol_map, intervals=intervals) if {"CAL2", "Control"} <= set(evals) else None
     counts = ws.tag_counts()
     gt2, ctl = ws.stems("GT2"), ws.stems("CONTROL")
     ov = overlap(gt2, ctl)
@@ -284,28 +480,38 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.
     op = (f"each model's own auto-label confidence (`conf`), chosen on VAL1 where F1 is highest; IoU >= "
           f"{any_ev.get('iou_thr', 'n/a')} for a match; the study's fixed confidence 0.25 is shown beside"
           if rules - {"fixed"} else f"confidence {any_ev.get('conf', 'n/a')}, IoU {any_ev.get('iou_thr', 'n/a')}")
-
-    md = [f"# Active-learning study report: {ws.root.name}", "",
-          f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from workspace `{ws.root}` "
-          f"(dataset `{ws.dataset_root}`, {ws.mode} mode).", "", "## Verdict", "",
+    tiers = ", ".join(f"{tier_bars_image(ws, k)} {k} {v}" for k, v in selection.get("counts", {}).items()) or "n/a"
+    n_val = any_ev.get("n_images", "n/a")
+    md = [f"# Active-learning study report: {md_escape(ws.root.name)}", "",
+          f"Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')} from this workspace folder "
+          f"({ws.mode} mode). Every path below is relative to it.", "",
+          dataset_description(ws), "", "## Verdict", "",
           ver["text"] if ver else "_CAL2 and Control are not both evaluated yet: no verdict._", "",
+          reference_note(), "",
           *([f"Note: GT2 and Control hold the same {len(gt2)} images here (the selection rule took the whole POOL), "
              "so this run cannot separate active selection from chance.", ""] if gt2 and set(gt2) == set(ctl) else []),
           "## Sets", "",
           markdown_table(pd.DataFrame([{"set": k, "images": v} for k, v in counts.items() if v])), "",
-          f"GT2 rule: {selection.get('rule', 'n/a')}; thresholds t_medium = {_prose_num(selection.get('t_medium'))}, "
-          f"t_hard = {_prose_num(selection.get('t_hard'))}; POOL images per tier: "
-          f"{', '.join(f'{tier_glyphs(k)} {k} {v}' for k, v in selection.get('counts', {}).items()) or 'n/a'}.",
+          f"GT2 rule: {md_escape(selection.get('rule', 'n/a'))}; thresholds t\\_medium = "
+          f"{_prose_num(selection.get('t_medium'))}, t\\_hard = {_prose_num(selection.get('t_hard'))}; POOL images "
+          f"per tier (failed counted apart): {tiers}.",
           f"Control: a random sample of {len(ctl)} POOL images (seed {control.get('seed', 'n/a')}), labelled the same "
           f"way. Overlap with GT2: {ov['both']} image(s) in both, {ov['only_a']} only in GT2, {ov['only_b']} only in "
           f"Control.", "",
           "CAL1 is trained on GT1, CAL2 on GT1 + GT2, Control on GT1 + Control. **VAL1 is held out: no model is "
           "trained on it** (the study's text can be read as adding the validation set to training; we do not). "
           f"All three are evaluated on the same VAL1 at their operating points ({op}).", "",
-          "## Results on VAL1", "", markdown_table(summ), "",
-          "Per class (n/m = not measurable: no instance of the class in VAL1, or for precision no prediction of it):",
+          "## Results on VAL1", "",
+          f"mAP50 / mAP50-95: the evaluation step's, on VAL1. boost = manual / assisted labelling time by the cost "
+          f"model; beside it the hours on the {n_val} VAL1 images (manual h: drawing every box, assisted h: "
+          f"correcting the model's auto-labels, saved h = manual - assisted). P, R, boost at 0.25: the same at the "
+          f"study's fixed confidence 0.25.", "",
+          markdown_table(summ), "",
+          "Per class (n/m = not measurable: no instance of the class in VAL1, or for precision no prediction of it; "
+          "saved h: labelling hours the auto-labels save on that class's boxes):",
           "",
-          markdown_table(per_class_wide(pc)), "", "## Figures", ""]
+          markdown_table(per_class_wide(pc, metrics=("precision", "recall", "boost", "saved h"))), "",
+          "## Figures", ""]
     for name, caption in FIGURES.items():
         if (ws.figures_dir / f"{name}.png").is_file():
             md += [f"![{caption}](figures/{name}.png)", "", f"*{caption}* "

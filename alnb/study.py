@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from alnb import acquisition as acq
+from alnb.stats import T975, Z975, interval, t_quantile  # noqa: F401  (moved there; re-exported)
 
 REFERENCE = "random"  # the strategy every other one is compared with
 BASELINE = "gt1_only"  # CAL1 (GT1 alone): round 0, the start of every learning curve
@@ -52,10 +53,6 @@ RULE_BUDGET = "rule"  # budget label: the study rule's own size on that seed (ev
 LEVEL = 0.95  # confidence level of the intervals over seeds
 POWER = 0.8  # power of the smallest detectable effect reported next to every verdict
 METRICS = ("mAP50", "mAP50-95", "precision", "recall", "f1", "boost")
-# Student-t quantiles t_{0.975, df} for df = 1..30 (two-sided 95 %); above 30 the normal 1.96 is within 2 %.
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-Z975 = 1.96  # normal quantile for df > 30
 TEST_SEED = 2000003  # weld generator seed of the held-out TEST images (study images: 0; the checkpoint's: 1000003)
 # Training throughput (images x epochs per second, validation included) used for the time estimate until a run of
 # the study has been measured: quick = README's 2-core CPU measurement with every core (benchmarks/train_speed.py);
@@ -155,28 +152,6 @@ def get_grid(grid: str | Grid = "small", **overrides) -> Grid:
 
 
 # ------------------------------------------------------------------------------------------------------- statistics
-def t_quantile(df: int) -> float:
-    """Two-sided 95 % Student-t quantile for ``df`` degrees of freedom (:data:`T975`)."""
-    if df < 1:
-        return float("nan")
-    return T975[df - 1] if df <= len(T975) else Z975
-
-
-def interval(values) -> dict:
-    """Mean and 95 % t-interval of the finite ``values``: ``{mean, lo, hi, sd, n}`` (lo/hi NaN with n < 2)."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    n = len(v)
-    if n == 0:
-        return {"mean": float("nan"), "lo": float("nan"), "hi": float("nan"), "sd": float("nan"), "n": 0}
-    mean = float(v.mean())
-    if n < 2:
-        return {"mean": mean, "lo": float("nan"), "hi": float("nan"), "sd": float("nan"), "n": 1}
-    sd = float(v.std(ddof=1))
-    half = t_quantile(n - 1) * sd / math.sqrt(n)
-    return {"mean": mean, "lo": mean - half, "hi": mean + half, "sd": sd, "n": n}
-
-
 def verdict_of(iv: dict) -> str:
     """``better`` when the interval of the paired difference lies above 0, ``worse`` below, else ``no detectable
     difference``; ``too few seeds`` without an interval."""

@@ -15,10 +15,12 @@ except ImportError:  # pragma: no cover - older alnb.plots
     def _new_figure(nrows=1, ncols=1, *, figsize, **kw):
         return plt.subplots(nrows, ncols, figsize=figsize, **kw)
 
+from alnb.plots import SET_COLOURS  # noqa: E402  (the one palette of sets)
+
 FONT = 8  # smallest text size on these figures (legible at 100 % zoom)
 X_LABELS = {"images": "images labelled (on top of GT1)",
             "labelling_s": "labelling time (s, cost model: correcting CAL1's auto-labels)"}
-REFERENCE_COLOUR = "#555555"  # random
+REFERENCE_COLOUR = SET_COLOURS["Control"]  # random is the Control arm: Control's colour in every figure
 TEXT_OFFSET = 0.005  # verdict label height above the highest point (metric units)
 
 
@@ -37,7 +39,7 @@ def _colours(names) -> dict:
 def learning_curves(summary: pd.DataFrame, *, x: str = "images", metrics=("mAP50", "mAP50-95"),
                     baseline: str = "gt1_only"):
     """mAP vs ``x`` per strategy: mean over seeds with 95 % interval bars; every curve starts at GT1 alone."""
-    fig, axes = _new_figure(1, len(metrics), figsize=(5.0 * len(metrics), 3.8), squeeze=False)
+    fig, axes = _new_figure(1, len(metrics), figsize=(min(9.5, 4.75 * len(metrics)), 3.8), squeeze=False)
     base = summary[summary["strategy"] == baseline]
     names = [s for s in summary["strategy"].unique() if s != baseline]
     col = _colours(names)
@@ -67,7 +69,7 @@ def learning_curves(summary: pd.DataFrame, *, x: str = "images", metrics=("mAP50
 def paired_difference(diffs: pd.DataFrame, verdicts: pd.DataFrame, *, metric: str = "mAP50"):
     """Per strategy and budget: each seed's difference to random (dots) and the mean with its 95 % interval."""
     keys = list(dict.fromkeys(zip(verdicts["strategy"], verdicts["budget"].astype(str))))
-    fig, ax = _new_figure(figsize=(min(10.0, max(5.0, 1.4 * len(keys) + 2)), 3.8))
+    fig, ax = _new_figure(figsize=(min(9.5, max(5.0, 1.4 * len(keys) + 2)), 3.8))
     col = _colours([k[0] for k in keys])
     label_top = 0.0  # highest verdict label, for the headroom below
     for i, (s, b) in enumerate(keys):
@@ -97,7 +99,7 @@ def difficulty_comparison(dve: dict):
     """Every strategy's score against auto-label errors (``metrics/difficulty_vs_errors.json``): image AUROC and
     Spearman(errors) on non-failed images, |Spearman(candidate count)|, and the box-level AUROCs."""
     st = pd.DataFrame(dve.get("strategies", {})).T
-    fig, axes = _new_figure(1, 3 if dve.get("box_level") else 2, figsize=(10.0, 3.8))
+    fig, axes = _new_figure(1, 3 if dve.get("box_level") else 2, figsize=(9.5, 3.8))
     if len(st):
         names = list(st.index)
         y = np.arange(len(names))

@@ -16,15 +16,39 @@ TIER_CHOICES = ("hard", "medium", "easy", "failed")
 
 def bars_html(tier: str) -> str:
     """The difficulty bars as inline HTML: 1 green = easy, 2 yellow = medium, 3 red = hard, 3 purple = failed."""
-    from alnb.plots import BAR_OFF, TIER_COLOURS, n_bars
+    from alnb.display import bars_cell
 
-    n, col = n_bars(tier), TIER_COLOURS.get(tier, BAR_OFF)
-    return "".join(f"<span style='display:inline-block;width:6px;height:{6 + 4 * i}px;margin-right:2px;"
-                   f"vertical-align:bottom;background:{col if i < n else BAR_OFF}'></span>" for i in range(3))
+    return bars_cell(tier, tier == "failed").rsplit(" ", 1)[0]
+
+
+RULES = ("study", "budget")
+WARN_SHARE = 0.8  # committing at least this share of the POOL: GT2 and a random Control would be nearly the same
+
+
+def predicted_cost(n_images: int, n_pred: int, precision: float, recall: float, costs=None) -> dict:
+    """Predicted labelling cost of a selection from its auto-labels and the model's precision / recall on VAL1.
+
+    ``n_pred`` auto-label boxes of which ``precision`` are expected to be right; the true boxes are expected to be
+    ``tp / recall``; the rest is drawn.  Times by :class:`alnb.metrics.CostModel` (``costs``): ``assisted_h``
+    (correct the auto-labels), ``manual_h`` (draw every box).  NaN where precision or recall is not measurable.
+    """
+    from alnb.metrics import CostModel, labelling_seconds
+
+    costs = costs or CostModel()
+    p, r = float(precision), float(recall)
+    if not (np.isfinite(p) and np.isfinite(r) and r > 0):
+        nan = float("nan")
+        return {"images": int(n_images), "auto_boxes": int(n_pred), "expected_boxes": nan, "assisted_h": nan,
+                "manual_h": nan}
+    tp = n_pred * p
+    n_gt = tp / r
+    t = labelling_seconds(n_gt, n_pred, n_pred - tp, n_gt - tp, n_images, costs)
+    return {"images": int(n_images), "auto_boxes": int(n_pred), "expected_boxes": float(n_gt),
+            "assisted_h": t["assisted_s"] / 3600, "manual_h": t["manual_s"] / 3600}
 
 
 class DifficultyController:
-    """State of the difficulty explorer: two thresholds -> tiers, counts, GT2 (study rule) and figures.
+    """State of the difficulty explorer: two thresholds -> tiers, counts, GT2 and figures.
 
     Parameters
     ----------
@@ -35,26 +59,40 @@ class DifficultyController:
     manifest : pandas.DataFrame, optional
         Restricts the selection to eligible POOL images (never VAL1/GT1).
     ws : Workspace, optional
-        Needed for thumbnails (images, auto-labels) and :meth:`commit`.
+        Needed for thumbnails (images, auto-labels), the cost line and :meth:`commit`.
     model : str
         Model whose auto-labels are drawn on thumbnails.
+    rule : str
+        ``"study"`` (GT2 = medium + hard + failed) or ``"budget"`` (the ``budget`` hardest images, failed first).
     """
 
     def __init__(self, scores, t_medium: float, t_hard: float, manifest=None, ws=None, model: str = "CAL1",
-                 bins: int = 40):
+                 bins: int = 40, rule: str = "study", budget: int | None = None, page_size: int = 8):
+        from alnb.plots import histogram_edges
+
         self.scores = sel.eligible(scores, manifest)
         self.ws, self.model, self.bins = ws, model, bins
         self.defaults = (float(t_medium), float(t_hard))
         self.t_medium, self.t_hard = self.defaults
         sel.check_thresholds(self.t_medium, self.t_hard)
+        ok = self.scores.loc[~self.scores["failed"].to_numpy(bool), "score"].to_numpy(float)
+        ok = ok[np.isfinite(ok)]
+        lo, hi = (float(ok.min()), float(ok.max())) if len(ok) else (0.0, 1.0)
+        lo, hi = min(lo, self.t_medium), max(hi, self.t_hard)
+        self.range = (lo, hi if hi > lo else lo + 1.0)  # the sliders' range: the non-failed scores (+ defaults)
+        self.edges = histogram_edges(self.scores, bins, include=self.range)  # fixed axis and bins
+        self.page_size = int(page_size)
+        self.rule, self.budget = "study", None
+        self.set_rule(rule, budget)
         self.committed = None  # stems of the last commit
+        self._detections = None
 
     @classmethod
-    def from_workspace(cls, ws, t_medium=None, t_hard=None, model: str = "CAL1"):
+    def from_workspace(cls, ws, t_medium=None, t_hard=None, model: str = "CAL1", **kw):
         """Scores from ``scores.csv``, thresholds from the scoring step unless given."""
         dm, dh = sel.default_thresholds(ws)
         return cls(sel.load_scores(ws), dm if t_medium is None else t_medium, dh if t_hard is None else t_hard,
-                   manifest=ws.manifest(), ws=ws, model=model)
+                   manifest=ws.manifest(), ws=ws, model=model, **kw)
 
     # ---- state
     def set_thresholds(self, t_medium=None, t_hard=None) -> dict:
@@ -69,6 +107,16 @@ class DifficultyController:
                 self.t_medium = self.t_hard
         return self.state
 
+    def set_rule(self, rule: str, budget: int | None = None) -> dict:
+        """``"study"`` or ``"budget"`` (with ``budget`` images; default: the study rule's size now)."""
+        if rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, not {rule!r}")
+        self.rule = rule
+        if rule == "budget":
+            n = len(sel.study_rule(self.scores, self.t_medium, self.t_hard)) if budget is None else int(budget)
+            self.budget = max(0, min(n, len(self.scores)))
+        return self.state
+
     @property
     def categories(self) -> pd.Series:
         return sel.categorise(self.scores, self.t_medium, self.t_hard)
@@ -79,18 +127,77 @@ class DifficultyController:
 
     @property
     def selection(self) -> list:
-        """GT2 under the study rule (medium + hard + failed) at the current thresholds."""
+        """GT2 at the current state: the study rule (medium + hard + failed) or the budget's hardest images."""
+        if self.rule == "budget":
+            return sel.budgeted(self.scores, self.budget)
         return sel.study_rule(self.scores, self.t_medium, self.t_hard)
 
     @property
     def gt2_size(self) -> int:
-        c = self.counts
-        return c["medium"] + c["hard"] + c["failed"]
+        return len(self.selection)
 
     @property
     def state(self) -> dict:
         return {"t_medium": self.t_medium, "t_hard": self.t_hard, **self.counts, "gt2_size": self.gt2_size,
-                "pool": int(len(self.scores))}
+                "pool": int(len(self.scores)), "rule": self.rule, "budget": self.budget}
+
+    def slider_effects(self) -> dict:
+        """One sentence per slider saying what it changes under the chosen rule: ``{"t_medium", "t_hard"}``."""
+        c, n, pool = self.counts, self.gt2_size, len(self.scores)
+        if self.rule == "budget":
+            both = (f"In budget mode the sliders only colour the tiers: GT2 is the {self.budget} hardest images "
+                    f"(failed first) whatever they say; the budget changes GT2.")
+            return {"t_medium": both, "t_hard": both}
+        return {"t_medium": f"easy | medium decides GT2: images scoring at or above {self.t_medium:.3g}, plus every "
+                            f"failed image, are labelled: {n} of {pool} POOL images now.",
+                "t_hard": f"medium | hard only splits GT2 into medium ({c['medium']}) and hard ({c['hard']}): under "
+                          f"the study rule it does not change GT2 ({n} images either way). Budget mode (the rule "
+                          f"switch) takes the k hardest images instead."}
+
+    # ---- cost of the selection
+    def _model_pr(self) -> tuple:
+        """(precision, recall, costs) of the auto-labelling model on VAL1 (``metrics/eval_<model>.json``)."""
+        from alnb.metrics import CostModel
+
+        try:
+            ev = self.ws.load_json(f"eval_{self.model}")
+        except Exception:  # noqa: BLE001 - no evaluation yet: no prediction
+            return float("nan"), float("nan"), CostModel()
+        o = ev.get("overall", {})
+        costs = CostModel(**{k: v for k, v in (ev.get("costs") or {}).items() if k in CostModel.__dataclass_fields__})
+
+        def num(v):
+            try:
+                return float(v)
+            except (TypeError, ValueError):
+                return float("nan")
+        return num(o.get("precision")), num(o.get("recall")), costs
+
+    def cost(self) -> dict:
+        """Predicted cost of committing the selection on screen (:func:`predicted_cost`): images, auto-label boxes,
+        expected true boxes, hours correcting the auto-labels and hours drawing everything, and its POOL share."""
+        stems = set(self.selection)
+        s = self.scores[self.scores["stem"].isin(stems)]
+        n_pred = int(s["n_det"].sum()) if "n_det" in s else 0
+        p, r, costs = self._model_pr() if self.ws is not None else (float("nan"), float("nan"), None)
+        out = predicted_cost(len(s), n_pred, p, r, costs)
+        out["pool_share"] = len(s) / max(1, len(self.scores))
+        return out
+
+    def cost_html(self) -> str:
+        """The cost line shown before the commit (and a warning when the selection is most of the POOL)."""
+        c = self.cost()
+        hours = ("predicted labelling time <b class='alnb-cost-hours'>{:.1f} h</b> correcting {}'s auto-labels "
+                 "({:.1f} h drawing every box; cost model and {}'s precision / recall on VAL1 from notebook 01)"
+                 .format(c["assisted_h"], self.model, c["manual_h"], self.model)
+                 if np.isfinite(c["assisted_h"]) else "labelling hours: n/a (no VAL1 evaluation of the model yet)")
+        boxes = (f"{c['auto_boxes']} auto-label boxes to check, about {c['expected_boxes']:.0f} boxes expected"
+                 if np.isfinite(c["expected_boxes"]) else f"{c['auto_boxes']} auto-label boxes to check")
+        warn = (f" <b class='alnb-cost-warning' style='color:#b30000'>Warning: {100 * c['pool_share']:.0f} % of the "
+                f"POOL. A random Control of the same size would hold nearly the same images, so the comparison "
+                f"could not tell active selection from chance.</b>" if c["pool_share"] >= WARN_SHARE else "")
+        return (f"<p class='alnb-cost'>Committing <b class='alnb-cost-images'>{c['images']}</b> images "
+                f"({100 * c['pool_share']:.0f} % of the POOL): {boxes}; {hours}.{warn}</p>")
 
     def committed_gt2(self) -> list:
         """Stems tagged GT2 in the workspace's manifest now (empty without a workspace)."""
@@ -108,22 +215,27 @@ class DifficultyController:
         return f"not committed (manifest: {len(self.committed_gt2())} GT2 images)" if self.ws is not None else \
             "not committed"
 
+    def rule_text(self) -> str:
+        return ("medium + hard + failed" if self.rule == "study" else
+                f"budget: the {self.budget} hardest images, failed first")
+
     def summary_html(self) -> str:
-        """Counts per tier (with the difficulty bars), GT2 size and whether that selection is committed."""
+        """Counts per tier (with the difficulty bars), GT2 size, its cost and whether that selection is committed."""
         c = self.counts
         n = max(1, len(self.scores))
         cells = "".join(f"<td style='padding:0 8px'>{bars_html(k)} <b>{k}</b>: <span class='alnb-count-{k}'>{v}</span>"
                         f" ({100 * v / n:.0f}%)</td>" for k, v in c.items())
         status = self.commit_status()
         colour = "#2ca02c" if status == "committed" else "#b35900"
-        return (f"<table><tr>{cells}</tr></table><p><b>GT2 size</b> (medium + hard + failed): "
+        return (f"<table><tr>{cells}</tr></table><p><b>GT2 size</b> ({self.rule_text()}): "
                 f"<span class='alnb-gt2-size'>{self.gt2_size}</span> of {len(self.scores)} POOL images at "
                 f"t_medium = {self.t_medium:.4g}, t_hard = {self.t_hard:.4g} &mdash; "
-                f"<b class='alnb-commit-status' style='color:{colour}'>{status}</b></p>")
+                f"<b class='alnb-commit-status' style='color:{colour}'>{status}</b></p>"
+                + (self.cost_html() if self.ws is not None else ""))
 
     def snapshot_html(self, fig=None) -> str:
-        """Counts + GT2 status + the histogram as an embedded PNG: plain HTML that a saved notebook keeps and shows
-        without a kernel (widgets need one)."""
+        """Counts + GT2 status + cost + the histogram as an embedded PNG: plain HTML that a saved notebook keeps and
+        shows without a kernel (widgets need one)."""
         import base64
         import io
 
@@ -136,25 +248,50 @@ class DifficultyController:
 
     # ---- figures
     def figure(self, ax=None):
-        """Score histogram with the two threshold lines (:func:`alnb.plots.score_histogram`)."""
+        """Score histogram with the two threshold lines on the fixed axis and bins (:attr:`edges`)."""
         from alnb.plots import score_histogram
 
-        return score_histogram(self.scores, self.t_medium, self.t_hard, bins=self.bins, ax=ax)
+        return score_histogram(self.scores, self.t_medium, self.t_hard, bins=self.bins, ax=ax, edges=self.edges)
 
     def tier_stems(self, tier: str, n: int | None = None) -> list:
         """Stems of one tier, highest score first (ties by stem)."""
         stems = sel.tier_stems(self.scores, self.categories, tier)
         return stems if n is None else stems[:n]
 
-    def thumbnails(self, tier: str = "hard", n: int = 8, ncols: int = 3):
-        """Grid of up to ``n`` images of ``tier`` with their auto-label boxes and difficulty bars (needs ``ws``)."""
+    def pages(self, tier: str) -> int:
+        """Pages of :attr:`page_size` thumbnails in ``tier`` (at least 1)."""
+        return max(1, -(-len(self.tier_stems(tier)) // self.page_size))
+
+    def page_text(self, tier: str, page: int) -> str:
+        n = len(self.tier_stems(tier))
+        a, b = page * self.page_size + 1, min(n, (page + 1) * self.page_size)
+        return (f"page {page + 1} of {self.pages(tier)} (images {a}-{b} of {n} {tier})" if n else
+                f"page 1 of 1 (no {tier} image at these thresholds)")
+
+    def detections(self):
+        """``detections.csv`` of the workspace (candidates below the operating point included), read once."""
+        if self._detections is None and self.ws is not None and (self.ws.root / "detections.csv").is_file():
+            self._detections = pd.read_csv(self.ws.root / "detections.csv", dtype={"stem": str})
+        return self._detections
+
+    def thumbnails(self, tier: str = "hard", n: int | None = None, ncols: int = 3, page: int = 0):
+        """Grid of page ``page`` (``n`` = :attr:`page_size` images) of ``tier`` with the auto-label boxes and
+        difficulty bars; failed images show their best candidate below the operating point (needs ``ws``)."""
         from alnb.plots import tier_thumbnails
 
         if self.ws is None:
             raise ValueError("thumbnails need a workspace (DifficultyController(..., ws=ws)).")
+        n = self.page_size if n is None else int(n)
         stems = self.tier_stems(tier)
-        return tier_thumbnails(self.ws, self.scores, stems[:n], tier, n_in_tier=len(stems), model=self.model,
-                               ncols=ncols)
+        first = page * n
+        conf = None
+        try:
+            conf = float(self.ws.load_json("mc_scoring")["conf"])
+        except Exception:  # noqa: BLE001 - older workspace: no threshold in the title
+            conf = None
+        return tier_thumbnails(self.ws, self.scores, stems[first:first + n], tier, n_in_tier=len(stems),
+                               model=self.model, ncols=ncols, detections=self.detections() if tier == "failed"
+                               else None, conf=conf, first=first)
 
     # ---- commit
     def commit(self) -> pd.DataFrame:
@@ -162,22 +299,28 @@ class DifficultyController:
         if self.ws is None:
             raise ValueError("commit needs a workspace (DifficultyController(..., ws=ws)).")
         stems = self.selection
-        info = {"rule": "study: medium + hard + failed", "t_medium": self.t_medium, "t_hard": self.t_hard,
+        rule = "study: medium + hard + failed" if self.rule == "study" else \
+            f"budget: top {self.budget} by score, failed first"
+        info = {"rule": rule, "t_medium": self.t_medium, "t_hard": self.t_hard,
                 "defaults": {"t_medium": self.defaults[0], "t_hard": self.defaults[1]}, "counts": self.counts,
-                "model": self.model}
+                "model": self.model, **({"budget": self.budget} if self.rule == "budget" else {}),
+                "predicted_cost": {k: (round(v, 4) if isinstance(v, float) and np.isfinite(v) else
+                                       (None if isinstance(v, float) else v)) for k, v in self.cost().items()}}
         m = sel.commit(self.ws, stems, "GT2", info=info)
         self.committed = stems
         return m
 
 
 class DifficultyExplorer:
-    """Widget shell around :class:`DifficultyController`: two sliders, counts, live histogram, thumbnails, commit.
+    """Widget shell around :class:`DifficultyController`: two sliders (each with a line saying what it changes),
+    the rule switch and budget, counts, cost, live histogram, paged thumbnails, commit.
 
     Display it in a notebook (``explorer`` as the last expression, or ``display(explorer)``).  It shows three
-    outputs: the controls (sliders, Defaults, Commit GT2, the commit message), a **snapshot** (counts per tier, GT2
-    size, committed or not, the histogram as a PNG) and the thumbnails.  The snapshot is plain HTML, updated in place
-    on every change (a display id), so a saved notebook reopened without a kernel still shows the selection where
-    the widgets say "model not found".  Sliders use ``continuous_update=False``: redrawn when a slider is released.
+    outputs: the controls (sliders, rule, Defaults, Commit GT2, the commit message), a **snapshot** (counts per tier,
+    GT2 size, cost, committed or not, the histogram as a PNG) and the thumbnails.  The snapshot is plain HTML,
+    updated in place on every change (a display id), so a saved notebook reopened without a kernel still shows the
+    selection where the widgets say "model not found".  Sliders span the non-failed scores and use
+    ``continuous_update=False``: redrawn when a slider is released; the histogram keeps its axis and bins.
     A slider move clears the "Committed ..." message; the snapshot then says "not committed".
     """
 
@@ -185,30 +328,45 @@ class DifficultyExplorer:
         import ipywidgets as W
 
         self.c = controller
-        self.n_thumbs = n_thumbs
-        vals = controller.scores["score"].to_numpy(float)
-        vals = vals[np.isfinite(vals)]
-        lo = float(min(vals.min() if len(vals) else 0.0, controller.t_medium))
-        hi = float(max(vals.max() if len(vals) else 1.0, controller.t_hard))
-        hi = hi if hi > lo else lo + 1.0
+        self.c.page_size = self.n_thumbs = int(n_thumbs)
+        lo, hi = controller.range
         step = (hi - lo) / 200
         kw = dict(min=lo, max=hi, step=step, continuous_update=False, readout_format=".4g",
                   layout=W.Layout(width="460px"), style={"description_width": "110px"})
         self.s_medium = W.FloatSlider(value=controller.t_medium, description="easy | medium", **kw)
         self.s_hard = W.FloatSlider(value=controller.t_hard, description="medium | hard", **kw)
+        self.effect_medium = W.HTML(layout=W.Layout(width="460px", margin="0 0 6px 0"))
+        self.effect_hard = W.HTML(layout=W.Layout(width="460px", margin="0 0 6px 0"))
+        self.rule = W.ToggleButtons(options=[("study rule", "study"), ("budget", "budget")], value=controller.rule,
+                                    description="GT2 rule", style={"description_width": "110px"})
+        n_pool = max(1, len(controller.scores))
+        self.budget = W.IntSlider(value=controller.budget or controller.gt2_size, min=0, max=n_pool,
+                                  description="budget (images)", continuous_update=False,
+                                  disabled=controller.rule != "budget", layout=W.Layout(width="460px"),
+                                  style={"description_width": "110px"})
         self.tier = W.Dropdown(options=list(TIER_CHOICES), value="hard", description="thumbnails")
+        self.prev_button = W.Button(description="previous", icon="arrow-left", layout=W.Layout(width="110px"))
+        self.next_button = W.Button(description="next", icon="arrow-right", layout=W.Layout(width="110px"))
+        self.page_label = W.HTML()
+        self.page = 0
         self.commit_button = W.Button(description="Commit GT2", button_style="success", icon="check")
         self.reset_button = W.Button(description="Defaults")
         self.message = W.HTML()
         self.thumb_out = W.Output()
         self.s_medium.observe(self._on_medium, names="value")
         self.s_hard.observe(self._on_hard, names="value")
-        self.tier.observe(lambda ch: self.refresh_thumbnails(), names="value")
+        self.rule.observe(self._on_rule, names="value")
+        self.budget.observe(self._on_budget, names="value")
+        self.tier.observe(lambda ch: self.show_page(0), names="value")
+        self.prev_button.on_click(lambda b: self.show_page(self.page - 1))
+        self.next_button.on_click(lambda b: self.show_page(self.page + 1))
         self.commit_button.on_click(lambda b: self.commit())
         self.reset_button.on_click(lambda b: self.reset())
-        self.controls = W.VBox([W.HBox([W.VBox([self.s_medium, self.s_hard]),
+        self.controls = W.VBox([W.HBox([W.VBox([self.s_medium, self.effect_medium, self.s_hard, self.effect_hard,
+                                                self.rule, self.budget]),
                                         W.VBox([self.reset_button, self.commit_button])]), self.message])
-        self.thumbs = W.VBox([self.tier, self.thumb_out])
+        self.thumbs = W.VBox([W.HBox([self.tier, self.prev_button, self.next_button, self.page_label]),
+                              self.thumb_out])
         self.widget = self.controls  # the live part a test or a notebook interacts with
         self._handle = None  # display handle of the snapshot (set when displayed)
         self._syncing = False
@@ -226,6 +384,16 @@ class DifficultyExplorer:
             self.c.set_thresholds(t_hard=change["new"])
             self._sync_sliders()
             self.refresh()
+
+    def _on_rule(self, change):
+        self.c.set_rule(change["new"], self.budget.value if change["new"] == "budget" else None)
+        self.budget.disabled = self.c.rule != "budget"
+        self.refresh(thumbnails=False)
+
+    def _on_budget(self, change):
+        if self.c.rule == "budget":
+            self.c.set_rule("budget", change["new"])
+            self.refresh(thumbnails=False)
 
     def _sync_sliders(self):
         self._syncing = True
@@ -246,31 +414,47 @@ class DifficultyExplorer:
     def commit(self):
         self.c.commit()
         self.refresh(thumbnails=False)
-        self.message.value = (f"<b>Committed</b> {len(self.c.committed)} images as GT2 (t_medium={self.c.t_medium:.4g}, "
-                              f"t_hard={self.c.t_hard:.4g}) to {self.c.ws.manifest_path}.")
+        self.message.value = (f"<b>Committed</b> {len(self.c.committed)} images as GT2 ({self.c.rule_text()}; "
+                              f"t_medium={self.c.t_medium:.4g}, t_hard={self.c.t_hard:.4g}) to "
+                              f"{self.c.ws.manifest_path.name}.")
 
     def refresh(self, thumbnails: bool = True):
-        """Redraw the snapshot (counts, GT2 status, histogram) and thumbnails from the controller state; clear the
-        commit message (it described an earlier state)."""
+        """Redraw the slider effects, the snapshot (counts, GT2 status, cost, histogram) and thumbnails from the
+        controller state; clear the commit message (it described an earlier state)."""
+        import matplotlib.pyplot as plt
         from IPython.display import HTML
 
         self.message.value = ""
+        eff = self.c.slider_effects()
+        self.effect_medium.value = f"<span class='alnb-effect-medium'>{eff['t_medium']}</span>"
+        self.effect_hard.value = f"<span class='alnb-effect-hard'>{eff['t_hard']}</span>"
         self.fig = self.c.figure()
         self.html = self.c.snapshot_html(self.fig)
+        plt.close(self.fig)  # not a pyplot figure (alnb.plots), but never leave one open
         if self._handle is not None:
             self._handle.update(HTML(self.html))
         if thumbnails:
-            self.refresh_thumbnails()
+            self.show_page(self.page)
+
+    def show_page(self, page: int):
+        """Show page ``page`` of the chosen tier's thumbnails (clamped to the pages there are)."""
+        self.page = max(0, min(int(page), self.c.pages(self.tier.value) - 1))
+        self.prev_button.disabled = self.page == 0
+        self.next_button.disabled = self.page >= self.c.pages(self.tier.value) - 1
+        self.page_label.value = f"<span class='alnb-page'>{self.c.page_text(self.tier.value, self.page)}</span>"
+        self.refresh_thumbnails()
 
     def refresh_thumbnails(self):
+        import matplotlib.pyplot as plt
         from IPython.display import display
 
         if self.c.ws is None:
             return
-        fig = self.c.thumbnails(self.tier.value, self.n_thumbs)
+        fig = self.c.thumbnails(self.tier.value, self.n_thumbs, page=self.page)
         with self.thumb_out:
             self.thumb_out.clear_output(wait=True)
             display(fig)
+        plt.close(fig)
 
     def _ipython_display_(self):
         from IPython.display import HTML, display
@@ -280,6 +464,8 @@ class DifficultyExplorer:
         display(self.thumbs)
 
 
-def difficulty_explorer(ws, t_medium=None, t_hard=None, model: str = "CAL1", n_thumbs: int = 8) -> DifficultyExplorer:
+def difficulty_explorer(ws, t_medium=None, t_hard=None, model: str = "CAL1", n_thumbs: int = 8,
+                        rule: str = "study", budget: int | None = None) -> DifficultyExplorer:
     """Build the explorer for a workspace (scores + default thresholds from the scoring step)."""
-    return DifficultyExplorer(DifficultyController.from_workspace(ws, t_medium, t_hard, model=model), n_thumbs)
+    return DifficultyExplorer(DifficultyController.from_workspace(ws, t_medium, t_hard, model=model, rule=rule,
+                                                                  budget=budget, page_size=n_thumbs), n_thumbs)

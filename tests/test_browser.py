@@ -1,9 +1,15 @@
 """Notebook 03 in a real browser: JupyterLab on 127.0.0.1 + the system Chromium driven by Playwright.
 
-Runs all cells, drags the easy|medium slider with the mouse, checks that the counts and the GT2 size on screen are
-the ones :class:`alnb.widgets.DifficultyController` computes for the threshold the kernel ended up with, clicks
-Commit GT2 and checks manifest.csv; no "Error displaying widget", no traceback; every figure of notebooks 00, 02
-and 03 shown at 100 % (not scaled down).  Screenshots go to the test's temp folder.
+Runs all cells, drags the medium|hard slider to the right end and the easy|medium slider to the left end with the
+mouse (the ends are the non-failed scores' range), checks the line under each slider that says what it changes
+(medium|hard leaves GT2 as it is under the study rule), that the counts, the GT2 size and the cost line on screen
+are the ones :class:`alnb.widgets.DifficultyController` computes for the thresholds the kernel ended up with,
+pages through a tier with the "next" button, clicks Commit GT2 and checks manifest.csv; no "Error displaying
+widget", no traceback; every figure of notebooks 00-03 shown at 100 % (not scaled down); notebook 02's table
+interactive when trusted ("Showing 1 to 10 of 24 entries", sorted by a click) and a static preview with the row
+count when not; ``report.md`` rendered in JupyterLab's Markdown preview with no broken link or image, no emoji, no
+``mailto:`` and no machine path.  Screenshots of 01-04 and the report are kept in ``test-artifacts/browser/`` (or
+``$ALNB_SCREENSHOTS``).
 
 Needs ``chromium`` on PATH (Debian: ``apt-get install chromium``; ``.ci/run`` installs it) and the ``playwright``
 package (no browser download: it drives the system binary).  Skipped only when Chromium is not installed.
@@ -38,7 +44,9 @@ LAB_SETTINGS = {  # no pop-ups over the notebook, every cell in the DOM (no virt
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                       "checkForUpdates": False},
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"defaultViewers": {"markdown": "Markdown Preview"}},
 }
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
 
 
 def _free_port() -> int:
@@ -60,7 +68,9 @@ def lab(tmp_path):
     env.update(JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
                YOLO_OFFLINE="1")
     log = open(tmp_path / "jupyterlab.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root",
+    # `python -m jupyterlab`, not `jupyter lab`: the latter execs the jupyter-lab script, whose shebang may name another
+    # interpreter (a copied venv), and the kernels would then import that interpreter's alnb
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
                              "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
                              f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
                              "--LabApp.news_url=", "--LabServerApp.announcements_url="],
@@ -177,12 +187,43 @@ def _kernels_shut_down(url, token):
 
 
 def _keep(shots, name):
-    """Copy the screenshots to ``$ALNB_SCREENSHOTS/<name>/`` when that is set (to look at them after the run)."""
-    dest = os.environ.get("ALNB_SCREENSHOTS")
-    if dest:
-        (Path(dest) / name).mkdir(parents=True, exist_ok=True)
-        for f in shots:
-            shutil.copy(f, Path(dest) / name / f.name)
+    """Keep the screenshots as test artefacts: ``$ALNB_SCREENSHOTS/<name>/``, by default ``test-artifacts/browser/``
+    in the repository (git-ignored), to look at after the run."""
+    dest = Path(os.environ.get("ALNB_SCREENSHOTS") or ARTIFACTS)
+    (dest / name).mkdir(parents=True, exist_ok=True)
+    for f in shots:
+        shutil.copy(f, dest / name / f.name)
+
+
+def _drag(page, slider, frac: float) -> str:
+    """Drag ``slider``'s handle with the mouse to ``frac`` of its track (0 = left end, 1 = right end, a little past
+    it so the handle lands on the end); returns the readout.  The drag itself is retried if the handle did not move."""
+    readout0 = slider.locator(".widget-readout").inner_text()
+    for _ in range(3):
+        slider.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)  # let the output area settle before measuring where the handle is
+        track, handle = slider.locator(".noUi-base").bounding_box(), slider.locator(".noUi-handle").bounding_box()
+        x0, y0 = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(track["x"] + frac * track["width"] + (20 if frac >= 1 else -20 if frac <= 0 else 0), y0,
+                        steps=12)
+        page.mouse.up()
+        if slider.locator(".widget-readout").inner_text() != readout0:
+            break
+    return slider.locator(".widget-readout").inner_text()
+
+
+def _wait_text(page, selector: str, old: str, what: str, shot):
+    """Wait until the text of ``selector`` differs from ``old`` (a kernel callback updated it)."""
+    try:
+        page.wait_for_function("""([sel, old]) => {
+            const s = document.querySelector(sel);
+            return s && s.textContent.trim() !== old;
+        }""", arg=[selector, old.strip()], timeout=60_000)
+    except Exception:
+        page.screenshot(path=str(shot))
+        raise AssertionError(f"{what}: {selector} still reads {old!r} 60 s later (screenshot {shot})") from None
 
 
 def _images_unscaled(page, skip: str | None = None) -> list:
@@ -208,7 +249,7 @@ def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
     papermill.execute_notebook(str(NOTEBOOK_DIR / "03_select_gt2.ipynb"), str(root / "03_select_gt2.ipynb"),
                                parameters={"workspace": str(ws_dir), "profile": "smoke", "n_thumbs": 4,
                                            "interactive": True}, prepare_only=True, kernel_name="python3")
-    for name in ("00_setup", "02_autolabel"):  # executed copies, with their outputs, to look at
+    for name in ("00_setup", "01_train_gt1", "02_autolabel", "04_random_control"):  # executed copies, with outputs
         shutil.copy(built["executed"][name], root / f"{name}.ipynb")
 
     page = _open(browser, url, token, "03_select_gt2.ipynb")
@@ -220,37 +261,49 @@ def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
     default = DifficultyController.from_workspace(ws)
     assert {k: before[k] for k in default.counts} == default.counts and before["gt2_size"] == default.gt2_size
 
-    # drag the easy|medium handle with the mouse to 20 % (or 80 %) of the track, away from where it is
+    lo, hi = default.range
+    pool = len(default.scores)
+    effect_hard = page.locator(".alnb-effect-hard").inner_text()
+    assert "does not change GT2" in effect_hard and f"({default.gt2_size} images either way)" in effect_hard
+    assert f"{default.gt2_size} of {pool} POOL images" in page.locator(".alnb-effect-medium").inner_text()
+    assert int(page.locator(".alnb-snapshot .alnb-cost-images").inner_text()) == default.gt2_size
+    assert " h</b>" in page.locator(".alnb-snapshot .alnb-cost").inner_html()  # predicted hours, from CAL1's VAL1 P/R
+
+    # medium|hard to the right end of its track: the non-failed scores' maximum; GT2 does not change
+    s_hard = page.locator(".widget-slider", has_text="medium | hard")
+    hard0 = page.locator(".alnb-snapshot .alnb-count-hard").inner_text()
+    assert _drag(page, s_hard, 1.0) == format(hi, ".4g"), "the medium|hard slider does not end at the top score"
+    _wait_text(page, ".alnb-effect-hard", effect_hard, "dragging medium | hard", tmp_path / "notebook03_hard.png")
+    mid = _snapshot_counts(page)
+    assert mid["gt2_size"] == before["gt2_size"]  # what the line under the slider says
+    assert f"({before['gt2_size']} images either way)" in page.locator(".alnb-effect-hard").inner_text()
+
+    # easy|medium to the left end: the non-failed scores' minimum; every scored image goes to GT2
     slider = page.locator(".widget-slider", has_text="easy | medium")
-    readout0 = slider.locator(".widget-readout").inner_text()
-    for _ in range(3):  # the mouse drag itself (not the callback) is retried if the handle did not move
-        slider.scroll_into_view_if_needed()
-        page.wait_for_timeout(300)  # let the output area settle before measuring where the handle is
-        track, handle = slider.locator(".noUi-base").bounding_box(), slider.locator(".noUi-handle").bounding_box()
-        x0, y0 = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
-        frac = 0.2 if x0 > track["x"] + track["width"] / 2 else 0.8
-        page.mouse.move(x0, y0)
-        page.mouse.down()
-        page.mouse.move(track["x"] + frac * track["width"], y0, steps=12)
-        page.mouse.up()
-        if slider.locator(".widget-readout").inner_text() != readout0:
-            break
-    dragged = slider.locator(".widget-readout").inner_text()
-    assert dragged != readout0, "the mouse did not move the slider handle"
-    try:
-        page.wait_for_function("""(g) => {
-            const s = document.querySelector('.alnb-snapshot .alnb-gt2-size');
-            return s && s.textContent.trim() !== String(g);
-        }""", arg=before["gt2_size"], timeout=60_000)
-    except Exception:
-        page.screenshot(path=str(tmp_path / "notebook03_drag_failed.png"))
-        raise AssertionError(f"GT2 size on screen still {before['gt2_size']} 60 s after dragging the easy|medium "
-                             f"slider from {readout0} to {dragged} (default "
-                             f"{default.t_medium:.4g}): the slider callback did not update the explorer") from None
+    dragged = _drag(page, slider, 0.0)
+    assert dragged == format(lo, ".4g"), "the easy|medium slider does not start at the lowest non-failed score"
+    _wait_text(page, ".alnb-snapshot .alnb-gt2-size", str(before["gt2_size"]), "dragging easy | medium",
+               tmp_path / "notebook03_drag_failed.png")
     after = _snapshot_counts(page)
     readout = float(slider.locator(".widget-readout").inner_text())
     page.screenshot(path=str(tmp_path / "notebook03_after_drag.png"))
     assert after["status"].startswith("not committed") and page.locator(".widget-html", has_text="Committed").count() == 0
+    assert f"{after['gt2_size']} of {pool} POOL images" in page.locator(".alnb-effect-medium").inner_text()
+    assert int(page.locator(".alnb-snapshot .alnb-cost-images").inner_text()) == after["gt2_size"]
+    assert after["easy"] == 0
+
+    # page through the medium tier's thumbnails with the "next" button
+    page.locator(".widget-dropdown", has_text="thumbnails").locator("select").select_option("medium")
+    _wait_text(page, ".alnb-page", "", "choosing the medium tier", tmp_path / "notebook03_tier.png")
+    page.wait_for_function("() => document.querySelector('.alnb-page').textContent.includes('medium')")
+    label0 = page.locator(".alnb-page").inner_text()
+    img0 = page.locator(".widget-output img").last.get_attribute("src")
+    page.locator("button", has_text="next").click()
+    _wait_text(page, ".alnb-page", label0, "clicking next", tmp_path / "notebook03_next.png")
+    page.wait_for_function("(s) => [...document.querySelectorAll('.widget-output img')].pop().src !== s", arg=img0)
+    paged = page.locator(".alnb-page").inner_text()
+    page.locator(".widget-output img").last.scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "notebook03_page2.png"))
 
     page.locator("button", has_text="Commit GT2").click()
     page.wait_for_selector(".widget-html:has-text('Committed')")
@@ -261,9 +314,13 @@ def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
     # the kernel's threshold is the one recorded by the commit; the controller's numbers for it are what we saw
     sel = json.loads((ws_dir / "metrics" / "selection.json").read_text())
     assert sel["t_medium"] == pytest.approx(readout, rel=1e-3) and sel["t_medium"] != default.t_medium
-    want = DifficultyController.from_workspace(ws, t_medium=sel["t_medium"], t_hard=sel["t_hard"])
+    assert (sel["t_medium"], sel["t_hard"]) == pytest.approx((lo, hi), rel=1e-3)  # the ends of the tracks
+    want = DifficultyController.from_workspace(ws, t_medium=sel["t_medium"], t_hard=sel["t_hard"], page_size=4)
+    assert paged == want.page_text("medium", 1) and want.pages("medium") >= 2
     assert {k: after[k] for k in want.counts} == want.counts and after["gt2_size"] == want.gt2_size
     assert after["gt2_size"] != before["gt2_size"]
+    assert page.locator(".alnb-snapshot .alnb-cost").inner_text().strip() == \
+        re.sub("<[^>]+>", "", want.cost_html()).strip()
     m = Workspace.open(ws_dir)
     assert sorted(m.stems("GT2")) == sorted(want.selection) and len(m.stems("GT2")) == want.gt2_size
     assert sel["counts"] == want.counts
@@ -287,8 +344,9 @@ def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
     assert page.locator(".alnb-snapshot img").evaluate("i => i.naturalWidth") > 300
     page.close()
 
-    # notebooks 00 and 02 (executed headless) as a person opens them: figures once, unscaled, no errors
-    for name in ("00_setup", "02_autolabel"):
+    # notebooks 00, 01, 02, 04 (executed headless, signed by run_notebook) as a person opens them: figures once,
+    # unscaled, no errors; screenshots kept
+    for name in ("00_setup", "01_train_gt1", "02_autolabel", "04_random_control"):
         p = _open(browser, url, token, f"{name}.ipynb")
         p.wait_for_selector(".jp-OutputArea-output img")
         shots = []
@@ -296,11 +354,64 @@ def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
             img.scroll_into_view_if_needed()
             shots.append(tmp_path / f"{name}_figure{k}.png")
             img.screenshot(path=str(shots[-1]))
-        p.screenshot(path=str(tmp_path / f"{name}.png"))
+        p.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
         _keep(shots, name)
-        shown = _images_unscaled(p, skip="study_plots")  # alnb.plots figures; study_plots is checked elsewhere
-        assert shown and all(abs(n - w) <= 1 for n, w in shown), (name, shown)
+        if name != "04_random_control":  # 04 shows the saved 150-dpi PNG files (report figures), at their size
+            shown = _images_unscaled(p, skip="study_plots")  # study_plots figures are checked elsewhere
+            assert shown and all(abs(n - w) <= 1 for n, w in shown), (name, shown)
         assert not [t for t in _page_problems(p) if "Traceback" in t], name
+        if name == "02_autolabel":  # trusted: the itables table is live, with every row, sortable
+            info = p.locator(".dt-info").first
+            info.wait_for()
+            assert re.search(r"Showing 1 to 10 of 24 entries", info.inner_text()), info.inner_text()
+            table = p.locator(".dt-container").first
+            first = table.locator("tbody tr").first.inner_text()
+            table.locator("thead th", has_text="score").first.click()  # hardest first -> by score, ascending
+            p.wait_for_function("""(t) => document.querySelector('.dt-container tbody tr').innerText !== t""",
+                                arg=first, timeout=30_000)
+            col = [c.strip() for c in table.locator("thead th").all_inner_texts()].index("score")
+            shown = [float(r.locator("td").nth(col).inner_text()) for r in table.locator("tbody tr").all()]
+            assert len(shown) == 10 and shown == sorted(shown), shown
+            p.screenshot(path=str(tmp_path / "02_table_sorted.png"))
         p.close()
+
+    # untrusted (another machine, or not signed): the table's static preview says how many rows it leaves out
+    nb02 = json.loads((root / "02_autolabel.ipynb").read_text())
+    nb02["metadata"]["alnb_unsigned_copy"] = True  # other content: the notary's signature no longer applies
+    (root / "02_untrusted.ipynb").write_text(json.dumps(nb02))
+    p = _open(browser, url, token, "02_untrusted.ipynb")
+    p.wait_for_selector(".jp-OutputArea-output img")
+    preview = p.locator(".jp-OutputArea-output", has_text="more rows not shown")
+    assert preview.count() == 1 and "(14 more rows not shown)" in preview.inner_text()
+    assert p.locator(".dt-info").count() == 0
+    p.close()
+
+    # report.md in JupyterLab's Markdown preview: every image and link resolves, no mailto:, no emoji, no paths
+    p = _open_markdown(browser, url, token, "ws/report.md")
+    md = p.locator(".jp-RenderedMarkdown").last
+    text = md.inner_text()
+    assert "Verdict" in text and "For reference, not measured here" in text
+    assert str(root) not in text and str(built["workspace"]) not in text and "/tmp/" not in text
+    assert not re.search(r"[\U0001F000-\U0001FFFF\u2B00-\u2BFF\u2600-\u27BF]", text), "emoji / symbol glyphs"
+    assert md.locator("a[href^='mailto:']").count() == 0 and "P@0.25" in text
+    images = md.locator("img").evaluate_all("els => els.map(i => [i.getAttribute('src'), i.naturalWidth])")
+    assert images and all(w > 0 for _, w in images), [s for s, w in images if not w]
+    assert sum("tier_" in s for s, _ in images) >= 4  # the tier bars, drawn as SVG
+    hrefs = md.locator("a[href]").evaluate_all("els => els.map(a => a.href)")
+    status = p.evaluate("async (hs) => Promise.all(hs.map(h => fetch(h).then(r => r.status)))", hrefs)
+    assert hrefs and all(st == 200 for st in status), list(zip(hrefs, status))
+    p.screenshot(path=str(tmp_path / "report_md.png"), full_page=True)
+    p.close()
     _keep(sorted(tmp_path.glob("*.png")), "all")
     print("screenshots:", tmp_path)
+
+
+def _open_markdown(browser, url, token, path):
+    """A new page with ``path`` open in the Markdown Preview (the default viewer set in :data:`LAB_SETTINGS`)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{url}/lab/workspaces/{secrets.token_hex(4)}/tree/{path}?token={token}&reset")
+    page.wait_for_selector(".jp-RenderedMarkdown h1")
+    page.wait_for_function("""() => [...document.querySelectorAll('.jp-RenderedMarkdown img')]
+        .every(i => i.complete)""")
+    return page

@@ -155,12 +155,14 @@ def test_difficulty_vs_errors_on_hand_made_table():
         D.difficulty_vs_errors(sc.drop(columns="has_error"))
 
 
-def test_difficulty_bars_html():
+def test_difficulty_frame_keeps_every_row_with_bars_and_failed_apart():
     t = sel.assign_tiers(_table(), 0.55, 0.65)
-    html = display.difficulty_bars_html(t)
-    assert html.count("<tr>") == 11  # header + 10 rows
+    df = display.difficulty_frame(t)
+    assert len(df) == len(t) and list(df["score"]) == sorted(df["score"], reverse=True)
+    html = "".join(df["difficulty"])
     assert "#2ca02c" in html and "#f2c500" in html and "#d62728" in html and "#7f3fbf" in html
-    assert "alnbSort" in html
+    cats = df["difficulty"].str.rsplit(" ", n=1).str[-1]
+    assert (cats == "failed").sum() == int(t["failed"].sum())  # failed counted apart, not inside a tier
 
 
 # ------------------------------------------------------------------------------------------- model-based behaviour

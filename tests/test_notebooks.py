@@ -87,3 +87,52 @@ def test_notebooks_record_the_key_numbers(executed):
     assert "precision CAL2" in html and "recall CAL2" in html
     assert "n/m" in text
     assert (ws.root / "report.md").is_file()
+
+
+MAX_LOG_LINES = 60  # a cell's printed text (stdout + stderr) stays a summary, not a training log
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_no_cell_prints_a_wall_of_log(executed, name):
+    nb = json.loads(executed["executed"][name].read_text())
+    for i, c in enumerate(nb["cells"]):
+        text = "".join("".join(o["text"]) if isinstance(o["text"], list) else o["text"]
+                       for o in c.get("outputs", []) if o["output_type"] == "stream")
+        lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
+        assert len(lines) <= MAX_LOG_LINES, (name, i, len(lines), lines[:5])
+        assert not any("0%" in ln and "/" in ln for ln in lines if "100%" not in ln), (name, i)  # no stuck bar
+    widgets = [o for c in nb["cells"] for o in c.get("outputs", [])
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert not widgets, f"{name}: a saved widget (a progress bar?) that reads 0 % when reopened"
+
+
+def test_tier_counts_in_02_are_the_counts_of_scores_csv(executed):
+    """One tier vocabulary, one count: failed counted apart, equal to scores.csv (printout, key numbers, table)."""
+    import re
+
+    ws = Workspace.open(executed["workspace"])
+    s = pd.read_csv(ws.root / "scores.csv", dtype={"stem": str})
+    cat = s["tier"].where(~s["failed"].astype(bool), "failed")
+    want = {k: int((cat == k).sum()) for k in ("easy", "medium", "hard", "failed")}
+    outs = _outputs(executed["executed"]["02_autolabel"])
+    text = "".join("".join(o.get("text", "")) for _, o in outs if o["output_type"] == "stream")
+    line = re.search(r"POOL images per category .*?: easy (\d+), medium (\d+), hard (\d+), failed (\d+)", text)
+    assert line and dict(zip(("easy", "medium", "hard", "failed"), map(int, line.groups()))) == want
+    from alnb.notebooks import read_key_numbers
+
+    kn = read_key_numbers(executed["executed"]["02_autolabel"])
+    assert {k: kn[f"n_{k}"] for k in want} == want
+    # the difficulty table holds every POOL image, each under its one category
+    tables = [json.loads(json.loads(m.group(1))) for _, o in outs
+              for m in [re.search(r'"data_json": ("(?:[^"\\]|\\.)*")', _data(o, "text/html"))] if m]
+    assert len(tables) == 1 and len(tables[0]) == len(s)  # itables: every row, not the first 60
+    rows = tables[0]
+    got = {k: sum(str(r[0]).endswith(f"</span> {k}") for r in rows) for k in want}
+    assert got == want and {r[1] for r in rows} == set(s["stem"])
+
+
+def test_notebook_01_shows_one_map50_with_its_meaning(executed):
+    outs = _outputs(executed["executed"]["01_train_gt1"])
+    text = "".join("".join(o.get("text", "")) + _data(o, "text/plain") for _, o in outs)
+    assert "best.pt" not in text  # ultralytics' own validation of best.pt is no longer shown beside evaluate's
+    assert text.count("mAP on VAL1 (the evaluation step's; the report's number)") == 1

@@ -45,19 +45,135 @@ def test_tables_and_not_measurable():
 
 
 @pytest.mark.parametrize("kw, outcome", [
-    ({}, "CAL2 better"),
-    ({"cal2_boost": 4.8, "cal2_map": 0.30}, "Control better"),
-    ({"cal2_boost": 5.12}, "CAL2 better"),  # boost tie (within 0.05x) + mAP win
-    ({"cal2_boost": 4.8}, "no clear difference"),  # boost worse, mAP better: they disagree
-    ({"cal2_boost": 5.12, "cal2_map": 0.352}, "no clear difference"),  # both within tolerance
+    ({}, "CAL2 better"),  # CAL2 ahead on mAP50, mAP50-95, boost, recall; precision per class 1 : 1 (a tie)
+    ({"cal2_boost": 4.8, "cal2_map": 0.30}, "mixed"),  # mAP50 and recall still favour CAL2
+    ({"cal2_boost": 5.12}, "CAL2 better"),  # boost tie (within 0.05x); the rest for CAL2
+    ({"cal2_boost": 4.8}, "mixed"),  # boost for Control, mAPs and recall for CAL2: they disagree
 ])
 def test_verdict_computed_from_numbers(kw, outcome):
     e = evals(**kw)
     v = report.verdict(report.summary_table(e), report.per_class_table(e))
     assert v["outcome"] == outcome
-    assert f"CAL2 {e['CAL2']['overall']['boost']:.2f}x" in v["text"]
+    assert f"| boost | {e['CAL2']['overall']['boost']:.2f}x | {e['Control']['overall']['boost']:.2f}x |" in v["text"]
     assert v["wins"]["recall"] == (2, 2)  # CAL2 recall above Control in both measurable classes
     assert v["wins"]["precision"] == (1, 2)
+    assert "4.9x" not in v["text"]  # the seed article's figures are not this run's (report.reference_note)
+
+
+# A crafted comparison where the measures disagree (the demo's pattern), and its verdict worked out by hand:
+#   mAP50     CAL2 0.812 vs Control 0.820: -0.008, beyond the 0.005 tie  -> Control
+#   mAP50-95  0.469 vs 0.457: +0.012                                      -> CAL2
+#   boost     1.92x vs 2.00x: -0.08, beyond the 0.05 tie                  -> Control
+#   recall    CAL2 above Control in 0 of 2 measurable classes, below in 2 -> Control
+#   precision CAL2 above in 2 of 2                                        -> CAL2
+# -> 3 measures for Control, 2 for CAL2: "mixed", and the text says the random set did at least as well.
+HAND = {"mAP50": "Control", "mAP50-95": "CAL2", "boost": "Control", "recall per class": "Control",
+        "precision per class": "CAL2"}
+
+
+def disagreeing():
+    return {"CAL1": ev("CAL1", [0.8, 0.8, 0], [0.6, 0.6, 0], [1.8, 1.8, 0], 0.753, 0.421, 1.81),
+            "CAL2": ev("CAL2", [0.9, 0.9, 0.2], [0.6, 0.64, 0], [1.9, 1.9, 0], 0.812, 0.469, 1.92),
+            "Control": ev("Control", [0.85, 0.85, 0.1], [0.7, 0.7, 0], [2.0, 2.0, 0], 0.820, 0.457, 2.00)}
+
+
+def test_verdict_on_disagreeing_measures_matches_the_hand_computed_one():
+    e = disagreeing()
+    v = report.verdict(report.summary_table(e), report.per_class_table(e))
+    got = {r["measure"]: r["points_to"] for r in v["measures"]}
+    assert got == HAND
+    assert v["outcome"] == "mixed" and v["for_b"] == ["mAP50", "boost", "recall per class"]
+    assert v["for_a"] == ["mAP50-95", "precision per class"]
+    assert v["headline"].startswith("**The measures disagree")
+    text = v["text"]
+    assert "The random set (Control) is ahead on mAP50 (0.820 vs 0.812), boost (2.00x vs 1.92x) and recall per " \
+           "class (higher in 2 of 2 classes)." in text
+    assert "The actively selected set (CAL2) is ahead on mAP50-95 (0.469 vs 0.457)" in text
+    assert "3 of 5 measures favour the random set" in text and "no sign that active selection helped" in text
+    # with intervals over seeds a measure counts only when its whole interval is on one side of 0
+    iv = report.seed_intervals(pd.DataFrame(
+        [{"seed": k, "model": m, "mAP50": v50, "mAP50-95": v95, "boost": b} for k, (m, v50, v95, b) in enumerate(
+            [("CAL2", 0.81, 0.47, 1.9), ("Control", 0.82, 0.45, 2.0), ("CAL2", 0.83, 0.48, 1.9),
+             ("Control", 0.80, 0.46, 2.0)]) for _ in [0]]).assign(seed=[0, 0, 1, 1]))
+    assert iv["boost"]["n"] == 2 and iv["boost"]["hi"] < 0  # -0.1 on both seeds: an interval of width 0
+    assert iv["mAP50"]["lo"] < 0 < iv["mAP50"]["hi"]  # -0.01 and +0.03: contains 0
+    v2 = report.verdict(report.summary_table(e), report.per_class_table(e), intervals=iv)
+    assert {r["measure"]: r["points_to"] for r in v2["measures"]}["mAP50"] == "tie"
+    assert "95 % interval of the difference over 2 seeds" in v2["text"] and "Student-t" in v2["text"]
+
+
+def test_paired_interval_is_the_student_t_interval():
+    iv = report.paired_interval([0.01, 0.03, -0.01])
+    half = 4.302652729911275 * np.std([0.01, 0.03, -0.01], ddof=1) / np.sqrt(3)  # t(0.975, df=2)
+    assert iv["mean"] == pytest.approx(0.01) and iv["hi"] - iv["mean"] == pytest.approx(half, rel=1e-3)
+    assert np.isnan(report.paired_interval([0.02])["lo"])
+
+
+def _readme_demo():
+    """The README's demo results table (model rows) and its quoted verdict inputs / outcome."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"\| (CAL1|CAL2|Control) \(.*?\) \| (\d+) \| \**([\d.]+)\** \| \**([\d.]+)\** \| [\d.]+ \| "
+                     r"\**([\d.]+)\** \| \**([\d.]+)\** \| \**([\d.]+)×\** \|", line)
+        if m:
+            rows[m.group(1)] = {"mAP50": float(m.group(3)), "mAP50-95": float(m.group(4)),
+                                "precision": float(m.group(5)), "recall": float(m.group(6)),
+                                "boost": float(m.group(7))}
+    rec = re.search(r"recall per class: CAL2 higher in (\d+), Control in (\d+) of (\d+) classes", text)
+    quoted = re.search(r'the report\'s verdict: "([^"]+)"', text)
+    return rows, rec, quoted
+
+
+def test_readme_verdict_is_the_verdict_of_the_readme_numbers():
+    """README quotes the demo's verdict: it must be what report.verdict says for README's own numbers, whichever
+    way the one measure README does not list (per-class precision) points; else README and report disagree."""
+    rows, rec, quoted = _readme_demo()
+    assert set(rows) == {"CAL1", "CAL2", "Control"} and rec and quoted, "README lost the demo's results / verdict"
+    wa, wb, n = (int(g) for g in rec.groups())
+    heads = set()
+    for prec_a in range(n + 1):  # every possible per-class precision split
+        pcs = {m: [{"class": f"c{i}", "instances": 5, "measurable": True,
+                    "recall": 0.6 + 0.1 * ((m == "CAL2") == (i < wa)) if i < wa + wb else 0.6,
+                    "precision": 0.5 + 0.1 * ((m == "CAL2") == (i < prec_a))} for i in range(n)]
+               for m in ("CAL1", "CAL2", "Control")}
+        e = {m: {"per_class": pcs[m], "mAP50": r["mAP50"], "mAP50-95": r["mAP50-95"],
+                 "overall": {"precision": r["precision"], "recall": r["recall"], "boost": r["boost"]}}
+             for m, r in rows.items()}
+        heads.add(report.verdict(report.summary_table(e), report.per_class_table(e))["headline"].strip("*"))
+    assert heads == {" ".join(quoted.group(1).split())}, (heads, quoted.group(1))
+
+
+def test_report_is_a_document(tiny_workspace):
+    """Workspace-relative paths only, no emoji (the tier bars are SVG files), escaped markdown, the data described,
+    hours next to the boost."""
+    import re
+
+    ws = tiny_workspace
+    for name, e in disagreeing().items():
+        e["overall"].update(manual_s=3600.0, assisted_s=1800.0)
+        e["costs"] = {"t_draw": 10.0, "t_verify": 1.6, "t_delete": 1.6, "t_image": 3.0}
+        for r in e["per_class"]:
+            r.update(predictions=4, fp=1, fn=2)
+        ws.save_json(f"eval_{name}", e)
+    sel.commit(ws, ws.stems("POOL")[:6], "GT2", info={"rule": "study: medium + hard + failed", "t_medium": 0.4,
+                                                      "t_hard": 0.8, "counts": {"easy": 14, "medium": 4, "hard": 2,
+                                                                                "failed": 0}})
+    sel.commit(ws, sel.random_control(ws.manifest(), 6, seed=1), "CONTROL", info={"seed": 1})
+    text = report.write_report(ws).read_text()
+    assert str(ws.root) not in text and str(ws.dataset_root) not in text and "/tmp/" not in text
+    assert not re.search(r"[\U0001F000-\U0001FFFF\u2B1C]", text)  # no emoji squares
+    for tier in ("easy", "medium", "hard", "failed"):
+        assert f"![{tier}](figures/tier_{tier}.svg)" in text
+        assert (ws.figures_dir / f"tier_{tier}.svg").read_text().startswith("<svg")
+    assert "P\\@0.25" in text and " P@0.25" not in text  # no mailto: link
+    assert "**Synthetic data**" in text and "alnb.weld" in text
+    assert "| CAL2 | 0.812 | 0.469 |" in text and "| 1.000 | 0.500 | 0.500 |" in text  # boost col. then manual/assisted/saved h
+    assert "saved h" in text and "**The measures disagree" in text and "seed article" not in text.lower()
+    assert "For reference, not measured here:" in text and "4.9x (CAL1)" in text
 
 
 def test_markdown_table():
@@ -78,7 +194,7 @@ def test_report_md_and_figures(tiny_workspace):
     sel.commit(ws, sel.random_control(ws.manifest(), 6, seed=1), "CONTROL", info={"seed": 1})
     sel.label_selection(ws, "GT2")
     sel.label_selection(ws, "CONTROL")
-    figs = report.comparison_figures(ws)
+    figs = report.comparison_figures(ws, disagreement=0)  # hand-made evaluations: no trained models to predict
     assert set(figs) == {"compare_per_class", "compare_map", "compare_efficiency", "selection_overlap",
                          "selection_class_distribution"}
     for paths in figs.values():
@@ -86,7 +202,7 @@ def test_report_md_and_figures(tiny_workspace):
     path = report.write_report(ws)
     text = path.read_text()
     assert "![" in text and "(figures/compare_per_class.png)" in text
-    assert "**The actively selected GT2 set helped more" in text
+    assert "**The actively selected GT2 set helped more" in text and "| mAP50 | 0.600 | 0.550 | +0.050 |" in text
     assert "| CAL2 | 0.600 | 0.400 |" in text  # summary row: mAP50, mAP50-95
     assert "VAL1 is held out" in text and "seed 1" in text
     comp = json.loads((ws.root / "metrics" / "comparison.json").read_text())

@@ -248,7 +248,8 @@ EXPECTED = {  # updated for every core (alnb.cpu), RAM-cached loading and the CO
                      "auroc_hybrid": None},
     "03_select_gt2": {"gt2_size": 12, "n_easy": 8, "n_medium": 7, "n_hard": 5, "n_failed": 0, "mAP50_CAL2": 0.1436,
                       "boost_CAL2": 1.020},
-    # each model at its own operating point (notebooks 03/04: conf = None)
+    # each model at its own operating point (notebooks 03/04: conf = None).  The verdict weighs per-class recall /
+    # precision too (issue 21)
     "04_random_control": {"control_size": 12, "overlap_with_gt2": 6, "verdict": "Control better",
                           "mAP50_CAL1": 0.1056, "mAP50_CAL2": 0.1436, "mAP50_Control": 0.1832,
                           "boost_CAL1": 0.957, "boost_CAL2": 1.020, "boost_Control": 1.247},

@@ -47,7 +47,8 @@ def test_sliders_drive_counts_gt2_and_figure(tiny_workspace):
     assert c.gt2_size == want["medium"] + want["hard"] + want["failed"] == len(c.selection)
     assert f"<span class='alnb-gt2-size'>{c.gt2_size}</span>" in ex.html
     assert all(f"<span class='alnb-count-{k}'>{v}</span>" in ex.html for k, v in want.items())
-    lines = {ln.get_label(): ln.get_xdata()[0] for ln in ex.fig.axes[0].get_lines() if ln.get_label().startswith("t_")}
+    lines = {ln.get_label().split(" =")[0]: ln.get_xdata()[0] for ln in ex.fig.axes[0].get_lines()
+             if ln.get_label().startswith("t_")}
     assert lines == pytest.approx({"t_medium": c.t_medium, "t_hard": c.t_hard})
 
     # the medium slider cannot pass the hard one: it pushes it along
@@ -83,7 +84,7 @@ def test_thumbnails_show_autolabel_boxes(tiny_workspace):
     c = DifficultyController.from_workspace(ws)
     fig = c.thumbnails("hard", n=3)
     assert fig.axes[0].patches and "0.91" in " ".join(t.get_text() for t in fig.axes[0].texts)
-    assert "hard: 4 image(s)" in fig._suptitle.get_text()
+    assert "hard: images 1-3 of 4" in fig._suptitle.get_text() and "class conf" in fig._suptitle.get_text()
     assert c.tier_stems("failed") == sorted(ws.stems("POOL"))[:2][::-1]  # highest score first
     plt.close("all")
 
@@ -148,3 +149,95 @@ def test_thumbnails_carry_difficulty_bars(tiny_workspace):
         bars = [p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("tier-bar")]
         lit = [p for p in bars if matplotlib.colors.to_hex(p.get_facecolor()) == colour]
         assert len(bars) == 3 and len(lit) == n_lit, tier
+
+
+def test_slider_range_is_the_non_failed_scores_and_the_histogram_stays_put(tiny_workspace):
+    ws = tiny_workspace
+    s = scored_workspace(ws)
+    ex = difficulty_explorer(ws)
+    ok = s.loc[~s["failed"], "score"]
+    assert (ex.s_medium.min, ex.s_medium.max) == pytest.approx((ok.min(), ok.max()))  # failed (score 0) left out
+    assert (ex.s_hard.min, ex.s_hard.max) == (ex.s_medium.min, ex.s_medium.max)
+    xlim, edges = ex.fig.axes[0].get_xlim(), ex.c.edges.copy()
+    ex.s_medium.value = 0.3
+    ex.s_hard.value = 0.6
+    assert ex.fig.axes[0].get_xlim() == xlim and np.array_equal(ex.c.edges, edges)
+    assert xlim == pytest.approx((ok.min(), ok.max()))
+
+
+def test_what_each_slider_changes_under_the_rule(tiny_workspace):
+    ws = tiny_workspace
+    scored_workspace(ws)
+    ex = difficulty_explorer(ws)
+    c = ex.c
+    n0 = c.gt2_size
+    assert f"{n0} of 20 POOL images" in ex.effect_medium.value and "decides GT2" in ex.effect_medium.value
+    assert "does not change GT2" in ex.effect_hard.value
+    ex.s_hard.value = 0.95  # the study rule: medium | hard only splits GT2
+    assert c.gt2_size == n0 and f"({n0} images either way)" in ex.effect_hard.value
+    ex.s_medium.value = 0.7  # easy | medium changes GT2
+    assert c.gt2_size != n0 and f"{c.gt2_size} of 20 POOL images" in ex.effect_medium.value
+    # budget mode: the thresholds only colour the tiers, the budget decides
+    ex.rule.value = "budget"
+    ex.budget.value = 5
+    assert c.rule == "budget" and c.selection == sel.budgeted(c.scores, 5) and c.gt2_size == 5
+    before = list(c.selection)
+    ex.s_medium.value, ex.s_hard.value = 0.2, 0.4
+    assert c.selection == before and "only colour the tiers" in ex.effect_medium.value
+    assert "budget: the 5 hardest images" in ex.html
+    ex.commit_button.click()
+    assert sorted(ws.stems("GT2")) == sorted(before) and ws.load_json("selection")["budget"] == 5
+
+
+def test_cost_line_before_the_commit(tiny_workspace):
+    from alnb.widgets import predicted_cost
+
+    ws = tiny_workspace
+    s = scored_workspace(ws)
+    ws.save_json("eval_CAL1", {"overall": {"precision": 0.8, "recall": 0.5},
+                               "costs": {"t_draw": 10.0, "t_verify": 1.6, "t_delete": 1.6, "t_image": 3.0}})
+    c = DifficultyController.from_workspace(ws)
+    n = c.gt2_size
+    # by hand: n_det = 1 per image -> n auto-label boxes; 0.8 of them right, recall 0.5 -> 1.6 n true boxes;
+    # assisted = n * 1.6 (verify) + 0.2 n * 1.6 (delete) + 0.8 n * 10 (draw the misses) + n * 3 s per image
+    want_h = (n * 1.6 + 0.2 * n * 1.6 + 0.8 * n * 10 + n * 3) / 3600
+    cost = c.cost()
+    assert cost["images"] == n and cost["auto_boxes"] == n and cost["expected_boxes"] == pytest.approx(1.6 * n)
+    assert cost["assisted_h"] == pytest.approx(want_h) and cost["manual_h"] == pytest.approx((16 * n + 3 * n) / 3600)
+    assert predicted_cost(4, 0, float("nan"), 0.5)["assisted_h"] != predicted_cost(4, 0, float("nan"), 0.5)["assisted_h"]
+    html = c.summary_html()
+    assert f"<b class='alnb-cost-images'>{n}</b>" in html and f"{want_h:.1f} h</b>" in html
+    assert "alnb-cost-warning" not in html  # 12 of 20 is below the warning share
+    c.set_thresholds(t_medium=0.0)  # everything: a warning
+    assert "alnb-cost-warning" in c.summary_html() and "100 % of the POOL" in c.summary_html()
+    assert len(s) == 20
+
+
+def test_paging_through_a_tier_and_failed_candidates(tiny_workspace):
+    ws = tiny_workspace
+    s = scored_workspace(ws)
+    failed = list(s.loc[s["failed"], "stem"])
+    pd.DataFrame({"stem": [failed[0]], "det": [0], "cls": [2], "x0": [10.0], "y0": [10.0], "x1": [30.0], "y1": [20.0],
+                  "conf": [0.07], "above": [False]}).to_csv(ws.root / "detections.csv", index=False)
+    ws.save_json("mc_scoring", {"conf": 0.2})
+    ex = difficulty_explorer(ws, n_thumbs=3)
+    c = ex.c
+    ex.tier.value = "medium"
+    n_med = len(c.tier_stems("medium"))
+    assert c.pages("medium") == -(-n_med // 3) >= 2
+    assert ex.page_label.value.count(f"page 1 of {c.pages('medium')}") == 1 and ex.prev_button.disabled
+    ex.next_button.click()
+    assert ex.page == 1 and f"images 4-{min(6, n_med)} of {n_med} medium" in ex.page_label.value
+    fig = c.thumbnails("medium", 3, page=1)
+    assert f"images 4-{min(6, n_med)} of {n_med}" in fig._suptitle.get_text()
+    for _ in range(5):
+        ex.next_button.click()
+    assert ex.page == c.pages("medium") - 1 and ex.next_button.disabled  # clamped at the last page
+    # a failed image shows its best candidate below the operating point, dashed; one without any says so
+    fig = c.thumbnails("failed", 3)
+    titles = [t.get_text() for ax in fig.axes for t in ax.texts if "failed" in t.get_text()]
+    assert any("best candidate < 0.2" in t for t in titles) and any("no candidate at all" in t for t in titles)
+    dashed = [p for ax in fig.axes for p in ax.patches if p.get_linestyle() == "--"]
+    assert len(dashed) == 1
+    assert any("slag-inclusion conf 0.07" in t.get_text() for ax in fig.axes for t in ax.texts)
+    plt.close("all")
