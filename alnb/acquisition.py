@@ -191,11 +191,19 @@ class Pool:
         (n, C) image features, rows aligned with ``scores`` (:func:`alnb.mc.pooled_features`); diversity needs them.
     thresholds : tuple, optional
         ``(t_medium, t_hard)`` for the study rule.
+    detections : DataFrame, optional
+        Per-candidate rows (``stem, cls, hybrid`` ...: the scoring step's ``detections.csv``) for strategies that look
+        at the classes of an image's boxes (:func:`class_balanced`).
+    class_weights : dict, optional
+        ``{class_id: weight}``: how weak the scoring model is on each class, measured on VAL1
+        (:func:`class_weights_from_eval`).
     """
 
     scores: pd.DataFrame
     embeddings: np.ndarray | None = None
     thresholds: tuple | None = None
+    detections: pd.DataFrame | None = None
+    class_weights: dict | None = None
 
     def __post_init__(self):
         self.scores = self.scores.reset_index(drop=True)
@@ -215,7 +223,8 @@ class Pool:
 
     def subset(self, mask) -> "Pool":
         mask = np.asarray(mask, bool)
-        return Pool(self.scores[mask], None if self.embeddings is None else self.embeddings[mask], self.thresholds)
+        return Pool(self.scores[mask], None if self.embeddings is None else self.embeddings[mask], self.thresholds,
+                    self.detections, self.class_weights)
 
     def column(self, name: str) -> np.ndarray:
         if name not in self.scores:
@@ -366,6 +375,51 @@ def uncertain_diverse(pool: Pool, k: int, rng: np.random.Generator) -> list:
     return [short[i] for i in pick]
 
 
+def class_weights_from_eval(ev: dict) -> dict:
+    """``{class_id: 1 - AP50}`` of a VAL1 evaluation (:func:`alnb.evaluation.evaluate`): the classes the model is
+    weakest on weigh most; a class VAL1 cannot measure gets the largest weight of the others (or 1)."""
+    ap = {int(r["class_id"]): r.get("mAP50") for r in ev["per_class"]}
+    w = {c: 1.0 - float(v) for c, v in ap.items() if v is not None and np.isfinite(float(v))}
+    top = max(w.values()) if w else 1.0
+    return {c: w.get(c, top) for c in ap}
+
+
+def class_balanced(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Class-balanced uncertainty: the largest ``hybrid`` uncertainty of a box times the weakness ``1 - AP50`` (VAL1)
+    of its predicted class, so doubtful boxes of the classes the model is worst on come first (in the spirit of
+    CALD's and PPAL's category-aware selection: Yu et al., "Consistency-based Active Learning for Object
+    Detection", CVPRW 2022; Yang et al., "Plug and Play Active Learning for Object Detection", CVPR 2024)."""
+    if pool.detections is None or pool.class_weights is None:
+        raise ValueError("strategy 'class_balanced' needs the pool's detections and the model's class weights "
+                         "(alnb.scoring.load_pool gives both)")
+    d = pool.detections
+    d = d[d["stem"].astype(str).isin(set(pool.stems))]
+    w = d["cls"].astype(int).map(pool.class_weights).fillna(1.0).to_numpy(float)
+    v = pd.Series(d["hybrid"].to_numpy(float) * w, index=d["stem"].astype(str).to_numpy()).groupby(level=0).max()
+    return top_k(pool, v.reindex(pool.stems).to_numpy(float), k, rng)
+
+
+def study_rule_capped(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Study rule with failed images priced, not first: medium + hard hardest first, and failed images (nothing above
+    the auto-label threshold: mostly defect-free radiographs the model was right about, README) only at their share
+    of the POOL, the same rule :func:`select` applies to empty images - each costs a quick "no defect" look, and
+    taking them first spent a third of the study rule's budget on them."""
+    return top_k(pool, pool.column("score"), k, rng)
+
+
+def cost_normalised(pool: Pool, k: int, rng: np.random.Generator) -> list:
+    """Uncertainty per predicted labelling second: the hybrid ``score`` over the image's predicted assisted seconds
+    ``pred_s`` (:func:`alnb.metrics.predicted_seconds`), the cost-sensitive ranking of Settles, Craven & Friedland,
+    "Active learning with real annotation costs" (NIPS workshop 2008) - cheap doubtful images first."""
+    if "pred_s" not in pool.scores:
+        raise ValueError("strategy 'cost_normalised' needs predicted seconds per image (pool.scores['pred_s']: "
+                         "alnb.metrics.predicted_seconds)")
+    return top_k(pool, pool.column("score") / np.maximum(pool.column("pred_s"), 1e-9), k, rng)
+
+
+study_rule_capped.failed_share = True  # failed images only at their POOL share (select / ranking)
+
+
 STRATEGIES = {
     "random": random_strategy,
     "least_confidence": least_confidence,
@@ -378,6 +432,9 @@ STRATEGIES = {
     "study_rule": study_rule,
     "coreset": coreset,
     "uncertain_diverse": uncertain_diverse,
+    "class_balanced": class_balanced,
+    "study_rule_capped": study_rule_capped,
+    "cost_normalised": cost_normalised,
 }
 """Every acquisition strategy by name: ``fn(pool, k, rng) -> stems``.  Add one with one line."""
 
@@ -393,8 +450,20 @@ def describe() -> pd.DataFrame:
                           "whole_pool": bool(getattr(f, "whole_pool", False))} for n, f in STRATEGIES.items()])
 
 
-def select(strategy: str, pool: Pool, k: int | None, *, seed: int = 0) -> list:
-    """The images strategy ``strategy`` picks from ``pool`` with budget ``k`` (``None``: the study rule's own size).
+def _failed_mask(pool: Pool, strategy: str) -> np.ndarray:
+    """Images held back to their POOL share: empty ones for every strategy, failed ones too for strategies marked
+    ``failed_share`` (:func:`study_rule_capped`)."""
+    n = len(pool)
+    mask = pool.scores["n_cand"].to_numpy() == 0 if "n_cand" in pool.scores else np.zeros(n, bool)
+    if getattr(STRATEGIES[strategy], "failed_share", False) and "failed" in pool.scores:
+        mask = mask | pool.scores["failed"].to_numpy(bool)
+    return mask
+
+
+def select(strategy: str, pool: Pool, k: int | None, *, seed: int = 0, budget_s: float | None = None,
+           costs=None) -> list:
+    """The images strategy ``strategy`` picks from ``pool`` with budget ``k`` (``None``: the study rule's own size),
+    or with a budget of ``budget_s`` predicted labelling seconds (``pool.scores["pred_s"]``, :func:`select_seconds`).
 
     Applies the one rule for empty images (module docstring): ``round(k * n_empty / n)`` empty images drawn at
     random, the rest chosen by the strategy among the scored images.  Same seed and pool -> same selection.
@@ -402,6 +471,8 @@ def select(strategy: str, pool: Pool, k: int | None, *, seed: int = 0) -> list:
     """
     if strategy not in STRATEGIES:
         raise KeyError(f"unknown strategy {strategy!r}; choose one of {sorted(STRATEGIES)}")
+    if budget_s is not None:
+        return select_seconds(strategy, pool, budget_s, seed=seed)
     fn = STRATEGIES[strategy]
     rng = np.random.default_rng(seed)
     if getattr(fn, "whole_pool", False):
@@ -412,7 +483,7 @@ def select(strategy: str, pool: Pool, k: int | None, *, seed: int = 0) -> list:
     n = len(pool)
     if k > n:
         raise ValueError(f"budget k={k} is larger than the {n} candidate POOL images")
-    empty = pool.scores["n_cand"].to_numpy() == 0 if "n_cand" in pool.scores else np.zeros(n, bool)
+    empty = _failed_mask(pool, strategy)
     n_empty = int(empty.sum())
     k_empty = int(round(k * n_empty / n)) if n else 0
     k_empty = min(n_empty, max(k_empty, k - (n - n_empty)))
@@ -422,4 +493,42 @@ def select(strategy: str, pool: Pool, k: int | None, *, seed: int = 0) -> list:
     out = picks + extra
     if len(set(out)) != k:
         raise RuntimeError(f"strategy {strategy!r} returned {len(set(out))} distinct images for a budget of {k}")
+    return out
+
+
+def ranking(strategy: str, pool: Pool, *, seed: int = 0) -> list:
+    """Every POOL image in the order ``strategy`` wants them (first = most wanted), with the images held back to
+    their share (empty ones; failed ones for ``failed_share`` strategies) spread evenly through the order - so every
+    prefix holds about their POOL share, the image-budget rule of :func:`select`."""
+    fn = STRATEGIES[strategy]
+    rng = np.random.default_rng(seed)
+    if getattr(fn, "whole_pool", False):
+        return list(fn(pool, len(pool), rng))
+    held = _failed_mask(pool, strategy)
+    rest = pool.subset(~held)
+    order = list(fn(rest, len(rest), rng)) if len(rest) else []
+    spare = sorted(pool.stems[held])
+    spare = [spare[i] for i in rng.permutation(len(spare))]
+    n = len(order) + len(spare)
+    slots = {int((j + 0.5) * n / len(spare)): j for j in range(len(spare))}  # distinct: n / len(spare) >= 1
+    rest_it = iter(order)
+    return [spare[slots[p]] if p in slots else next(rest_it) for p in range(n)]
+
+
+def select_seconds(strategy: str, pool: Pool, budget_s: float, *, seed: int = 0) -> list:
+    """The longest prefix of :func:`ranking` whose predicted labelling seconds (``pool.scores["pred_s"]``) fit in
+    ``budget_s``: a seconds-budgeted selection never exceeds its budget (it may stop a little below it: the next
+    image in the strategy's order would not fit)."""
+    if "pred_s" not in pool.scores:
+        raise ValueError("a budget in seconds needs predicted seconds per image (pool.scores['pred_s']: "
+                         "alnb.metrics.predicted_seconds)")
+    if not budget_s >= 0:
+        raise ValueError(f"a seconds budget must be >= 0, got {budget_s!r}")
+    cost = dict(zip(pool.stems, pool.scores["pred_s"].to_numpy(float)))
+    out, used = [], 0.0
+    for s in ranking(strategy, pool, seed=seed):
+        if used + cost[s] > budget_s:
+            break
+        out.append(s)
+        used += cost[s]
     return out

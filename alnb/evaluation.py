@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from alnb.metrics import (FIXED_CONF, NMS_IOU, OP_RULES, SWEEP_CONF, CostModel, choose_conf, coco_map,  # noqa: F401
+                          cost_calibration,
                           counts_at, efficiency_boost, match_image, overall_counts, prf, threshold_curve,
                           xywhn_to_xyxy)
 
@@ -259,6 +260,7 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
               "not_measurable": [names[c] for c in range(nc) if tot["n_gt_c"][c] == 0],
               "at_fixed_conf": {"conf": FIXED_CONF, "overall": overall_counts(fixed, len(stems), costs)},
               "at_rules": at_rules,
+              "cost_calibration": cost_calibration(preds, gts, thr),
               "curve": {"conf": [round(float(t), 3) for t in every],
                         "precision": [float(curve["precision"][i]) if i >= 0 else float("nan") for i in idx],
                         "recall": [float(curve["recall"][i]) if i >= 0 else 0.0 for i in idx]},

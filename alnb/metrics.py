@@ -485,6 +485,106 @@ def coco_bootstrap_diff(matches_a: dict, matches_b: dict, *, metric: str = "mAP5
     return out
 
 
+# ------------------------------------------------------------------------------------- predicted labelling seconds
+CAL_BINS = 5  # confidence bins of the precision calibration (quantiles of the kept proposals' confidences)
+WEAK_FACTOR = 0.5  # a "weak" candidate: confidence in (WEAK_FACTOR * op, op], the MC scorer's cand_conf default
+
+
+def cost_calibration(preds: list, gts: list, thr: float, *, bins: int = CAL_BINS) -> dict:
+    """What predicts an image's correction work, measured on a labelled set (VAL1) at the operating point ``thr``.
+
+    ``preds``: per image ``(cls, conf, tp)`` arrays of the predictions down to the sweep floor (``tp`` at IoU 0.5,
+    as :func:`alnb.evaluation.evaluate` collects them); ``gts``: per image the true classes.  Returns
+
+    * ``edges`` / ``p_tp``: the share of true positives among the kept proposals (conf > ``thr``) per confidence bin
+      (quantile edges, Laplace-smoothed ``(tp + 1) / (n + 2)``): a proposal's chance to be verified, not deleted;
+    * ``miss``: non-negative least-squares coefficients of the misses of an image on ``[1, n_weak, n_kept]``
+      (``n_weak``: candidates with confidence in ``(WEAK_FACTOR * thr, thr]``, the ones auto-labelling drops; ``n_kept``
+      the proposals): the boxes people will have to draw;
+    * ``fit``: the set's own totals, true vs predicted false positives and misses (how well the model fits here).
+
+    :func:`predicted_seconds` applies it to unlabelled images through the :class:`CostModel`.
+    """
+    kept_conf, kept_tp, X, y = [], [], [], []
+    for (cls, conf, tp), g in zip(preds, gts):
+        conf, tp = np.asarray(conf, float), np.asarray(tp, bool)
+        keep = conf > thr
+        weak = (conf > WEAK_FACTOR * thr) & ~keep
+        kept_conf.append(conf[keep])
+        kept_tp.append(tp[keep])
+        X.append([1.0, float(weak.sum()), float(keep.sum())])
+        y.append(float(len(g) - tp[keep].sum()))
+    kc = np.concatenate(kept_conf) if kept_conf else np.zeros(0)
+    kt = np.concatenate(kept_tp) if kept_tp else np.zeros(0, bool)
+    if len(kc):
+        inner = np.unique(np.quantile(kc, np.linspace(0, 1, bins + 1)[1:-1]))
+    else:
+        inner = np.zeros(0)
+    idx = np.searchsorted(inner, kc, side="right")
+    p_tp = [float((kt[idx == b].sum() + 1) / ((idx == b).sum() + 2)) for b in range(len(inner) + 1)]
+    X, y = np.asarray(X).reshape(-1, 3), np.asarray(y)
+    coef = nonneg_lstsq(X, y) if len(y) else np.zeros(3)
+    cal = {"thr": float(thr), "weak_factor": WEAK_FACTOR, "edges": [float(e) for e in inner], "p_tp": p_tp,
+           "miss": [float(c) for c in coef], "n_images": len(y)}
+    fp_hat = float(sum(expected_fp(c, cal) for c in kept_conf))
+    cal["fit"] = {"fp": int(sum(len(t) - t.sum() for t in kept_tp)), "fp_predicted": round(fp_hat, 3),
+                  "fn": int(y.sum()), "fn_predicted": round(float((X @ coef).sum()), 3)}
+    return cal
+
+
+def nonneg_lstsq(X, y) -> np.ndarray:
+    """Least squares with non-negative coefficients for a few columns: the best of the unconstrained solutions on
+    every subset of columns whose coefficients are all >= 0 (exact for the handful of columns used here)."""
+    from itertools import combinations
+
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    p = X.shape[1]
+    best, best_r = np.zeros(p), float(np.sum(y ** 2))
+    for r in range(1, p + 1):
+        for cols in combinations(range(p), r):
+            c = np.linalg.lstsq(X[:, cols], y, rcond=None)[0]
+            if np.all(c >= -1e-12):
+                full = np.zeros(p)
+                full[list(cols)] = np.maximum(c, 0)
+                res = float(np.sum((X @ full - y) ** 2))
+                if res < best_r - 1e-12:
+                    best, best_r = full, res
+    return best
+
+
+def expected_fp(conf, calibration: dict) -> float:
+    """Expected false positives among proposals with confidences ``conf`` (:func:`cost_calibration`'s bins)."""
+    conf = np.asarray(conf, float)
+    if not len(conf):
+        return 0.0
+    p = np.asarray(calibration["p_tp"], float)[np.searchsorted(calibration["edges"], conf, side="right")]
+    return float((1 - p).sum())
+
+
+def predicted_seconds(scores, detections, calibration: dict, costs: CostModel | None = None) -> np.ndarray:
+    """Predicted assisted labelling seconds of each image of ``scores`` (rows in order) from its auto-labels alone:
+    ``n_kept * t_verify + E[fp] * t_delete + E[misses] * t_draw + t_image`` (:func:`cost_calibration`).
+
+    ``detections``: the scoring step's ``detections.csv`` (``stem, conf, above``; ``above`` = kept as an auto-label,
+    the others are the weak candidates between the MC scorer's ``cand_conf`` and the operating point).
+    """
+    costs = costs or CostModel()
+    a, b, c = calibration["miss"]
+    by = {s: g for s, g in detections.groupby("stem", sort=False)} if len(detections) else {}
+    out = []
+    for stem in scores["stem"].astype(str):
+        g = by.get(stem)
+        if g is None:
+            kept, n_weak = np.zeros(0), 0
+        else:
+            above = g["above"].to_numpy(bool)
+            kept, n_weak = g["conf"].to_numpy(float)[above], int((~above).sum())
+        fp = expected_fp(kept, calibration)
+        fn = a + b * n_weak + c * len(kept)
+        out.append(len(kept) * costs.t_verify + fp * costs.t_delete + fn * costs.t_draw + costs.t_image)
+    return np.asarray(out, float)
+
+
 # ------------------------------------------------------------------------------------------------ auto-label lines
 def autolabel_lines(cls, xyxy, conf, w: float, h: float) -> list:
     """The lines of one image's auto-label file (YOLO ``cls cx cy w h conf``, normalised), highest confidence first

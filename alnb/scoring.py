@@ -330,14 +330,31 @@ def load_embeddings(ws, stems=None, model: str | None = None) -> np.ndarray | No
     return emb[[pos[s] for s in stems]]
 
 
-def load_pool(ws, *, manifest=None, thresholds: tuple | None = None, model: str | None = None, exclude=()):
+def load_pool(ws, *, manifest=None, thresholds: tuple | None = None, model: str | None = None, exclude=(),
+              costs=None):
     """The :class:`alnb.acquisition.Pool` of the workspace: eligible POOL rows of ``scores.csv`` (``model``: that
-    model's scores) + their embeddings; images carrying a tag of ``exclude`` are left out."""
+    model's scores) + their embeddings and detections; images carrying a tag of ``exclude`` are left out.
+
+    With the scoring model's VAL1 evaluation on file (``metrics/eval_<MODEL>.json``) the pool also carries the class
+    weights (:func:`alnb.acquisition.class_weights_from_eval`) and each image's predicted assisted labelling seconds
+    ``pred_s`` under ``costs`` (:func:`alnb.metrics.predicted_seconds` with the evaluation's ``cost_calibration``)."""
+    from alnb.metrics import predicted_seconds
     from alnb.select import eligible
+    from alnb.scoretable import scores_file
 
     scores = eligible(load_scores(ws, model), ws.manifest() if manifest is None else manifest, exclude)
     emb = load_embeddings(ws, list(scores["stem"]), model)
-    return acq.Pool(scores, emb, thresholds)
+    det_path = scores_file(ws, "detections.csv", model)
+    dets = pd.read_csv(det_path, dtype={"stem": str}) if det_path.is_file() else None
+    name = model or (str(scores["model"].iloc[0]) if "model" in scores and len(scores) else None)
+    weights = None
+    ev_path = ws.root / "metrics" / f"eval_{name}.json"
+    if name and ev_path.is_file():
+        ev = ws.load_json(f"eval_{name}")
+        weights = acq.class_weights_from_eval(ev)
+        if dets is not None and "cost_calibration" in ev:
+            scores = scores.assign(pred_s=predicted_seconds(scores, dets, ev["cost_calibration"], costs))
+    return acq.Pool(scores, emb, thresholds, dets, weights)
 
 
 def retier(ws, t_medium: float, t_hard: float) -> pd.DataFrame:

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from alnb import acquisition as acq
-from alnb.stats import T975, Z975, interval, t_quantile  # noqa: F401  (moved there; re-exported)
+from alnb.stats import interval, t_quantile  # noqa: F401  (moved there; re-exported)
 
 REFERENCE = "random"  # the strategy every other one is compared with
 BASELINE = "gt1_only"  # CAL1 (GT1 alone): round 0, the start of every learning curve
@@ -536,8 +536,7 @@ def run_chain(study_dir, data_dir, grid: Grid, seed: int, strategy: str, budget,
         src = None if k == 2 else model
         tm, th = sel.default_thresholds(ws, src)
         pool = pipeline.selection_pool(ws, (tm, th), model=src, exclude=[gt_tag(j) for j in range(2, k)])
-        if kind == "seconds":
-            pool = _with_predicted_seconds(ws, pool, model, costs)
+        pool = _with_predicted_seconds(ws, pool, model, costs)  # seconds budgets, cost_normalised, predicted_s
         n = None if kind == "seconds" else value
         if kind == "rule":
             rule = acq.select("study_rule", pool, None, seed=seed)
@@ -576,10 +575,14 @@ def run_chain(study_dir, data_dir, grid: Grid, seed: int, strategy: str, budget,
 
 def _with_predicted_seconds(ws, pool, model: str, costs):
     """The pool with ``pred_s``: each image's predicted assisted labelling seconds from its auto-labels and the
-    model's VAL1 cost calibration (:func:`alnb.metrics.predicted_seconds`)."""
+    model's VAL1 cost calibration (:func:`alnb.metrics.predicted_seconds`); an evaluation written before the
+    calibration existed is redone (same model, same numbers, plus the calibration)."""
+    from alnb.evaluation import evaluate
     from alnb.metrics import predicted_seconds
 
     ev = ws.load_json(f"eval_{model}")
+    if "cost_calibration" not in ev:
+        ev = evaluate(ws, model, costs=costs)
     dets = pd.read_csv(_scores_path(ws, "detections.csv", model), dtype={"stem": str})
     pool.scores["pred_s"] = predicted_seconds(pool.scores, dets, ev["cost_calibration"], costs)
     return pool

@@ -305,3 +305,62 @@ def test_select_gt2_and_control_go_through_the_registry(tiny_workspace, monkeypa
         pipeline.select_gt2(ws, rule="nonsense", budget=3)
     with pytest.raises(ValueError, match="larger"):
         pipeline.select_gt2(ws, rule="budget", budget=len(t) + 1)
+
+
+# ------------------------------------------------------------------------------ new strategies and seconds budgets
+def test_class_balanced_prefers_doubtful_boxes_of_weak_classes():
+    # b's box is the most uncertain but of class 0 (AP50 0.9: weight 0.1); d's is less uncertain, class 1 (AP50 0.2)
+    det = pd.DataFrame({"stem": list("abcdef"), "cls": [0, 0, 0, 1, 1, 0],
+                        "hybrid": [0.2, 0.9, 0.5, 0.4, 0.3, 0.1]})
+    w = A.class_weights_from_eval({"per_class": [{"class_id": 0, "mAP50": 0.9}, {"class_id": 1, "mAP50": 0.2},
+                                                 {"class_id": 2, "mAP50": None}]})
+    assert w == pytest.approx({0: 0.1, 1: 0.8, 2: 0.8})  # the unmeasurable class gets the largest other weight
+    p = pool(detections=det, class_weights=w)
+    # weighted: a .02, b .09, c .05, d .32, e .24, f .01 -> d, e first, then b; g, h (empty) at their share
+    assert A.select("class_balanced", p, 4, seed=0)[:3] == ["d", "e", "b"]  # + one empty image (its share)
+    assert A.select("hybrid", p, 4, seed=0)[:3] == ["b", "e", "c"]  # plain uncertainty: b first
+    with pytest.raises(ValueError, match="class weights"):
+        A.select("class_balanced", pool(), 2)
+
+
+def test_study_rule_capped_takes_failed_images_only_at_their_share():
+    t = pool_table()
+    # study rule: failed first (e, g, h), then hardest; capped: failed only at their share 3/8 of 4 -> 2 (round 1.5)
+    assert A.select("study_rule", A.Pool(t), 4)[:3] == ["e", "g", "h"]
+    got = A.select("study_rule_capped", A.Pool(t), 4, seed=0)
+    assert got[:2] == ["b", "c"] and len(set(got[2:]) & {"e", "g", "h"}) == 2
+    assert sum(s in {"e", "g", "h"} for s in A.select("study_rule_capped", A.Pool(t), 8, seed=0)) == 3
+
+
+def test_cost_normalised_ranks_uncertainty_per_predicted_second():
+    t = pool_table().assign(pred_s=[1.0, 9.0, 1.0, 1.0, 70.0, 1.0, 3.0, 3.0])
+    # score / seconds: a .1, b .1, c .5, d .3, e .01, f .2 -> c, d, f
+    assert A.select("cost_normalised", A.Pool(t), 4, seed=0)[:3] == ["c", "d", "f"]
+    with pytest.raises(ValueError, match="pred_s"):
+        A.select("cost_normalised", A.Pool(pool_table()), 2)
+
+
+@pytest.mark.parametrize("strategy", ["random", "hybrid", "study_rule", "study_rule_capped", "cost_normalised",
+                                      "coreset", "uncertain_diverse"])
+def test_seconds_budget_is_never_exceeded_and_follows_the_strategy_order(strategy):
+    t = pool_table().assign(pred_s=[5.0, 12.0, 7.0, 3.0, 20.0, 9.0, 3.0, 3.0])
+    p = A.Pool(t, embeddings())
+    order = A.ranking(strategy, p, seed=1)
+    assert sorted(order) == sorted(t["stem"])  # a ranking holds every image once
+    for budget in (0.0, 10.0, 25.0, 40.0, 1000.0):
+        got = A.select(strategy, p, None, seed=1, budget_s=budget)
+        cost = t.set_index("stem").loc[got, "pred_s"].sum() if got else 0.0
+        assert cost <= budget + 1e-9
+        assert got == order[:len(got)]  # a prefix of the strategy's own order
+        if len(got) < len(order):  # stopped because the next one would not fit
+            assert cost + t.set_index("stem").at[order[len(got)], "pred_s"] > budget
+    with pytest.raises(ValueError, match="predicted seconds"):
+        A.select(strategy, A.Pool(pool_table(), embeddings()), None, budget_s=10.0)
+
+
+def test_ranking_spreads_empty_images_evenly():
+    order = A.ranking("hybrid", A.Pool(pool_table()), seed=0)
+    # 6 scored images by score (b .9, e .7, c .5, d .3, f .2, a .1); the empty g, h at about positions 2 and 6 of 8
+    assert [s for s in order if s not in "gh"] == list("becdfa")
+    pos = sorted(order.index(s) for s in "gh")
+    assert pos == [2, 6]

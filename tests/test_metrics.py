@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from alnb import metrics as M
 from alnb.metrics import CostModel, box_iou, efficiency_boost, match_image, prf, xywhn_to_xyxy, xyxy_to_xywhn
 
 
@@ -248,3 +249,36 @@ def test_coco_map_hand_made():
     r = coco_map(pred, gt, 3)
     assert r["per_class"][0]["AP50"] == pytest.approx(1.0) and r["per_class"][1]["AP50"] == 0.0
     assert 2 not in r["per_class"] and r["mAP50"] == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------------------------ predicted labelling seconds
+def test_cost_calibration_and_predicted_seconds_on_hand_made_predictions():
+    import pandas as pd
+
+    thr = 0.4
+    # image 1: two kept proposals (0.9 TP, 0.5 FP), one weak (0.3), 3 true boxes -> 2 misses
+    # image 2: one kept TP 0.8, no weak, 1 true box -> 0 misses;  image 3: nothing, 1 true box -> 1 miss
+    preds = [(np.array([0, 0, 1]), np.array([0.9, 0.5, 0.3]), np.array([True, False, False])),
+             (np.array([1]), np.array([0.8]), np.array([True])),
+             (np.array([], int), np.array([]), np.array([], bool))]
+    gts = [np.array([0, 1, 1]), np.array([1]), np.array([0])]
+    cal = M.cost_calibration(preds, gts, thr, bins=1)
+    assert cal["edges"] == [] and cal["p_tp"] == pytest.approx([(2 + 1) / (3 + 2)])  # 2 TP of 3 kept, smoothed
+    assert cal["fit"]["fp"] == 1 and cal["fit"]["fn"] == 3
+    # misses 2, 0, 1 on [1, n_weak, n_kept] = [1,1,2], [1,0,1], [1,0,0]: solved exactly (a=1, b=... c=-1 not allowed)
+    X = np.array([[1, 1, 2], [1, 0, 1], [1, 0, 0]], float)
+    assert np.all(np.asarray(cal["miss"]) >= 0)
+    assert cal["fit"]["fn_predicted"] == pytest.approx(float((X @ cal["miss"]).sum()), abs=1e-3)
+    scores = pd.DataFrame({"stem": ["u", "v"]})
+    dets = pd.DataFrame({"stem": ["u", "u", "u"], "conf": [0.9, 0.6, 0.3], "above": [True, True, False]})
+    costs = M.CostModel()
+    sec = M.predicted_seconds(scores, dets, cal, costs)
+    a, b, c = cal["miss"]
+    p = cal["p_tp"][0]
+    want_u = 2 * costs.t_verify + 2 * (1 - p) * costs.t_delete + (a + b * 1 + c * 2) * costs.t_draw + costs.t_image
+    want_v = a * costs.t_draw + costs.t_image  # no candidate at all: only the expected misses and the image time
+    assert sec == pytest.approx([want_u, want_v])
+    cal5 = M.cost_calibration(preds * 10, gts * 10, thr, bins=2)
+    assert len(cal5["p_tp"]) == len(cal5["edges"]) + 1
+    # a proposal in the lower bin (0.5, an FP) is less likely a TP than one in the upper bin
+    assert cal5["p_tp"][0] < cal5["p_tp"][-1]

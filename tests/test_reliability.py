@@ -456,7 +456,7 @@ def test_status_shows_where_the_loop_stands(real_ws, capsys):
     assert rc == 0
     assert "GT2:       0 of 4 labelled, 4 waiting" in out
     assert "trainings: CAL1 -, CAL2 -, Control -" in out and "lock:      free" in out
-    assert f"next:      train CAL1 on GT1: alnb run --data {ws.ds} --workspace {ws.root}" in out
+    assert f"next:      round 1, train CAL1 on GT1: alnb run --data {ws.ds} --workspace {ws.root}" in out
     rc, out, _ = run_cli(capsys, "status", "--workspace", ws.root, "--json")
     st = json.loads(out)
     assert st["sets"]["GT2"] == 4 and st["labels"]["GT2"]["labelled"] == 0
@@ -636,7 +636,7 @@ def test_real_loop_from_the_cli(tmp_path):
     assert f"waiting for labels: {len(waiting)} of 4 GT2 image(s)" in out and "GT2_labelstudio/tasks.json" in out
     assert "--labels EXPORT.json --label-format labelstudio" in out
     rc, out, _ = run_sub("status", "--workspace", ws)  # status repeats the exact command the run printed
-    assert rc == 0 and "next:      label GT2" in out and "--profile smoke --T 2" in out and "--budget 4 --labels" in out
+    assert rc == 0 and "next:      round 2, label GT2" in out and "--profile smoke --T 2" in out and "--budget 4 --labels" in out
     people = tmp_path / "people"
     people.mkdir()
     for s in waiting:
