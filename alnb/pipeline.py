@@ -358,6 +358,8 @@ def compare(ws: Workspace) -> Path:
 
     evals = report.load_evals(ws)
     report.comparison_figures(ws, evals)
+    if len(report.evaluated_rounds(ws)) >= 2:  # rounds 3, 4, ...: both chains round by round
+        report.rounds_figure(ws)
     return report.write_report(ws, evals)
 
 
@@ -382,6 +384,8 @@ def record_round(ws: Workspace, k: int, costs=None) -> dict:
     from alnb.workspace import cal_name, control_name, control_tag, gt_tag, train_tags
 
     costs = costs or CostModel()
+    if k > 2 and not (ws.root / "metrics" / f"round_{k - 1}.json").is_file():
+        record_round(ws, k - 1, costs)  # e.g. round 2 run by notebooks 03-04, which do not record it
     rec = {"round": k, "costs": costs.to_dict(), "chains": {}}
     for arm, tag, model, prev in (("cal", gt_tag(k), cal_name(k), cal_name(k - 1)),
                                   ("control", control_tag(k), control_name(k),
@@ -400,6 +404,22 @@ def record_round(ws: Workspace, k: int, costs=None) -> dict:
         ch["cumulative_manual_s"] = prev_m + ch["new_manual_s"]
     ws.save_json(f"round_{k}", rec)
     return rec
+
+
+def check_round_ready(ws: Workspace, k: int) -> None:
+    """Raise :class:`WorkspaceError` saying what to run first unless round ``k`` (>= 3) can start: both models of
+    round ``k - 1`` (CAL<k-1>, Control<k-1>) trained and evaluated on VAL1."""
+    from alnb.workspace import cal_name, control_name
+
+    if int(k) != k or k < 3:
+        raise WorkspaceError(f"round = {k}: this step runs rounds 3, 4, ... (round 2 is notebooks 03-04); give 3 or more.")
+    missing = [m for m in (cal_name(k - 1), control_name(k - 1))
+               if not (_finished(ws, m) and (ws.root / "metrics" / f"eval_{m}.json").is_file())]
+    if missing:
+        how = ("run notebooks 03 and 04 (round 2)" if k == 3 else f"run this notebook with round = {k - 1}")
+        raise WorkspaceError(f"round {k} starts from round {k - 1}'s models, but {' and '.join(missing)} "
+                             f"{'is' if len(missing) == 1 else 'are'} not trained and evaluated in {ws.root} yet: "
+                             f"{how}, or `alnb run --rounds {k}`.")
 
 
 def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, T: int = 20, conf=None,

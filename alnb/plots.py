@@ -770,3 +770,27 @@ def side_by_side(items, names, n_models: int, title: str | None = None):
     image (green = true positive, red = false positive; box label: class conf)."""
     return image_grid(items, names, ncols=n_models + 1, size=2.3,
                       title=title or "Where the models disagree most (green = TP, red = FP, box label: class conf)")
+
+
+def rounds_curves(table, measures=("mAP50", "mAP50-95", "recall", "boost")):
+    """Learning curves of the two chains (:func:`alnb.report.rounds_table`): each measure over the chain's
+    cumulative labelled images (top row) and over its cumulative assisted labelling hours (bottom row); the CAL
+    chain in CAL2's colour, the random control chain in Control's, each point labelled with its round."""
+    fig, axes = new_figure(2, len(measures), figsize=(min(MAX_WIDTH, 2.35 * len(measures)), 4.8), squeeze=False)
+    for chain, colour, marker in (("CAL", set_colour("CAL2"), "o"), ("Control", set_colour("Control"), "s")):
+        t = table[table["chain"] == chain].sort_values("round")
+        for row, x, xlabel in ((0, "images", "labelled images"), (1, "labelling h", "assisted labelling h")):
+            for ax, m in zip(axes[row], measures):
+                ax.plot(t[x], t[m], marker=marker, color=colour, label=f"{chain} chain", lw=1.4, ms=4)
+                for _, r in t.iterrows():
+                    if np.isfinite(r[x]) and np.isfinite(r[m]):
+                        ax.annotate(str(int(r["round"])), (r[x], r[m]), xytext=(3, 3), textcoords="offset points",
+                                    fontsize=MIN_FONT, color=colour)
+                ax.set_xlabel(xlabel, fontsize=MIN_FONT + 1)
+                ax.set_ylabel(m + (" (x)" if m == "boost" else ""), fontsize=MIN_FONT + 1)
+                ax.tick_params(labelsize=MIN_FONT)
+                ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=MIN_FONT, loc="lower right")
+    fig.suptitle("Both chains round by round on VAL1 (point label = round)", fontsize=MIN_FONT + 2)
+    fig.tight_layout()
+    return fig

@@ -511,6 +511,7 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.
           "saved h: labelling hours the auto-labels save on that class's boxes):",
           "",
           markdown_table(per_class_wide(pc, metrics=("precision", "recall", "boost", "saved h"))), "",
+          *rounds_section(ws),
           "## Figures", ""]
     for name, caption in FIGURES.items():
         if (ws.figures_dir / f"{name}.png").is_file():
@@ -521,3 +522,102 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.
     ws.save_json("comparison", {"summary": summ.to_dict("records"), "per_class": pc.to_dict("records"),
                                 "verdict": ver, "overlap": ov, "sizes": counts})
     return path
+
+
+# -------------------------------------------------------------------------------------------------------- rounds
+ROUND_MEASURES = ("mAP50", "mAP50-95", "recall", "boost")
+"""The measures of the round-by-round table and its learning curves (each model at its own operating point)."""
+
+
+def evaluated_rounds(ws: Workspace) -> list:
+    """Rounds ``k >= 2`` whose two models (CAL<k> and Control<k>) are both evaluated on VAL1, in order."""
+    from alnb.workspace import cal_name, control_name
+
+    out, k = [], 2
+    while all((ws.root / "metrics" / f"eval_{m}.json").is_file() for m in (cal_name(k), control_name(k))):
+        out.append(k)
+        k += 1
+    return out
+
+
+def rounds_table(ws: Workspace) -> pd.DataFrame:
+    """One row per (chain, round): the CAL chain (CAL1, CAL2, CAL3, ...) and the random control chain (CAL1,
+    Control, Control3, ...), both starting from CAL1 in round 1.
+
+    Columns: ``chain`` (``CAL`` / ``Control``), ``round``, ``model``, ``images`` (the chain's cumulative labelled
+    training images, GT1 included), ``labelling h`` (the chain's cumulative *assisted* labelling hours for the
+    images it added, each round's images corrected from the chain's previous model's auto-labels by the cost model,
+    ``metrics/round_<k>.json``; 0 in round 1: GT1 is common to both chains), and :data:`ROUND_MEASURES` on VAL1.
+    Rounds whose two models are not both evaluated are left out.
+    """
+    from alnb.workspace import cal_name, control_name
+
+    ks = evaluated_rounds(ws)
+    if not (ws.root / "metrics" / "eval_CAL1.json").is_file():
+        raise WorkspaceError(f"no metrics/eval_CAL1.json in {ws.root}: train and evaluate CAL1 first.")
+    n_gt1 = len(ws.stems("GT1"))
+    rows = []
+    for chain, arm, name in (("CAL", "cal", cal_name), ("Control", "control", control_name)):
+        for k in [1, *ks]:
+            model = "CAL1" if k == 1 else name(k)
+            summ = summary_table({model: ws.load_json(f"eval_{model}")}).iloc[0]
+            rec = (_json_or_none(ws, f"round_{k}") or {}).get("chains", {}).get(arm, {}) if k > 1 else {}
+            rows.append({"chain": chain, "round": k, "model": model,
+                         "images": n_gt1 + int(rec.get("cumulative_images", 0)) if (k == 1 or rec) else np.nan,
+                         "labelling h": _num(rec.get("cumulative_assisted_s", 0.0 if k == 1 else None)) / 3600,
+                         **{m: float(summ[m]) for m in ROUND_MEASURES}})
+    return pd.DataFrame(rows, columns=["chain", "round", "model", "images", "labelling h", *ROUND_MEASURES])
+
+
+def round_verdicts(ws: Workspace, tol_boost: float = 0.05, tol_map: float = 0.005) -> list:
+    """:func:`verdict` of CAL<k> against Control<k> for every evaluated round ``k >= 2`` (one run per model: no
+    intervals), as ``[{"round", "a", "b", "outcome", "for_a", "for_b"}]``."""
+    from alnb.workspace import cal_name, control_name
+
+    out = []
+    for k in evaluated_rounds(ws):
+        a, b = cal_name(k), control_name(k)
+        evals = {m: ws.load_json(f"eval_{m}") for m in (a, b)}
+        v = verdict(summary_table(evals), per_class_table(evals), tol_boost, tol_map, a=a, b=b)
+        out.append({"round": k, "a": a, "b": b, "outcome": v["outcome"], "for_a": v["for_a"], "for_b": v["for_b"]})
+    return out
+
+
+def rounds_section(ws: Workspace) -> list:
+    """The report's "Round by round" lines (markdown), or ``[]`` when no round after 2 is evaluated."""
+    if len(evaluated_rounds(ws)) < 2:
+        return []
+    t = rounds_table(ws)
+    words = {"CAL2 better": "the actively selected chain", "Control better": "the random chain",
+             "mixed": "the measures disagree", "no clear difference": "no clear difference"}
+    ver = [f"round {v['round']} ({v['a']} vs {v['b']}): {words[v['outcome']]}"
+           + (f" (selected chain ahead on {_and(v['for_a'])}" if v["for_a"] else "")
+           + (("; " if v["for_a"] else " (") + f"random chain ahead on {_and(v['for_b'])})" if v["for_b"] else
+              (")" if v["for_a"] else "")) for v in round_verdicts(ws)]
+    return ["## Round by round", "",
+            "Both chains start from CAL1 (round 1). Each later round, the CAL chain adds the images its current model "
+            "selected, the control chain as many random images it had not taken yet; every model is evaluated on the "
+            "same VAL1 at its own operating point. images: the chain's cumulative training images (GT1 included); "
+            "labelling h: the chain's cumulative assisted labelling hours for the images it added (cost model, each "
+            "round's images corrected from the chain's previous model's auto-labels).", "",
+            markdown_table(t), "",
+            "Per round, from every headline measure (one run per model, no intervals: a single seed decides "
+            "nothing): " + "; ".join(ver) + ".", "",
+            "![Learning curves of both chains](figures/rounds_curves.png)", "",
+            "*Learning curves of both chains over cumulative labelled images (top) and cumulative assisted "
+            "labelling hours (bottom).* ([PDF](figures/rounds_curves.pdf), [SVG](figures/rounds_curves.svg))", ""]
+
+
+def rounds_figure(ws: Workspace):
+    """Write ``figures/rounds_curves.{png,pdf,svg}`` (:func:`alnb.plots.rounds_curves`); returns its paths, or None
+    when no round is evaluated yet."""
+    import matplotlib.pyplot as plt
+
+    from alnb import plots
+
+    if not evaluated_rounds(ws):
+        return None
+    fig = plots.rounds_curves(rounds_table(ws))
+    out = plots.save_figure(fig, "rounds_curves", ws)
+    plt.close(fig)
+    return out

@@ -67,9 +67,11 @@ class DifficultyController:
     """
 
     def __init__(self, scores, t_medium: float, t_hard: float, manifest=None, ws=None, model: str = "CAL1",
-                 bins: int = 40, rule: str = "study", budget: int | None = None, page_size: int = 8):
+                 bins: int = 40, rule: str = "study", budget: int | None = None, page_size: int = 8,
+                 tag: str = "GT2"):
         from alnb.plots import histogram_edges
 
+        self.tag = str(tag)  # the selection being chosen: GT2 (round 2, CAL1's scores), GT<k> (CAL<k-1>'s)
         self.scores = sel.eligible(scores, manifest)
         self.ws, self.model, self.bins = ws, model, bins
         self.defaults = (float(t_medium), float(t_hard))
@@ -89,9 +91,11 @@ class DifficultyController:
 
     @classmethod
     def from_workspace(cls, ws, t_medium=None, t_hard=None, model: str = "CAL1", **kw):
-        """Scores from ``scores.csv``, thresholds from the scoring step unless given."""
-        dm, dh = sel.default_thresholds(ws)
-        return cls(sel.load_scores(ws), dm if t_medium is None else t_medium, dh if t_hard is None else t_hard,
+        """Scores from ``scores.csv`` (CAL1's, round 2) or ``scores/<model>/scores.csv`` (CAL<k-1>'s, round k >= 3),
+        thresholds from that scoring step unless given."""
+        src = None if model == "CAL1" else model
+        dm, dh = sel.default_thresholds(ws, src)
+        return cls(sel.load_scores(ws, src), dm if t_medium is None else t_medium, dh if t_hard is None else t_hard,
                    manifest=ws.manifest(), ws=ws, model=model, **kw)
 
     # ---- state
@@ -145,13 +149,13 @@ class DifficultyController:
         """One sentence per slider saying what it changes under the chosen rule: ``{"t_medium", "t_hard"}``."""
         c, n, pool = self.counts, self.gt2_size, len(self.scores)
         if self.rule == "budget":
-            both = (f"In budget mode the sliders only colour the tiers: GT2 is the {self.budget} hardest images "
-                    f"(failed first) whatever they say; the budget changes GT2.")
+            both = (f"In budget mode the sliders only colour the tiers: {self.tag} is the {self.budget} hardest "
+                    f"images (failed first) whatever they say; the budget changes {self.tag}.")
             return {"t_medium": both, "t_hard": both}
-        return {"t_medium": f"easy | medium decides GT2: images scoring at or above {self.t_medium:.3g}, plus every "
+        return {"t_medium": f"easy | medium decides {self.tag}: images scoring at or above {self.t_medium:.3g}, plus every "
                             f"failed image, are labelled: {n} of {pool} POOL images now.",
-                "t_hard": f"medium | hard only splits GT2 into medium ({c['medium']}) and hard ({c['hard']}): under "
-                          f"the study rule it does not change GT2 ({n} images either way). Budget mode (the rule "
+                "t_hard": f"medium | hard only splits {self.tag} into medium ({c['medium']}) and hard ({c['hard']}): "
+                          f"under the study rule it does not change {self.tag} ({n} images either way). Budget mode (the rule "
                           f"switch) takes the k hardest images instead."}
 
     # ---- cost of the selection
@@ -201,7 +205,7 @@ class DifficultyController:
 
     def committed_gt2(self) -> list:
         """Stems tagged GT2 in the workspace's manifest now (empty without a workspace)."""
-        return sorted(self.ws.stems("GT2")) if self.ws is not None else []
+        return sorted(self.ws.stems(self.tag)) if self.ws is not None else []
 
     @property
     def is_committed(self) -> bool:
@@ -212,7 +216,7 @@ class DifficultyController:
         """``"committed"`` or ``"not committed (manifest: N GT2 images)"`` for the selection on screen."""
         if self.is_committed:
             return "committed"
-        return f"not committed (manifest: {len(self.committed_gt2())} GT2 images)" if self.ws is not None else \
+        return f"not committed (manifest: {len(self.committed_gt2())} {self.tag} images)" if self.ws is not None else \
             "not committed"
 
     def rule_text(self) -> str:
@@ -227,7 +231,7 @@ class DifficultyController:
                         f" ({100 * v / n:.0f}%)</td>" for k, v in c.items())
         status = self.commit_status()
         colour = "#2ca02c" if status == "committed" else "#b35900"
-        return (f"<table><tr>{cells}</tr></table><p><b>GT2 size</b> ({self.rule_text()}): "
+        return (f"<table><tr>{cells}</tr></table><p><b>{self.tag} size</b> ({self.rule_text()}): "
                 f"<span class='alnb-gt2-size'>{self.gt2_size}</span> of {len(self.scores)} POOL images at "
                 f"t_medium = {self.t_medium:.4g}, t_hard = {self.t_hard:.4g} &mdash; "
                 f"<b class='alnb-commit-status' style='color:{colour}'>{status}</b></p>"
@@ -306,7 +310,7 @@ class DifficultyController:
                 "model": self.model, **({"budget": self.budget} if self.rule == "budget" else {}),
                 "predicted_cost": {k: (round(v, 4) if isinstance(v, float) and np.isfinite(v) else
                                        (None if isinstance(v, float) else v)) for k, v in self.cost().items()}}
-        m = sel.commit(self.ws, stems, "GT2", info=info)
+        m = sel.commit(self.ws, stems, self.tag, info=info)
         self.committed = stems
         return m
 
@@ -338,7 +342,7 @@ class DifficultyExplorer:
         self.effect_medium = W.HTML(layout=W.Layout(width="460px", margin="0 0 6px 0"))
         self.effect_hard = W.HTML(layout=W.Layout(width="460px", margin="0 0 6px 0"))
         self.rule = W.ToggleButtons(options=[("study rule", "study"), ("budget", "budget")], value=controller.rule,
-                                    description="GT2 rule", style={"description_width": "110px"})
+                                    description=f"{controller.tag} rule", style={"description_width": "110px"})
         n_pool = max(1, len(controller.scores))
         self.budget = W.IntSlider(value=controller.budget or controller.gt2_size, min=0, max=n_pool,
                                   description="budget (images)", continuous_update=False,
@@ -349,7 +353,7 @@ class DifficultyExplorer:
         self.next_button = W.Button(description="next", icon="arrow-right", layout=W.Layout(width="110px"))
         self.page_label = W.HTML()
         self.page = 0
-        self.commit_button = W.Button(description="Commit GT2", button_style="success", icon="check")
+        self.commit_button = W.Button(description=f"Commit {controller.tag}", button_style="success", icon="check")
         self.reset_button = W.Button(description="Defaults")
         self.message = W.HTML()
         self.thumb_out = W.Output()
@@ -414,7 +418,7 @@ class DifficultyExplorer:
     def commit(self):
         self.c.commit()
         self.refresh(thumbnails=False)
-        self.message.value = (f"<b>Committed</b> {len(self.c.committed)} images as GT2 ({self.c.rule_text()}; "
+        self.message.value = (f"<b>Committed</b> {len(self.c.committed)} images as {self.c.tag} ({self.c.rule_text()}; "
                               f"t_medium={self.c.t_medium:.4g}, t_hard={self.c.t_hard:.4g}) to "
                               f"{self.c.ws.manifest_path.name}.")
 
@@ -465,7 +469,9 @@ class DifficultyExplorer:
 
 
 def difficulty_explorer(ws, t_medium=None, t_hard=None, model: str = "CAL1", n_thumbs: int = 8,
-                        rule: str = "study", budget: int | None = None) -> DifficultyExplorer:
-    """Build the explorer for a workspace (scores + default thresholds from the scoring step)."""
+                        rule: str = "study", budget: int | None = None, tag: str = "GT2") -> DifficultyExplorer:
+    """Build the explorer for a workspace (``model``'s scores + default thresholds from its scoring step; ``tag``:
+    the selection it commits, GT2 from CAL1's scores or GT<k> from CAL<k-1>'s)."""
     return DifficultyExplorer(DifficultyController.from_workspace(ws, t_medium, t_hard, model=model, rule=rule,
-                                                                  budget=budget, page_size=n_thumbs), n_thumbs)
+                                                                  budget=budget, page_size=n_thumbs, tag=tag),
+                              n_thumbs)

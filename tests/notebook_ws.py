@@ -16,12 +16,16 @@ PARAMS = {
     "02_autolabel": {"T": 4, "conf": 0.001, "n_grid": 4},
     "03_select_gt2": {"profile": "smoke", "interactive": False, "n_thumbs": 4},
     "04_random_control": {"profile": "smoke"},
+    "06_next_round": {"round": 3, "profile": "smoke", "T": 4, "conf": 0.001, "rule": "budget", "budget": 4,
+                      "interactive": False, "n_thumbs": 4},
 }
 _BUILT: dict = {}
 
 
 def build(base: Path) -> dict:
-    """Execute notebooks 00 -> 04 into ``base`` (once per process); returns ``{workspace, data, executed, seconds}``.
+    """Execute notebooks 00 -> 04 (round 2) into ``base`` (once per process), then 06 (round 3) on a copy of that
+    workspace (``workspace_round3``), so the round-2 workspace stays as notebooks 00-04 left it; returns
+    ``{workspace, workspace_round3, data, executed, seconds}``.
 
     The kernels run without ``MPLBACKEND`` (as in JupyterLab and ``make demo``: the inline backend), so a figure
     that a cell shows twice shows up twice here too.
@@ -30,18 +34,24 @@ def build(base: Path) -> dict:
         return _BUILT
     from alnb.notebooks import run_notebook
 
-    ws, data = base / "ws", base / "data"
+    import shutil
+
+    ws, data, ws3 = base / "ws", base / "data", base / "ws_round3"
     executed, seconds = {}, {}
     saved = os.environ.pop("MPLBACKEND", None)
     try:
         for name, params in PARAMS.items():
             extra = {"data_dir": str(data)} if name == "00_setup" else {}
+            target = ws
+            if name == "06_next_round":
+                shutil.copytree(ws, ws3, symlinks=True)
+                target = ws3
             t0 = time.perf_counter()
-            executed[name] = run_notebook(name, base / "executed", {"workspace": str(ws), **extra, **params},
+            executed[name] = run_notebook(name, base / "executed", {"workspace": str(target), **extra, **params},
                                           timeout=600)
             seconds[name] = time.perf_counter() - t0
     finally:
         if saved is not None:
             os.environ["MPLBACKEND"] = saved
-    _BUILT.update(workspace=ws, data=data, executed=executed, seconds=seconds)
+    _BUILT.update(workspace=ws, workspace_round3=ws3, data=data, executed=executed, seconds=seconds)
     return _BUILT

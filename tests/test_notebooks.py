@@ -11,7 +11,7 @@ import logging
 import pandas as pd
 import pytest
 
-from alnb.notebooks import NOTEBOOK_DIR, ORDER
+from alnb.notebooks import NOTEBOOK_DIR
 from alnb.workspace import Workspace
 from notebook_ws import PARAMS, build
 
@@ -52,7 +52,7 @@ def test_parameters_cell_is_literals_papermill_parses(name, caplog):
     assert set(PARAMS.get(name, {})) <= set(names)
 
 
-@pytest.mark.parametrize("name", ORDER)
+@pytest.mark.parametrize("name", list(PARAMS))
 def test_notebook_shows_each_figure_once_and_no_traceback(executed, name):
     outs = _outputs(executed["executed"][name])
     assert not [o for _, o in outs if o["output_type"] == "error"]
@@ -65,7 +65,8 @@ def test_notebook_shows_each_figure_once_and_no_traceback(executed, name):
     assert len(shown) == len(set(shown)), f"a figure is shown twice: {pngs + html_imgs}"
     as_text = [_data(o, "text/plain") for _, o in outs if "<Figure size" in _data(o, "text/plain")]
     assert not as_text, f"figures shown as text, not as images: {as_text}"
-    expected = {"00_setup": 2, "01_train_gt1": 3, "02_autolabel": 4, "03_select_gt2": 1, "04_random_control": 4}[name]
+    expected = {"00_setup": 2, "01_train_gt1": 3, "02_autolabel": 4, "03_select_gt2": 1, "04_random_control": 4,
+                "06_next_round": 2}[name]
     assert len(shown) >= expected, (name, len(shown))
 
 
@@ -92,7 +93,7 @@ def test_notebooks_record_the_key_numbers(executed):
 MAX_LOG_LINES = 60  # a cell's printed text (stdout + stderr) stays a summary, not a training log
 
 
-@pytest.mark.parametrize("name", ORDER)
+@pytest.mark.parametrize("name", list(PARAMS))
 def test_no_cell_prints_a_wall_of_log(executed, name):
     nb = json.loads(executed["executed"][name].read_text())
     for i, c in enumerate(nb["cells"]):
@@ -136,3 +137,20 @@ def test_notebook_01_shows_one_map50_with_its_meaning(executed):
     text = "".join("".join(o.get("text", "")) + _data(o, "text/plain") for _, o in outs)
     assert "best.pt" not in text  # ultralytics' own validation of best.pt is no longer shown beside evaluate's
     assert text.count("mAP on VAL1 (the evaluation step's; the report's number)") == 1
+
+
+def test_notebook_06_runs_round_3_from_cal2s_scores(executed):
+    from alnb.notebooks import read_key_numbers
+
+    ws = Workspace.open(executed["workspace"])
+    ws = Workspace.open(executed["workspace_round3"])  # a copy of the round-2 workspace, continued
+    key = read_key_numbers(executed["executed"]["06_next_round"])
+    gt2, gt3, c3 = set(ws.stems("GT2")), set(ws.stems("GT3")), set(ws.stems("CONTROL3"))
+    assert key["round"] == 3 and key["gt_size"] == len(gt3) == 4 and key["control_size"] == len(c3) == 4
+    assert not gt3 & gt2 and not c3 & set(ws.stems("CONTROL"))  # nothing selected twice within a chain
+    assert not (gt3 | c3) & set(ws.stems("VAL1", "GT1"))
+    assert ws.load_json("gt3")["scores_model"] == "CAL2"
+    assert key["scored"] == 24 - len(gt2)  # CAL2 scored exactly the POOL images its chain has not labelled
+    assert key["images_cal"] == 12 + len(gt2) + 4 and key["images_control"] == 12 + len(ws.stems("CONTROL")) + 4
+    assert key["mAP50_CAL3"] == pytest.approx(ws.load_json("eval_CAL3")["mAP50"])
+    assert "## Round by round" in (ws.root / "report.md").read_text()

@@ -106,3 +106,29 @@ def test_default_is_two_rounds(tiny_dataset, tmp_path):
 
     ws = Workspace.open(res["workspace"])
     assert ws.selection_tags() == ["GT2", "CONTROL"] and not (ws.root / "runs" / "CAL3").exists()
+
+
+def test_report_shows_both_chains_round_by_round(three_rounds):
+    from alnb import report
+    from alnb.workspace import Workspace
+
+    ws = Workspace.open(three_rounds["workspace"])
+    t = report.rounds_table(ws)
+    cal, ctl = t[t["chain"] == "CAL"], t[t["chain"] == "Control"]
+    assert list(cal["model"]) == ["CAL1", "CAL2", "CAL3"] and list(ctl["model"]) == ["CAL1", "Control", "Control3"]
+    assert list(cal["images"]) == [10, 14, 18] and list(ctl["images"]) == [10, 14, 18]  # GT1 + 4 per round
+    for chain, arm in ((cal, "cal"), (ctl, "control")):
+        h = list(chain["labelling h"])
+        assert h[0] == 0 and h[1] <= h[2]
+        assert h[2] == pytest.approx(ws.load_json("round_3")["chains"][arm]["cumulative_assisted_s"] / 3600)
+        for _, r in chain.iterrows():  # each measure is the model's own evaluation on VAL1
+            ev = ws.load_json(f"eval_{r['model']}")
+            assert r["mAP50"] == pytest.approx(ev["mAP50"]) and r["boost"] == pytest.approx(ev["overall"]["boost"])
+    vs = report.round_verdicts(ws)
+    assert [(v["round"], v["a"], v["b"]) for v in vs] == [(2, "CAL2", "Control"), (3, "CAL3", "Control3")]
+    assert all(v["outcome"] in report.OUTCOMES for v in vs)
+    text = (ws.root / "report.md").read_text()
+    assert "## Round by round" in text
+    section = text.split("## Round by round")[1].split("## Figures")[0]
+    assert all(m in section for m in ("CAL3", "Control3", "round 3 (CAL3 vs Control3)", "rounds_curves.png"))
+    assert (ws.figures_dir / "rounds_curves.png").is_file()
