@@ -238,47 +238,68 @@ class LabelStudioAPI:
 
 
 # ---------------------------------------------------------------------------------------------- the training job
+def next_round_number(ws) -> int:
+    """The round the next training makes: 2 + the number of finished CAL rounds after CAL1 (CAL2, CAL3, ...)."""
+    from alnb import pipeline
+    from alnb.workspace import cal_name
+
+    k = 2
+    while pipeline._finished(ws, cal_name(k)):
+        k += 1
+    return k
+
+
 def train_next(ws, source, *, profile: str = "quick", seed: int = 0, T: int = 20, mc_seed: int = 0,
                annotation: str | None = None, log=print) -> dict:
-    """Train the next model on what people labelled in Label Studio; returns what was done.
+    """Train the next round's model on what people labelled in Label Studio; returns what was done.
 
-    The one function that knows how the loop's rounds are named, so that multi-round support (GT_k / CAL_k) changes
-    only this body.  Today's rounds: the labelled images become **GT2**, the model **CAL2** (trained on GT1 + GT2,
-    warm-started from CAL1 as in the study), and the POOL is rescored with CAL2:
+    Each training is one round of the loop (:func:`next_round_number`): the first makes **GT2** / **CAL2**, the next
+    **GT3** / **CAL3** and so on, as ``alnb run --rounds`` names them (one Label Studio project serves every round):
 
     1. :func:`alnb.labelio.import_labels` of the Label Studio JSON export ``source`` with today's rules: all or
        nothing, never replacing a label a person gave (a changed one refuses the import with a per-image diff),
        any image of the workspace (``tag=None``: the annotated tasks *are* the selection); ``annotation`` chooses
        between several people's annotations of one task (``alnb serve --annotation``; default: refuse when they
        differ);
-    2. the next selection = GT2's labelled images + the POOL images labelled in ``source``
-       (:func:`alnb.select.commit`; unlabelled GT2 images leave GT2, since nothing trains on them);
-    3. :func:`alnb.pipeline.train_and_evaluate` ``(ws, "CAL2", ["GT1", "GT2"], profile, seed=seed)``;
-    4. :func:`alnb.scoring.score_pool` ``(ws, model="CAL2", T=T, seed=mc_seed)``: new auto-labels, scores, tiers.
+    2. round ``k``'s selection GT<k> = GT<k>'s labelled images + the POOL images labelled in ``source`` that no
+       earlier round took (GT2 ... GT<k-1> keep theirs; unlabelled GT<k> images leave GT<k>, since nothing trains on
+       them) (:func:`alnb.select.commit`);
+    3. :func:`alnb.pipeline.train_and_evaluate` ``(ws, CAL<k>, [GT1, GT2, ..., GT<k>], profile, seed=seed)``
+       (warm-started by the loop's rule, :data:`alnb.pipeline.WARM_START`);
+    4. :func:`alnb.scoring.score_pool` ``(ws, model=CAL<k>, T=T, seed=mc_seed)``: new auto-labels, scores and tiers
+       for what is still unlabelled; the server then serves CAL<k>.
 
     Raises :class:`alnb.labelio.ImportProblem` (nothing imported) or :class:`alnb.workspace.WorkspaceError` (no
-    labelled POOL image).  The caller holds the workspace lock.
+    labelled POOL image that no earlier round took).  The caller holds the workspace lock.
     """
     from alnb import labelio, pipeline, scoring
     from alnb import select as sel
+    from alnb.workspace import cal_name, gt_tag, train_tags
 
+    k = next_round_number(ws)
+    tag, model = gt_tag(k), cal_name(k)
     summary = labelio.import_labels(ws, source, "labelstudio", tag=None, annotation=annotation)
     log("[alnb] " + labelio.describe_import(summary, source))
     m = ws.manifest()
-    trainable = set(ws.stems("POOL", manifest=m)) - set(ws.stems("VAL1", "GT1", manifest=m))
+    earlier = set(ws.stems(*[gt_tag(j) for j in range(2, k)], manifest=m)) if k > 2 else set()
+    trainable = set(ws.stems("POOL", manifest=m)) - set(ws.stems("VAL1", "GT1", manifest=m)) - earlier
     from_ls = set(summary.loc[summary["action"].isin(["imported", "unchanged"]), "stem"]) & trainable
-    st = sel.label_status(ws, "GT2")
-    kept = set(ws.stems("GT2", manifest=m)) - set(st["waiting"])
+    st = sel.label_status(ws, tag)
+    kept = set(ws.stems(tag, manifest=m)) - set(st["waiting"])
     chosen = sorted(kept | from_ls)
     if not chosen:
+        if k > 2:
+            raise WorkspaceError(f"nothing new to train on: every labelled POOL image is already in GT2 ... "
+                                 f"{gt_tag(k - 1)}, which {cal_name(k - 1)} trained on. Label more tasks (Submit), "
+                                 f"then start the training again for round {k}.")
         raise WorkspaceError("nothing to train on: no POOL image has a submitted annotation in Label Studio yet. "
                              "Label some tasks (Submit), then start the training again.")
-    sel.commit(ws, chosen, "GT2", info={"rule": "labelled in Label Studio (alnb serve)", "source": str(source),
-                                        "n_from_label_studio": len(from_ls), "n_kept": len(kept)})
-    res = pipeline.train_and_evaluate(ws, "CAL2", ["GT1", "GT2"], profile, seed=seed)
-    scoring.score_pool(ws, model="CAL2", T=T, seed=mc_seed, progress=False)
-    return {"model": "CAL2", "model_version": model_version(ws, "CAL2"), "selection": "GT2", "n_selected":
-            len(chosen), "import": labelio.summary_counts(summary), "reused": bool(res["train"].reused),
+    sel.commit(ws, chosen, tag, info={"rule": "labelled in Label Studio (alnb serve)", "source": str(source),
+                                      "round": k, "n_from_label_studio": len(from_ls), "n_kept": len(kept)})
+    res = pipeline.train_and_evaluate(ws, model, train_tags("cal", k), profile, seed=seed)
+    scoring.score_pool(ws, model=model, T=T, seed=mc_seed, progress=False)
+    return {"model": model, "round": k, "model_version": model_version(ws, model), "selection": tag,
+            "n_selected": len(chosen), "import": labelio.summary_counts(summary), "reused": bool(res["train"].reused),
             "train_seconds": res["train"].seconds, "mAP50": res["eval"].get("mAP50") if isinstance(res["eval"], dict)
             else None}
 
@@ -333,8 +354,9 @@ def _job_main(root: str, job: str) -> int:
             out = train_next(ws, source, profile=options["profile"], seed=options["seed"], T=options["T"],
                              mc_seed=options["mc_seed"], annotation=options.get("annotation"))
         rec.update(state="finished", finished=_now(), result=out, model_version=out["model_version"],
-                   message=f"trained {out['model']} on GT1 + {out['n_selected']} GT2 image(s); serving "
-                           f"{out['model_version']}")
+                   message=f"round {out['round']}: trained {out['model']} on GT1 + "
+                           + ("" if out["round"] == 2 else f"GT2 ... GT{out['round'] - 1} + ")
+                           + f"{out['n_selected']} {out['selection']} image(s); serving {out['model_version']}")
     except (ImportProblem, WorkspaceBusy, WorkspaceError, ValueError) as e:
         rec.update(state="failed", finished=_now(), message=str(e))
         print(f"[alnb] training job {job} failed: {e}", flush=True)

@@ -55,9 +55,10 @@ POWER = 0.8  # power of the smallest detectable effect reported next to every ve
 METRICS = ("mAP50", "mAP50-95", "precision", "recall", "f1", "boost")
 TEST_SEED = 2000003  # weld generator seed of the held-out TEST images (study images: 0; the checkpoint's: 1000003)
 # Training throughput (images x epochs per second, validation included) used for the time estimate until a run of
-# the study has been measured: quick = README's 2-core CPU measurement with every core (benchmarks/train_speed.py);
-# smoke = the test suite's runs; paper = a rough figure for yolov8n at 640 px on one modern GPU.
-DEFAULT_IMAGES_PER_S = {"smoke": 20.0, "quick": 13.0, "paper": 150.0}
+# the study has been measured: quick = `alnb run --rounds 3` on 2 CPU cores, 2026-12-03 (45-48 samples/s over its
+# five trainings, both cores, RAM cache; README "Rounds"); smoke = the test suite's runs; paper = a rough figure for
+# yolov8n at 640 px on one modern GPU (not measured: no GPU lent so far).
+DEFAULT_IMAGES_PER_S = {"smoke": 20.0, "quick": 46.0, "paper": 150.0}
 OVERHEAD_S = {"smoke": 5.0, "quick": 15.0, "paper": 30.0}  # per run: evaluation on VAL1 + selection
 # per seed: dataset validation + split, MC scoring of the POOL (README: 419 images at T=20 in ~15 s on 2 cores)
 SEED_OVERHEAD_S = {"smoke": 5.0, "quick": 25.0, "paper": 30.0}

@@ -405,6 +405,27 @@ def test_training_job_imports_all_or_nothing_trains_and_survives_a_restart(ws_co
     assert json.loads(ghost.read_text())["state"] == "interrupted"
     st, js, _ = b2.handle("POST", "/job_status", body=json.dumps({"job": job}).encode())
     assert js["job_status"] == "finished" and js["model_version"] == v2
+
+    # the next training is round 3: GT3 = what was labelled since (GT2 keeps its images), CAL3 on GT1 + GT2 + GT3
+    more = pool[3:5]
+    boxes.update({s: [(0, 0.4, 0.4, 0.2, 0.2)] for s in more})
+    tasks = annotated_tasks(ws, chosen + more, lambda s: boxes[s])
+    st, out, _ = b2.handle("POST", "/train", body=json.dumps({"annotations": tasks, "project": "2.17"}).encode())
+    assert st == 201, out
+    wait_idle(b2)
+    st, js, _ = b2.handle("POST", "/job_status", body=json.dumps({"job": out["job"]}).encode())
+    assert js["job_status"] == "finished" and js["model_version"].startswith("CAL3-"), js
+    assert ws.stems("GT2") == chosen and ws.stems("GT3") == sorted(more)
+    info = json.loads((ws.root / "runs" / "CAL3" / "alnb_run.json").read_text())
+    assert info["tags"] == ["GT1", "GT2", "GT3"] and ws.load_json("mc_scoring")["model"] == "CAL3"
+    assert not set(load_scores(ws)["stem"]) & set(chosen + more)  # CAL3 scores only what is still unlabelled
+    # nothing new labelled: the job fails with advice, nothing changes
+    before = ws.manifest_path.read_bytes()
+    st, out, _ = b2.handle("POST", "/train", body=json.dumps({"annotations": tasks, "project": "2.17"}).encode())
+    wait_idle(b2)
+    st, js, _ = b2.handle("POST", "/job_status", body=json.dumps({"job": out["job"]}).encode())
+    assert js["job_status"] == "failed" and "nothing new to train on" in js["message"], js
+    assert ws.manifest_path.read_bytes() == before
     assert "Traceback" not in "\n".join(lines)
 
 
