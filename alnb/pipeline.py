@@ -358,8 +358,7 @@ def compare(ws: Workspace) -> Path:
 
     evals = report.load_evals(ws)
     report.comparison_figures(ws, evals)
-    if len(report.evaluated_rounds(ws)) >= 2:  # rounds 3, 4, ...: both chains round by round
-        report.rounds_figure(ws)
+    report.rounds_figure(ws)  # rounds 3, 4, ...: both chains round by round (nothing before)
     return report.write_report(ws, evals)
 
 
@@ -412,7 +411,8 @@ def check_round_ready(ws: Workspace, k: int) -> None:
     from alnb.workspace import cal_name, control_name
 
     if int(k) != k or k < 3:
-        raise WorkspaceError(f"round = {k}: this step runs rounds 3, 4, ... (round 2 is notebooks 03-04); give 3 or more.")
+        raise WorkspaceError(f"round = {k}: this step runs rounds 3, 4, ... (round 2 is notebooks 03-04); "
+                             "give 3 or more.")
     missing = [m for m in (cal_name(k - 1), control_name(k - 1))
                if not (_finished(ws, m) and (ws.root / "metrics" / f"eval_{m}.json").is_file())]
     if missing:

@@ -583,17 +583,24 @@ def round_verdicts(ws: Workspace, tol_boost: float = 0.05, tol_map: float = 0.00
     return out
 
 
+def has_later_rounds(ws: Workspace) -> bool:
+    """Whether a round after 2 is evaluated: the report then shows both chains round by round."""
+    return len(evaluated_rounds(ws)) >= 2
+
+
 def rounds_section(ws: Workspace) -> list:
-    """The report's "Round by round" lines (markdown), or ``[]`` when no round after 2 is evaluated."""
-    if len(evaluated_rounds(ws)) < 2:
+    """The report's "Round by round" lines (markdown), or ``[]`` without a later round (:func:`has_later_rounds`)."""
+    if not has_later_rounds(ws):
         return []
     t = rounds_table(ws)
     words = {"CAL2 better": "the actively selected chain", "Control better": "the random chain",
              "mixed": "the measures disagree", "no clear difference": "no clear difference"}
-    ver = [f"round {v['round']} ({v['a']} vs {v['b']}): {words[v['outcome']]}"
-           + (f" (selected chain ahead on {_and(v['for_a'])}" if v["for_a"] else "")
-           + (("; " if v["for_a"] else " (") + f"random chain ahead on {_and(v['for_b'])})" if v["for_b"] else
-              (")" if v["for_a"] else "")) for v in round_verdicts(ws)]
+    ver = []
+    for v in round_verdicts(ws):
+        ahead = ([f"selected chain ahead on {_and(v['for_a'])}"] if v["for_a"] else []) + (
+            [f"random chain ahead on {_and(v['for_b'])}"] if v["for_b"] else [])
+        ver.append(f"round {v['round']} ({v['a']} vs {v['b']}): {words[v['outcome']]}"
+                   + (f" ({'; '.join(ahead)})" if ahead else ""))
     return ["## Round by round", "",
             "Both chains start from CAL1 (round 1). Each later round, the CAL chain adds the images its current model "
             "selected, the control chain as many random images it had not taken yet; every model is evaluated on the "
@@ -610,12 +617,12 @@ def rounds_section(ws: Workspace) -> list:
 
 def rounds_figure(ws: Workspace):
     """Write ``figures/rounds_curves.{png,pdf,svg}`` (:func:`alnb.plots.rounds_curves`); returns its paths, or None
-    when no round is evaluated yet."""
+    without a round after 2 (:func:`has_later_rounds`)."""
     import matplotlib.pyplot as plt
 
     from alnb import plots
 
-    if not evaluated_rounds(ws):
+    if not has_later_rounds(ws):
         return None
     fig = plots.rounds_curves(rounds_table(ws))
     out = plots.save_figure(fig, "rounds_curves", ws)

@@ -152,11 +152,11 @@ class DifficultyController:
             both = (f"In budget mode the sliders only colour the tiers: {self.tag} is the {self.budget} hardest "
                     f"images (failed first) whatever they say; the budget changes {self.tag}.")
             return {"t_medium": both, "t_hard": both}
-        return {"t_medium": f"easy | medium decides {self.tag}: images scoring at or above {self.t_medium:.3g}, plus every "
-                            f"failed image, are labelled: {n} of {pool} POOL images now.",
+        return {"t_medium": f"easy | medium decides {self.tag}: images scoring at or above {self.t_medium:.3g}, "
+                            f"plus every failed image, are labelled: {n} of {pool} POOL images now.",
                 "t_hard": f"medium | hard only splits {self.tag} into medium ({c['medium']}) and hard ({c['hard']}): "
-                          f"under the study rule it does not change {self.tag} ({n} images either way). Budget mode (the rule "
-                          f"switch) takes the k hardest images instead."}
+                          f"under the study rule it does not change {self.tag} ({n} images either way). Budget mode "
+                          f"(the rule switch) takes the k hardest images instead."}
 
     # ---- cost of the selection
     def _model_pr(self) -> tuple:
@@ -204,7 +204,8 @@ class DifficultyController:
                 f"({100 * c['pool_share']:.0f} % of the POOL): {boxes}; {hours}.{warn}</p>")
 
     def committed_gt2(self) -> list:
-        """Stems tagged GT2 in the workspace's manifest now (empty without a workspace)."""
+        """Stems tagged :attr:`tag` (GT2, or GT<k> in round k) in the workspace's manifest now (empty without a
+        workspace)."""
         return sorted(self.ws.stems(self.tag)) if self.ws is not None else []
 
     @property
@@ -299,7 +300,8 @@ class DifficultyController:
 
     # ---- commit
     def commit(self) -> pd.DataFrame:
-        """Write the current selection as GT2 tags (atomic; earlier GT2 tags replaced) + ``metrics/selection.json``."""
+        """Write the current selection as :attr:`tag` tags (atomic; earlier ones replaced) + its record
+        (``metrics/selection.json`` for GT2, ``metrics/gt<k>.json`` for GT<k>)."""
         if self.ws is None:
             raise ValueError("commit needs a workspace (DifficultyController(..., ws=ws)).")
         stems = self.selection
@@ -418,7 +420,8 @@ class DifficultyExplorer:
     def commit(self):
         self.c.commit()
         self.refresh(thumbnails=False)
-        self.message.value = (f"<b>Committed</b> {len(self.c.committed)} images as {self.c.tag} ({self.c.rule_text()}; "
+        self.message.value = (f"<b>Committed</b> {len(self.c.committed)} images as {self.c.tag} "
+                              f"({self.c.rule_text()}; "
                               f"t_medium={self.c.t_medium:.4g}, t_hard={self.c.t_hard:.4g}) to "
                               f"{self.c.ws.manifest_path.name}.")
 

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from alnb import pipeline
-    from alnb.workspace import Workspace, cal_name, control_name, train_tags
+    from alnb.workspace import Workspace, cal_name, control_name, control_tag, gt_tag, train_tags
 
     k = args.round
     src = Workspace.open(args.workspace)
@@ -54,7 +54,8 @@ def main(argv=None) -> int:
                                           warm_start=other)
         rows.append({"rule": other, "model": alt, "start": other if other == "CAL1" else "previous",
                      "epochs": res["train"].info.get("epochs_run"), "train_s": res["train"].seconds, "ev": res["eval"]})
-    print(f"round {k}, profile {args.profile}, seed {args.seed}: the same GT{k} / CONTROL sets, two warm-start rules")
+    print(f"round {k}, profile {args.profile}, seed {args.seed}: the same {gt_tag(k)} / {control_tag(k)} sets, two "
+          "warm-start rules")
     print(f"{'rule':9s} {'model':18s} {'start':9s} {'epochs':>6s} {'train s':>8s} {'mAP50':>7s} {'mAP50-95':>8s} "
           f"{'recall':>7s} {'boost':>6s}")
     for r in rows:
