@@ -19,7 +19,7 @@ from alnb.plots import SET_COLOURS  # noqa: E402  (the one palette of sets)
 
 FONT = 8  # smallest text size on these figures (legible at 100 % zoom)
 X_LABELS = {"images": "images labelled (on top of GT1)",
-            "labelling_s": "labelling time (s, cost model: correcting CAL1's auto-labels)"}
+            "labelling_s": "labelling time (s, cost model:\ncorrecting the chain's previous model's auto-labels)"}
 REFERENCE_COLOUR = SET_COLOURS["Control"]  # random is the Control arm: Control's colour in every figure
 TEXT_OFFSET = 0.005  # verdict label height above the highest point (metric units)
 
