@@ -90,7 +90,7 @@ def diagnostics(preds: list, names, conf: float) -> dict:
         ap, classes, x, prec = np.zeros((0, 10)), np.zeros(0, int), np.linspace(0, 1, 1000), np.zeros((0, 1000))
     return {"names": names, "conf": float(conf), "classes": [int(c) for c in classes],
             "ap50": [float(a) for a in ap[:, 0]], "ap50_95": [float(a) for a in ap.mean(1)] if len(ap) else [],
-            "recall": np.asarray(x, float), "precision": np.asarray(prec, float).reshape(len(classes), -1),
+            "recall": np.asarray(x, float), "precision": np.asarray(prec, float).reshape(len(classes), len(x)),
             "matrix": np.asarray(cm.matrix, float)[:nc + 1, :nc + 1], "n_images": len(preds),
             "n_gt": int(len(target))}
 
@@ -152,3 +152,30 @@ def side_by_side_items(ws, evals: dict, rows: list, models=("CAL1", "CAL2", "Con
                           "colours": ["#2ca02c" if t else "#d62728" for t in tp], "model": m,
                           "title": f"{m}: {int(tp.sum())} TP, {len(tp) - int(tp.sum())} FP, {n_fn} FN"})
     return items
+
+
+def diagnostic_figures(ws, model: str = "CAL1", tag: str = "VAL1", save: bool = True) -> dict:
+    """``model``'s precision-recall curve per class (its operating point as a dot on each), AP per class and the
+    confusion matrix at its operating point on ``tag``: ``{"<model>_pr_curves" | "_ap_per_class" |
+    "_confusion_matrix": figure}`` (lower-case model name), written to ``figures/`` when ``save``.  Notebook 01 and the
+    headless ``alnb run`` draw the same three figures, and ``report.md`` embeds them."""
+    import json
+
+    from alnb import plots
+
+    diag = model_diagnostics(ws, model, tag)
+    ev_path = ws.root / "metrics" / f"eval_{model}.json"
+    per_class = json.loads(ev_path.read_text()).get("per_class", []) if ev_path.is_file() else []
+    ops = {r["class"]: (r["recall"], r["precision"]) for r in per_class}
+    prefix = model.lower()
+    figs = {f"{prefix}_pr_curves": plots.pr_curves(diag, op_points=ops,
+                                                   title=f"{model} on {tag}: precision-recall per class"),
+            f"{prefix}_ap_per_class": plots.per_class_ap(diag, model=model,
+                                                         title=f"{model} on {tag}: AP per class (ultralytics "
+                                                               f"ap_per_class)"),
+            f"{prefix}_confusion_matrix": plots.confusion_matrix(diag, title=f"{model} on {tag} at conf > "
+                                                                             f"{diag['conf']:.3g}, IoU ≥ 0.5")}
+    if save:
+        for name, fig in figs.items():
+            plots.save_figure(fig, name, ws)
+    return figs

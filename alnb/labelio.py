@@ -71,7 +71,9 @@ def export_queue(ws, fmt: str, out_dir=None, tag: str | None = "GT2", model: str
         and add a *Local files* source storage on the images folder.  For a plain web server use e.g.
         ``http://localhost:8081/``.
     document_root : path, optional
-        Folder the image paths are relative to (default: the dataset folder).
+        Folder the image paths are relative to (default: ``$LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` when it is set,
+        as for the Label Studio started from the same shell and for ``alnb serve``; else the dataset folder).  The
+        queues ``alnb run`` exports when it waits for labels use this default.
 
     Returns
     -------

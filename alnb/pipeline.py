@@ -453,6 +453,18 @@ def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, 
     return {"cal": cal, "control": ctl}
 
 
+def _diagnostic_figures(ws, model: str) -> list:
+    """:func:`alnb.diagnostics.diagnostic_figures` saved and closed (headless); returns the figure names."""
+    import matplotlib.pyplot as plt
+
+    from alnb.diagnostics import diagnostic_figures
+
+    figs = diagnostic_figures(ws, model)
+    for fig in figs.values():
+        plt.close(fig)
+    return sorted(figs)
+
+
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
         n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
         label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None, rounds: int = 2,
@@ -486,6 +498,7 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     ws.save_json("run_plan", {"rounds": int(rounds), "rule": rule, "budget": budget})
     _check_budget(ws, rule, budget)  # before CAL1 trains, not minutes later at "select GT2"
     step("CAL1 (GT1)", train_and_evaluate, ws, "CAL1", ["GT1"], profile, seed=seed, conf=conf, **train_overrides)
+    step("CAL1 diagnostics figures", _diagnostic_figures, ws, "CAL1")
     step("auto-label + MC-dropout scores", score_pool, ws, model="CAL1", T=T, conf=conf)
     gt2 = step("select GT2", select_gt2, ws, rule=rule, budget=budget)
     _log(f"[alnb] GT2: {len(gt2)} images", log)

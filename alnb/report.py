@@ -28,6 +28,7 @@ FIGURES = {  # stable figure names -> caption
     "compare_efficiency": "Expected labelling-efficiency boost per class and overall (1 = no saving).",
     "training_curves_all": "Training loss and ultralytics' VAL1 mAP50 per epoch for every model (ring = best epoch).",
     "cal1_pr_curves": "CAL1's precision-recall curve per class on VAL1 (dot = its operating point).",
+    "cal1_ap_per_class": "CAL1's AP50 and AP50-95 per class on VAL1 (ultralytics' ap_per_class on the auto-label boxes).",
     "cal1_confusion_matrix": "CAL1's confusion matrix on VAL1 at its operating point (background = FP / missed).",
     "compare_disagreement": "VAL1 images where CAL1, CAL2 and Control disagree most: ground truth, then each model.",
 }

@@ -79,7 +79,7 @@ from alnb.workspace import Workspace, WorkspaceError, atomic_write_json
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 9090
 TOKEN_ENV, URL_ENV = "LABEL_STUDIO_API_KEY", "LABEL_STUDIO_URL"  # the SDK's names
 AUTH_USER_ENV, AUTH_PASS_ENV = "BASIC_AUTH_USER", "BASIC_AUTH_PASS"
-DOCUMENT_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"  # Label Studio's own local-files setting
+DOCUMENT_ROOT_ENV = lsf.DOCUMENT_ROOT_ENV  # Label Studio's own local-files setting (also the exports' default)
 SERVE_DIR = "serve"  # <workspace>/serve: jobs/, exports/, label_config.xml, state.json
 MAX_BODY = 512 * 2**20  # bytes; a /train body carries every annotated task of the project
 CACHE_SIZE = 2048  # on-the-fly predictions kept in memory (per model version and image)

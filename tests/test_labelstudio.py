@@ -37,6 +37,7 @@ import pytest
 from alnb import pipeline, weld
 from alnb import select as sel
 from alnb.labelio import read_autolabels
+from alnb.workspace import Workspace, tag_set
 
 REPO = Path(__file__).resolve().parent.parent
 LS_BIN = REPO / ".venv-ls" / "bin" / "label-studio"
@@ -283,6 +284,99 @@ def test_label_studio_round_trip(loop_ws, label_studio, tmp_path, capsys):
     assert "GT2:       5 of 5 labelled, 0 waiting" in out
     assert tree_hash(ds) == ds_hash
     print(f"Label Studio started in {server.started:.0f} s; whole round trip {time.time() - t0:.0f} s")
+
+
+def yolo_rows(label_file: Path) -> np.ndarray:
+    """(n, 5) class cx cy w h of a YOLO label file ((0, 5) for a defect-free image's empty file)."""
+    return np.loadtxt(label_file, ndmin=2).reshape(-1, 5) if label_file.read_text().strip() else np.zeros((0, 5))
+
+
+def truth_result(label_file: Path, names) -> list:
+    """A person's Label Studio annotation of an image: its true YOLO labels as ``rectanglelabels`` results."""
+    rows = yolo_rows(label_file)
+    return [{"id": f"b{i}", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+             "original_width": 64, "original_height": 64,
+             "value": {**ls_box(*r[1:5]), "rectanglelabels": [names[int(r[0])]]}} for i, r in enumerate(rows)]
+
+
+def test_rounds_2_and_3_in_one_label_studio_project(label_studio, tmp_path, capsys, monkeypatch):
+    """``alnb run --rounds 3`` on a dataset with unlabelled images, labelled in one real Label Studio project: every
+    stop (exit 3) names its queue (GT2, CONTROL, GT3, CONTROL3 as far as they hold unlabelled images); its tasks.json
+    is imported into the *same* project, labelled there, and the whole project exported once; rerunning the command
+    imports it.  Earlier rounds' labels come back with every export and are recognised as unchanged: no label is
+    lost or overwritten, no image is queued twice, and the dataset folder is never written to."""
+    monkeypatch.setenv("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT", str(label_studio.document_root))  # as for the server
+    base = Path(tempfile.mkdtemp(prefix="rounds-", dir=label_studio.document_root))
+    ds = weld.generate(base / "dataset", weld.WeldConfig(n_images=40, width=64, height=64, seed=3), progress=False)
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    for i, lab in enumerate(sorted((ds / "labels").glob("*.txt"))):
+        if i % 2:  # every other image is unlabelled: people label it in Label Studio
+            lab.rename(truth / lab.name)
+    ds_hash = tree_hash(ds)
+    ws = tmp_path / "ws"
+    argv = ["run", "--data", ds, "--workspace", ws, "--profile", "smoke", "--T", 2, "--n-val", 8, "--n-gt1", 8,
+            "--budget", 4, "--rounds", 3]
+    server, pid, names = label_studio, None, None
+    queued, stops, labels_after = {}, [], {}  # stem -> tag of the queue it came in; tags in stop order
+    rest = []
+    for _ in range(6):  # at most GT2, CONTROL, GT3, CONTROL3, then done
+        rc, out = cli(capsys, *argv, *rest)
+        if rc == 0:
+            break
+        assert rc == 3, out
+        tag = out.split("waiting for labels: ", 1)[1].split(" image(s)")[0].split()[-1]
+        stops.append(tag)
+        queue = Path(out.split(f"the {tag} queue, hardest first: ", 1)[1].split(" (")[0]).parent
+        tasks = json.loads((queue / "tasks.json").read_text())
+        stems = [t["data"]["alnb_stem"] for t in tasks]
+        assert stems and not set(stems) & set(queued), (tag, stems)  # only images nobody has labelled or queued
+        assert all((truth / f"{s}.txt").is_file() for s in stems)  # the queue holds exactly unlabelled images
+        if pid is None:  # one project for every round
+            names = Workspace.open(ws).names
+            st, project = server.api("POST", "/api/projects", {"title": "alnb rounds",
+                                                               "label_config": (queue / "label_config.xml").read_text()})
+            assert st == 201, project
+            pid = project["id"]
+            st, res = server.api("POST", "/api/storages/localfiles", {"project": pid, "path": str(ds / "images"),
+                                                                     "use_blob_urls": False, "title": "dataset"})
+            assert st == 201, res
+        st, res = server.api("POST", f"/api/projects/{pid}/import", tasks)
+        assert st == 201 and res["task_count"] == len(tasks), res
+        by_stem = server.tasks(pid, lambda t: t["data"]["alnb_stem"])
+        assert sorted(by_stem) == sorted([*queued, *stems])  # earlier rounds' tasks stay, nothing twice
+        for s in stems:
+            queued[s] = tag
+            st, img = server.api("GET", by_stem[s]["data"]["image"], raw=True)
+            assert st == 200 and img == (ds / "images" / f"{s}.png").read_bytes()  # served through the queue's URL
+            st, ann = server.api("POST", f"/api/tasks/{by_stem[s]['id']}/annotations",
+                                 {"result": truth_result(truth / f"{s}.txt", names), "was_cancelled": False})
+            assert st == 201, ann
+        st, data = server.api("GET", f"/api/projects/{pid}/export?exportType=JSON&download_all_tasks=true", raw=True)
+        assert st == 200
+        export = tmp_path / f"export-{len(stops)}.json"  # one export per stop, the whole project each time
+        export.write_bytes(data)
+        rest = ["--labels", export, "--label-format", "labelstudio"]
+        labels_after[tag] = {p.name: p.read_bytes() for p in (ws / "labels").glob("*.txt")}
+    else:
+        pytest.fail(f"the loop did not finish after the stops {stops}")
+    assert "GT2" in stops and "GT3" in stops, stops  # rounds 2 and 3 were labelled in the one project
+    assert "report:" in out
+    w = Workspace.open(ws)
+    m = w.manifest().set_index("stem")
+    for s, tag in queued.items():  # every person's label, box by box, from the Label Studio export
+        want = yolo_rows(truth / f"{s}.txt")
+        got = read_autolabels(ws / "labels" / f"{s}.txt", len(w.names))[:, :5]
+        assert got.shape == want.shape, s
+        np.testing.assert_allclose(got[np.lexsort(got.T[::-1])], want[np.lexsort(want.T[::-1])], atol=1e-6)
+        assert m.at[s, "label_source"] == "human" and tag in tag_set(m.at[s, "tags"]), s
+    final = {p.name: p.read_bytes() for p in (ws / "labels").glob("*.txt")}
+    for tag, snap in labels_after.items():  # nothing a later round imported replaced an earlier label
+        assert all(final[n] == b for n, b in snap.items()), tag
+    assert all(w.stems(t) for t in ("GT2", "CONTROL", "GT3", "CONTROL3"))
+    assert tree_hash(ds) == ds_hash
+    rc, out = cli(capsys, "status", "--workspace", ws)
+    assert rc == 0 and "next:      done" in out, out
 
 
 # ---------------------------------------------------------------------------------- alnb serve as the ML backend

@@ -17,9 +17,10 @@ from alnb.formats.common import ParseContext, autolabel_boxes, read_json
 from alnb.workspace import WorkspaceError, atomic_write_json, atomic_write_text
 
 #: Default Label Studio image URL prefix: Label Studio's *local files* serving.  The image path after ``?d=`` is
-#: relative to ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (by default the dataset folder, see
-#: :func:`alnb.labelio.export_queue`).
+#: relative to ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (by default that variable when it is set, else the dataset
+#: folder, see :func:`alnb.labelio.export_queue`).
 LS_URL_PREFIX = "/data/local-files/?d="
+DOCUMENT_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"  # Label Studio's own local-files setting
 LS_FROM_NAME, LS_TO_NAME = "label", "image"  # names used in the labelling config and in every result
 TIER_NAME, DIFFICULTY_NAME = "alnb_tier", "alnb_difficulty"  # the backend's read-outs (labelstudio_config)
 TIER_CHOICES = ("easy", "medium", "hard", "failed")  # alnb.select.CATEGORIES (failed overrides the score's tier)
@@ -151,6 +152,8 @@ def image_url(rel_image: str, url_prefix: str, dataset_root: Path, document_root
     files serving joins the document root and the path the same way (an image that is a link to another disk is
     served through the link), so images that are links work with the default document root (the dataset folder)."""
     path = Path(os.path.abspath(Path(dataset_root) / rel_image))
+    if document_root is None:  # the same default as alnb serve: Label Studio's own setting, else the dataset folder
+        document_root = os.environ.get(DOCUMENT_ROOT_ENV) or None
     root = Path(document_root).expanduser() if document_root is not None else Path(dataset_root)
     for p, r in ((path, Path(os.path.abspath(root))), (path, root.resolve()), (path.resolve(), root.resolve())):
         try:
@@ -159,7 +162,7 @@ def image_url(rel_image: str, url_prefix: str, dataset_root: Path, document_root
             continue
     raise WorkspaceError(f"image {path} is not below the Label Studio document root {root.resolve()}; pass a "
                          f"document root (--document-root / document_root=) that contains the dataset folder, the "
-                         f"same folder as LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.")
+                         f"same folder as {DOCUMENT_ROOT_ENV} (set to {os.environ.get(DOCUMENT_ROOT_ENV)!r} here).")
 
 
 def tasks(ws, q, url_prefix: str = LS_URL_PREFIX, document_root=None) -> list:
