@@ -27,9 +27,27 @@ GT2 = CAL2, Control = the Control model; ``random`` in the strategy study is Con
 (GT3/CAL3, ...) take :data:`ROUND_COLOURS` in turn (:func:`set_colour`)."""
 ROUND_COLOURS = ("#e377c2", "#9edae5", "#c49c94", "#dbdb8d", "#aec7e8")
 MODEL_COLOURS = {"CAL1": SET_COLOURS["GT1"], "CAL2": SET_COLOURS["GT2"], "Control": SET_COLOURS["Control"]}
+STRATEGY_PALETTE = ("#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#6a3d9a", "#b15928",
+                    "#01665e", "#8e0152", "#053061", "#fb9a99", "#4d4d00", "#35978f")
+"""Colours of the selection strategies (:func:`strategy_colour`): none of them is a set's colour, so a strategy's
+curve never looks like GT1 / GT2 / a later round; ``random`` is the Control arm and takes Control's grey."""
 BAR_OFF = "#d9d9d9"  # colour of an unlit difficulty bar
 MIN_FONT = 8  # points: the smallest text on any figure (legible at 100 % zoom)
 MAX_WIDTH = 9.5  # inches: widest figure (950 px at 100 dpi: JupyterLab's output area at 1400 px, file browser open)
+
+
+def strategy_colour(name: str) -> str:
+    """The colour of strategy ``name`` in every figure: ``random`` = Control's (:data:`SET_COLOURS`), the others
+    :data:`STRATEGY_PALETTE` by their place in the registry (:data:`alnb.acquisition.STRATEGIES`), so a strategy
+    keeps its colour whatever else a figure shows; a name outside the registry takes the palette's colour after
+    the registry's, by its characters (stable from run to run)."""
+    from alnb.acquisition import STRATEGIES
+
+    if name == "random":
+        return SET_COLOURS["Control"]
+    names = [s for s in STRATEGIES if s != "random"]
+    i = names.index(name) if name in names else len(names) + sum(map(ord, str(name)))
+    return STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)]
 
 
 def set_colour(name: str) -> str:

@@ -102,6 +102,23 @@ def summary_table(evals: dict) -> pd.DataFrame:
                                        "manual h", "assisted h", "saved h", "P@0.25", "R@0.25", "boost@0.25"])
 
 
+def operating_rules_table(evals: dict) -> pd.DataFrame:
+    """Each model at the two operating-point rules chosen on VAL1 (``at_rules`` of the evaluation): ``f1`` (the
+    highest F1, today's default) and ``seconds`` (the fewest predicted assisted labelling seconds by the cost model:
+    a miss costs a drawing, 10 s, a false positive a check and a deletion, 3.2 s).  One row per (model, rule):
+    ``conf``, ``precision``, ``recall``, ``boost`` (manual / assisted time), ``assisted h``, ``saved h`` on VAL1."""
+    rows = []
+    for model, ev in evals.items():
+        for rule, r in (ev.get("at_rules") or {}).items():
+            ov = r.get("overall", {})
+            rows.append({"model": model, "rule": rule, "conf": _num(r.get("conf")),
+                         "precision": _num(ov.get("precision")), "recall": _num(ov.get("recall")),
+                         "boost": _num(ov.get("boost")), "assisted h": _num(ov.get("assisted_s")) / 3600,
+                         "saved h": (_num(ov.get("manual_s")) - _num(ov.get("assisted_s"))) / 3600})
+    return pd.DataFrame(rows, columns=["model", "rule", "conf", "precision", "recall", "boost", "assisted h",
+                                       "saved h"])
+
+
 # ------------------------------------------------------------------------------------------------------- verdict
 STUDY_REFERENCE = {
     "source": "the published study this project reproduces (weld radiographs; its own data, models and cost figures)",
@@ -457,6 +474,21 @@ def dataset_description(ws: Workspace) -> str:
     return f"**Your dataset** `{rel}`: {n} images; classes: {classes}."
 
 
+def _rules_section(evals: dict) -> list:
+    """The report's lines on the two operating-point rules (:func:`operating_rules_table`); none without data."""
+    t = operating_rules_table(evals)
+    if t.empty:
+        return []
+    c = next(iter(evals.values())).get("costs") or {}
+    miss = _prose_num(c.get("t_draw"))
+    fp = _prose_num(_num(c.get("t_verify")) + _num(c.get("t_delete")))
+    return ["### Operating point: highest F1 vs fewest labelling seconds", "",
+            "The auto-label confidence is chosen on VAL1 where F1 is highest (`f1`, the default). F1 weighs a miss "
+            f"like a false positive, yet by the cost model a miss costs {miss} s to draw and a false positive {fp} s "
+            "to check and delete; `seconds` is the confidence with the fewest predicted assisted seconds. Both on "
+            "VAL1 (boost = manual / assisted time; hours on the VAL1 images):", "", markdown_table(t), ""]
+
+
 def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.05, tol_map: float = 0.005, *,
                  intervals: dict | None = None):
     """Write ``report.md`` (figures embedded by relative path, tables as markdown) and ``metrics/comparison.json``.
@@ -512,6 +544,7 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float = 0.
           "saved h: labelling hours the auto-labels save on that class's boxes):",
           "",
           markdown_table(per_class_wide(pc, metrics=("precision", "recall", "boost", "saved h"))), "",
+          *_rules_section(evals),
           *rounds_section(ws),
           "## Figures", ""]
     for name, caption in FIGURES.items():

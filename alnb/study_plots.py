@@ -15,25 +15,17 @@ except ImportError:  # pragma: no cover - older alnb.plots
     def _new_figure(nrows=1, ncols=1, *, figsize, **kw):
         return plt.subplots(nrows, ncols, figsize=figsize, **kw)
 
-from alnb.plots import SET_COLOURS  # noqa: E402  (the one palette of sets)
+from alnb.plots import strategy_colour  # noqa: E402  (one colour per strategy; random = Control)
 
 FONT = 8  # smallest text size on these figures (legible at 100 % zoom)
 X_LABELS = {"images": "images labelled (on top of GT1)",
             "labelling_s": "labelling time (s, cost model:\ncorrecting the chain's previous model's auto-labels)"}
-REFERENCE_COLOUR = SET_COLOURS["Control"]  # random is the Control arm: Control's colour in every figure
 TEXT_OFFSET = 0.005  # verdict label height above the highest point (metric units)
 
 
 def _colours(names) -> dict:
-    cmap = plt.get_cmap("tab10")
-    out, i = {}, 0
-    for n in names:
-        if n == "random":
-            out[n] = REFERENCE_COLOUR
-        else:
-            out[n] = cmap(i % 10)
-            i += 1
-    return out
+    """``{strategy: colour}``: each strategy's one colour (:func:`alnb.plots.strategy_colour`)."""
+    return {n: strategy_colour(n) for n in names}
 
 
 def learning_curves(summary: pd.DataFrame, *, x: str = "images", metrics=("mAP50", "mAP50-95"),

@@ -275,6 +275,28 @@ def test_one_colour_per_set_in_every_figure():
     assert plots.set_colour("GT3") == plots.set_colour("CAL3") != plots.set_colour("GT4")
 
 
+def test_every_strategy_has_one_colour_that_is_no_sets_colour():
+    """A strategy's curve never takes GT1's (or any set's) colour; random takes Control's; the study figures draw
+    each strategy in its colour, whichever strategies a figure holds."""
+    from matplotlib.colors import to_hex
+
+    from alnb.acquisition import STRATEGIES
+
+    cols = {s: plots.strategy_colour(s) for s in STRATEGIES}
+    assert cols["random"] == plots.SET_COLOURS["Control"]
+    others = [c for s, c in cols.items() if s != "random"]
+    assert len(set(others)) == len(others)  # one colour each
+    assert not set(others) & (set(plots.SET_COLOURS.values()) | set(plots.ROUND_COLOURS))
+    for names in (["random", "hybrid"], ["random", "class_balanced", "hybrid"]):
+        df = pd.DataFrame({"strategy": ["gt1_only", *names], "images": [0] + [100] * len(names),
+                           "mAP50": np.linspace(0.7, 0.8, len(names) + 1), "mAP50-95": 0.4, "n_seeds": 3})
+        fig = study_plots.learning_curves(df)
+        got = {lab: to_hex(h.lines[0].get_color() if hasattr(h, "lines") else h.get_color())
+               for h, lab in zip(*fig.axes[0].get_legend_handles_labels()) if lab in names}
+        assert got == {n: cols[n] for n in names}, got
+        plt.close(fig)
+
+
 def test_histogram_keeps_its_axis_and_bins_when_thresholds_move():
     s = _scores()
     edges = plots.histogram_edges(s, 20)

@@ -176,6 +176,23 @@ def test_report_is_a_document(tiny_workspace):
     assert "For reference, not measured here:" in text and "4.9x (CAL1)" in text
 
 
+def test_operating_rules_table_and_its_report_section(tiny_workspace):
+    """Both rules' figures from ``at_rules``, one row per (model, rule), with the cost model's own seconds."""
+    ev = {"CAL1": {"costs": {"t_draw": 12.0, "t_verify": 1.5, "t_delete": 2.0, "t_image": 3.0},
+                   "at_rules": {"f1": {"conf": 0.4, "overall": {"precision": 0.8, "recall": 0.6, "boost": 1.5,
+                                                                "manual_s": 7200.0, "assisted_s": 4800.0}},
+                                "seconds": {"conf": 0.2, "overall": {"precision": 0.6, "recall": 0.75, "boost": 1.8,
+                                                                     "manual_s": 7200.0, "assisted_s": 4000.0}}}}}
+    t = report.operating_rules_table(ev)
+    assert t[["model", "rule"]].values.tolist() == [["CAL1", "f1"], ["CAL1", "seconds"]]
+    assert t["assisted h"].tolist() == pytest.approx([4800 / 3600, 4000 / 3600])
+    assert t["saved h"].tolist() == pytest.approx([2400 / 3600, 3200 / 3600])
+    text = "\n".join(report._rules_section(ev))
+    assert "a miss costs 12 s to draw and a false positive 3.5 s" in text
+    assert "| CAL1 | seconds | 0.200 | 0.600 | 0.750 | 1.800 | 1.111 | 0.889 |" in text
+    assert report._rules_section({"CAL1": {}}) == []  # older evaluations without at_rules: no section
+
+
 def test_markdown_table():
     df = pd.DataFrame({"model": ["A|B", "C"], "x": [0.12345, np.nan], "ok": [True, False]})
     md = report.markdown_table(df)
