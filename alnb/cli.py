@@ -43,6 +43,7 @@ def _count(v: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from alnb.acquisition import DEFAULT_BUDGET_STRATEGY, STRATEGIES
     from alnb.formats import EXPORTERS, PARSERS  # the --format choices come from the registries, never by hand
 
     p = argparse.ArgumentParser(prog="alnb", description="Active-learning notebooks for object detection.")
@@ -70,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--generate", action="store_true", help="generate the weld dataset into --data first")
     r.add_argument("--n-images", type=int, default=774, help="with --generate: number of images")
     r.add_argument("--size", type=int, default=512, help="with --generate: image size in pixels")
-    r.add_argument("--budget", type=int, default=None, help="select the BUDGET hardest images instead of the study rule")
+    r.add_argument("--budget", type=int, default=None,
+                   help="select BUDGET images per round by --strategy instead of the study rule")
+    r.add_argument("--strategy", default=None, choices=sorted(STRATEGIES),
+                   help=f"with --budget: the selection strategy (default {DEFAULT_BUDGET_STRATEGY}, the measured best "
+                        f"per labelling second on the weld data, README 'Strategy study'; study_rule = failed first, "
+                        f"then hardest)")
     r.add_argument("--rounds", type=int, default=2,
                    help="active-learning rounds: 2 (default) = GT2 / CAL2 / Control, the seed's study; N goes on with "
                         "GT3 / CAL3 / Control3 ... up to round N (each round's selection chosen with the previous "
@@ -427,6 +433,10 @@ def check_args(args):
     need("--conf", lambda v: 0 < v < 1, "must lie strictly between 0 and 1",
          " (an auto-label confidence; leave it out and each model's operating point is chosen on VAL1)")
     need("--budget", lambda v: v >= 1, "must be at least 1", " (a number of POOL images)")
+    if args.command == "run" and getattr(args, "strategy", None) and args.budget is None:
+        raise ValueError(f"--strategy {args.strategy} needs --budget K (the number of images per round it chooses); "
+                         f"without --budget every round takes the study rule (medium + hard + failed). Nothing was "
+                         f"done.")
     if args.command == "study":
         need("--rounds", lambda v: v >= 1, "must be at least 1", " (cycles per chain)")
         need("--test", lambda v: v >= 0, "must be a number of TEST images >= 0")
@@ -519,7 +529,7 @@ def _dispatch(args, argv) -> int:
                                    n_val=args.n_val, n_gt1=args.n_gt1, conf=args.conf, labels=args.labels,
                                    label_format=args.label_format, annotation=args.annotation,
                                    rule="budget" if args.budget is not None else "study", budget=args.budget,
-                                   rounds=args.rounds, **overrides)
+                                   strategy=args.strategy, rounds=args.rounds, **overrides)
             finally:
                 _remember_run_command(args, argv)
         print(f"[alnb] finished in {res['seconds']:.0f} s")

@@ -126,6 +126,24 @@ def selection_pool(ws: Workspace, thresholds: tuple | None = None, *, model: str
     return Pool(pd.DataFrame({"stem": sel.pool_stems(ws.manifest(), exclude)}), None, thresholds)
 
 
+def budget_strategy(strategy: str | None = None) -> str:
+    """The strategy of a budgeted selection: ``strategy``, else :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`."""
+    from alnb import acquisition as acq
+
+    name = strategy or acq.DEFAULT_BUDGET_STRATEGY
+    if name not in acq.STRATEGIES:
+        raise ValueError(f"strategy must be one of {sorted(acq.STRATEGIES)}, not {name!r}.")
+    return name
+
+
+def budget_rule_text(n: int, strategy: str | None = None) -> str:
+    """How a budgeted selection was made, in words (the selection record, the explorer, the report)."""
+    name = budget_strategy(strategy)
+    how = {"study_rule": "the study rule's order: failed first, then hardest",
+           "random": "at random (the measured best per labelling second)"}.get(name, f"strategy {name}")
+    return f"budget: {n} images, {how}"
+
+
 def round_seed(seed: int, k: int) -> int:
     """The seed of round ``k``'s draws: ``seed`` itself in round 2 (the seed's numbers), then a number derived from
     ``(seed, k)`` (numpy SeedSequence), so every round's random draws are their own and reproducible."""
@@ -136,13 +154,15 @@ def round_seed(seed: int, k: int) -> int:
 
 @locked
 def select_round(ws: Workspace, k: int, rule: str = "study", t_medium=None, t_hard=None, budget=None, *,
-                 seed: int = 0) -> list:
+                 seed: int = 0, strategy: str | None = None) -> list:
     """Commit GT<k> (round ``k`` >= 2) through the strategy registry (:func:`alnb.acquisition.select`), from the
     scores of CAL<k-1> over the POOL images no earlier round selected; returns the selected stems.
 
     ``rule="study"``: medium + hard + failed at the thresholds (default: CAL<k-1>'s scoring step's), the study rule
-    at its own size; ``rule="budget"``: the ``budget`` first images of the study rule's order (failed first, then
-    hardest); any other name of :data:`alnb.acquisition.STRATEGIES` (``"hybrid"``, ``"bald"``, ...) with ``budget``.
+    at its own size; ``rule="budget"``: ``budget`` images chosen by ``strategy`` (default
+    :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`, the measured best per labelling second: random; ``"study_rule"``
+    = the study rule's order, failed first, then hardest); any other name of :data:`alnb.acquisition.STRATEGIES`
+    (``"hybrid"``, ``"bald"``, ...) as ``rule`` with ``budget``.
     The record (``metrics/selection.json`` for GT2, ``metrics/gt<k>.json`` after) names the model whose scores chose
     it (``scores_model``).
     """
@@ -168,9 +188,9 @@ def select_round(ws: Workspace, k: int, rule: str = "study", t_medium=None, t_ha
             raise ValueError(f"rule={rule!r} needs budget=<number of images>.")
         if rule != "budget" and rule not in acq.STRATEGIES:
             raise ValueError(f"rule must be 'study', 'budget' or a strategy of {sorted(acq.STRATEGIES)}, not {rule!r}.")
-        strategy, n, thresholds = ("study_rule" if rule == "budget" else rule), int(budget), None
-        info = {"rule": (f"budget: top {n} by score, failed first" if rule == "budget" else
-                         f"strategy {rule}: {n} images"), "budget": n}
+        strategy, n, thresholds = (budget_strategy(strategy) if rule == "budget" else rule), int(budget), None
+        info = {"rule": (budget_rule_text(n, strategy) if rule == "budget" else f"strategy {rule}: {n} images"),
+                "budget": n}
     pool = selection_pool(ws, thresholds, model=src, exclude=earlier)  # read once: scores (+ embeddings)
     if n is not None and n > len(pool):
         raise sel.SelectionError(f"budget k={n} is larger than the {len(pool)} eligible POOL images.")
@@ -182,9 +202,10 @@ def select_round(ws: Workspace, k: int, rule: str = "study", t_medium=None, t_ha
     return stems
 
 
-def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, budget=None, *, seed: int = 0) -> list:
+def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, budget=None, *, seed: int = 0,
+               strategy: str | None = None) -> list:
     """Round 2's selection (GT2, from CAL1's scores): :func:`select_round` with ``k=2``."""
-    return select_round(ws, 2, rule, t_medium, t_hard, budget, seed=seed)
+    return select_round(ws, 2, rule, t_medium, t_hard, budget, seed=seed, strategy=strategy)
 
 
 def selection_figures(ws: Workspace, model: str = "CAL1", n_thumbs: int = 8) -> dict:
@@ -424,9 +445,9 @@ def check_round_ready(ws: Workspace, k: int) -> None:
 
 def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, T: int = 20, conf=None,
                rule: str = "study", budget=None, labels=None, label_format: str = "yolo", annotation=None,
-               step=None, log=print, **train_overrides) -> dict:
+               step=None, log=print, strategy: str | None = None, **train_overrides) -> dict:
     """Round ``k`` >= 3 of the loop: CAL<k-1> auto-labels and MC-scores the POOL images no earlier round selected,
-    GT<k> is chosen from those scores (``rule`` / ``budget`` as :func:`select_round`), labelled, and CAL<k> trains on
+    GT<k> is chosen from those scores (``rule`` / ``budget`` / ``strategy`` as :func:`select_round`), labelled, and CAL<k> trains on
     GT1 + GT2 ... GT<k>; the control chain adds |GT<k>| random images it has not taken yet (CONTROL<k>) and trains
     Control<k> on GT1 + CONTROL ... CONTROL<k>.  Each step is cached, so rerunning continues where it stopped.
     ``step(name, fn, *args, **kw)`` runs (and times) each step (default: just call it)."""
@@ -439,7 +460,8 @@ def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, 
     lab = dict(source=labels, fmt=label_format, annotation=annotation, log=log)
     step(f"round {k}: auto-label + MC-dropout scores with {cal_name(k - 1)}", score_pool, ws, model=cal_name(k - 1),
          T=T, conf=conf, seed=seed, progress=False)
-    gt = step(f"round {k}: select {gt_tag(k)}", select_round, ws, k, rule=rule, budget=budget, seed=seed)
+    gt = step(f"round {k}: select {gt_tag(k)}", select_round, ws, k, rule=rule, budget=budget, seed=seed,
+              strategy=strategy)
     _log(f"[alnb] {gt_tag(k)}: {len(gt)} images", log)
     step(f"round {k}: label {gt_tag(k)}", ensure_labelled, ws, gt_tag(k), **lab)
     cal = step(f"round {k}: {cal_name(k)} ({' + '.join(train_tags('cal', k))})", train_and_evaluate, ws,
@@ -468,9 +490,11 @@ def _diagnostic_figures(ws, model: str) -> list:
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
         n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
         label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None, rounds: int = 2,
-        **train_overrides) -> dict:
+        strategy: str | None = None, **train_overrides) -> dict:
     """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
 
+    ``rule`` / ``budget`` / ``strategy``: every round's selection (:func:`select_round`; ``rule="budget"`` takes
+    ``budget`` images by ``strategy``, default :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`).
     ``rounds``: 2 (default) = the seed's study (GT2 / CAL2 / Control); N continues with rounds 3 ... N
     (:func:`next_round`), the report showing both chains round by round.
 
@@ -495,12 +519,14 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
         raise ValueError(f"rounds={rounds}: the loop has at least round 2 (GT2 / CAL2 / Control); give 2, 3, ...")
     ws = step("setup", setup, workspace, data_dir, generate=generate, n_images=n_images, image_size=image_size,
               data_seed=data_seed, n_val=n_val, n_gt1=n_gt1, seed=seed)
-    ws.save_json("run_plan", {"rounds": int(rounds), "rule": rule, "budget": budget})
+    ws.save_json("run_plan", {"rounds": int(rounds), "rule": rule, "budget": budget,
+                              "strategy": budget_strategy(strategy) if rule == "budget" else None})
     _check_budget(ws, rule, budget)  # before CAL1 trains, not minutes later at "select GT2"
+    budget_strategy(strategy)  # an unknown --strategy is named before any training too
     step("CAL1 (GT1)", train_and_evaluate, ws, "CAL1", ["GT1"], profile, seed=seed, conf=conf, **train_overrides)
     step("CAL1 diagnostics figures", _diagnostic_figures, ws, "CAL1")
     step("auto-label + MC-dropout scores", score_pool, ws, model="CAL1", T=T, conf=conf)
-    gt2 = step("select GT2", select_gt2, ws, rule=rule, budget=budget)
+    gt2 = step("select GT2", select_gt2, ws, rule=rule, budget=budget, seed=seed, strategy=strategy)
     _log(f"[alnb] GT2: {len(gt2)} images", log)
     step("selection figures", selection_figures, ws)
     step("label GT2", ensure_labelled, ws, "GT2", source=labels, fmt=label_format, annotation=annotation)
@@ -512,8 +538,9 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
          conf=conf, **train_overrides)
     step("round 2: labelling costs", record_round, ws, 2)
     for k in range(3, int(rounds) + 1):
-        next_round(ws, k, profile, seed=seed, T=T, conf=conf, rule=rule, budget=budget, labels=labels,
-                   label_format=label_format, annotation=annotation, step=step, log=log, **train_overrides)
+        next_round(ws, k, profile, seed=seed, T=T, conf=conf, rule=rule, budget=budget, strategy=strategy,
+                   labels=labels, label_format=label_format, annotation=annotation, step=step, log=log,
+                   **train_overrides)
     rep = step("comparison + report", compare, ws)
     total = round(time.perf_counter() - t0, 1)
     ws.save_json("run_times", {"profile": profile, "rounds": int(rounds), "seconds": times, "total_s": total})

@@ -726,8 +726,9 @@ def pr_curves(diag: dict, title: str | None = None, op_points: dict | None = Non
     for k, (c, ap) in enumerate(zip(diag["classes"], diag["ap50"])):
         name = diag["names"][c]
         ax.plot(diag["recall"], diag["precision"][k], lw=1.2, color=cmap(c % 10), label=f"{name} (AP50 {ap:.3f})")
-        if op_points and name in op_points and all(np.isfinite(op_points[name])):
-            ax.plot(*op_points[name], "o", color=cmap(c % 10), ms=6)
+        point = (op_points or {}).get(name)
+        if point is not None and all(v is not None and np.isfinite(float(v)) for v in point):
+            ax.plot(*point, "o", color=cmap(c % 10), ms=6)
     if diag["ap50"]:
         ax.plot([], [], "ko", ms=6, label="dot = the operating point")
     ax.set_xlim(0, 1)

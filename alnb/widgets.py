@@ -63,15 +63,21 @@ class DifficultyController:
     model : str
         Model whose auto-labels are drawn on thumbnails.
     rule : str
-        ``"study"`` (GT2 = medium + hard + failed) or ``"budget"`` (the ``budget`` hardest images, failed first).
+        ``"study"`` (GT2 = medium + hard + failed) or ``"budget"`` (``budget`` images chosen by ``strategy``).
+    strategy : str, optional
+        The budget mode's strategy (default :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`, the measured best per
+        labelling second: random; ``"study_rule"`` = the hardest images, failed first), drawn with ``seed`` exactly
+        as :func:`alnb.pipeline.select_round` commits it.
     """
 
     def __init__(self, scores, t_medium: float, t_hard: float, manifest=None, ws=None, model: str = "CAL1",
                  bins: int = 40, rule: str = "study", budget: int | None = None, page_size: int = 8,
-                 tag: str = "GT2"):
+                 tag: str = "GT2", strategy: str | None = None, seed: int = 0):
+        from alnb.pipeline import budget_strategy
         from alnb.plots import histogram_edges
 
         self.tag = str(tag)  # the selection being chosen: GT2 (round 2, CAL1's scores), GT<k> (CAL<k-1>'s)
+        self.strategy, self.seed = budget_strategy(strategy), int(seed)
         self.scores = sel.eligible(scores, manifest)
         self.ws, self.model, self.bins = ws, model, bins
         self.defaults = (float(t_medium), float(t_hard))
@@ -131,10 +137,28 @@ class DifficultyController:
 
     @property
     def selection(self) -> list:
-        """GT2 at the current state: the study rule (medium + hard + failed) or the budget's hardest images."""
+        """GT2 at the current state: the study rule (medium + hard + failed) or the budget mode's images."""
         if self.rule == "budget":
-            return sel.budgeted(self.scores, self.budget)
+            return self._budget_selection()
         return sel.study_rule(self.scores, self.t_medium, self.t_hard)
+
+    def _budget_selection(self) -> list:
+        """The budget mode's images: :attr:`strategy` over the round's candidates with the round's seed, the same
+        call :func:`alnb.pipeline.select_round` commits (so what the explorer shows is what is committed)."""
+        import re
+
+        from alnb import acquisition as acq
+        from alnb.pipeline import round_seed, selection_pool
+        from alnb.workspace import gt_tag
+
+        if self.strategy == "study_rule":
+            return sel.budgeted(self.scores, self.budget)
+        m = re.fullmatch(r"GT(\d+)", self.tag)
+        k = int(m.group(1)) if m else 2
+        pool = (selection_pool(self.ws, None, model=None if k == 2 else self.model,
+                               exclude=[gt_tag(j) for j in range(2, k)]) if self.ws is not None
+                else acq.Pool(self.scores))
+        return acq.select(self.strategy, pool, self.budget, seed=round_seed(self.seed, k))
 
     @property
     def gt2_size(self) -> int:
@@ -149,14 +173,14 @@ class DifficultyController:
         """One sentence per slider saying what it changes under the chosen rule: ``{"t_medium", "t_hard"}``."""
         c, n, pool = self.counts, self.gt2_size, len(self.scores)
         if self.rule == "budget":
-            both = (f"In budget mode the sliders only colour the tiers: {self.tag} is the {self.budget} hardest "
-                    f"images (failed first) whatever they say; the budget changes {self.tag}.")
+            both = (f"In budget mode the sliders only colour the tiers: {self.tag} is {self.budget} images chosen "
+                    f"{self._strategy_words()} whatever they say; the budget changes {self.tag}.")
             return {"t_medium": both, "t_hard": both}
         return {"t_medium": f"easy | medium decides {self.tag}: images scoring at or above {self.t_medium:.3g}, "
                             f"plus every failed image, are labelled: {n} of {pool} POOL images now.",
                 "t_hard": f"medium | hard only splits {self.tag} into medium ({c['medium']}) and hard ({c['hard']}): "
                           f"under the study rule it does not change {self.tag} ({n} images either way). Budget mode "
-                          f"(the rule switch) takes the k hardest images instead."}
+                          f"(the rule switch) takes a fixed number of images {self._strategy_words()} instead."}
 
     # ---- cost of the selection
     def _model_pr(self) -> tuple:
@@ -221,8 +245,13 @@ class DifficultyController:
             "not committed"
 
     def rule_text(self) -> str:
-        return ("medium + hard + failed" if self.rule == "study" else
-                f"budget: the {self.budget} hardest images, failed first")
+        return "medium + hard + failed" if self.rule == "study" else f"budget: {self.budget} images " \
+                                                                     f"{self._strategy_words()}"
+
+    def _strategy_words(self) -> str:
+        return {"study_rule": "by the study rule's order (the hardest, failed first)",
+                "random": "at random (the measured best per labelling second; README 'Strategy study')"}.get(
+            self.strategy, f"by strategy {self.strategy}")
 
     def summary_html(self) -> str:
         """Counts per tier (with the difficulty bars), GT2 size, its cost and whether that selection is committed."""
@@ -305,11 +334,14 @@ class DifficultyController:
         if self.ws is None:
             raise ValueError("commit needs a workspace (DifficultyController(..., ws=ws)).")
         stems = self.selection
-        rule = "study: medium + hard + failed" if self.rule == "study" else \
-            f"budget: top {self.budget} by score, failed first"
+        from alnb.pipeline import budget_rule_text
+
+        rule = "study: medium + hard + failed" if self.rule == "study" else budget_rule_text(self.budget,
+                                                                                               self.strategy)
         info = {"rule": rule, "t_medium": self.t_medium, "t_hard": self.t_hard,
                 "defaults": {"t_medium": self.defaults[0], "t_hard": self.defaults[1]}, "counts": self.counts,
-                "model": self.model, **({"budget": self.budget} if self.rule == "budget" else {}),
+                "model": self.model, **({"budget": self.budget, "strategy": self.strategy, "seed": self.seed}
+                                        if self.rule == "budget" else {}),
                 "predicted_cost": {k: (round(v, 4) if isinstance(v, float) and np.isfinite(v) else
                                        (None if isinstance(v, float) else v)) for k, v in self.cost().items()}}
         m = sel.commit(self.ws, stems, self.tag, info=info)
@@ -472,9 +504,12 @@ class DifficultyExplorer:
 
 
 def difficulty_explorer(ws, t_medium=None, t_hard=None, model: str = "CAL1", n_thumbs: int = 8,
-                        rule: str = "study", budget: int | None = None, tag: str = "GT2") -> DifficultyExplorer:
+                        rule: str = "study", budget: int | None = None, tag: str = "GT2", strategy: str | None = None,
+                        seed: int = 0) -> DifficultyExplorer:
     """Build the explorer for a workspace (``model``'s scores + default thresholds from its scoring step; ``tag``:
-    the selection it commits, GT2 from CAL1's scores or GT<k> from CAL<k-1>'s)."""
+    the selection it commits, GT2 from CAL1's scores or GT<k> from CAL<k-1>'s; ``strategy`` / ``seed``: the budget
+    mode's, as :func:`alnb.pipeline.select_round`)."""
     return DifficultyExplorer(DifficultyController.from_workspace(ws, t_medium, t_hard, model=model, rule=rule,
-                                                                  budget=budget, page_size=n_thumbs, tag=tag),
+                                                                  budget=budget, page_size=n_thumbs, tag=tag,
+                                                                  strategy=strategy, seed=seed),
                               n_thumbs)

@@ -83,3 +83,16 @@ def test_disagreement_ranks_by_spread_then_total_errors_then_stem():
     # a model without an evaluation is left out, not counted as zero errors
     two = D.disagreement({k: v for k, v in ev.items() if k != "CAL2"}, k=1)
     assert two[0]["stem"] == "b" and set(two[0]["errors"]) == {"CAL1", "Control"} and two[0]["spread"] == 3
+
+
+def test_pr_curves_skip_an_operating_point_without_a_value():
+    """A class with no predictions has precision None in eval_*.json: its curve is drawn, its dot is not (a None
+    once crashed notebook 01 and the headless run)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from alnb import plots
+    preds = [("a", pred([0, 0, 0, 10, 10, 0.9]), gt([0, 0, 0, 10, 10], [1, 20, 20, 30, 30]), (64, 64))]
+    d = D.diagnostics(preds, NAMES, conf=0.5)
+    fig = plots.pr_curves(d, op_points={"crack": (1.0, 1.0), "air-hole": (0.0, None)})
+    dots = [ln for ln in fig.axes[0].lines if ln.get_marker() == "o" and len(ln.get_xdata())]
+    assert len(dots) == 1 and tuple(dots[0].get_xydata()[0]) == (1.0, 1.0)

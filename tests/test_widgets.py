@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alnb import pipeline
 from alnb import select as sel
 from alnb.widgets import DifficultyController, DifficultyExplorer, difficulty_explorer
 
@@ -177,16 +178,31 @@ def test_what_each_slider_changes_under_the_rule(tiny_workspace):
     assert c.gt2_size == n0 and f"({n0} images either way)" in ex.effect_hard.value
     ex.s_medium.value = 0.7  # easy | medium changes GT2
     assert c.gt2_size != n0 and f"{c.gt2_size} of 20 POOL images" in ex.effect_medium.value
-    # budget mode: the thresholds only colour the tiers, the budget decides
+    # budget mode: the thresholds only colour the tiers, the budget decides (default strategy: random)
     ex.rule.value = "budget"
     ex.budget.value = 5
-    assert c.rule == "budget" and c.selection == sel.budgeted(c.scores, 5) and c.gt2_size == 5
+    assert c.rule == "budget" and c.strategy == "random" and c.gt2_size == 5
     before = list(c.selection)
     ex.s_medium.value, ex.s_hard.value = 0.2, 0.4
     assert c.selection == before and "only colour the tiers" in ex.effect_medium.value
-    assert "budget: the 5 hardest images" in ex.html
+    assert "budget: 5 images at random" in ex.html
     ex.commit_button.click()
-    assert sorted(ws.stems("GT2")) == sorted(before) and ws.load_json("selection")["budget"] == 5
+    rec = ws.load_json("selection")
+    assert sorted(ws.stems("GT2")) == sorted(before) and rec["budget"] == 5 and rec["strategy"] == "random"
+    # what the explorer committed is what the headless selection commits for the same rule, budget and seed
+    assert sorted(pipeline.select_gt2(ws, rule="budget", budget=5, seed=0)) == sorted(before)
+
+
+def test_budget_mode_strategy_study_rule_is_the_hardest_failed_first(tiny_workspace):
+    ws = tiny_workspace
+    scored_workspace(ws)
+    c = DifficultyController.from_workspace(ws, rule="budget", budget=5, strategy="study_rule")
+    assert c.selection == sel.budgeted(c.scores, 5) and "failed first" in c.rule_text()
+    assert sorted(pipeline.select_gt2(ws, rule="budget", budget=5, strategy="study_rule")) == sorted(c.selection)
+    r = DifficultyController.from_workspace(ws, rule="budget", budget=5)  # the default, random, differs here
+    assert len(r.selection) == 5 and r.selection != c.selection
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        DifficultyController.from_workspace(ws, rule="budget", budget=5, strategy="nope")
 
 
 def test_cost_line_before_the_commit(tiny_workspace):
