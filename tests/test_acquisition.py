@@ -297,8 +297,12 @@ def test_select_gt2_and_control_go_through_the_registry(tiny_workspace, monkeypa
     assert len(ctl) == len(gt2) and set(ctl) <= set(ws.stems("POOL")) and set(ctl) == set(ws.stems("CONTROL"))
     assert calls == ["study_rule", "random"]
     assert pipeline.make_control(ws, seed=0) == ctl  # seeded
-    b = pipeline.select_gt2(ws, rule="budget", budget=5)
-    assert set(b[:4]) == set(t.loc[t["failed"], "stem"])  # failed first
+    b = pipeline.select_gt2(ws, rule="budget", budget=5, strategy="study_rule")
+    assert set(b[:4]) == set(t.loc[t["failed"], "stem"])  # the study rule's order: failed first
+    assert calls[-1] == "study_rule" and ws.load_json("selection")["rule"].startswith("budget: 5 images, the study")
+    d = pipeline.select_gt2(ws, rule="budget", budget=5)  # the default budget strategy: random, seeded
+    assert calls[-1] == acquisition.DEFAULT_BUDGET_STRATEGY == "random"
+    assert d == real("random", pipeline.selection_pool(ws), 5, seed=0) and set(d) == set(ws.stems("GT2"))
     h = pipeline.select_gt2(ws, rule="hybrid", budget=5)
     assert len(h) == 5 and sum(s in set(t.loc[t["n_cand"] == 0, "stem"]) for s in h) == round(5 * 2 / len(t))
     with pytest.raises(ValueError, match="strategy"):
