@@ -455,6 +455,19 @@ def _test_eval(ws, name: str, test_dir: Path | None, out: Path) -> dict | None:
     return {k: r[k] for k in ("mAP50", "mAP50-95", "precision", "recall", "boost", "n_images")}
 
 
+def _with_test(study_dir, grid: Grid, path: Path, row: dict, ws) -> dict:
+    """A finished row of a study that has a TEST set now but did not when the row was written: its model (kept in
+    the workspace ``ws``) is evaluated on TEST and the row gains the ``test_*`` figures; nothing else in it changes
+    (no retraining, the VAL1 figures stay as they were).  Rows that have them, or a study without TEST: as is."""
+    td = test_dir_for(study_dir, grid)
+    if td is None or row.get("test_mAP50") is not None:
+        return row
+    test = _test_eval(ws, row["run"], td, Path(study_dir) / "predictions" / f"{path.stem}.npz")
+    row = {**row, **{f"test_{k}": v for k, v in test.items()}}
+    _write_row(path, row)
+    return row
+
+
 def run_base(study_dir, data_dir, grid: Grid, seed: int, *, costs=None, train_overrides: dict | None = None) -> dict:
     """A seed's shared start: setup (its split), CAL1 on GT1, MC scoring of the POOL; writes the ``gt1_only`` row
     and returns it (``trained``: whether CAL1 was trained now)."""
@@ -480,7 +493,8 @@ def run_base(study_dir, data_dir, grid: Grid, seed: int, *, costs=None, train_ov
                           **_eval_row(cal1["eval"], test), "train_images": int(res.info.get("n_train", 0)),
                           "train_s": float(res.seconds), "reused": bool(res.reused), "run": "CAL1",
                           "selection_sha": "", "scores_model": ""})
-    return {**json.loads(base.read_text()), "trained": not cal1["train"].reused}
+    row = _with_test(study_dir, grid, base, json.loads(base.read_text()), ws)
+    return {**row, "trained": not cal1["train"].reused}
 
 
 CHAIN_FILES = ("scores.csv", "detections.csv", "embeddings.npz", "metrics/thresholds.json", "metrics/mc_scoring.json",
@@ -519,15 +533,16 @@ def run_chain(study_dir, data_dir, grid: Grid, seed: int, strategy: str, budget,
     costs = costs or CostModel()
     overrides = dict(train_overrides or {})
     files = [row_file(study_dir, seed, strategy, budget, r) for r in range(1, grid.rounds + 1)]
-    if all(f.is_file() for f in files):
-        return [json.loads(f.read_text()) for f in files]
+    done = [json.loads(f.read_text()) for f in files if f.is_file()]
+    if len(done) == len(files) and (grid.test == 0 or all(r.get("test_mAP50") is not None for r in done)):
+        return done
     kind, value = parse_budget(budget)
     ws = _chain_workspace(study_dir, data_dir, grid, seed, strategy, budget)
     rows, cum, trained = [], {"images": 0, "boxes": 0, "labelling_s": 0.0, "manual_s": 0.0}, []
     for r, rf in enumerate(files, start=1):
         k = r + 1  # workspace round: GT<k> / CAL<k>
         if rf.is_file():
-            row = json.loads(rf.read_text())
+            row = _with_test(study_dir, grid, rf, json.loads(rf.read_text()), ws)  # TEST added to a finished study
             rows.append(row)
             cum = {c: row[c] for c in cum}
             continue

@@ -36,7 +36,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 RUN_FILE = "alnb_run.json"
-KEY_VERSION = 2  # 2: the thread count and device kind joined the key (alnb.cpu)
+KEY_VERSION = 2  # 2: the thread count and device kind joined the key (alnb.cpu); torch's version is in it too
 
 
 # ----------------------------------------------------------------------------------------------------------- profiles
@@ -78,6 +78,11 @@ class Profile:
     threads : int, optional
         PyTorch threads of a CPU training; None = the policy of :mod:`alnb.cpu` (``ALNB_THREADS``, the user's
         ``OMP_NUM_THREADS``, else every usable core).  Part of the cache key (it changes a CPU model's numbers).
+    channels_last : bool
+        Train on the CPU with the model (and its EMA copy, which validation uses) in channels-last (NHWC) memory
+        layout.  Ultralytics does this on CUDA only ("no benefit on CPU"); on the 2-core x86 CPU with oneDNN here it
+        made a quick epoch 1.3x faster (``benchmarks/train_speed.py``).  Checkpoints are saved in the usual layout.
+        It changes the floating-point sums (other conv kernels), so it is part of the cache key; ignored on a GPU.
     extra : dict
         Any other ultralytics training arguments (e.g. ``{"lr0": 0.01, "cache": "ram"}``).
     """
@@ -95,6 +100,7 @@ class Profile:
     finetune_epochs: int | None = None
     repeat_thresh: float | None = None
     threads: int | None = None
+    channels_last: bool = False
     extra: dict = field(default_factory=dict)
 
     def train_args(self) -> dict:
@@ -113,7 +119,7 @@ PROFILES = {
     # Starting from the shipped class-agnostic checkpoint, one epoch already gives real (non-empty) predictions, so
     # the tests exercise real scores, tiers and thresholds; CAL2 / Control warm-start from CAL1 as in `quick`.
     "smoke": Profile("smoke", "yolov8-tiny.yaml", imgsz=64, epochs=1, batch=8, close_mosaic=0, patience=100,
-                     start="weld-defect-tiny.pt", finetune_epochs=1,
+                     start="weld-defect-tiny.pt", finetune_epochs=1, channels_last=True,
                      extra={"warmup_epochs": 0, "nbs": 8, **CPU_LOADER}),
     # CPU demo default, chosen from measurements on 2 CPU cores (benchmarks/recipe_sweep.py, README "Training CAL
     # models"): the width-0.125 YOLOv8 at 320 px, started from the shipped class-agnostic checkpoint
@@ -125,9 +131,10 @@ PROFILES = {
     # < 20 % of GT1 images is listed sqrt(0.2 / f) times) keeps it learnt on every seed (README "Stability").
     # CAL2 and Control warm-start from CAL1 for `finetune_epochs`.
     # nbs=8 (= batch) steps the optimizer every batch (a few hundred steps in all); VAL1 every 3rd epoch.
-    # Speed (benchmarks/train_speed.py, README "Training speed"): every core (alnb.cpu) and CPU_LOADER.
+    # Speed (benchmarks/train_speed.py, README "Training speed"): every core (alnb.cpu), CPU_LOADER, channels-last.
     "quick": Profile("quick", "yolov8-tiny.yaml", imgsz=320, epochs=25, batch=8, close_mosaic=5, patience=100,
                      val_every=3, start="weld-defect-tiny.pt", finetune_epochs=10, repeat_thresh=0.2,
+                     channels_last=True,
                      extra={"optimizer": "AdamW", "lr0": 0.002, "nbs": 8, "cls_pw": 0.5, **CPU_LOADER}),
     # The study setting, for a GPU: ultralytics' defaults (SGD/AdamW auto, nbs 64) at 640 px.
     "paper": Profile("paper", "yolov8n.yaml", imgsz=640, epochs=100, batch=16, close_mosaic=10, patience=50,
@@ -315,6 +322,18 @@ class DropoutDetectionTrainer(DetectionTrainer):
 
     dropout_p: float = 0.1
     val_every: int = 1
+    channels_last: bool = False
+
+    def _setup_train(self):
+        """Ultralytics' setup, then (CPU, :attr:`channels_last`) the model and its EMA copy in channels-last layout:
+        the optimizer keeps the same parameter objects, and ``save_model`` writes checkpoints in the usual layout."""
+        super()._setup_train()
+        if self.channels_last and self.device.type == "cpu":
+            import torch
+
+            self.model.to(memory_format=torch.channels_last)
+            if self.ema is not None:
+                self.ema.ema.to(memory_format=torch.channels_last)
 
     def validate(self):
         """Ultralytics' validation, skipped (NaN metrics, no fitness) except every ``val_every`` epochs and the last."""
@@ -347,14 +366,15 @@ class DropoutDetectionTrainer(DetectionTrainer):
         return model
 
 
-def dropout_trainer(p: float = 0.1, val_every: int = 1) -> type:
-    """A :class:`DropoutDetectionTrainer` subclass with head dropout ``p`` (validating every ``val_every`` epochs)."""
+def dropout_trainer(p: float = 0.1, val_every: int = 1, channels_last: bool = False) -> type:
+    """A :class:`DropoutDetectionTrainer` subclass with head dropout ``p`` (validating every ``val_every`` epochs;
+    ``channels_last``: see :attr:`Profile.channels_last`)."""
     if not 0 <= p < 1:
         raise ValueError(f"dropout p must be in [0, 1), got {p}")
     if int(val_every) < 1:
         raise ValueError(f"val_every must be >= 1, got {val_every}")
     return type(f"DropoutDetectionTrainer_p{p:g}", (DropoutDetectionTrainer,),
-                {"dropout_p": float(p), "val_every": int(val_every)})
+                {"dropout_p": float(p), "val_every": int(val_every), "channels_last": bool(channels_last)})
 
 
 # -------------------------------------------------------------------------------------------------------- the cache
@@ -565,9 +585,14 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
     args = {**prof.train_args(), "seed": int(seed), "deterministic": True}
     on_cpu = device.lower() == "cpu"
     threads = default_threads(prof.threads) if on_cpu else None  # changes a CPU model's numbers: in the key
-    config = {"v": KEY_VERSION, "ultralytics": ultralytics.__version__, "args": args, "dropout": prof.dropout,
+    import torch
+
+    config = {"v": KEY_VERSION, "ultralytics": ultralytics.__version__, "torch": torch.__version__, "args": args,
+              "dropout": prof.dropout,
               "val_every": prof.val_every, "model": model_id, "device": "cpu" if on_cpu else "cuda",
               "threads": threads}
+    if on_cpu and prof.channels_last:  # other conv kernels, other sums: part of the key (absent = the old layout)
+        config["channels_last"] = True
     data_yaml = ws.write_data_yaml(name, tags)
     resampled = None
     if prof.repeat_thresh:  # rare-class oversampling: the repeated list is part of the cache key
@@ -592,7 +617,7 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
     model_arg = str(weights) if weights is not None else (str(yaml_file) if yaml_file else prof.model)
     full = {**args, "model": model_arg, "data": str(data_yaml), "project": str(project), "name": name,
             "exist_ok": True, "plots": False, "device": device, "verbose": verbose}
-    trainer_cls = dropout_trainer(prof.dropout, prof.val_every)
+    trainer_cls = dropout_trainer(prof.dropout, prof.val_every, prof.channels_last)
     with cpu_threads(threads, device=device, what=f"training {name} in {ws.root}"):
         t0 = time.perf_counter()
         trainer = trainer_cls(overrides=full)
@@ -610,6 +635,7 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
     n_train = len(set(train_lines))  # images (repeat-factor sampling lists some several times)
     info = {"name": name, "key": key, "profile": prof.name, "tags": [tags] if isinstance(tags, str) else list(tags),
             "seconds": round(seconds, 2), "device": device, "threads": threads, "dropout": prof.dropout,
+            "channels_last": bool(on_cpu and prof.channels_last),
             "seed": int(seed),
             "val_every": prof.val_every, "model": model_arg, "args": args, "data": str(data_yaml),
             "n_train": n_train,
@@ -618,7 +644,7 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
             "images_per_s": round(len(train_lines) * (trainer.epoch + 1) / seconds, 2),
             "resampling": resampled,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "ultralytics": ultralytics.__version__}
+            "ultralytics": ultralytics.__version__, "torch": torch.__version__}
     from alnb.workspace import atomic_write_json
 
     atomic_write_json(run_dir / RUN_FILE, info)

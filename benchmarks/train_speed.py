@@ -15,8 +15,11 @@ from the trainer's callbacks, the first epoch left out as warm-up, and one valid
   default loader (``workers=8``, i.e. one process per core) decoding PNGs every epoch;
 * ``+threads``: every usable core (:mod:`alnb.cpu`), the same loader;
 * ``+threads +workers=0``: the loader in the training process (no loader processes competing for the cores);
-* ``+threads +workers=0 +RAM cache`` (= today's quick / smoke profile): decoded, resized images cached in RAM.
-* ``1 thread +workers=0 +RAM cache``: the loader settings alone.
+* ``+threads +workers=0 +RAM cache``: decoded, resized images cached in RAM;
+* ``+threads +workers=0 +RAM cache +channels-last (today)`` (= today's quick / smoke profile): the model and its EMA
+  copy in channels-last memory layout (``Profile.channels_last``; ultralytics does this on CUDA only);
+* ``1 thread +workers=0 +RAM cache +channels-last``: everything but the threads;
+* ``+threads +workers=1 +RAM cache +channels-last``: one loader process beside the training threads.
 
 The composed time of the profile's CAL1 run (``epochs`` training epochs + a validation every ``val_every`` epochs
 and at the end, + ultralytics' re-validation of best.pt, which alnb no longer does) is printed for ``before`` and
@@ -37,13 +40,17 @@ import sys
 import time
 from pathlib import Path
 
-TRAIN_ARMS = {  # name: (threads: None = alnb.cpu policy, 1 = ultralytics' count on 2 cores, workers, cache)
-    "before": ("ultralytics", 8, False),
-    "+threads": (None, 8, False),
-    "+threads +workers=0": (None, 0, False),
-    "+threads +workers=0 +RAM cache (today)": (None, 0, "ram"),
-    "1 thread +workers=0 +RAM cache": ("ultralytics", 0, "ram"),
+TRAIN_ARMS = {  # name: (threads: None = alnb.cpu policy, 1 = ultralytics' count on 2 cores, workers, cache,
+    #                 channels-last layout)
+    "before": ("ultralytics", 8, False, False),
+    "+threads": (None, 8, False, False),
+    "+threads +workers=0": (None, 0, False, False),
+    "+threads +workers=0 +RAM cache": (None, 0, "ram", False),
+    "+threads +workers=0 +RAM cache +channels-last (today)": (None, 0, "ram", True),
+    "1 thread +workers=0 +RAM cache +channels-last": ("ultralytics", 0, "ram", True),
+    "+threads +workers=1 +RAM cache +channels-last": (None, 1, "ram", True),
 }
+TODAY = "+threads +workers=0 +RAM cache +channels-last (today)"
 
 
 def _ultralytics_threads() -> int:
@@ -63,7 +70,7 @@ def train_arm(ws_dir: str, profile: str, epochs: int, arm: str, keep: str | None
     from alnb.train import dropout_trainer, get_profile, oversample_list, start_weights
     from alnb.workspace import Workspace
 
-    threads, workers, cache = TRAIN_ARMS[arm]
+    threads, workers, cache, channels_last = TRAIN_ARMS[arm]
     threads = _ultralytics_threads() if threads == "ultralytics" else threads
     ws = Workspace.open(ws_dir)
     prof = get_profile(profile)
@@ -83,7 +90,7 @@ def train_arm(ws_dir: str, profile: str, epochs: int, arm: str, keep: str | None
             "name": name, "exist_ok": True, "plots": False, "seed": 0, "deterministic": True, "device": "cpu",
             "verbose": False}
     with cpu_threads(threads, what="train_speed benchmark", log=None) as n:
-        tr = dropout_trainer(prof.dropout, val_every=epochs)(overrides=args)  # validate once, in the last epoch
+        tr = dropout_trainer(prof.dropout, val_every=epochs, channels_last=channels_last)(overrides=args)  # one val
         for ev in ("on_train_epoch_start", "on_train_epoch_end", "on_fit_epoch_end"):
             tr.add_callback(ev, mark(ev))
         t0 = time.perf_counter()
@@ -96,7 +103,8 @@ def train_arm(ws_dir: str, profile: str, epochs: int, arm: str, keep: str | None
         Path(keep).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(run / "weights" / "last.pt", keep)
     shutil.rmtree(run, ignore_errors=True)
-    return {"kind": "train", "arm": arm, "threads": n, "workers": workers, "cache": cache, "samples": n_samples,
+    return {"kind": "train", "arm": arm, "threads": n, "workers": workers, "cache": cache,
+            "channels_last": channels_last, "samples": n_samples,
             "epoch_s": epoch_s[len(epoch_s) // 2], "first_epoch_s": e[0] - s[0], "val_s": f[-1] - e[-1],
             "total_s": total, "peak_gib": _peak_gib(), "n_val": len(ws.stems("VAL1"))}
 
@@ -183,7 +191,7 @@ def main(argv=None):
         for arm in TRAIN_ARMS:
             keep = str(weights) if (r == 0 and arm == "before") else None
             rows.append(_spawn(a, "train", arm, *([keep] if keep else [])))
-            print(f"  round {r + 1}: {arm:<42} epoch {rows[-1]['epoch_s']:6.2f} s  val {rows[-1]['val_s']:5.2f} s",
+            print(f"  round {r + 1}: {arm:<54} epoch {rows[-1]['epoch_s']:6.2f} s  val {rows[-1]['val_s']:5.2f} s",
                   flush=True)
         for arm in ("before", "today"):
             rows.append(_spawn(a, "eval", arm, weights))
@@ -197,15 +205,16 @@ def main(argv=None):
     samples = rows[0]["samples"]
     print(f"\nTraining ({a.profile}: {prof.model} at {prof.imgsz} px, batch {prof.batch}, {samples} samples per "
           f"epoch of GT1; VAL1 {rows[0]['n_val']} images); medians of {a.repeats}:")
-    print(f"{'arm':<42} {'threads':>7} {'epoch s':>8} {'img/s':>7} {'ratio':>6} {'val s':>6} {'val ratio':>9} "
+    w = max(map(len, TRAIN_ARMS))
+    print(f"{'arm':<{w}} {'threads':>7} {'epoch s':>8} {'img/s':>7} {'ratio':>6} {'val s':>6} {'val ratio':>9} "
           f"{'peak GiB':>8}")
     vbase = med("train", "before", "val_s")
     for arm in TRAIN_ARMS:
         ep, vs = med("train", arm, "epoch_s"), med("train", arm, "val_s")
         thr = next(x["threads"] for x in rows if x.get("arm") == arm and x["kind"] == "train")
-        print(f"{arm:<42} {thr:>7} {ep:8.2f} {samples / ep:7.1f} {base / ep:5.2f}x {vs:6.2f} {vbase / vs:8.2f}x "
+        print(f"{arm:<{w}} {thr:>7} {ep:8.2f} {samples / ep:7.1f} {base / ep:5.2f}x {vs:6.2f} {vbase / vs:8.2f}x "
               f"{med('train', arm, 'peak_gib'):8.2f}")
-    today = "+threads +workers=0 +RAM cache (today)"
+    today = TODAY
     n_val = -(-prof.epochs // prof.val_every) if prof.val_every > 1 else prof.epochs
     t_before = prof.epochs * base + (n_val + 1) * vbase  # + ultralytics' re-validation of best.pt
     t_today = prof.epochs * med("train", today, "epoch_s") + n_val * med("train", today, "val_s")

@@ -203,6 +203,30 @@ def test_smoke_study_end_to_end_with_resume(tiny_dataset, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
+def test_a_test_set_added_to_a_finished_study_is_evaluated_without_retraining(tiny_dataset, tmp_path):
+    """grid.test > 0 on a study finished without TEST: every row's model is evaluated on the TEST images (no training,
+    VAL1 figures unchanged), the TEST figures equal those of a study that had TEST from the start, and the variance
+    split (training vs evaluation noise) is written."""
+    kw = dict(grid="smoke", seeds=[0, 1], strategies=["random", "hybrid"], image_size=64, progress=False, log=None)
+    first = S.run_study(tmp_path / "st", tiny_dataset, **kw)
+    assert first.table["test_mAP50"].isna().all()
+    second = S.run_study(tmp_path / "st", tiny_dataset, test=12, **kw)
+    t = second.table
+    assert second.trained == [] and t["test_mAP50"].between(0, 1).all()
+    rows = [json.loads(p.read_text()) for p in (tmp_path / "st" / "results").glob("*.json")]
+    assert len(rows) == 6 and all(r["test_n_images"] == 12 for r in rows)
+    pd.testing.assert_series_equal(t["mAP50"], first.table["mAP50"])
+    assert len(list((tmp_path / "st" / "predictions").glob("*.npz"))) == len(t) == 2 * 3
+    var = pd.read_csv(tmp_path / "st" / "variance.csv")
+    assert list(var["strategy"]) == ["hybrid"] and var.at[0, "n_seeds"] == 2 and var.at[0, "evaluation"] >= 0
+    assert var.at[0, "training"] == pytest.approx(max(var.at[0, "total"] - var.at[0, "evaluation"], 0))
+    assert "Where the variance" in (tmp_path / "st" / "report.md").read_text()
+    fresh = S.run_study(tmp_path / "st2", tiny_dataset, test=12, **kw)  # TEST from the start: the same figures
+    pd.testing.assert_series_equal(fresh.table["test_mAP50"], t["test_mAP50"])
+    assert S.run_study(tmp_path / "st", tiny_dataset, test=12, **kw).trained == []
+
+
+@pytest.mark.slow
 def test_cli_study_smoke(tiny_dataset, tmp_path, capsys):
     from alnb import cli
 

@@ -171,6 +171,28 @@ def test_thread_count_is_recorded_keyed_and_reproducible(trained):
 
 
 @pytest.mark.slow
+def test_channels_last_is_keyed_reproducible_and_saved_in_the_usual_layout(trained):
+    """The smoke / quick profiles train in channels-last layout on CPU: recorded, in the cache key (other kernels,
+    other sums), the same seed gives bit-identical weights, and the checkpoint is stored contiguous (NCHW)."""
+    from alnb.train import get_profile, train_cal
+
+    ws, res, _ = trained
+    if res.info["device"] != "cpu":
+        pytest.skip("channels-last training is a CPU setting")
+    assert get_profile("smoke").channels_last and get_profile("quick").channels_last
+    assert res.info["channels_last"] is True
+    nchw = train_cal(ws, "CAL1nchw", "GT1", "smoke", seed=0, channels_last=False, verbose=False)
+    assert nchw.info["channels_last"] is False and nchw.key != res.key
+    again = train_cal(ws, "CAL1cl", "GT1", "smoke", seed=0, verbose=False)
+    assert again.key == res.key
+    a, b = _ckpt_model(res.weights).state_dict(), _ckpt_model(again.weights).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(v.is_contiguous() for v in a.values())
+    c = _ckpt_model(nchw.weights).state_dict()
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())  # the layout changes the sums
+
+
+@pytest.mark.slow
 def test_reported_map_is_pycocotools_on_the_auto_label_boxes(trained):
     """evaluate()'s mAP50 / mAP50-95 equal pycocotools' COCOeval on the boxes the prediction path gives (the boxes
     users get as auto-labels, down to the sweep confidence)."""
