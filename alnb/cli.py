@@ -275,6 +275,11 @@ def _add_reliability_parsers(p, sub):
     sub.choices["run"].add_argument("--overwrite", action="store_true",
                                     help="replace an existing split made with other settings (labels people gave "
                                          "in <workspace>/labels/ are kept)")
+    for name in ("run", "study"):
+        sub.choices[name].add_argument(
+            "--verbose", action="store_true",
+            help="print every step's own output (ultralytics' training log, progress bars) here instead of writing "
+                 "it to a log file (alnb run: <workspace>/logs/, alnb study: <out>/logs/)")
     for name in ("run", "notebooks", "study", "score"):
         sub.choices[name].add_argument(
             "--threads", type=int, default=None,
@@ -529,7 +534,7 @@ def _dispatch(args, argv) -> int:
                                    n_val=args.n_val, n_gt1=args.n_gt1, conf=args.conf, labels=args.labels,
                                    label_format=args.label_format, annotation=args.annotation,
                                    rule="budget" if args.budget is not None else "study", budget=args.budget,
-                                   strategy=args.strategy, rounds=args.rounds, **overrides)
+                                   strategy=args.strategy, rounds=args.rounds, verbose=args.verbose, **overrides)
             finally:
                 _remember_run_command(args, argv)
         print(f"[alnb] finished in {res['seconds']:.0f} s")
@@ -611,7 +616,7 @@ def _run_study(args) -> int:
         budgets = [study.budget_label(b) for b in budgets]  # a clear error for a bad one, before any work
     kw = dict(grid=args.grid, strategies=args.strategies, budgets=budgets, seeds=args.seeds, profile=args.profile,
               T=args.T, n_val=args.n_val, n_gt1=args.n_gt1, rounds=args.rounds, test=args.test,
-              engine=args.engine, address=args.address, threads=args.threads)
+              engine=args.engine, address=args.address, threads=args.threads, verbose=args.verbose)
     if args.estimate:
         est = study.run_study(args.out, args.data, estimate_only=True, **kw)
         print(f"[alnb] {est['runs']} training run(s) to do, about {est['seconds'] / 60:.0f} min at "

@@ -51,48 +51,7 @@ def difficulty_frame(scores: pd.DataFrame, columns=("stem", "score", "n_det", "c
 
 
 # ------------------------------------------------------------------------------------------------- quiet training
-class FoldedLog:
-    """Everything printed or logged inside the ``with`` block goes to ``path`` (ultralytics' argument dump, layer
-    table and per-epoch lines, progress bars), not into the cell; :attr:`lines` counts them.  Print a short summary
-    afterwards (:func:`training_summary`)."""
-
-    def __init__(self, path):
-        from pathlib import Path
-
-        self.path = Path(path)
-        self.lines = 0
-
-    def __enter__(self):
-        import contextlib
-        import io
-        import logging
-
-        self.buf = io.StringIO()
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(contextlib.redirect_stdout(self.buf))
-        self._stack.enter_context(contextlib.redirect_stderr(self.buf))
-        self._streams = []
-        for name in ("ultralytics", "alnb"):
-            for h in logging.getLogger(name).handlers:
-                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
-                    self._streams.append((h, h.setStream(self.buf)))
-        return self
-
-    def __exit__(self, *exc):
-        for h, old in self._streams:
-            h.setStream(old)
-        self._stack.close()
-        text = self.buf.getvalue().replace("\r", "\n")
-        self.lines = len([ln for ln in text.splitlines() if ln.strip()])
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(text)
-        return False
-
-
-def folded_log(path) -> FoldedLog:
-    """``with folded_log(ws.root / "runs" / "CAL2.log"): train(...)``: the log goes to the file (see
-    :class:`FoldedLog`)."""
-    return FoldedLog(path)
+from alnb.logs import FoldedLog, folded_log  # noqa: E402,F401  (the notebooks' import; the class lives in alnb.logs)
 
 
 def training_summary(res, log: FoldedLog | None = None, root=None) -> str:

@@ -9,6 +9,7 @@ processes (notebooks) and re-running one is safe (training runs are cached by :f
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -490,8 +491,11 @@ def _diagnostic_figures(ws, model: str) -> list:
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
         n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
         label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None, rounds: int = 2,
-        strategy: str | None = None, **train_overrides) -> dict:
+        strategy: str | None = None, verbose: bool = False, **train_overrides) -> dict:
     """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
+
+    Each step's own output (ultralytics' training log, progress bars) goes to ``<workspace>/logs/<step>.log``; only
+    the ``[alnb]`` lines reach ``log``'s terminal (``verbose=True``: everything, as it is printed).
 
     ``rule`` / ``budget`` / ``strategy``: every round's selection (:func:`select_round`; ``rule="budget"`` takes
     ``budget`` images by ``strategy``, default :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`).
@@ -508,11 +512,16 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     times = {}
 
     def step(name, fn, *a, **k):
+        from alnb.logs import quiet
+
         t = time.perf_counter()
         _log(f"[alnb] {name} ...", log)
-        out = fn(*a, **k)
+        path = Path(workspace) / "logs" / (re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") + ".log")
+        with quiet(path, verbose) as folded:
+            out = fn(*a, **k)
         times[name] = round(time.perf_counter() - t, 1)
-        _log(f"[alnb] {name} done in {times[name]} s", log)
+        more = f" (log: {Path('logs') / path.name}, {folded.lines} lines)" if folded and folded.lines > 3 else ""
+        _log(f"[alnb] {name} done in {times[name]} s{more}", log)
         return out
 
     if int(rounds) != rounds or rounds < 2:

@@ -654,17 +654,49 @@ def _env(**values):
                 os.environ[k] = v
 
 
-def _task(kind: str, threads: int, *args, **kwargs):
-    """One unit of study work with the study's thread count (the same in this process and in a Ray worker)."""
-    from alnb.cpu import ENV_THREADS
+def task_log(args: tuple, kind: str) -> Path:
+    """Where a study task's own output goes (``<study_dir>/logs/seed<k>__CAL1.log``, ``seed<k>__<chain>.log``)."""
+    study_dir, seed = Path(args[0]), args[3]
+    name = "CAL1" if kind == "base" else f"{args[4]}__{budget_label(args[5])}"
+    return study_dir / "logs" / f"seed{seed}__{name}.log"
 
-    with _env(**{ENV_THREADS: threads}):
+
+def _task(kind: str, threads: int, *args, verbose: bool = False, **kwargs):
+    """One unit of study work with the study's thread count (the same in this process and in a Ray worker); its
+    training logs go to :func:`task_log` (``verbose``: printed instead)."""
+    from alnb.cpu import ENV_THREADS
+    from alnb.logs import quiet
+
+    with _env(**{ENV_THREADS: threads}), quiet(task_log(args, kind), verbose):
         return (run_base if kind == "base" else run_chain)(*args, **kwargs)
 
 
+def task_resources(cluster: dict, threads: int) -> dict:
+    """Ray resources of one study task (one training at a time) on a cluster with ``cluster`` resources
+    (``ray.cluster_resources()``): ``threads`` CPUs, and one GPU each where the cluster has GPUs (the task then sees
+    only its GPU, and the training picks it: :func:`alnb.train.auto_device`)."""
+    return {"num_cpus": int(threads), "num_gpus": 1 if float(cluster.get("GPU", 0)) >= 1 else 0}
+
+
+def cluster_workers(cluster: dict, threads: int) -> int:
+    """How many study tasks run at once on ``cluster``: one per GPU where it has GPUs, else its CPUs / ``threads``."""
+    gpus = int(float(cluster.get("GPU", 0)))
+    return max(1, gpus if gpus else int(float(cluster.get("CPU", 1))) // max(1, int(threads)))
+
+
+def _ray_session(address=None):
+    from alnb.engines import _import_ray
+
+    ray = _import_ray()  # a clear message before any work when the extra is missing
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+    return ray
+
+
 def _run_tasks(tasks: list, engine: str, threads: int, *, address=None, bar=None, log=print) -> list:
-    """Run ``tasks`` (``(kind, args, kwargs)``) here, one after the other, or as Ray tasks of ``threads`` CPUs each;
-    results in task order."""
+    """Run ``tasks`` (``(kind, args, kwargs)``) here, one after the other, or as Ray tasks of ``threads`` CPUs (and
+    a GPU where the cluster has them: :func:`task_resources`) each; results in task order."""
     if engine == "local":
         out = []
         for kind, args, kwargs in tasks:
@@ -674,13 +706,8 @@ def _run_tasks(tasks: list, engine: str, threads: int, *, address=None, bar=None
             if bar is not None:
                 bar.update(1)
         return out
-    from alnb.engines import _import_ray
-
-    ray = _import_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")
-    remote = ray.remote(num_cpus=threads, max_retries=0)(_task)
+    ray = _ray_session(address)
+    remote = ray.remote(max_retries=0, **task_resources(ray.cluster_resources(), threads))(_task)
     refs = [remote.remote(kind, threads, *args, **kwargs) for kind, args, kwargs in tasks]
     index = {r: i for i, r in enumerate(refs)}
     out, pending = [None] * len(refs), list(refs)
@@ -701,8 +728,11 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
               test: int | None = None, generate: bool = False, n_images: int = 774, image_size: int = 512,
               data_seed: int = 0, progress: bool = True, log=print, estimate_only: bool = False,
               train_overrides: dict | None = None, engine: str = "local", address: str | None = None,
-              threads: int | None = None, workers: int | None = None) -> StudyResult | dict:
+              threads: int | None = None, workers: int | None = None, verbose: bool = False) -> StudyResult | dict:
     """Run (or resume) a study grid and write its table, figures and report into ``study_dir``.
+
+    Every task's own output (ultralytics' training logs) goes to ``<study_dir>/logs/`` (:func:`task_log`); the
+    terminal shows one progress bar over the tasks (``verbose=True``: everything, as it is printed).
 
     Parameters
     ----------
@@ -721,7 +751,8 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
         CPU threads of every training, evaluation and scoring (default :func:`alnb.cpu.default_threads`); recorded
         in ``study.json``: a resumed study keeps it (the models' numbers depend on it).
     workers : int, optional
-        For the time estimate with ``engine="ray"``: parallel tasks (default: the cluster's CPUs / threads).
+        For the time estimate with ``engine="ray"``: parallel tasks (default :func:`cluster_workers`: one per GPU
+        of the cluster where it has GPUs, else its CPUs / threads).
     estimate_only : bool
         Only return the time estimate (:func:`estimate_seconds`), run nothing.
     train_overrides : dict, optional
@@ -742,14 +773,11 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
         with contextlib.suppress(OSError, ValueError):
             prev = json.loads((study_dir / "study.json").read_text())
     threads = default_threads(threads if threads is not None else prev.get("threads"))
-    est = estimate_seconds(study_dir, g, workers=workers or (1 if engine == "local" else max(1, (
-        os.cpu_count() or 1) // threads)))
+    if engine == "ray" and not workers:  # the cluster's size, for the estimate
+        workers = cluster_workers(_ray_session(address).cluster_resources(), threads)
+    est = estimate_seconds(study_dir, g, workers=workers or 1)
     if estimate_only:
         return est
-    if engine == "ray":
-        from alnb.engines import _import_ray
-
-        _import_ray()  # a clear message before any work when the extra is missing
     study_dir.mkdir(parents=True, exist_ok=True)
     if generate:
         from alnb import weld
@@ -774,7 +802,7 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
             f"{engine}; {est['runs']} training run(s) to do, about {est['seconds'] / 60:.0f} min at "
             f"{est['images_per_s']} images/s" + (f" over {est['workers']} workers" if est["workers"] > 1 else ""))
     t0 = time.perf_counter()
-    common = {"train_overrides": overrides}
+    common = {"train_overrides": overrides, "verbose": verbose}
     with tqdm(total=len(g.seeds) + len(chains), desc="study", unit="task", disable=not progress) as bar:
         bases = _run_tasks([("base", (study_dir, data_dir, g, seed), common) for seed in g.seeds], engine, threads,
                            address=address, bar=bar, log=log)

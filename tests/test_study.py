@@ -142,6 +142,16 @@ def test_grids_and_estimate(tmp_path):
     assert set(S.get_grid("full").strategies) >= {"coreset", "uncertain_diverse", "bald"}
 
 
+def test_ray_tasks_take_a_gpu_each_where_the_cluster_has_gpus():
+    assert S.task_resources({"CPU": 16.0}, 2) == {"num_cpus": 2, "num_gpus": 0}
+    assert S.task_resources({"CPU": 64.0, "GPU": 8.0}, 4) == {"num_cpus": 4, "num_gpus": 1}
+    assert S.cluster_workers({"CPU": 16.0}, 2) == 8 and S.cluster_workers({"CPU": 1.0}, 2) == 1
+    assert S.cluster_workers({"CPU": 64.0, "GPU": 8.0}, 4) == 8  # one training per GPU
+    est1 = S.estimate_seconds("/nonexistent", S.get_grid("small"), workers=1)
+    est8 = S.estimate_seconds("/nonexistent", S.get_grid("small"), workers=S.cluster_workers({"CPU": 16.0}, 2))
+    assert est8["workers"] == 8 and est8["seconds"] < est1["seconds"]
+
+
 # ------------------------------------------------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_smoke_study_end_to_end_with_resume(tiny_dataset, tmp_path, monkeypatch):
@@ -235,8 +245,11 @@ def test_cli_study_smoke(tiny_dataset, tmp_path, capsys):
     assert "training run(s) to do" in capsys.readouterr().out
     assert cli.main(["study", "--data", str(tiny_dataset), "--out", str(out), "--grid", "smoke", "--seeds", "0",
                      "--strategies", "random", "study_rule", "--budgets", "3"]) == 0
-    text = capsys.readouterr().out
+    cap = capsys.readouterr()
+    text = cap.out
     assert "report:" in text and (out / "results.csv").is_file()
+    assert "Epoch" not in text + cap.err and "Epoch" in (out / "logs" / "seed0__CAL1.log").read_text()
+    assert (out / "logs" / "seed0__study_rule__3.log").is_file()
     t = pd.read_csv(out / "results.csv")
     assert set(t["strategy"]) == {"gt1_only", "random", "study_rule"} and (t.loc[t["budget"] == 3, "images"] == 3).all()
 
