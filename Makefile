@@ -24,8 +24,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	YOLO_OFFLINE=1 $(PY) -m alnb notebooks --workspace $(WORKSPACE) --data $(DATA) --profile $(PROFILE)
 
+# Two pytest-xdist workers (TEST_JOBS), one per core of the 2-core CI machine, each training with one thread
+# (tests/conftest.py); TEST_JOBS=0 runs the suite in one process.
+TEST_JOBS ?= 2
+
 test: $(STAMP)
-	YOLO_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest -q
+	YOLO_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 # Label Studio in its own environment (its pins clash with ours): the real-server test in tests/test_labelstudio.py
 # uses it (and is skipped without it). ~3 min on first use.

@@ -40,7 +40,8 @@ class FoldedLog:
     """Everything printed or logged inside the ``with`` block goes to ``path`` (ultralytics' argument dump, layer
     table and per-epoch lines, progress bars), not into the cell or the terminal; :attr:`lines` counts them.
     ``echo``: lines that start with it (e.g. ``"[alnb]"``: a step's own messages, a wait for CPU cores) are shown as
-    well.  The file is written when the block ends, also when it ends with an error."""
+    well.  The file is written when the block ends, also when it ends with an error -- unless the log folder did not
+    exist yet (the very first step failed, e.g. a missing dataset: no workspace is left behind)."""
 
     def __init__(self, path, echo: str | None = None):
         self.path = Path(path)
@@ -50,6 +51,7 @@ class FoldedLog:
     def __enter__(self):
         import sys
 
+        self._had_folder = self.path.parent.is_dir()
         self.buf = io.StringIO()
         target = _Echo(self.buf, sys.stdout, self.echo) if self.echo else self.buf
         self._stack = contextlib.ExitStack()
@@ -68,6 +70,8 @@ class FoldedLog:
         self._stack.close()
         text = self.buf.getvalue().replace("\r", "\n")
         self.lines = len([ln for ln in text.splitlines() if ln.strip()])
+        if exc[0] is not None and not self._had_folder:
+            return False  # the very first step failed (a missing dataset): leave no folder behind
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(text)
         return False

@@ -17,6 +17,23 @@ from alnb.workspace import Workspace  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# `make test` runs the suite on two pytest-xdist workers (one per core of the CI machine): each worker's trainings,
+# evaluations and scorings then use one thread (alnb.cpu), so the two never share a core; the numbers the tests
+# compare are always computed under one setting.  A single process (plain `pytest`) keeps the default policy.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("ALNB_THREADS", "1")
+
+# Test files that share an expensive fixture run on the same worker (`--dist loadgroup`): each file is a group (its
+# module-scoped trained models and servers are built once), and the notebook checks and the browser test share the
+# workspace built by executing the notebooks (tests/notebook_ws.py).
+SHARED_GROUPS = {"test_notebooks": "notebook_ws", "test_browser": "notebook_ws"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.module.__name__.rsplit(".", 1)[-1]
+        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(name, name)))
+
 
 class NetworkAccessError(RuntimeError):
     pass

@@ -26,7 +26,7 @@ def _capture_trainer(monkeypatch):
 
     seen = {}
 
-    def fake(p=0.1, val_every=1):
+    def fake(p=0.1, val_every=1, channels_last=False):
         class Trainer:
             def __init__(self, overrides):
                 seen.update(overrides)

@@ -276,22 +276,23 @@ def run_notebooks_02_to_05(tiny_dataset, base) -> dict:
 # Expected key numbers of the seeded smoke run above (tiny generated data, 1-epoch models: the numbers are small but
 # fixed; same seed -> same split, models, scores and selections on CPU).  A change in scoring, selection or training
 # moves them: update them only with a reason.
-EXPECTED = {  # updated for every core (alnb.cpu), RAM-cached loading and the COCO-style mAP of the prediction path
-    "02_autolabel": {"n_pool": 20, "n_failed": 0, "n_flagged": 12, "t_medium": 0.8713, "t_hard": 0.8902,
-                     "detection_uncertainty_median": 0.7456, "abs_spearman_score_candidates": 0.040,
-                     "spearman_errors_hybrid": 0.205, "spearman_errors_entropy": 0.411,
-                     "spearman_errors_least_confidence": -0.165, "box_auroc_hybrid": 0.683,
+EXPECTED = {  # updated for channels-last CPU training (issue 18: smoke/quick train in the channels-last layout,
+    # which changes float rounding; the numbers of two runs of the same code stay identical)
+    "02_autolabel": {"n_pool": 20, "n_failed": 0, "n_flagged": 12, "t_medium": 0.8930, "t_hard": 0.9247,
+                     "detection_uncertainty_median": 0.7429, "abs_spearman_score_candidates": 0.313,
+                     "spearman_errors_hybrid": 0.249, "spearman_errors_entropy": 0.470,
+                     "spearman_errors_least_confidence": -0.022, "box_auroc_hybrid": 0.689,
                      # every non-failed image of this tiny model has an error: image AUROC undefined (null), not 0.5
                      "auroc_hybrid": None},
-    "03_select_gt2": {"gt2_size": 12, "n_easy": 8, "n_medium": 7, "n_hard": 5, "n_failed": 0, "mAP50_CAL2": 0.1436,
-                      "boost_CAL2": 1.020},
+    "03_select_gt2": {"gt2_size": 12, "n_easy": 8, "n_medium": 7, "n_hard": 5, "n_failed": 0, "mAP50_CAL2": 0.1807,
+                      "boost_CAL2": 1.324},
     # each model at its own operating point (notebooks 03/04: conf = None).  The verdict weighs per-class recall /
     # precision too (issue 21)
-    "04_random_control": {"control_size": 12, "overlap_with_gt2": 6, "verdict": "Control better",
-                          "mAP50_CAL1": 0.1056, "mAP50_CAL2": 0.1436, "mAP50_Control": 0.1832,
-                          "boost_CAL1": 0.957, "boost_CAL2": 1.020, "boost_Control": 1.247},
+    "04_random_control": {"control_size": 12, "overlap_with_gt2": 8, "verdict": "CAL2 better",
+                          "mAP50_CAL1": 0.1436, "mAP50_CAL2": 0.1807, "mAP50_Control": 0.1668,
+                          "boost_CAL1": 1.020, "boost_CAL2": 1.324, "boost_Control": 1.264},
     "05_strategies": {"n_runs": 6, "n_seeds": 2, "verdict_hybrid_4": "no detectable difference",
-                      "mAP50_gt1_only_0": 0.0528, "mAP50_random_4": 0.0861, "mAP50_hybrid_4": 0.0976},
+                      "mAP50_gt1_only_0": 0.0718, "mAP50_random_4": 0.0916, "mAP50_hybrid_4": 0.0668},
 }
 TOL = {"default": 0.02, "mAP": 0.02}  # absolute tolerances (CPU threads may change float rounding slightly)
 
