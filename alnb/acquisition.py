@@ -442,11 +442,11 @@ DEFAULT_BUDGET_STRATEGY = "random"
 """The strategy a *budgeted* selection uses unless told otherwise (``alnb run --budget K``, notebook 03's and 06's
 budget mode, ``rule="budget"``): the one with the best measured result per labelling second on the weld data, or
 random when none beats it.  Measured (README, "Strategy study" and "The cycles protocol"; 5 seeds, quick profile):
-no strategy beats random per labelling second -- hybrid and uncertain_diverse cost 1.3-1.65x random's assisted
-seconds for the same images and sit below it at equal seconds (uncertain_diverse significantly in round 1), and the
-study rule is below random per image at 1.2x its seconds.  So the default is random; ``strategy=`` (``--strategy``)
-picks any other, ``study_rule`` = the seed's order (failed first, then hardest).  The seed's walk-through (notebook
-03 without a budget) keeps the study rule itself."""
+no strategy beats random per labelling second -- at 1,500 predicted seconds every strategy's paired interval
+against random contains 0, and for the same 100 images the uncertainty selections cost 1.2-2.0x random's assisted
+seconds (their per-image gain, at most +2 points of mAP50-95, does not make up for it).  So the default is random;
+``strategy=`` (``--strategy``) picks any other, ``study_rule`` = the seed's order (failed first, then hardest).  The
+seed's walk-through (notebook 03 without a budget) keeps the study rule itself."""
 
 SCORE_COLUMNS = {"least_confidence": "least_conf", "entropy": "entropy", "bald": "mutual_info",
                  "localisation": "box_spread", "count_variance": "count_var", "hybrid": "score",

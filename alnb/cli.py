@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--budget", type=int, default=None,
                    help="select BUDGET images per round by --strategy instead of the study rule")
     r.add_argument("--strategy", default=None, choices=sorted(STRATEGIES),
-                   help=f"with --budget: the selection strategy (default {DEFAULT_BUDGET_STRATEGY}, the measured best "
+                   help=f"with --budget: the selection strategy (default {DEFAULT_BUDGET_STRATEGY}: no strategy beat it "
                         f"per labelling second on the weld data, README 'Strategy study'; study_rule = failed first, "
                         f"then hardest)")
     r.add_argument("--rounds", type=int, default=2,

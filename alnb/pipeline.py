@@ -141,7 +141,7 @@ def budget_rule_text(n: int, strategy: str | None = None) -> str:
     """How a budgeted selection was made, in words (the selection record, the explorer, the report)."""
     name = budget_strategy(strategy)
     how = {"study_rule": "the study rule's order: failed first, then hardest",
-           "random": "at random (the measured best per labelling second)"}.get(name, f"strategy {name}")
+           "random": "at random (no strategy beat it per labelling second)"}.get(name, f"strategy {name}")
     return f"budget: {n} images, {how}"
 
 
@@ -161,7 +161,7 @@ def select_round(ws: Workspace, k: int, rule: str = "study", t_medium=None, t_ha
 
     ``rule="study"``: medium + hard + failed at the thresholds (default: CAL<k-1>'s scoring step's), the study rule
     at its own size; ``rule="budget"``: ``budget`` images chosen by ``strategy`` (default
-    :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`, the measured best per labelling second: random; ``"study_rule"``
+    :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`, random: no strategy beat it per labelling second; ``"study_rule"``
     = the study rule's order, failed first, then hardest); any other name of :data:`alnb.acquisition.STRATEGIES`
     (``"hybrid"``, ``"bald"``, ...) as ``rule`` with ``budget``.
     The record (``metrics/selection.json`` for GT2, ``metrics/gt<k>.json`` after) names the model whose scores chose

@@ -61,9 +61,10 @@ def learning_curves(summary: pd.DataFrame, *, x: str = "images", metrics=("mAP50
 def paired_difference(diffs: pd.DataFrame, verdicts: pd.DataFrame, *, metric: str = "mAP50"):
     """Per strategy and budget: each seed's difference to random (dots) and the mean with its 95 % interval."""
     keys = list(dict.fromkeys(zip(verdicts["strategy"], verdicts["budget"].astype(str))))
-    fig, ax = _new_figure(figsize=(min(9.5, max(5.0, 1.4 * len(keys) + 2)), 3.8))
+    # one column per (strategy, budget), wide enough that neighbouring labels never overlap (14 columns: 16 in)
+    fig, ax = _new_figure(figsize=(min(16.0, max(5.0, 1.05 * len(keys) + 1.5)), 3.8))
     col = _colours([k[0] for k in keys])
-    label_top = 0.0  # highest verdict label, for the headroom below
+    texts = []
     for i, (s, b) in enumerate(keys):
         d = diffs[(diffs["strategy"] == s) & (diffs["budget"].astype(str) == b)]["diff"].to_numpy(float)
         ax.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)) if len(d) > 1 else np.full(len(d), i), d,
@@ -73,11 +74,17 @@ def paired_difference(diffs: pd.DataFrame, verdicts: pd.DataFrame, *, metric: st
             ax.errorbar([i + 0.3], [v["mean_diff"]], yerr=[[v["mean_diff"] - v["lo"]], [v["hi"] - v["mean_diff"]]],
                         fmt="D", color=col[s], capsize=4)
         top = np.nanmax(np.r_[d, float(v["hi"]), 0.0])  # label above the highest dot / interval end
-        ax.text(i, top + TEXT_OFFSET, v["verdict"], ha="center", va="bottom", fontsize=FONT)
-        label_top = max(label_top, top + TEXT_OFFSET)
-    lo, hi = ax.get_ylim()  # headroom for the labels: inside the axes, never across the title
-    hi = max(hi, label_top)
-    ax.set_ylim(lo, max(hi, label_top + 0.15 * (hi - lo)))
+        label = str(v["verdict"]).replace("detectable ", "detectable\n").replace("few ", "few\n")
+        texts.append(ax.text(i, top + TEXT_OFFSET, label, ha="center", va="bottom", fontsize=FONT))
+    ax.set_xlim(-0.6, len(keys) - 0.4)
+    for _ in range(4):  # headroom for the labels, measured (a label's height in data units grows with the range)
+        fig.canvas.draw()
+        lo, hi = ax.get_ylim()
+        inv = ax.transData.inverted()
+        need = max(inv.transform((0, t.get_window_extent().y1))[1] for t in texts) if texts else hi
+        if need <= hi:
+            break
+        ax.set_ylim(lo, need + 0.04 * (need - lo))
     ax.axhline(0, color="k", lw=1, ls=":")
     ax.set_xticks(range(len(keys)), [f"{s}\n@{b}" for s, b in keys], fontsize=FONT)
     ax.set_ylabel(f"{metric}: strategy - random (same seed)", fontsize=FONT + 1)

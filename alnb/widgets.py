@@ -65,8 +65,8 @@ class DifficultyController:
     rule : str
         ``"study"`` (GT2 = medium + hard + failed) or ``"budget"`` (``budget`` images chosen by ``strategy``).
     strategy : str, optional
-        The budget mode's strategy (default :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`, the measured best per
-        labelling second: random; ``"study_rule"`` = the hardest images, failed first), drawn with ``seed`` exactly
+        The budget mode's strategy (default :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`, random: no
+        strategy beat it per labelling second; ``"study_rule"`` = the hardest images, failed first), drawn with ``seed`` exactly
         as :func:`alnb.pipeline.select_round` commits it.
     """
 
@@ -250,7 +250,7 @@ class DifficultyController:
 
     def _strategy_words(self) -> str:
         return {"study_rule": "by the study rule's order (the hardest, failed first)",
-                "random": "at random (the measured best per labelling second; README 'Strategy study')"}.get(
+                "random": "at random (no strategy beat it per labelling second; README 'Strategy study')"}.get(
             self.strategy, f"by strategy {self.strategy}")
 
     def summary_html(self) -> str:

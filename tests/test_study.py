@@ -60,7 +60,8 @@ def test_paired_difference_figure_keeps_verdicts_inside_the_axes():
     fig = study_plots.paired_difference(S.paired_differences(t), S.verdicts(t))
     ax = fig.axes[0]
     fig.canvas.draw()
-    labels = [x for x in ax.texts if x.get_text() in {"better", "worse", "no detectable difference", "too few seeds"}]
+    labels = [x for x in ax.texts if x.get_text().replace("\n", " ") in {"better", "worse", "no detectable difference",
+                                                                         "too few seeds"}]
     assert len(labels) == len(S.verdicts(t)[["strategy", "budget"]].drop_duplicates())
     box = ax.get_window_extent()
     for x in labels:
