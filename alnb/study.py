@@ -359,16 +359,18 @@ def _images_per_s(study_dir: Path, profile: str) -> float:
     return float(np.median(vals)) if vals else DEFAULT_IMAGES_PER_S.get(profile, DEFAULT_IMAGES_PER_S["quick"])
 
 
-def estimate_seconds(study_dir, grid: Grid, *, pool_size: int | None = None, workers: int = 1) -> dict:
+def estimate_seconds(study_dir, grid: Grid, *, pool_size: int | None = None, workers: int = 1,
+                     train_overrides: dict | None = None) -> dict:
     """Time estimate of the runs still to do: images x epochs / measured images per second + a per-run overhead,
     divided over ``workers`` parallel workers (the chains of a seed wait for its CAL1).
 
     ``pool_size`` sizes the study rule's budget and the seconds budgets (default: a 419-image POOL, the study's).
+    ``train_overrides``: the study's (``epochs``, ``finetune_epochs=None`` = every model trained fresh, ...).
     """
     from alnb.metrics import CostModel
     from alnb.train import get_profile
 
-    prof = get_profile(grid.profile)
+    prof = get_profile(grid.profile, **dict(train_overrides or {}))
     ips = _images_per_s(study_dir, grid.profile)
     n_gt1 = grid.n_gt1 if isinstance(grid.n_gt1, int) else 177
     pool = pool_size or 419
@@ -775,7 +777,7 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
     threads = default_threads(threads if threads is not None else prev.get("threads"))
     if engine == "ray" and not workers:  # the cluster's size, for the estimate
         workers = cluster_workers(_ray_session(address).cluster_resources(), threads)
-    est = estimate_seconds(study_dir, g, workers=workers or 1)
+    est = estimate_seconds(study_dir, g, workers=workers or 1, train_overrides=train_overrides)
     if estimate_only:
         return est
     study_dir.mkdir(parents=True, exist_ok=True)

@@ -128,6 +128,10 @@ def test_grids_and_estimate(tmp_path):
     # 5 x CAL1 (177 x 25 epochs) + 15 runs of (177 + 100) x 10 at the default throughput + overheads
     assert est["runs"] == 5 + 15 and 600 < est["seconds"] < 2 * 3600
     assert S.estimate_seconds(tmp_path, small, workers=4)["seconds"] == pytest.approx(est["seconds"] / 4, rel=1e-3)
+    # every model trained fresh (finetune_epochs=None): the 15 added-set runs take 25 epochs, not 10
+    fresh = S.estimate_seconds(tmp_path, small, train_overrides={"finetune_epochs": None})
+    ips = est["images_per_s"]
+    assert fresh["seconds"] - est["seconds"] == pytest.approx(15 * (177 + 100) * (25 - 10) / ips, rel=1e-3)
     cyc = S.get_grid("cycles")
     assert cyc.rounds == 3 and cyc.budgets == ("50",) and S.estimate_seconds(tmp_path, cyc)["runs"] == 5 + 3 * 3 * 5
     assert S.get_grid("small", budgets=["600s"]).budgets == ("600s",) and S.parse_budget("600s") == ("seconds", 600)
