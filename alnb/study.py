@@ -775,8 +775,9 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
         with contextlib.suppress(OSError, ValueError):
             prev = json.loads((study_dir / "study.json").read_text())
     threads = default_threads(threads if threads is not None else prev.get("threads"))
-    if engine == "ray" and not workers:  # the cluster's size, for the estimate
-        workers = cluster_workers(_ray_session(address).cluster_resources(), threads)
+    if engine == "ray":  # a clear message before any work when the extra is missing; the cluster's size
+        ray = _ray_session(address)
+        workers = workers or cluster_workers(ray.cluster_resources(), threads)
     est = estimate_seconds(study_dir, g, workers=workers or 1, train_overrides=train_overrides)
     if estimate_only:
         return est
