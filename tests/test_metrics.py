@@ -282,3 +282,36 @@ def test_cost_calibration_and_predicted_seconds_on_hand_made_predictions():
     assert len(cal5["p_tp"]) == len(cal5["edges"]) + 1
     # a proposal in the lower bin (0.5, an FP) is less likely a TP than one in the upper bin
     assert cal5["p_tp"][0] < cal5["p_tp"][-1]
+
+
+def test_predicted_seconds_ceiling_matches_candidates_to_the_true_labels(tiny_workspace):
+    """benchmarks/predicted_seconds.py's ceiling: every candidate (kept or weak) matched to the image's true boxes;
+    a true box a weak candidate finds is a miss of the auto-labels but not an invisible one."""
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "predicted_seconds.py"
+    spec = importlib.util.spec_from_file_location("predicted_seconds_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    ws = tiny_workspace
+    man = ws.manifest().set_index("stem")
+    pool = ws.stems("POOL")
+    n_true = {s: len(ws.true_labels(s)) for s in pool}
+    a = next(s for s in pool if n_true[s] >= 2)
+    b = next(s for s in pool if s != a and n_true[s] >= 1)
+    w, h = float(man.at[a, "width"]), float(man.at[a, "height"])
+    gt = np.asarray(ws.true_labels(a), float).reshape(-1, 5)
+    box = M.xywhn_to_xyxy(gt[:, 1:], w, h)
+    thr = 0.4
+    rows = [(a, int(gt[0, 0]), *box[0], 0.9, True),  # finds true box 0
+            (a, int(gt[1, 0]), *box[1], 0.3, False),  # a weak candidate on true box 1
+            (a, (int(gt[0, 0]) + 1) % 6, 0.0, 0.0, 1.0, 1.0, 0.5, True)]  # a kept false positive
+    dets = pd.DataFrame(rows, columns=["stem", "cls", "x0", "y0", "x1", "y1", "conf", "above"])
+    cal, invisible = bench.pool_truth(ws, pd.DataFrame({"stem": [a, b]}), dets, thr)
+    assert invisible == (n_true[a] - 2) + n_true[b]
+    assert cal["fit"]["fp"] == 1 and cal["fit"]["fn"] == (n_true[a] - 1) + n_true[b]
+    assert cal["n_images"] == 2
