@@ -133,8 +133,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_parser(sub)
     _add_score_parser(sub)
     _add_serve_parser(sub)
+    _add_review_parser(sub)
     _add_reliability_parsers(p, sub)
     return p
+
+
+def _add_review_parser(sub):
+    """``alnb review``: the review plan of the rest of the POOL (:mod:`alnb.reviewstep`)."""
+    r = sub.add_parser("review", help="which auto-labels people must check: the review plan of the unlabelled POOL "
+                                      "(hours vs residual errors at every cut); --accept writes the final label set")
+    r.add_argument("--workspace", required=True)
+    cut = r.add_mutually_exclusive_group()
+    cut.add_argument("--fraction", type=float, default=None, help="review this share of the images (0-1)")
+    cut.add_argument("--hours", type=float, default=None, help="review as many images as fit in these hours")
+    cut.add_argument("--max-error-rate", type=float, default=None,
+                     help="review the fewest images so that at most this share (0-1) of the accepted images is "
+                          "predicted to hold an auto-label error (default 0.05)")
+    r.add_argument("--method", default="auto", choices=["auto", "logistic", "isotonic"],
+                   help="calibration of the error probability on VAL1 (auto: the lower cross-fitted Brier score)")
+    r.add_argument("--seed", type=int, default=0, help="folds and bootstrap of the calibration")
+    r.add_argument("--accept", action="store_true",
+                   help="accept the model's labels of the images after the cut (marked machine-accepted in the "
+                        "manifest and in every export under <workspace>/final/); people's labels are never replaced")
 
 
 def _add_score_parser(sub):
@@ -216,6 +236,9 @@ def _add_study_parser(sub):
                         "the auto-labels (600s), or 'rule' (the study rule's own size)")
     s.add_argument("--per-round", default=None, metavar="B", help="the cycles protocol's budget per round "
                                                                   "(= --budgets B)")
+    s.add_argument("--costs-from", default=None, metavar="WORKSPACE",
+                   help="price labelling with the seconds measured in this workspace's Label Studio imports (alnb "
+                        "costs; needs 30 measured annotations), instead of the literature defaults")
     s.add_argument("--rounds", type=int, default=None,
                    help="active-learning rounds per chain (each strategy selects with its own current model; "
                         "default: the grid's, 1 for small, 3 for cycles)")
@@ -289,6 +312,9 @@ def _add_reliability_parsers(p, sub):
     s = sub.add_parser("status", help="where the loop stands: sets, labelled / waiting, trainings, next command")
     s.add_argument("--workspace", required=True)
     s.add_argument("--json", action="store_true", help="print the status as JSON")
+    c = sub.add_parser("costs", help="the annotators' own seconds: the cost model fitted from the lead times of the "
+                                     "imported Label Studio annotations, and seconds per image / box per round")
+    c.add_argument("--workspace", required=True)
 
 
 def _strip(argv, flags_with_value=(), flags=()) -> list:
@@ -409,6 +435,9 @@ def _print_status(ws, as_json: bool):
                            if lk.get("stale") else
                            f"held by pid {lk.get('pid')} on {lk.get('host')} ({lk.get('command')}) since "
                            f"{lk.get('since')}"))
+    from alnb.labeltimes import workspace_costs
+
+    print(f"costs:     {workspace_costs(ws)[1]}")
     print(f"next:      {st['next']}")
 
 
@@ -448,8 +477,17 @@ def check_args(args):
     else:
         need("--rounds", lambda v: v >= 2, "must be at least 2", " (round 2 = GT2 / CAL2 / Control; 3, 4 ... go on)")
     need("--threads", lambda v: v >= 1, "must be at least 1", " (CPU threads; default: every usable core)")
+    need("--fraction", lambda v: 0 <= v <= 1, "must lie between 0 and 1", " (the share of images to review)")
+    need("--hours", lambda v: v >= 0, "must be a number of hours >= 0")
+    need("--max-error-rate", lambda v: 0 <= v <= 1, "must lie between 0 and 1",
+         " (e.g. 0.05: at most 5 % of the accepted images with an error)")
     need("--epochs", lambda v: v >= 1, "must be at least 1")
     need("--imgsz", lambda v: v >= 32, "must be at least 32 (pixels; a multiple of 32)")
+    imgsz = getattr(args, "imgsz", None)
+    if imgsz is not None:
+        from alnb.train import check_imgsz
+
+        check_imgsz(imgsz, "--imgsz")
     need("--seed", lambda v: v >= 0, "must be a whole number >= 0")
     need("--batch", lambda v: v >= 1, "must be at least 1")
     need("--part-size", lambda v: v >= 1, "must be at least 1")
@@ -476,18 +514,24 @@ def check_args(args):
         check_checkpoint(start_weights(start))
 
 
+def _run_argv(argv) -> list:
+    """The ``alnb run`` command to continue with: as given, without --labels / --label-format / --overwrite /
+    --generate."""
+    return ["alnb", *_strip(argv, ("--labels", "--label-format"), ("--overwrite", "--generate"))]
+
+
 def _remember_run_command(args, argv):
-    """``metrics/run_command.json``: the ``alnb run`` command as given (without --labels / --overwrite /
-    --generate), so ``alnb status`` prints a next command with the same --profile / --n-val / --n-gt1 ... (best
-    effort, only once the workspace exists)."""
+    """``metrics/run_command.json``: the ``alnb run`` command as given (:func:`_run_argv`), so ``alnb status`` prints
+    a next command with the same --profile / --n-val / --n-gt1 ... (best effort, only once the workspace exists).
+    :func:`alnb.pipeline.run` records it already right after setup, before any training (a kill -9 in CAL1's
+    training skips this ``finally``)."""
     from alnb.workspace import atomic_write_json
 
     root = Path(args.workspace).expanduser()
     if not (root / "workspace.json").is_file():
         return
-    rest = _strip(argv, ("--labels", "--label-format"), ("--overwrite", "--generate"))
     try:
-        atomic_write_json(root / "metrics" / "run_command.json", {"argv": ["alnb", *rest]})
+        atomic_write_json(root / "metrics" / "run_command.json", {"argv": _run_argv(argv)})
     except OSError:  # a hint only; never hide the real outcome
         pass
 
@@ -514,6 +558,12 @@ def _dispatch(args, argv) -> int:
 
         _print_status(Workspace.open(args.workspace), args.json)
         return 0
+    if args.command == "costs":
+        from alnb.labeltimes import describe
+        from alnb.workspace import Workspace
+
+        print(describe(Workspace.open(args.workspace)))
+        return 0
     if args.command == "run":
         from alnb import pipeline
         from alnb.workspace import check_location
@@ -534,7 +584,8 @@ def _dispatch(args, argv) -> int:
                                    n_val=args.n_val, n_gt1=args.n_gt1, conf=args.conf, labels=args.labels,
                                    label_format=args.label_format, annotation=args.annotation,
                                    rule="budget" if args.budget is not None else "study", budget=args.budget,
-                                   strategy=args.strategy, rounds=args.rounds, verbose=args.verbose, **overrides)
+                                   strategy=args.strategy, rounds=args.rounds, verbose=args.verbose,
+                                   command=_run_argv(argv), **overrides)
             finally:
                 _remember_run_command(args, argv)
         print(f"[alnb] finished in {res['seconds']:.0f} s")
@@ -573,6 +624,8 @@ def _dispatch(args, argv) -> int:
         return _run_study(args)
     if args.command == "score":
         return _run_score(args, argv)
+    if args.command == "review":
+        return _run_review(args)
     if args.command == "serve":
         from alnb.serve import serve
 
@@ -580,6 +633,26 @@ def _dispatch(args, argv) -> int:
                      document_root=args.document_root, label_studio_url=args.label_studio_url,
                      annotation=args.annotation)
     return 2  # pragma: no cover
+
+
+def _run_review(args) -> int:
+    from alnb import reviewstep
+    from alnb.lock import workspace_lock
+    from alnb.workspace import Workspace
+
+    ws = Workspace.open(args.workspace)
+    cut = {"fraction": args.fraction, "hours": args.hours, "max_error_rate": args.max_error_rate}
+    with workspace_lock(ws.root, "alnb review" + (" --accept" if args.accept else ""), log=print):
+        res = reviewstep.write_plan(ws, method=args.method, seed=args.seed, **cut)
+        print(reviewstep.describe(res["summary"]))
+        print(f"[alnb] plan: {ws.root / reviewstep.PLAN_FILE}, {ws.root / 'metrics' / 'review_plan.json'}")
+        if args.accept:
+            rec = reviewstep.accept(ws)
+            print(f"[alnb] accepted the labels of {rec['model']} on {rec['n_accepted']} image(s) (machine-accepted); "
+                  f"{rec['n_review']} image(s) wait for review: export them with pre-annotations and import the "
+                  f"reviewed labels (alnb import-labels --tag any).")
+            print(f"[alnb] final label set (with provenance): {ws.root / reviewstep.FINAL_DIR}")
+    return 0
 
 
 def _run_score(args, argv) -> int:
@@ -617,6 +690,15 @@ def _run_study(args) -> int:
     kw = dict(grid=args.grid, strategies=args.strategies, budgets=budgets, seeds=args.seeds, profile=args.profile,
               T=args.T, n_val=args.n_val, n_gt1=args.n_gt1, rounds=args.rounds, test=args.test,
               engine=args.engine, address=args.address, threads=args.threads, verbose=args.verbose)
+    if args.costs_from is not None:
+        from alnb.labeltimes import collect, fit_costs
+        from alnb.workspace import Workspace
+
+        fit = fit_costs(collect(Workspace.open(args.costs_from)), n_boot=0)
+        if not fit.trusted:
+            raise ValueError(f"--costs-from {args.costs_from}: {fit.message}; label more in Label Studio and import "
+                             f"the export, or leave --costs-from out (literature defaults).")
+        kw.update(costs=fit.costs, costs_source=f"{fit.message} in {args.costs_from}")
     if args.estimate:
         est = study.run_study(args.out, args.data, estimate_only=True, **kw)
         print(f"[alnb] {est['runs']} training run(s) to do, about {est['seconds'] / 60:.0f} min at "

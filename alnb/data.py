@@ -16,6 +16,7 @@ file and line and says what to do; images with problems are excluded from splits
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,40 +96,73 @@ class LabelError(ValueError):
         self.kind, self.file, self.line, self.message = kind, str(file), line, message
 
 
+def _duplicate_error(dups: list, file) -> LabelError:
+    """The ``duplicate_box`` problem of a label file: ``dups`` = [(line, the earlier line it repeats), ...]."""
+    line, first = dups[0]
+    more = (f"; in all, line(s) {', '.join(str(i) for i, _ in dups)} repeat line(s) "
+            f"{', '.join(str(j) for _, j in dups)}" if len(dups) > 1 else "")
+    return LabelError("duplicate_box", file, line,
+                      f"this box repeats line {first} (the same class and coordinates){more}. The trainer would keep "
+                      f"one copy (ultralytics drops duplicate labels) while alnb's counts and evaluation would see "
+                      f"each line, so alnb does not guess which was meant: delete the repeated line(s), or fix the "
+                      f"coordinates if two objects were meant.")
+
+
 def parse_label_lines(text: str, n_classes: int, file="<labels>"):
-    """Parse YOLO label text into an (n, 5) float32 array; raise :class:`LabelError` at the first bad line."""
-    rows = []
+    """Parse YOLO label text into an (n, 5) float32 array; raise :class:`LabelError` at the first bad line.
+
+    A line that repeats an earlier box exactly (as float32, what ultralytics compares) is a ``duplicate_box`` problem
+    naming every repeated line: ultralytics would silently train on one copy of it."""
+    rows, seen, dups = [], {}, []
     for i, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
             continue
-        parts = line.split()
-        if len(parts) != 5:
-            hint = (" It looks like a polygon (segmentation) label; alnb needs boxes." if len(parts) > 5 and
-                    (len(parts) - 1) % 2 == 0 else "")
-            raise LabelError("field_count", file, i,
-                             f"expected 5 fields 'class cx cy w h', found {len(parts)}.{hint} Fix or delete this line.")
         try:
-            vals = [float(p) for p in parts]
-        except ValueError:
-            raise LabelError("not_a_number", file, i,
-                             f"non-numeric value in {line!r}; every field must be a number. Fix this line.") from None
-        if not all(np.isfinite(vals)):
-            raise LabelError("not_a_number", file, i, f"non-finite value in {line!r}. Fix this line.")
-        c, cx, cy, w, h = vals
-        if c != int(c) or not 0 <= c < n_classes:
-            raise LabelError("class_out_of_range", file, i,
-                             f"class id {parts[0]} is not an integer in 0..{n_classes - 1} (data.yaml has "
-                             f"{n_classes} names). Fix the id or add the class to data.yaml names.")
-        if w <= 0 or h <= 0:
-            raise LabelError("zero_area", file, i, f"box has zero or negative size (w={w}, h={h}). Delete or fix it.")
-        if (min(cx, cy, w, h) < 0 or max(cx, cy, w, h) > 1 or cx - w / 2 < -EDGE_TOL or cy - h / 2 < -EDGE_TOL
-                or cx + w / 2 > 1 + EDGE_TOL or cy + h / 2 > 1 + EDGE_TOL):
-            raise LabelError("out_of_bounds", file, i,
-                             f"box ({cx}, {cy}, {w}, {h}) lies outside the image; YOLO boxes are centre x, centre y, "
-                             f"width, height normalised to 0..1. Clip or fix it (pixel coordinates are not allowed).")
+            vals = _check_label_line(line, i, n_classes, file)
+        except LabelError:
+            if dups:  # an earlier line was already bad: name the first problem
+                raise _duplicate_error(dups, file) from None
+            raise
+        key = (np.asarray(vals, np.float32) + np.float32(0)).tobytes()  # + 0: -0.0 and 0.0 are one number
+        if key in seen:
+            dups.append((i, seen[key]))
+            continue
+        seen[key] = i
         rows.append(vals)
+    if dups:
+        raise _duplicate_error(dups, file)
     return np.asarray(rows, np.float32).reshape(-1, 5)
+
+
+def _check_label_line(line: str, i: int, n_classes: int, file) -> list:
+    """The five numbers of one non-empty label line, or :class:`LabelError` naming line ``i`` of ``file``."""
+    parts = line.split()
+    if len(parts) != 5:
+        hint = (" It looks like a polygon (segmentation) label; alnb needs boxes." if len(parts) > 5 and
+                (len(parts) - 1) % 2 == 0 else "")
+        raise LabelError("field_count", file, i,
+                         f"expected 5 fields 'class cx cy w h', found {len(parts)}.{hint} Fix or delete this line.")
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise LabelError("not_a_number", file, i,
+                         f"non-numeric value in {line!r}; every field must be a number. Fix this line.") from None
+    if not all(np.isfinite(vals)):
+        raise LabelError("not_a_number", file, i, f"non-finite value in {line!r}. Fix this line.")
+    c, cx, cy, w, h = vals
+    if c != int(c) or not 0 <= c < n_classes:
+        raise LabelError("class_out_of_range", file, i,
+                         f"class id {parts[0]} is not an integer in 0..{n_classes - 1} (data.yaml has "
+                         f"{n_classes} names). Fix the id or add the class to data.yaml names.")
+    if w <= 0 or h <= 0:
+        raise LabelError("zero_area", file, i, f"box has zero or negative size (w={w}, h={h}). Delete or fix it.")
+    if (min(cx, cy, w, h) < 0 or max(cx, cy, w, h) > 1 or cx - w / 2 < -EDGE_TOL or cy - h / 2 < -EDGE_TOL
+            or cx + w / 2 > 1 + EDGE_TOL or cy + h / 2 > 1 + EDGE_TOL):
+        raise LabelError("out_of_bounds", file, i,
+                         f"box ({cx}, {cy}, {w}, {h}) lies outside the image; YOLO boxes are centre x, centre y, "
+                         f"width, height normalised to 0..1. Clip or fix it (pixel coordinates are not allowed).")
+    return vals
 
 
 def read_label_text(path) -> str:
@@ -294,11 +328,14 @@ def load_dataset(root, check_images: bool = True, progress: bool = True) -> Data
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist.")
     names = read_names(root, yml)
-    image_files, label_files, label_folders = [], {}, []
+    image_files, label_files, label_folders, beside = [], {}, [], {}
     for dirpath, dirnames, filenames in _walk(root):
         rel_dir = Path(dirpath).relative_to(root)
         if "images" in rel_dir.parts:
             image_files += [rel_dir / f for f in sorted(filenames) if Path(f).suffix.lower() in IMG_EXTS]
+            # label files saved next to the images (LabelImg's default): found to be named, never read as labels
+            beside.update({(rel_dir / f).as_posix()[:-4]: rel_dir / f for f in sorted(filenames) if _is_label_name(f)
+                           and f.lower() != "classes.txt"})
         if "labels" in rel_dir.parts:
             for f in sorted(filenames):
                 if _is_label_name(f):  # keyed by the lower-case path: labels/a.TXT is the label file of a.png
@@ -350,6 +387,13 @@ def load_dataset(root, check_images: bool = True, progress: bool = True) -> Data
             problem("two_label_files", found[0].as_posix(), 0,
                     f"this image has {len(found)} label files that differ only in the case of the extension "
                     f"({', '.join(p.as_posix() for p in found)}); alnb cannot tell which one is meant. Keep one.")
+        elif not found and rel.with_suffix("").as_posix() in beside:
+            near = beside[rel.with_suffix("").as_posix()]
+            problem("label_beside_image", near.as_posix(), 0,
+                    f"this label file lies next to its image, but alnb (like ultralytics) reads the label of "
+                    f"{rel.as_posix()} from {lab_key} (a 'labels' folder parallel to 'images'), so the image would "
+                    f"count as unlabelled. Move the file to {lab_key} (LabelImg: File > Change Save Dir to the "
+                    f"labels folder).")
         elif found:
             lab = found[0]
             row["label_file"] = lab.as_posix()
@@ -377,7 +421,28 @@ def load_dataset(root, check_images: bool = True, progress: bool = True) -> Data
                                  "Add the image or remove the label file."))
     images = pd.DataFrame(rows)
     probs = pd.DataFrame(problems, columns=PROBLEM_COLUMNS)
+    _refuse_labels_beside_images(root, images, probs)
     return Dataset(root=root, names=names, images=images, problems=probs, yaml=yml)
+
+
+def _refuse_labels_beside_images(root: Path, images: pd.DataFrame, probs: pd.DataFrame):
+    """Every label file lies next to its image (LabelImg's default save folder) and none is under ``labels/``: the
+    whole dataset would read as unlabelled ("only 0 labelled usable images"), so say what the layout is and how to
+    fix it.  A few such files among labels in ``labels/`` stay per-image ``label_beside_image`` problems."""
+    near = probs[probs["kind"] == "label_beside_image"]
+    if not len(near) or (images["label_file"] != "").any():
+        return
+    first = Path(near["file"].iloc[0])
+    flat = all(Path(f).parent == first.parent for f in near["file"])
+    target = _label_path_for(first).parent
+    how = (f": mkdir -p {shlex.quote(str(root / target))} && mv {shlex.quote(str(root / first.parent))}/*.txt "
+           f"{shlex.quote(str(root / target))}/" if flat else
+           " (each images/<sub-folder>/<name>.txt to labels/<sub-folder>/<name>.txt)")
+    raise DatasetError(
+        f"{len(near)} label file(s) lie next to their images in {root} (e.g. {first.as_posix()}; LabelImg saves them "
+        f"there by default) and none is in a 'labels' folder. alnb, like ultralytics, reads the label of "
+        f"images/<name>.png from labels/<name>.txt (here {_label_path_for(first).as_posix()}), "
+        f"so every image would count as unlabelled. Move the label files there{how}; nothing was changed.")
 
 
 def validation_summary(ds: Dataset) -> str:

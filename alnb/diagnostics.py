@@ -1,19 +1,21 @@
 """Detection diagnostics on the auto-label path: per-class PR curves, per-class AP, a confusion matrix, and the VAL1
 images where CAL1 / CAL2 / Control disagree most.
 
-The numbers come from ultralytics' own metric code (:func:`ultralytics.utils.metrics.ap_per_class`,
-:class:`ultralytics.utils.metrics.ConfusionMatrix`, the validator's ``match_predictions``), applied to the boxes the
-auto-label path produces (the model's predictions with alnb's NMS IoU, :data:`alnb.metrics.NMS_IOU`), so they are the
-familiar ultralytics quantities for exactly those boxes.  The study's headline mAP is the evaluation step's; these
-figures are for looking at where a model goes wrong.
+The boxes are the ones the auto-label path produces (the model's predictions with alnb's NMS IoU,
+:data:`alnb.metrics.NMS_IOU`, down to :data:`alnb.metrics.SWEEP_CONF`), the same boxes the evaluation step scores, and
+they are counted the way the evaluation counts them, so no figure here shows a second mAP or a second TP count:
+
+* AP per class and the PR curves: the evaluation's COCO-style AP (:func:`alnb.metrics.coco_matches`,
+  :func:`alnb.metrics.coco_accumulate`; its mean over the classes is the evaluation's mAP50 / mAP50-95);
+* the confusion matrix: :func:`alnb.metrics.confusion_counts`, whose diagonal is the per-class TP of the evaluation's
+  table (class-aware greedy matching at IoU >= ``iou_thr``, the same cut ``conf > operating point``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCO / ultralytics: mAP50-95 averages over these
-MATCH_IOU = 0.5  # IoU for the confusion matrix (as the evaluation's matching)
+MATCH_IOU = 0.5  # IoU for the confusion matrix (the evaluation's default ``iou_thr``)
 
 
 def predictions(ws, model: str, tag: str = "VAL1", stems=None, conf: float | None = None) -> list:
@@ -39,67 +41,44 @@ def predictions(ws, model: str, tag: str = "VAL1", stems=None, conf: float | Non
     return out
 
 
-def _match(pred, gt) -> np.ndarray:
-    """(n, 10) bool: prediction i is a true positive at IoU threshold j (ultralytics' validator matching)."""
-    import torch
-    from types import SimpleNamespace
+def diagnostics(preds: list, names, conf: float, iou_thr: float = MATCH_IOU) -> dict:
+    """Per-class AP (IoU 0.5 and 0.5:0.95) and PR curves (IoU 0.5) as the evaluation computes its mAP
+    (:func:`alnb.metrics.coco_map`: COCO-style, 101 recall points), and the confusion matrix at the operating point
+    ``conf`` with the evaluation's matches (:func:`alnb.metrics.confusion_counts`, IoU >= ``iou_thr``; rows =
+    predicted class, columns = true class, the last of each = background) of :func:`predictions`' output.
 
-    from ultralytics.engine.validator import BaseValidator
-    from ultralytics.utils.metrics import box_iou
-
-    if not len(pred) or not len(gt):
-        return np.zeros((len(pred), len(IOU_THRESHOLDS)), bool)
-    iou = box_iou(torch.tensor(gt[:, 1:5]), torch.tensor(pred[:, 1:5]))
-    ns = SimpleNamespace(iouv=torch.tensor(IOU_THRESHOLDS))
-    return BaseValidator.match_predictions(ns, torch.tensor(pred[:, 0]), torch.tensor(gt[:, 0]), iou).numpy()
-
-
-def diagnostics(preds: list, names, conf: float) -> dict:
-    """Per-class AP (at IoU 0.5 and 0.5:0.95) and PR curves (:func:`ultralytics.utils.metrics.ap_per_class`), and
-    the confusion matrix at the operating point ``conf`` (:class:`ultralytics.utils.metrics.ConfusionMatrix`, IoU
-    :data:`MATCH_IOU`; rows = predicted class, columns = true class, the last of each = background) of
-    :func:`predictions`' output.
-
-    Returns ``{"names", "conf", "classes" (ids with data), "ap50", "ap50_95" (per id in ``classes``), "recall"
-    (the 1000-point recall axis), "precision" (per class, at IoU 0.5), "matrix" ((nc+1, nc+1) counts),
-    "n_images", "n_gt"}``.
+    Returns ``{"names", "conf", "iou_thr", "classes" (ids with ground truth), "ap50", "ap50_95" (per id in
+    ``classes``), "mAP50", "mAP50-95" (the evaluation's numbers for these boxes), "recall" (COCO's 101 recall
+    points), "precision" (per class in ``classes``, at IoU 0.5; NaN beyond the recall reached), "matrix" ((nc+1,
+    nc+1) counts), "n_images", "n_gt"}``.
     """
-    import torch
-    from ultralytics.utils.metrics import ConfusionMatrix, ap_per_class
+    from alnb.metrics import coco_accumulate, coco_matches, coco_pr_curves, confusion_counts
 
     names = list(names)
     nc = len(names)
-    cm = ConfusionMatrix(names={i: n for i, n in enumerate(names)})
-    tps, confs, pcls, tcls = [], [], [], []
-    for _, pred, gt, _ in preds:
-        tps.append(_match(pred, gt))
-        confs.append(pred[:, 5])
-        pcls.append(pred[:, 0])
-        tcls.append(gt[:, 0])
-        cm.process_batch({"cls": torch.tensor(pred[:, 0]), "conf": torch.tensor(pred[:, 5]),
-                          "bboxes": torch.tensor(pred[:, 1:5])},
-                         {"cls": torch.tensor(gt[:, 0]), "bboxes": torch.tensor(gt[:, 1:5])},
-                         conf=float(conf), iou_thres=MATCH_IOU)
-    tp = np.concatenate(tps) if tps else np.zeros((0, len(IOU_THRESHOLDS)), bool)
-    target = np.concatenate(tcls) if tcls else np.zeros(0)
-    if len(target):
-        res = ap_per_class(tp, np.concatenate(confs), np.concatenate(pcls), target,
-                           names={i: n for i, n in enumerate(names)})
-        ap, classes, x, prec = res[5], res[6], res[10], res[11]
-    else:
-        ap, classes, x, prec = np.zeros((0, 10)), np.zeros(0, int), np.linspace(0, 1, 1000), np.zeros((0, 1000))
-    return {"names": names, "conf": float(conf), "classes": [int(c) for c in classes],
-            "ap50": [float(a) for a in ap[:, 0]], "ap50_95": [float(a) for a in ap.mean(1)] if len(ap) else [],
-            "recall": np.asarray(x, float), "precision": np.asarray(prec, float).reshape(len(classes), len(x)),
-            "matrix": np.asarray(cm.matrix, float)[:nc + 1, :nc + 1], "n_images": len(preds),
-            "n_gt": int(len(target))}
+    pred = [p for _, p, _, _ in preds]
+    gt = [g for _, _, g, _ in preds]
+    matches = coco_matches(pred, gt, nc)
+    acc = coco_accumulate(matches)
+    curves = coco_pr_curves(matches, iou=0.5)
+    classes = sorted(acc["per_class"])
+    n_gt = int(sum(len(g) for g in gt))
+    return {"names": names, "conf": float(conf), "iou_thr": float(iou_thr), "classes": [int(c) for c in classes],
+            "ap50": [acc["per_class"][c]["AP50"] for c in classes],
+            "ap50_95": [acc["per_class"][c]["AP50-95"] for c in classes],
+            "mAP50": acc["mAP50"], "mAP50-95": acc["mAP50-95"],
+            "recall": np.asarray(curves["recall"], float),
+            "precision": np.asarray([curves["precision"][c] for c in classes], float).reshape(len(classes),
+                                                                                             len(curves["recall"])),
+            "matrix": confusion_counts(pred, gt, nc, float(conf), iou_thr).astype(float), "n_images": len(preds),
+            "n_gt": n_gt}
 
 
-def model_diagnostics(ws, model: str, tag: str = "VAL1") -> dict:
+def model_diagnostics(ws, model: str, tag: str = "VAL1", iou_thr: float = MATCH_IOU) -> dict:
     """:func:`diagnostics` of ``model`` on ``tag`` at the model's own operating point (chosen on VAL1)."""
     from alnb.evaluation import operating_point
 
-    return diagnostics(predictions(ws, model, tag), ws.names, operating_point(ws, model))
+    return diagnostics(predictions(ws, model, tag), ws.names, operating_point(ws, model), iou_thr=iou_thr)
 
 
 def disagreement(evals: dict, models=("CAL1", "CAL2", "Control"), k: int = 4) -> list:
@@ -115,10 +94,55 @@ def disagreement(evals: dict, models=("CAL1", "CAL2", "Control"), k: int = 4) ->
     return rows[:k]
 
 
+TRUTH_COLOUR = "#00bfff"  # ground-truth boxes; on a model's panel, dashed = a truth box the model missed (FN)
+TP_COLOUR, FP_COLOUR = "#2ca02c", "#d62728"
+
+
+def disagreement_panels(image, stem: str, gt, preds: dict, confs: dict, names, *, iou_thrs: dict | None = None,
+                        scale=(1.0, 1.0)) -> list:
+    """The panels of one image for :func:`alnb.plots.side_by_side` (pure: arrays in, panel dicts out): the ground
+    truth, then each model of ``preds`` at its operating point ``confs[model]``: true positives green, false
+    positives red (label: class conf), and the truth boxes it missed dashed in the truth's colour (no label: the
+    ground-truth panel names them), so every TP, FP and FN a title counts is drawn.
+
+    ``gt``: (m, 5) ``cls x0 y0 x1 y1`` and ``preds[model]``: (n, 6) ``cls x0 y0 x1 y1 conf``, in the predictions'
+    pixels; ``scale``: (sx, sy) from those to ``image``'s pixels; ``iou_thrs``: each model's matching IoU (default
+    0.5, the evaluation's).  The counts are the evaluation's (:func:`alnb.metrics.match_image`).
+    """
+    from alnb.metrics import match_image, xyxy_to_xywhn
+
+    h, w = image.shape[:2]
+    sx, sy = scale
+
+    def to_image(b):
+        b = np.asarray(b, float)[:, :5].copy()
+        b[:, [1, 3]] *= sx
+        b[:, [2, 4]] *= sy
+        return np.column_stack([b[:, 0], xyxy_to_xywhn(b[:, 1:5], w, h)]) if len(b) else np.zeros((0, 5))
+
+    gt = np.asarray(gt, float).reshape(-1, 5)
+    items = [{"image": image, "boxes": to_image(gt), "colours": [TRUTH_COLOUR] * len(gt),
+              "title": f"{stem}\nground truth: {len(gt)} boxes"}]
+    for m, p in preds.items():
+        p = np.asarray(p, float).reshape(-1, 6)
+        p = p[p[:, 5] > float(confs[m])]
+        r = match_image(p, gt, iou_thr=float((iou_thrs or {}).get(m, 0.5)))
+        tp, missed = r["tp"], ~r["matched_gt"]
+        n_tp = int(tp.sum())
+        boxes = np.concatenate([to_image(p), to_image(gt[missed])])
+        items.append({"image": image, "boxes": boxes, "model": m,
+                      "colours": [TP_COLOUR if t else FP_COLOUR for t in tp] + [TRUTH_COLOUR] * int(missed.sum()),
+                      "styles": ["-"] * len(p) + ["--"] * int(missed.sum()),
+                      "texts": [f"{names[int(c)]} conf {s:.2f}" for c, s in zip(p[:, 0], p[:, 5])]
+                      + [None] * int(missed.sum()),
+                      "title": f"{m}: {n_tp} TP, {len(p) - n_tp} FP, {int(missed.sum())} FN (dashed)"})
+    return items
+
+
 def side_by_side_items(ws, evals: dict, rows: list, models=("CAL1", "CAL2", "Control")) -> list:
     """Panels for :func:`alnb.plots.side_by_side`: per image of ``rows`` (:func:`disagreement`) the ground truth,
-    then each model's auto-labels at its own operating point, true positives green, false positives red."""
-    from alnb.metrics import match_image, xyxy_to_xywhn
+    then each model's auto-labels at its own operating point (:func:`disagreement_panels`: TP green, FP red, missed
+    truth boxes dashed)."""
     from alnb.workspace import load_image
 
     models = [m for m in models if m in evals]
@@ -131,26 +155,10 @@ def side_by_side_items(ws, evals: dict, rows: list, models=("CAL1", "CAL2", "Con
         img = load_image(ws, s, man)
         h, w = img.shape[:2]
         _, _, gt, (ph, pw) = preds[models[0]][s]
-        sx, sy = w / pw, h / ph  # predictions are in the view image's pixels (the same image)
-        g = gt.copy()
-        g[:, [1, 3]] *= sx
-        g[:, [2, 4]] *= sy
-        items.append({"image": img, "boxes": np.column_stack([g[:, 0], xyxy_to_xywhn(g[:, 1:5], w, h)]) if len(g)
-                      else np.zeros((0, 5)), "colours": ["#00bfff"] * len(g),
-                      "title": f"{s}: ground truth, {len(g)} box(es)"})
-        for m in models:
-            _, p, gt_m, _ = preds[m][s]
-            keep = p[:, 5] > float(evals[m]["conf"])
-            p = p[keep]
-            tp = match_image(p, gt_m, iou_thr=float(evals[m].get("iou_thr", 0.5)))["tp"]
-            q = p.copy()
-            q[:, [1, 3]] *= sx
-            q[:, [2, 4]] *= sy
-            n_fn = len(gt_m) - int(tp.sum())
-            items.append({"image": img, "boxes": np.column_stack([q[:, 0], xyxy_to_xywhn(q[:, 1:5], w, h)]) if len(q)
-                          else np.zeros((0, 5)), "scores": q[:, 5], "score_kind": "conf",
-                          "colours": ["#2ca02c" if t else "#d62728" for t in tp], "model": m,
-                          "title": f"{m}: {int(tp.sum())} TP, {len(tp) - int(tp.sum())} FP, {n_fn} FN"})
+        items += disagreement_panels(img, s, gt, {m: preds[m][s][1] for m in models},
+                                     {m: float(evals[m]["conf"]) for m in models}, ws.names,
+                                     iou_thrs={m: float(evals[m].get("iou_thr", 0.5)) for m in models},
+                                     scale=(w / pw, h / ph))  # predictions are in the view image's pixels
     return items
 
 
@@ -163,18 +171,17 @@ def diagnostic_figures(ws, model: str = "CAL1", tag: str = "VAL1", save: bool = 
 
     from alnb import plots
 
-    diag = model_diagnostics(ws, model, tag)
     ev_path = ws.root / "metrics" / f"eval_{model}.json"
-    per_class = json.loads(ev_path.read_text()).get("per_class", []) if ev_path.is_file() else []
-    ops = {r["class"]: (r["recall"], r["precision"]) for r in per_class}
+    ev = json.loads(ev_path.read_text()) if ev_path.is_file() else {}
+    iou = float(ev.get("iou_thr", MATCH_IOU))
+    diag = model_diagnostics(ws, model, tag, iou_thr=iou)
+    ops = {r["class"]: (r["recall"], r["precision"]) for r in ev.get("per_class", [])}
     prefix = model.lower()
     figs = {f"{prefix}_pr_curves": plots.pr_curves(diag, op_points=ops,
                                                    title=f"{model} on {tag}: precision-recall per class"),
-            f"{prefix}_ap_per_class": plots.per_class_ap(diag, model=model,
-                                                         title=f"{model} on {tag}: AP per class (ultralytics "
-                                                               f"ap_per_class)"),
+            f"{prefix}_ap_per_class": plots.per_class_ap(diag, model=model, title=f"{model} on {tag}: AP per class"),
             f"{prefix}_confusion_matrix": plots.confusion_matrix(diag, title=f"{model} on {tag} at conf > "
-                                                                             f"{diag['conf']:.3g}, IoU ≥ 0.5")}
+                                                                             f"{diag['conf']:.3g}, IoU ≥ {iou:g}")}
     if save:
         for name, fig in figs.items():
             plots.save_figure(fig, name, ws)

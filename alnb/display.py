@@ -79,3 +79,21 @@ def training_summary(res, log: FoldedLog | None = None, root=None) -> str:
         shown = os.path.relpath(log.path, root) if root is not None else str(log.path)
         lines.append(f"  full log: {shown} ({log.lines} lines)")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------ durations
+def format_hours(hours: float) -> str:
+    """A labelling time for people: ``1.4 h`` from one hour on, ``25 min`` below it (so a small selection never
+    reads ``0.0 h``), ``< 1 min`` below a minute, ``n/a`` when unknown."""
+    import math
+
+    try:
+        h = float(hours)
+    except (TypeError, ValueError):
+        return "n/a"
+    if not math.isfinite(h):
+        return "n/a"
+    minutes = h * 60
+    if round(minutes) >= 60:
+        return f"{h:.1f} h"
+    return f"{minutes:.0f} min" if minutes >= 0.5 else "< 1 min"

@@ -187,7 +187,12 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
     from alnb.train import load_model
 
     op_rule = op_rule or DEFAULT_OP_RULE
-    costs = costs or CostModel()
+    if costs is None:  # the team's measured seconds when the workspace has enough, else the literature defaults
+        from alnb.labeltimes import workspace_costs
+
+        costs, costs_source = workspace_costs(ws)
+    else:
+        costs_source = "given by the caller"
     name, weights, info = _resolve_weights(ws, name_or_weights)
     names = ws.names
     nc = len(names)
@@ -255,7 +260,8 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
     imgsz_used = imgsz or (info or {}).get("args", {}).get("imgsz")
     result = {"name": name, "weights": str(weights), "tag": tag, "conf": thr, "conf_rule": chosen["rule"],
               "operating_point": chosen, "iou_thr": iou_thr, "nms_iou": nms_iou,
-              "costs": costs.to_dict(), "n_images": len(stems), "overall": overall_counts(tot, len(stems), costs),
+              "costs": costs.to_dict(), "costs_source": costs_source, "n_images": len(stems),
+              "overall": overall_counts(tot, len(stems), costs),
               "per_class": per_class, "per_image": per_image,
               "not_measurable": [names[c] for c in range(nc) if tot["n_gt_c"][c] == 0],
               "at_fixed_conf": {"conf": FIXED_CONF, "overall": overall_counts(fixed, len(stems), costs)},
@@ -364,7 +370,10 @@ def selection_cost(ws, stems, model: str, costs: CostModel | None = None, *, iou
     the revealed truth).  Returns ``images, boxes, proposals, tp, fp, fn, manual_s, assisted_s, model``."""
     from alnb.metrics import labelling_seconds
 
-    costs = costs or CostModel()
+    if costs is None:  # measured seconds when the workspace has enough annotations (alnb.labeltimes)
+        from alnb.labeltimes import workspace_costs
+
+        costs = workspace_costs(ws)[0]
     stems = list(stems)
     preds = prelabel_boxes(ws, model, stems) if preds is None else preds
     m = ws.manifest()

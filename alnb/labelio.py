@@ -31,8 +31,9 @@ import pandas as pd
 from alnb.data import parse_label_lines
 from alnb.formats import EXPORTERS, PARSERS
 from alnb.formats.common import (BOX_ATOL, PROBLEM_FIELDS, QUEUE_COLUMNS, SUMMARY_COLUMNS, ImportProblem,  # noqa: F401
-                                 ParseContext, check_selection, commit, describe_import, label_diff, load_scores, now,
-                                 problem, queue, read_autolabels, selection_tags, summary_counts, yolo_line)
+                                 ParseContext, check_duplicate_boxes, check_selection, commit, describe_import,
+                                 label_diff, load_scores, now, problem, queue, read_autolabels, selection_tags,
+                                 summary_counts, yolo_line)
 from alnb.formats.cvat import CVAT_ZIP  # noqa: F401
 from alnb.formats.labelstudio import LS_FROM_NAME, LS_TO_NAME, LS_URL_PREFIX, labelstudio_config  # noqa: F401
 from alnb.workspace import atomic_write_text
@@ -181,6 +182,7 @@ def _import_labels(ws, source, fmt, tag, overwrite, dry_run, annotation=None) ->
     if not source.exists():
         raise ImportProblem(source, [problem(source, "", "", "missing", "file or folder does not exist.")])
     PARSERS[fmt](source, ctx)
+    check_duplicate_boxes(ctx)  # one box twice: named, never imported as two (the trainer keeps one)
     check_selection(ctx, ws, m, tags, overwrite)
     if not ctx.problems and not ctx.items:
         ctx.add("", "", "nothing_to_import", "no labelled image found (all tasks unlabelled or skipped?). Submit "
@@ -210,8 +212,10 @@ def _import_labels(ws, source, fmt, tag, overwrite, dry_run, annotation=None) ->
 
     new = m.copy()
     new.loc[new["stem"].isin(list(texts)), "label_source"] = "human"
+    # the annotators' seconds and actions (Label Studio's lead_time; alnb.labeltimes fits the cost model from them)
+    times = [it["timing"] for it in ctx.items if it.get("timing")]
     record = {"time": now(), "format": fmt, "source": str(source.resolve()), "tag": tags, "overwrite": overwrite,
-              "counts": summary_counts(summary), "images": summary.to_dict("records")}
+              "counts": summary_counts(summary), "images": summary.to_dict("records"), "times": times}
     replaced = {it["stem"]: ws.label_source_file(m.set_index("stem").loc[it["stem"]].to_dict() | {"stem": it["stem"]})
                 for it in ctx.items if it["action"] == "replaced"}
     commit(ws, texts, new, record, replaced)

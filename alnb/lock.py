@@ -146,6 +146,10 @@ def _open_locked(root: Path) -> int:
         except OSError as e:
             if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise _not_writable(root, e) from None
+            if e.errno in (errno.EEXIST, errno.ENOTDIR):  # the workspace path is a file: say so, not "File exists"
+                from alnb.workspace import check_folder
+
+                check_folder(root)
             raise
         try:
             if fcntl is not None:

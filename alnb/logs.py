@@ -61,7 +61,12 @@ class FoldedLog:
         for name in ("ultralytics", "alnb"):
             for h in logging.getLogger(name).handlers:
                 if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
-                    self._streams.append((h, h.setStream(target)))
+                    old = h.stream
+                    if getattr(old, "closed", False):  # setStream would flush it and raise, leaving stdout redirected
+                        h.stream = target  # (a stream closed since the logger was made, e.g. a finished test's)
+                    else:
+                        h.setStream(target)
+                    self._streams.append((h, old))
         return self
 
     def __exit__(self, *exc):

@@ -363,6 +363,45 @@ def counts_at(preds: list, gts: list, nc: int, thr: float) -> dict:
     return {**tot, "per_image": per_image}
 
 
+def confusion_counts(preds, gts, nc: int, conf: float, iou_thr: float = 0.5) -> np.ndarray:
+    """The confusion matrix at the operating point ``conf``, counted with the evaluation's own matches.
+
+    ``preds``: per image an (n, 6) array ``cls, x0, y0, x1, y1, conf``; ``gts``: per image an (m, 5) array ``cls,
+    x0, y0, x1, y1``.  The predictions with confidence > ``conf`` are matched by :func:`match_image` (class-aware,
+    greedy by confidence, IoU >= ``iou_thr``), the matches :func:`counts_at` (the evaluation's per-class table)
+    counts: they are the diagonal.  What is left unmatched in an image is then paired *across* classes by the same
+    greedy rule (by descending confidence, to the highest-IoU unpaired truth with IoU >= ``iou_thr``): such a pair is
+    a class confusion (row = predicted class, column = true class), still one FP of its row's class and one FN of
+    its column's.  The rest is background: a false positive (last column) or a missed box (last row).
+
+    Returns (nc + 1, nc + 1) int counts: ``diag[c]`` = TP of class c, row ``c`` sums to the predictions of class c,
+    column ``c`` to its instances, so FP_c = row sum - TP_c and FN_c = column sum - TP_c, as in the table.
+    (Ultralytics' ``ConfusionMatrix`` matches class-agnostically first: a box of another class with a higher
+    confidence can take a truth the right class would have matched, so its diagonal is lower than the table's TP.)
+    """
+    mat = np.zeros((nc + 1, nc + 1), int)
+    for pred, gt in zip(preds, gts):
+        pred = np.asarray(pred, dtype=np.float64).reshape(-1, 6)
+        gt = np.asarray(gt, dtype=np.float64).reshape(-1, 5)
+        pred = pred[pred[:, 5] > conf]
+        r = match_image(pred, gt, iou_thr=iou_thr)
+        pc, gc = pred[:, 0].astype(int), gt[:, 0].astype(int)
+        np.add.at(mat, (pc[r["tp"]], pc[r["tp"]]), 1)
+        left_p, left_g = np.flatnonzero(~r["tp"]), np.flatnonzero(~r["matched_gt"])
+        paired_p, paired_g = np.zeros(len(left_p), bool), np.zeros(len(left_g), bool)
+        if len(left_p) and len(left_g):
+            iou = box_iou(pred[left_p, 1:5], gt[left_g, 1:5])
+            for i in np.argsort(-pred[left_p, 5], kind="stable"):
+                cand = np.where(paired_g, -1.0, iou[i])
+                j = int(np.argmax(cand))
+                if cand[j] >= iou_thr:
+                    paired_p[i], paired_g[j] = True, True
+                    mat[pc[left_p[i]], gc[left_g[j]]] += 1
+        np.add.at(mat, (pc[left_p[~paired_p]], nc), 1)
+        np.add.at(mat, (nc, gc[left_g[~paired_g]]), 1)
+    return mat
+
+
 def overall_counts(tot: dict, n_images: int, costs) -> dict:
     """Overall instances / predictions / TP / FP / FN, P / R / F1 and the boost of :func:`counts_at` totals."""
     TP, FP, FN = (int(tot[k].sum()) for k in ("tp_c", "fp_c", "fn_c"))
@@ -455,6 +494,32 @@ def coco_accumulate(matches: dict, images=None) -> dict:
                  for c in np.flatnonzero(has)}
     return {"mAP50": float(np.nanmean(ap[i50, has])) if has.any() else float("nan"),
             "mAP50-95": float(np.nanmean(ap[:, has])) if has.any() else float("nan"), "per_class": per_class}
+
+
+def coco_pr_curves(matches: dict, iou: float = 0.5) -> dict:
+    """Per class, the precision-recall curve that :func:`coco_accumulate` averages into AP at IoU ``iou``: the
+    precision envelope at COCO's 101 recall points (:data:`COCO_RECALLS`), NaN beyond the recall the class reaches
+    (where AP counts 0), so ``nan_to_num(precision).mean()`` is the class's AP.  Returns ``{"recall": (101,),
+    "precision": {class id: (101,)}}`` for the classes with ground truth."""
+    nc, iou_thrs = matches["nc"], matches["iou_thrs"]
+    ti = int(np.argmin(np.abs(np.asarray(iou_thrs, float) - iou)))
+    n_gt = matches["n_gt"].sum(0) if len(matches["n_gt"]) else np.zeros(nc, int)
+    out = {}
+    for c in range(nc):
+        if n_gt[c] == 0:
+            continue
+        sc = [s[c] for s in matches["scores"]]
+        if not sum(len(x) for x in sc):
+            out[c] = np.full(len(COCO_RECALLS), np.nan)
+            continue
+        order = np.argsort(-np.concatenate(sc), kind="mergesort")
+        hit = np.concatenate([h[c] for h in matches["hits"]], axis=1)[ti, order]
+        tp, fp = np.cumsum(hit).astype(float), np.cumsum(~hit).astype(float)
+        rc = tp / n_gt[c]
+        pr = np.maximum.accumulate((tp / (tp + fp + np.spacing(1)))[::-1])[::-1]
+        k = np.searchsorted(rc, COCO_RECALLS, side="left")
+        out[c] = np.where(k < len(pr), pr[np.minimum(k, len(pr) - 1)], np.nan)
+    return {"recall": COCO_RECALLS.copy(), "precision": out}
 
 
 def coco_map(preds, gts, nc: int, *, iou_thrs=COCO_IOUS, max_dets: int = COCO_MAX_DETS) -> dict:
@@ -596,3 +661,23 @@ def autolabel_lines(cls, xyxy, conf, w: float, h: float) -> list:
     bw, bh = (b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h
     order = np.argsort(-conf, kind="stable")
     return [f"{int(cls[i])} {cx[i]:.6f} {cy[i]:.6f} {bw[i]:.6f} {bh[i]:.6f} {conf[i]:.5f}" for i in order]
+
+
+def predicted_cost(n_images: int, n_pred: int, precision: float, recall: float, costs=None) -> dict:
+    """Predicted labelling cost of a selection from its auto-labels and the model's precision / recall on VAL1.
+
+    ``n_pred`` auto-label boxes of which ``precision`` are expected to be right; the true boxes are expected to be
+    ``tp / recall``; the rest is drawn.  Times by :class:`alnb.metrics.CostModel` (``costs``): ``assisted_h``
+    (correct the auto-labels), ``manual_h`` (draw every box).  NaN where precision or recall is not measurable.
+    """
+    costs = costs or CostModel()
+    p, r = float(precision), float(recall)
+    if not (np.isfinite(p) and np.isfinite(r) and r > 0):
+        nan = float("nan")
+        return {"images": int(n_images), "auto_boxes": int(n_pred), "expected_boxes": nan, "assisted_h": nan,
+                "manual_h": nan}
+    tp = n_pred * p
+    n_gt = tp / r
+    t = labelling_seconds(n_gt, n_pred, n_pred - tp, n_gt - tp, n_images, costs)
+    return {"images": int(n_images), "auto_boxes": int(n_pred), "expected_boxes": float(n_gt),
+            "assisted_h": t["assisted_s"] / 3600, "manual_h": t["manual_s"] / 3600}

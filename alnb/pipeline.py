@@ -46,7 +46,8 @@ def setup(workspace, data_dir, generate: bool = False, n_images: int = 774, imag
                               progress=progress)
         summary = setup_summary(ws)
         ws.save_json("setup", summary)
-    _log("[alnb] " + excluded_summary(ws), log)
+    for line in excluded_summary(ws).splitlines():  # each line "[alnb] ...": the CLI shows only those (alnb.logs)
+        _log("[alnb] " + line, log)
     for k, stems in summary["refreshed"].items():
         _log(f"[alnb] re-validated the dataset: {len(stems)} image(s) {k.replace('_', ' ')} "
              f"(e.g. {', '.join(stems[:3])})", log)
@@ -329,6 +330,7 @@ def loop_status(ws: Workspace) -> dict:
     from alnb.workspace import cal_name, control_name, control_tag, gt_tag
 
     m = ws.manifest()
+    ws.check_selections(m)  # a hand-edited tag (GT2 -> GT3) is named, never reported as round 3
     counts = ws.tag_counts(m)
     n_rounds = planned_rounds(ws)
     tags = [t for k in range(2, n_rounds + 1) for t in (gt_tag(k), control_tag(k))]
@@ -401,10 +403,12 @@ def record_round(ws: Workspace, k: int, costs=None) -> dict:
     (:func:`alnb.evaluation.selection_cost`: CAL<k-1> for GT<k>, Control<k-1> (CAL1 in round 2) for the control
     images)."""
     from alnb.evaluation import selection_cost
-    from alnb.metrics import CostModel
     from alnb.workspace import cal_name, control_name, control_tag, gt_tag, train_tags
 
-    costs = costs or CostModel()
+    if costs is None:  # measured seconds when the workspace has enough annotations (alnb.labeltimes)
+        from alnb.labeltimes import workspace_costs
+
+        costs = workspace_costs(ws)[0]
     if k > 2 and not (ws.root / "metrics" / f"round_{k - 1}.json").is_file():
         record_round(ws, k - 1, costs)  # e.g. round 2 run by notebooks 03-04, which do not record it
     rec = {"round": k, "costs": costs.to_dict(), "chains": {}}
@@ -491,7 +495,7 @@ def _diagnostic_figures(ws, model: str) -> list:
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
         n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
         label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None, rounds: int = 2,
-        strategy: str | None = None, verbose: bool = False, **train_overrides) -> dict:
+        strategy: str | None = None, verbose: bool = False, command=None, **train_overrides) -> dict:
     """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
 
     Each step's own output (ultralytics' training log, progress bars) goes to ``<workspace>/logs/<step>.log``; only
@@ -505,6 +509,9 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     ``seed`` drives the split, training and the Control draw; ``data_seed`` the generated dataset (``generate``).
     ``labels``: for a dataset with unlabelled POOL images, where people's labels for GT2/Control are imported from
     (``annotation``: which of several Label Studio annotations of a task, :func:`alnb.labelio.import_labels`).
+    ``command``: the ``alnb run`` command line (a list, ``alnb`` first) to record in ``metrics/run_command.json`` as
+    soon as the workspace exists, before any training, so ``alnb status`` prints it with the same settings even after
+    the process was killed in CAL1's training (:func:`rerun_command`).
     """
     from alnb.scoring import score_pool
 
@@ -528,6 +535,8 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
         raise ValueError(f"rounds={rounds}: the loop has at least round 2 (GT2 / CAL2 / Control); give 2, 3, ...")
     ws = step("setup", setup, workspace, data_dir, generate=generate, n_images=n_images, image_size=image_size,
               data_seed=data_seed, n_val=n_val, n_gt1=n_gt1, seed=seed)
+    if command is not None:  # the settings, recorded before the first training starts (issue 37)
+        ws.save_json("run_command", {"argv": [str(a) for a in command]})
     ws.save_json("run_plan", {"rounds": int(rounds), "rule": rule, "budget": budget,
                               "strategy": budget_strategy(strategy) if rule == "budget" else None})
     _check_budget(ws, rule, budget)  # before CAL1 trains, not minutes later at "select GT2"

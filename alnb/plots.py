@@ -133,11 +133,12 @@ SCORE_KINDS = {"conf": "confidence of the auto-label", "unc": "uncertainty of th
 
 
 def draw_boxes(ax, image, boxes, names, colours=None, scores=None, lw=1.2, labels: bool = True,
-               score_kind: str = "conf", styles=None):
+               score_kind: str = "conf", styles=None, texts=None):
     """Show ``image`` on ``ax`` with YOLO boxes (n, 5: cls cx cy w h normalised).
 
     ``score_kind`` names the number on each label (:data:`SCORE_KINDS`: ``crack conf 0.25`` vs ``crack unc 0.80``);
-    ``styles``: a line style per box (``"--"`` for a candidate below the operating point).
+    ``styles``: a line style per box (``"--"`` for a candidate below the operating point); ``texts``: a label per box
+    instead of the default one (``None`` in it: that box gets no label, e.g. a missed box on a model's panel).
     Box labels (class name + the kind + ``scores``) are placed outside or beside their box, never over another label, once the
     figure's layout is final (:func:`place_box_labels`; :func:`image_grid` calls it).  Returns the pending labels.
     """
@@ -151,7 +152,10 @@ def draw_boxes(ax, image, boxes, names, colours=None, scores=None, lw=1.2, label
         ls = styles[i] if styles is not None else "-"
         ax.add_patch(matplotlib.patches.Rectangle((x0, y0), bw * w, bh * h, fill=False, color=col, lw=lw, ls=ls))
         label = names[int(c)] + (f" {score_kind} {scores[i]:.2f}" if scores is not None else "")
-        pending.append({"text": label, "box": (x0, y0, x0 + bw * w, y0 + bh * h), "colour": col})
+        if texts is not None:
+            label = texts[i]
+        if label is not None:
+            pending.append({"text": label, "box": (x0, y0, x0 + bw * w, y0 + bh * h), "colour": col})
     ax.set_axis_off()
     ax._alnb_labels = pending if labels else []  # placed by place_box_labels after layout
     return pending
@@ -165,9 +169,10 @@ def place_box_labels(ax, fontsize: float = MIN_FONT) -> list:
     """Place the labels :func:`draw_boxes` left pending on ``ax``: outside the box (above, below, right, left),
     inside the image, clear of every other label (and, where possible, of other boxes).
 
-    A box that fills the image gets its label inside its corner.  Works in display units of the figure's final
-    layout, so call it after ``tight_layout``.  Labels that find no free place are not drawn at their box; a note
-    in the image's corner lists them ("+2 labels not shown here: air-hole conf 0.41, ...").
+    A box that fills the image gets its label inside its corner.  Works in display units of the figure's layout
+    (only the image's size in pixels matters: moving the axes afterwards moves the labels with it).  Labels that find
+    no free place are not drawn at their box; one line *under* the image (never over it) lists as many of them as
+    fit its width ("+2 labels not shown here: air-hole conf 0.41, ..."): :func:`image_grid` keeps a row free for it.
     Returns the drawn :class:`~matplotlib.text.Text` objects.
     """
     pending = getattr(ax, "_alnb_labels", [])
@@ -211,11 +216,18 @@ def place_box_labels(ax, fontsize: float = MIN_FONT) -> list:
         placed.append(best)
         t.set_position(ax.transData.inverted().transform((best[0] + pad + 0.5, best[1] + pad + 0.5)))
         texts.append(t)
-    if skipped:  # one label a line, at most 3: the note stays inside its panel
-        shown = "\n".join(skipped[:3]) + ("\n..." if len(skipped) > 3 else "")
-        ax.text(0.01, 0.01, f"+{len(skipped)} labels not shown here:\n{shown}", transform=ax.transAxes, ha="left",
-                va="bottom", fontsize=fontsize, color="0.15", zorder=6,
-                bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "alpha": 0.85, "linewidth": 0})
+    if skipped:  # one line under the image, as many of the labels as fit its width
+        width = img_rect[2] - img_rect[0]
+        head = f"+{len(skipped)} labels not shown here"
+        note = head
+        for k in range(len(skipped), 0, -1):
+            cand = head + ": " + ", ".join(skipped[:k]) + (", ..." if k < len(skipped) else "")
+            if _text_px(ax.figure, cand, fontsize)[0] <= width:
+                note = cand
+                break
+        ax.annotate(note, xy=(0, 0), xycoords="axes fraction", xytext=(0, -2), textcoords="offset points",
+                    ha="left", va="top", fontsize=fontsize, color="0.15", annotation_clip=False, gid="labels-note")
+        ax._alnb_note = True
     return texts
 
 
@@ -290,14 +302,14 @@ def tier_thumbnails(ws, scores, stems, tier: str, *, n_in_tier: int, model: str 
         if tier == "failed":
             b = best.get(s)
             if b is None:
-                it["title"] = f"{s}  failed: no candidate at all"
+                it["title"] = f"{s}\nfailed: no candidate at all"
             else:
                 h, w = img.shape[:2]
                 xy = xyxy_to_xywhn(np.array([[b["x0"], b["y0"], b["x1"], b["y1"]]], float), w, h)
                 it.update(boxes=np.column_stack([[b["cls"]], xy]), scores=np.array([b["conf"]]), styles=["--"],
                           colours=[BEST_CANDIDATE_COLOUR])
                 below = f" < {conf:.3g}" if conf is not None else ""
-                it["title"] = f"{s}  failed: best candidate{below}"
+                it["title"] = f"{s}\nfailed: best candidate{below}"
         items.append(it)
     shown = f"images {first + 1}-{first + len(items)} of {n_in_tier}" if items else f"0 of {n_in_tier} images"
     title = f"{tier}: {shown}, {model} auto-labels (box label: class conf)" + (
@@ -306,42 +318,110 @@ def tier_thumbnails(ws, scores, stems, tier: str, *, n_in_tier: int, model: str 
     return image_grid(items, ws.names, ncols=ncols, title=title)
 
 
+PANEL_TITLE_FONT = 9  # points: the title above each image of a grid
+LINE = 1.25  # line height in units of the font size (matplotlib's linespacing 1.2, plus the descent)
+
+
+def _text_px(fig, text: str, fontsize: float) -> tuple:
+    """(width, height) in display pixels of ``text`` drawn at ``fontsize`` on ``fig`` (its renderer, its dpi)."""
+    from matplotlib.text import Text
+
+    t = Text(0, 0, text, fontsize=fontsize)
+    t.set_figure(fig)
+    ext = t.get_window_extent(fig.canvas.get_renderer())
+    return ext.width, ext.height
+
+
+def wrap_to_width(fig, text: str, fontsize: float, width_px: float) -> str:
+    """``text`` wrapped at spaces (a word longer than a line: anywhere) so that no line is wider than ``width_px``
+    display pixels at ``fontsize`` on ``fig``, measured with its renderer (not guessed from a character count)."""
+    out = []
+    for para in str(text).split("\n"):
+        line = ""
+        for word in para.split(" "):
+            cand = f"{line} {word}" if line else word
+            if _text_px(fig, cand, fontsize)[0] <= width_px:
+                line = cand
+                continue
+            if line:
+                out.append(line)
+            line = word
+            while len(line) > 1 and _text_px(fig, line, fontsize)[0] > width_px:  # one word wider than a line
+                k = len(line) - 1
+                while k > 1 and _text_px(fig, line[:k], fontsize)[0] > width_px:
+                    k -= 1
+                out.append(line[:k])
+                line = line[k:]
+        out.append(line)
+    return "\n".join(out)
+
+
 def image_grid(items, names, ncols: int = 3, size: float = 3.1, title: str | None = None, colorbar=None):
     """Grid of images with boxes.  ``items``: list of dicts ``{image, boxes, title?, colours?, scores?, score_kind?,
-    styles?, tier?}`` (``score_kind``: what the box numbers are, see :func:`draw_boxes`).
+    styles?, texts?, tier?}`` (``score_kind``: what the box numbers are; ``texts``: the box labels; see
+    :func:`draw_boxes`).
 
     Images are about ``size`` inches wide (~300 px at 100 dpi: a 512-px radiograph at ~0.58x, so a 4-px pore stays
     visible); ``tier`` (easy | medium | hard | failed) draws the difficulty bars before the panel title.
     ``colorbar``: ``(ScalarMappable, label)`` for a horizontal colour scale under the grid.
-    """
-    import textwrap
 
+    The layout is explicit (inches, not ``tight_layout``): each row has a title band as tall as its longest title,
+    wrapped to the image's width (measured), so a title never runs into its neighbour or off the figure; a row whose
+    images have labels that found no place gets a line under the images for the note (:func:`place_box_labels`).
+    """
     n = max(1, len(items))
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
-    if title:  # wrapped to the figure's width (< 7.5 px per character at 11 pt): a PNG never wider than its grid
-        title = textwrap.fill(title, width=max(20, int(ncols * size * DISPLAY_DPI / 7.5)))
-    top = 0.4 + 0.2 * title.count("\n") if title else 0.0  # inches for the suptitle
-    bottom = 0.75 if colorbar else 0.0  # inches for the colour scale
-    height = nrows * (size + 0.35) + top + bottom  # + 0.35: the panel title row, so images keep their full width
-    fig, axes = new_figure(nrows, ncols, figsize=(ncols * size, height), squeeze=False)
+    width = ncols * size
+    outer, gap = 0.1, 0.1  # inches: the figure's side margins (a tight PNG adds 0.1 in: never wider than width)
+    side = (width - 2 * outer - (ncols - 1) * gap) / ncols  # of an image
+    dpi = DISPLAY_DPI
+    fig, axes = new_figure(nrows, ncols, figsize=(width, nrows * size), squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
-    for ax, it in zip(axes.ravel(), items):
+    line_in = PANEL_TITLE_FONT * LINE / 72
+    bands = [0.0] * nrows  # title band of each row (inches)
+    for k, (ax, it) in enumerate(zip(axes.ravel(), items)):
         draw_boxes(ax, it["image"], it.get("boxes", np.zeros((0, 5))), names, it.get("colours"), it.get("scores"),
-                   score_kind=it.get("score_kind", "conf"), styles=it.get("styles"))
+                   score_kind=it.get("score_kind", "conf"), styles=it.get("styles"), texts=it.get("texts"))
         x = tier_bars(ax, it["tier"]) if it.get("tier") else 0.0
+        bars = 0.02 + 0.03 + 0.025 * 2 if it.get("tier") else 0.0  # tallest bar, in image heights
+        text = ""
         if it.get("title"):
-            ax.text(x, 1.02, it["title"], transform=ax.transAxes, ha="left", va="bottom", fontsize=9,
-                    in_layout=False)  # the row of titles has its own room (+ 0.35 in): images keep their width
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, bottom / height, 1, 1))
-    if colorbar:
-        cax = fig.add_axes((0.3, 0.3 / height, 0.4, 0.12 / height))
-        fig.colorbar(colorbar[0], cax=cax, orientation="horizontal", label=colorbar[1])
+            text = wrap_to_width(fig, it["title"], PANEL_TITLE_FONT, (1 - x) * side * dpi - 2)
+            ax.text(x, 1.02, text, transform=ax.transAxes, ha="left", va="bottom", fontsize=PANEL_TITLE_FONT,
+                    in_layout=False)
+        lines = text.count("\n") + 1 if text else 0
+        bands[k // ncols] = max(bands[k // ncols], 0.02 * side + lines * line_in, bars * side)
+    sup = None
+    if title:  # wrapped to the figure's width: a PNG never wider than its grid
+        sup = fig.suptitle(wrap_to_width(fig, title, 11, (width - 2 * outer) * dpi - 4), fontsize=11, va="top")
+    top = (_text_px(fig, sup.get_text(), 11)[1] / dpi + 0.12) if sup is not None else 0.0
+    bottom = 0.85 if colorbar else 0.0  # inches for the colour scale: the bar, its ticks and its label below
+    note_in = MIN_FONT * LINE / 72 + 0.04
+
+    def layout(notes):
+        heights = [bands[r] + 0.08 + side + (note_in if notes[r] else 0.0) for r in range(nrows)]
+        total = top + sum(heights) + bottom + 0.05
+        fig.set_size_inches(width, total)
+        y = total - top
+        for r in range(nrows):
+            y -= bands[r] + 0.08 + side
+            for c in range(ncols):
+                axes[r][c].set_position(((outer + c * (side + gap)) / width, y / total, side / width, side / total))
+            y -= note_in if notes[r] else 0.0
+        if sup is not None:
+            sup.set_y(1 - 0.06 / total)
+        return total
+
+    layout([False] * nrows)
     for ax in axes.ravel():
         place_box_labels(ax)
+    notes = [any(getattr(ax, "_alnb_note", False) for ax in axes[r]) for r in range(nrows)]
+    total = layout(notes) if any(notes) else fig.get_size_inches()[1]
+    if colorbar:
+        cax = fig.add_axes((0.3, 0.5 / total, 0.4, 0.12 / total))
+        fig.colorbar(colorbar[0], cax=cax, orientation="horizontal", label=colorbar[1])
     return fig
 
 
@@ -374,13 +454,23 @@ def histogram_edges(scores, bins: int = 40, *, include=()) -> np.ndarray:
     return np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
 
 
+def split_edges(edges, thresholds) -> np.ndarray:
+    """``edges`` with every threshold inside their range added as an edge: no bin straddles a threshold, so a
+    histogram bar never mixes two tiers (bins are ``[a, b)`` and a tier starts *at* its threshold, as
+    :func:`alnb.select.tier_of`).  The fixed edges all stay: the axis and the other bins do not move."""
+    e = np.asarray(edges, float)
+    inside = [float(t) for t in thresholds if np.isfinite(t) and e[0] < t < e[-1]]
+    return np.union1d(e, inside) if inside else e
+
+
 def score_histogram(scores, t_medium: float, t_hard: float, bins: int = 40, title: str | None = None, ax=None,
                     edges=None):
     """Histogram of POOL image scores, stacked by tier, with the two threshold lines (``t_medium``/``t_hard``).
 
     ``scores``: table with ``score`` and ``failed`` (as ``scores.csv``).  Failed images have no place on the score
     axis; their count is given in the legend.  ``edges``: fixed bin edges (:func:`histogram_edges`; default: over
-    the non-failed scores and both thresholds), so the x axis and the bins do not depend on the thresholds.
+    the non-failed scores and both thresholds), so the x axis and the bins do not depend on the thresholds; a bin
+    that a threshold cuts is split there (:func:`split_edges`), so every bar holds one tier only.
     Returns the Figure.
     """
     from matplotlib.patches import Patch
@@ -391,6 +481,7 @@ def score_histogram(scores, t_medium: float, t_hard: float, bins: int = 40, titl
     cat = categorise(s, t_medium, t_hard)
     fig, ax = (ax.figure, ax) if ax is not None else new_figure(figsize=(9, 3.4))
     edges = histogram_edges(s, bins, include=(t_medium, t_hard)) if edges is None else np.asarray(edges, float)
+    edges = split_edges(edges, (t_medium, t_hard))
     tiers = ("easy", "medium", "hard")
     vals = [s["score"].to_numpy(float)[(cat == t).to_numpy()] for t in tiers]
     ax.hist(vals, bins=edges, color=[TIER_COLOURS[t] for t in tiers], label=[f"{t} ({len(v)} images)" for t, v in
@@ -456,7 +547,8 @@ def compare_map(summary, models=("CAL1", "CAL2", "Control")):
         ax.bar_label(bars, labels=[f"{t:.3f}" for t in v], fontsize=MIN_FONT)
     ax.set_xticks(x, ["mAP50", "mAP50-95"])
     ax.set_ylabel("mAP on VAL1")
-    ax.set_title("mAP on VAL1")
+    ax.set_title("mAP on VAL1: the evaluation's (COCO-style,\non the auto-label boxes; the report's number)",
+                 fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -512,34 +604,45 @@ def selection_overlap(ov: dict, a: str = "GT2", b: str = "Control"):
 
 
 # ------------------------------------------------------------------------------------------- training and evaluation
+TRAINING_MAP = "ultralytics' validator mAP50 on VAL1, during training"
+"""What the training curves' mAP is: ultralytics' own validation of each epoch (multi-label NMS, confidence floor
+0.001), which steers training; not the evaluation's mAP50 (:mod:`alnb.evaluation`), the study's number."""
+TRAINING_TITLE = "ultralytics' validator on VAL1, during training\n(steers training; not the evaluation's numbers)"
+
+
 def training_curves(results, title: str | None = None):
     """Training losses and validation metrics per epoch from an ultralytics ``results.csv`` (path or DataFrame).
 
-    Left: box / class / DFL training losses.  Right: VAL1 precision, recall, mAP50, mAP50-95 (epochs without
-    validation, see ``Profile.val_every``, are skipped, not drawn as 0).
+    Left: box / class / DFL training losses.  Right: ultralytics' own validation on VAL1 during training (precision,
+    recall, mAP50, mAP50-95; :data:`TRAINING_MAP`: it steers training and is not the evaluation's mAP); epochs
+    without validation (``Profile.val_every``) are skipped, not drawn as 0.  Each panel's title says what it shows,
+    the axis labels stay short and the legends sit under the panels (never on a curve or the title).
     """
     import pandas as pd
 
     df = results if isinstance(results, pd.DataFrame) else pd.read_csv(results)
     df = df.rename(columns=lambda c: c.strip())
-    fig, (a1, a2) = new_figure(1, 2, figsize=(MAX_WIDTH, 3.6))
+    fig, (a1, a2) = new_figure(1, 2, figsize=(MAX_WIDTH, 4.0))
     for col, lab in (("train/box_loss", "box"), ("train/cls_loss", "class"), ("train/dfl_loss", "DFL")):
         if col in df:
             a1.plot(df["epoch"], df[col], marker=".", label=lab)
     a1.set_xlabel("epoch")
-    a1.set_ylabel("training loss")
-    a1.legend(fontsize=8)
+    a1.set_ylabel("loss")
+    a1.set_title("training losses", fontsize=9)
     for col, lab in (("metrics/precision(B)", "precision"), ("metrics/recall(B)", "recall"),
                      ("metrics/mAP50(B)", "mAP50"), ("metrics/mAP50-95(B)", "mAP50-95")):
         if col in df:
             d = df[["epoch", col]].dropna()
             a2.plot(d["epoch"], d[col], marker=".", label=lab)
     a2.set_xlabel("epoch")
-    a2.set_ylabel("on VAL1 (ultralytics, during training)")
+    a2.set_ylabel("value")
     a2.set_ylim(0, 1)
-    a2.legend(fontsize=8)
+    a2.set_title(TRAINING_TITLE, fontsize=9)
+    for ax in (a1, a2):
+        if ax.lines:
+            ax.legend(fontsize=MIN_FONT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -636,27 +739,35 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
     """Auto-label error rate per difficulty tier (hybrid score vs least-confidence tiers of equal size) + AUROCs.
 
     ``dve``: the dict of :func:`alnb.difficulty.difficulty_vs_errors` (``metrics/difficulty_vs_errors.json``).
+    The images per tier are in the tick labels (one number when both scores' tiers hold the same count), the legend
+    sits under the panel (never on a bar or beside its neighbour).
     """
+    from matplotlib.patches import Patch
+
     tiers = ["easy", "medium", "hard", "failed"]
-    fig, (ax, ax2) = new_figure(1, 2, figsize=(MAX_WIDTH, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, ax2) = new_figure(1, 2, figsize=(MAX_WIDTH, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     xs = np.arange(len(tiers))
-    for off, key, lab, hatch in [(-0.2, "tiers", "hybrid (the study's score)", None),
-                                 (0.2, "least_conf_tiers", "least_confidence (one minus the top probability)", "//")]:
+    for off, key, hatch in [(-0.2, "tiers", None), (0.2, "least_conf_tiers", "//")]:
         t = dve[key]
         vals = [t[k]["error_rate"] if t[k]["error_rate"] is not None else np.nan for k in tiers]
-        cols = [TIER_COLOURS[k] for k in tiers]
-        bars = ax.bar(xs + off, vals, width=0.4, color=cols, edgecolor="k", hatch=hatch, label=lab)
-        for b, k in zip(bars, tiers):
-            hgt = b.get_height() if np.isfinite(b.get_height()) else 0.0
-            ax.text(b.get_x() + b.get_width() / 2, hgt + 0.01, f"n={t[k]['n']}", ha="center", fontsize=MIN_FONT)
+        ax.bar(xs + off, vals, width=0.4, color=[TIER_COLOURS[k] for k in tiers], edgecolor="k", hatch=hatch)
+    handles = [Patch(facecolor="white", edgecolor="k", label="hybrid tiers (the study's score)"),
+               Patch(facecolor="white", edgecolor="k", hatch="//",
+                     label="least_confidence tiers (one minus the top class probability), same sizes")]
     if dve.get("error_rate") is not None:
-        ax.axhline(dve["error_rate"], color="grey", ls=":", lw=1, label=f"all POOL images: error rate {dve['error_rate']:.2f}")
-    ax.set_xticks(xs, tiers)
-    ax.set_ylim(0, 1.45)  # headroom: the legend sits above the bars, never on them
-    ax.set_yticks(np.linspace(0, 1, 6))
+        handles.append(ax.axhline(dve["error_rate"], color="grey", ls=":", lw=1,
+                                  label=f"all POOL images: error rate {dve['error_rate']:.2f}"))
+
+    def n_text(k):
+        a, b = dve["tiers"][k]["n"], dve["least_conf_tiers"][k]["n"]
+        return f"n={a}" if a == b else f"n={a} / {b}"
+
+    ax.set_xticks(xs, [f"{k}\n{n_text(k)}" for k in tiers])
+    ax.set_ylim(0, 1.0)
     ax.set_ylabel("images with >= 1 auto-label error")
-    ax.legend(fontsize=MIN_FONT, loc="upper left", ncol=2)
-    ax.set_title("Error rate per tier (plain: hybrid; hatched: least_confidence)", fontsize=9)
+    ax.legend(handles=handles, fontsize=MIN_FONT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1,
+              frameon=False)
+    ax.set_title("Error rate per tier", fontsize=9)
     au = ({k: v["auroc"] for k, v in dve["strategies"].items()} if dve.get("strategies") else dict(dve["auroc"]))
     au = {k: v for k, v in au.items() if v is not None and np.isfinite(v)}  # strategy names (acquisition.STRATEGIES)
     names = list(au)
@@ -669,9 +780,11 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
     ax2.axvline(0.5, color="k", ls=":", lw=1)
     for i, k in enumerate(names):
         ax2.text(au[k] + 0.01, i, f"{au[k]:.3f}", va="center", fontsize=MIN_FONT)
-    ax2.set_xlim(0, 1.05)
+    ax2.set_xlim(0, 1.12)
+    ax2.set_xticks(np.linspace(0, 1, 5))
     ax2.invert_yaxis()
-    ax2.set_xlabel("AUROC for 'image has an error'")
+    ax2.tick_params(axis="y", labelsize=9)
+    ax2.set_xlabel("AUROC for 'image has an error'\n(0.5 = chance; red = the study's score)")
     ax2.set_title("Which score predicts errors?", fontsize=9)
     fig.suptitle(title or f"Does difficulty predict auto-label errors? ({dve['n']} POOL images, "
                           f"{dve['n_error']} images with errors)", fontsize=10)
@@ -685,42 +798,97 @@ def _loss_total(df):
     return df[cols].sum(axis=1) if cols else None
 
 
-def training_curves_compare(runs: dict, title: str | None = None):
-    """Training loss (box + class + DFL) and ultralytics' VAL1 mAP50 per epoch for every model of ``runs``
-    (``{model: results.csv path or DataFrame}``), one colour per model (:func:`set_colour`).  The best validated
-    epoch of each model is ringed, so a fine-tune still improving at its last epoch is visible."""
+def run_starts(runs: dict) -> dict:
+    """``{model: the run it was fine-tuned from}`` for the runs of ``runs`` (``{model: results.csv path}``) that
+    started from another run's weights (``runs/<parent>/weights/*.pt`` in ``alnb_run.json``'s ``model``)."""
+    import json
+    from pathlib import Path
+
+    out = {}
+    for name, res in runs.items():
+        if not isinstance(res, (str, Path)):
+            continue
+        info = Path(res).parent / "alnb_run.json"
+        try:
+            model = Path(str(json.loads(info.read_text()).get("model", "")))
+        except (OSError, ValueError):
+            continue
+        if model.suffix == ".pt" and model.parent.name == "weights" and model.parent.parent.parent.name == "runs":
+            out[name] = model.parent.parent.name
+    return out
+
+
+def training_curves_compare(runs: dict, title: str | None = None, starts: dict | None = None):
+    """Training loss (box + class + DFL) and ultralytics' validator mAP50 on VAL1 per epoch (:data:`TRAINING_MAP`:
+    not the evaluation's mAP) for every model of ``runs`` (``{model: results.csv path or DataFrame}``), one colour
+    per model (:func:`set_colour`).  The best validated epoch of each model is ringed, so a fine-tune still improving
+    at its last epoch is visible.
+
+    A model fine-tuned from another run of the figure (``starts`` ``{model: parent}``; default read from the runs'
+    ``alnb_run.json``, :func:`run_starts`) is drawn after its parent's last epoch, not from epoch 1: CAL2 and Control
+    start from CAL1's weights, and the x axis counts the epochs behind each point."""
     import pandas as pd
 
-    fig, (a1, a2) = new_figure(1, 2, figsize=(MAX_WIDTH, 3.4))
+    starts = {**run_starts(runs), **(starts or {})}
+    frames = {}
     for name, res in runs.items():
         df = res if isinstance(res, pd.DataFrame) else pd.read_csv(res)
-        df = df.rename(columns=lambda c: c.strip())
+        frames[name] = df.rename(columns=lambda c: c.strip())
+    offset = {}
+
+    def epochs_before(name, seen=()):
+        parent = starts.get(name)
+        if parent not in frames or parent in seen:
+            return 0
+        return epochs_before(parent, (*seen, name)) + int(frames[parent]["epoch"].max())
+
+    fig, (a1, a2) = new_figure(1, 2, figsize=(MAX_WIDTH, 3.9))
+    for name, df in frames.items():
+        offset[name] = epochs_before(name)
+        label = name + (f" (fine-tuned from {starts[name]})" if name in starts else "")
+        ep = df["epoch"] + offset[name]
         loss = _loss_total(df)
         if loss is not None:
-            a1.plot(df["epoch"], loss, marker=".", color=set_colour(name), label=name)
+            a1.plot(ep, loss, marker=".", color=set_colour(name), label=label)
         col = "metrics/mAP50(B)"
         if col in df:
             d = df[["epoch", col]].dropna()
-            a2.plot(d["epoch"], d[col], marker=".", color=set_colour(name), label=name)
+            a2.plot(d["epoch"] + offset[name], d[col], marker=".", color=set_colour(name), label=label)
             if len(d):
                 best = d.loc[d[col].idxmax()]
-                a2.plot([best["epoch"]], [best[col]], "o", mfc="none", mec=set_colour(name), ms=9)
-    a1.set_xlabel("epoch")
-    a1.set_ylabel("training loss (box + class + DFL)")
-    a1.legend(fontsize=MIN_FONT)
-    a2.set_xlabel("epoch")
-    a2.set_ylabel("mAP50 on VAL1 (ultralytics, during training)")
+                a2.plot([best["epoch"] + offset[name]], [best[col]], "o", mfc="none", mec=set_colour(name), ms=9)
+    for ax in (a1, a2):
+        for o in sorted({v for v in offset.values() if v}):
+            ax.axvline(o + 0.5, color="0.5", ls=":", lw=1)
+        ax.set_xlabel("epoch (fine-tunes after their start's last epoch)" if any(offset.values()) else "epoch")
+    a1.set_ylabel("training loss")
+    a1.set_title("training loss (box + class + DFL)", fontsize=9)
+    a2.set_ylabel("mAP50")
     a2.set_ylim(0, 1)
-    a2.legend(fontsize=MIN_FONT, title="ring = best epoch", title_fontsize=MIN_FONT)
+    a2.set_title(TRAINING_MAP + "\n(steers training; not the evaluation's mAP50)", fontsize=9)
+    handles, labels = a2.get_legend_handles_labels() if a2.lines else a1.get_legend_handles_labels()
+    if any(offset.values()):
+        handles = [*handles, matplotlib.lines.Line2D([], [], color="0.5", ls=":", lw=1)]
+        labels = [*labels, "a fine-tune starts"]
+    handles = [*handles, matplotlib.lines.Line2D([], [], ls="none", marker="o", mfc="none", mec="0.3", ms=9)]
+    labels = [*labels, "ring = best validated epoch"]
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=MIN_FONT, frameon=False)
     fig.suptitle(title or "Training curves per model", fontsize=10)
-    fig.tight_layout()
+    rows = -(-len(labels) // 3)
+    fig.tight_layout(rect=(0, (0.08 + 0.17 * rows) / 3.9, 1, 1))
     return fig
 
 
 # ------------------------------------------------------------------ detection diagnostics (alnb.diagnostics)
+EVAL_AP = "the evaluation's COCO-style AP"
+"""The AP the diagnostic figures show (:func:`alnb.diagnostics.diagnostics`): the evaluation step's, whose mean over
+the classes is the mAP of the report and the per-class table, on the same boxes."""
+
+
 def pr_curves(diag: dict, title: str | None = None, op_points: dict | None = None):
-    """Per-class precision-recall curves at IoU 0.5 (``diag`` from :func:`alnb.diagnostics.diagnostics`), legend
-    with each class's AP50; ``op_points`` ``{class: (recall, precision)}`` marks the operating point."""
+    """Per-class precision-recall curves at IoU 0.5 (``diag`` from :func:`alnb.diagnostics.diagnostics`: the
+    precision envelope whose mean over 101 recall points is the class's AP, :data:`EVAL_AP`), legend with each
+    class's AP50 (outside the axes); ``op_points`` ``{class: (recall, precision)}`` marks the operating point."""
     fig, ax = new_figure(figsize=(7.5, 4.2))
     cmap = plt.get_cmap("tab10")
     for k, (c, ap) in enumerate(zip(diag["classes"], diag["ap50"])):
@@ -735,7 +903,9 @@ def pr_curves(diag: dict, title: str | None = None, op_points: dict | None = Non
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("recall (IoU >= 0.5)")
     ax.set_ylabel("precision")
-    ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    mean = f"\n(mean over the classes: mAP50 {diag['mAP50']:.3f})" if np.isfinite(diag.get("mAP50", np.nan)) else ""
+    ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              title=f"AP50: {EVAL_AP.replace(' AP', '')}{mean}", title_fontsize=MIN_FONT)
     ax.set_title(title or f"Precision-recall per class ({diag['n_images']} images, {diag['n_gt']} boxes)",
                  fontsize=10)
     fig.tight_layout()
@@ -743,19 +913,22 @@ def pr_curves(diag: dict, title: str | None = None, op_points: dict | None = Non
 
 
 def per_class_ap(diag: dict, title: str | None = None, model: str = "CAL1"):
-    """Bars of AP50 and AP50-95 per class (ultralytics' ``ap_per_class`` on the auto-label path's boxes)."""
+    """Bars of AP50 and AP50-95 per class: :data:`EVAL_AP` (the per-class mAP of the evaluation's table, on the
+    auto-label path's boxes); the legend, outside the axes, gives their means (the model's mAP50 / mAP50-95)."""
     names = [diag["names"][c] for c in diag["classes"]]
     x = np.arange(len(names))
-    fig, ax = new_figure(figsize=(max(6, 1.3 * len(names)), 3.4))
+    fig, ax = new_figure(figsize=(max(6, 1.3 * len(names)) + 1.6, 3.6))
     for k, (key, lab, hatch) in enumerate((("ap50", "AP50", None), ("ap50_95", "AP50-95", "//"))):
         v = np.asarray(diag[key], float)
+        mean = diag.get("mAP50" if key == "ap50" else "mAP50-95", np.nan)
         bars = ax.bar(x - 0.2 + 0.4 * k, v, 0.4, color=set_colour(model), hatch=hatch, edgecolor="k", lw=0.5,
-                      label=lab)
+                      label=f"{lab} (mean {mean:.3f})" if np.isfinite(mean) else lab)
         ax.bar_label(bars, labels=[f"{t:.2f}" for t in v], fontsize=MIN_FONT)
     ax.set_xticks(x, names, fontsize=8, rotation=15)
     ax.set_ylim(0, 1.1)
-    ax.set_ylabel("average precision (AP)")
-    ax.legend(fontsize=MIN_FONT, loc="upper right")
+    ax.set_ylabel("AP per class")
+    ax.legend(fontsize=MIN_FONT, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              title=EVAL_AP.replace("the ", "", 1), title_fontsize=MIN_FONT)
     ax.set_title(title or "AP per class", fontsize=10)
     fig.tight_layout()
     return fig
@@ -763,11 +936,12 @@ def per_class_ap(diag: dict, title: str | None = None, model: str = "CAL1"):
 
 def confusion_matrix(diag: dict, title: str | None = None):
     """The confusion matrix at the operating point (counts; rows = predicted class, columns = true class, the last
-    row / column = background: a false positive / a missed box)."""
+    row / column = background: a missed box / a false positive), counted with the evaluation's matches
+    (:func:`alnb.metrics.confusion_counts`): the diagonal is the TP column of the per-class table."""
     mat = np.asarray(diag["matrix"], float)
     labels = list(diag["names"]) + ["background"]
     n = len(labels)
-    fig, ax = new_figure(figsize=(min(MAX_WIDTH, 1.0 + 0.75 * n), min(MAX_WIDTH, 0.9 + 0.7 * n)))
+    fig, ax = new_figure(figsize=(min(MAX_WIDTH, 1.6 + 0.75 * n), min(MAX_WIDTH, 1.2 + 0.7 * n)))
     im = ax.imshow(mat, cmap="Blues")
     for i in range(n):
         for j in range(n):
@@ -776,40 +950,84 @@ def confusion_matrix(diag: dict, title: str | None = None):
                         color="white" if mat[i, j] > 0.5 * mat.max() else "black")
     ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=MIN_FONT)
     ax.set_yticks(range(n), labels, fontsize=MIN_FONT)
-    ax.set_xlabel("true class (boxes counted in each cell)")
-    ax.set_ylabel("predicted class")
+    ax.set_xlabel("true class (background column: false positives)")
+    ax.set_ylabel("predicted class (background row: missed boxes)")
     fig.colorbar(im, ax=ax, fraction=0.04, label="boxes")
-    ax.set_title(title or f"Confusion matrix at conf > {diag['conf']:.3g}, IoU >= 0.5", fontsize=10)
+    head = title or f"Confusion matrix at conf > {diag['conf']:.3g}, IoU >= {diag.get('iou_thr', 0.5):g}"
+    ax.set_title(head + "\ndiagonal = TP of the per-class table (the evaluation's matches)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def side_by_side(items, names, n_models: int, title: str | None = None):
     """Rows of panels from :func:`alnb.diagnostics.side_by_side_items`: ground truth, then each model on the same
-    image (green = true positive, red = false positive; box label: class conf)."""
+    image (green = true positive, red = false positive, dashed = a truth box the model missed; box label: class
+    conf)."""
     return image_grid(items, names, ncols=n_models + 1, size=2.3,
-                      title=title or "Where the models disagree most (green = TP, red = FP, box label: class conf)")
+                      title=title or "Where the models disagree most (green = TP, red = FP, dashed blue = missed "
+                                     "truth box, FN; box label: class conf)")
 
 
 def rounds_curves(table, measures=("mAP50", "mAP50-95", "recall", "boost")):
     """Learning curves of the two chains (:func:`alnb.report.rounds_table`): each measure over the chain's
     cumulative labelled images (top row) and over its cumulative assisted labelling hours (bottom row); the CAL
-    chain in CAL2's colour, the random control chain in Control's, each point labelled with its round."""
-    fig, axes = new_figure(2, len(measures), figsize=(min(MAX_WIDTH, 2.35 * len(measures)), 4.8), squeeze=False)
+    chain in CAL2's colour, the random control chain in Control's, each point labelled with its round (the CAL
+    chain's labels above-left of its points, the control chain's below-right, so two chains' points never share a
+    label place; round 1, the same CAL1 for both, once).  mAP is the evaluation's on VAL1; the legend is under the
+    panels."""
+    fig, axes = new_figure(2, len(measures), figsize=(min(MAX_WIDTH, 2.35 * len(measures)), 5.2), squeeze=False)
+    place = {"CAL": ((-3, 3), "right", "bottom"), "Control": ((3, -3), "left", "top")}
     for chain, colour, marker in (("CAL", set_colour("CAL2"), "o"), ("Control", set_colour("Control"), "s")):
         t = table[table["chain"] == chain].sort_values("round")
+        offset, ha, va = place[chain]
         for row, x, xlabel in ((0, "images", "labelled images"), (1, "labelling h", "assisted labelling h")):
             for ax, m in zip(axes[row], measures):
                 ax.plot(t[x], t[m], marker=marker, color=colour, label=f"{chain} chain", lw=1.4, ms=4)
                 for _, r in t.iterrows():
+                    if chain != "CAL" and int(r["round"]) == 1:
+                        continue  # CAL1 starts both chains: its point is labelled once
                     if np.isfinite(r[x]) and np.isfinite(r[m]):
-                        ax.annotate(str(int(r["round"])), (r[x], r[m]), xytext=(3, 3), textcoords="offset points",
-                                    fontsize=MIN_FONT, color=colour)
+                        ax.annotate(str(int(r["round"])), (r[x], r[m]), xytext=offset, textcoords="offset points",
+                                    ha=ha, va=va, fontsize=MIN_FONT, color=colour)
                 ax.set_xlabel(xlabel, fontsize=MIN_FONT + 1)
                 ax.set_ylabel(m + (" (x)" if m == "boost" else ""), fontsize=MIN_FONT + 1)
                 ax.tick_params(labelsize=MIN_FONT)
+                ax.margins(x=0.12, y=0.15)  # room for the round labels at the ends
                 ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=MIN_FONT, loc="lower right")
-    fig.suptitle("Both chains round by round on VAL1 (point label = round)", fontsize=MIN_FONT + 2)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=MIN_FONT, frameon=False)
+    fig.suptitle("Both chains round by round on VAL1 (the evaluation's mAP; point label = round)",
+                 fontsize=MIN_FONT + 2)
+    fig.tight_layout(rect=(0, 0.3 / 5.2, 1, 1))
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------------ review plan
+def review_curve(curve, cut: dict | None = None, title: str | None = None):
+    """The review plan's curve (:func:`alnb.review.curve`): review hours (x) against the predicted residual errors
+    in the accepted images (wrong boxes and images with an error, with their 95 % bands), the actual residuals
+    beside them when the truth is known (simulation, dashed), the chosen ``cut`` marked."""
+    fig, ax = new_figure(figsize=(7.5, 4.4))
+    x = np.asarray(curve["review_h"], float)
+    for key, colour, what in (("wrong_boxes", "#d62728", "wrong boxes"), ("err_images", "#1f77b4",
+                                                                           "images with an error")):
+        ax.plot(x, curve[key], color=colour, lw=1.6, label=f"predicted {what} left")
+        if f"{key}_lo" in curve:
+            ax.fill_between(x, curve[f"{key}_lo"], curve[f"{key}_hi"], color=colour, alpha=0.18, lw=0)
+        if f"actual_{key}" in curve:
+            ax.plot(x, curve[f"actual_{key}"], color=colour, lw=1.2, ls="--", label=f"actual {what} left (same cut)")
+    if cut is not None:
+        ax.axvline(cut["review_h"], color="k", ls=":", lw=1)
+        ax.plot([cut["review_h"]], [cut["wrong_boxes"]], "o", color="k", ms=5,
+                label=f"chosen cut: review {cut['reviewed']} images, {cut['review_h']:.2f} h")
+    ax.set_xlabel("review hours (cost model on the auto-labels, plan order)")
+    ax.set_ylabel("errors left in the accepted images")
+    ax.set_xlim(0, 1.03 * max(float(x[-1]), 1e-6))
+    ax.set_ylim(bottom=0)
+    ax.tick_params(labelsize=MIN_FONT + 1)
+    ax.legend(fontsize=MIN_FONT, loc="upper right", frameon=False)
+    manual = float(np.asarray(curve["manual_h"], float)[0]) if len(curve) else float("nan")
+    ax.set_title(title or f"Review plan: {int(curve['reviewed'].iloc[-1])} images; drawing all by hand "
+                          f"{manual:.2f} h", fontsize=10)
     fig.tight_layout()
     return fig

@@ -342,6 +342,10 @@ def load_pool(ws, *, manifest=None, thresholds: tuple | None = None, model: str 
     from alnb.select import eligible
     from alnb.scoretable import scores_file
 
+    if costs is None:  # the team's measured seconds when the workspace has enough annotations (alnb.labeltimes)
+        from alnb.labeltimes import workspace_costs
+
+        costs = workspace_costs(ws)[0]
     scores = eligible(load_scores(ws, model), ws.manifest() if manifest is None else manifest, exclude)
     emb = load_embeddings(ws, list(scores["stem"]), model)
     det_path = scores_file(ws, "detections.csv", model)

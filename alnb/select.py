@@ -249,6 +249,9 @@ def commit(ws: Workspace, stems, tag: str = "GT2", info: dict | None = None) -> 
         raise SelectionError(f"{len(bad)} selected image(s) are VAL1/GT1/EXCLUDED (e.g. {bad[:3]}); {tag} is drawn "
                              f"from the POOL only.")
     before = set(ws.stems(tag, manifest=m))
+    # the record of the selection first (old and new images: whichever manifest a kill leaves, it matches it), then
+    # the manifest, then the record of the new selection alone (Workspace.check_selections reads it)
+    ws.write_list(tag, sorted(before | set(stems)))
     m = with_tag(m, stems, tag, replace=True)
     dropped = before - set(stems)
     if dropped:

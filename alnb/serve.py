@@ -57,6 +57,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -981,6 +982,17 @@ class Server(ThreadingHTTPServer):
         except OSError as e:
             raise WorkspaceError(f"cannot listen on {host}:{port} ({e.strerror or e}). Is another alnb serve (or "
                                  f"another program) using that port? Choose another with --port.") from None
+
+    def handle_error(self, request, client_address):
+        """A client that hangs up mid-request (Label Studio cancelling a /predict, a half-sent request, a closed tab) is
+        normal: one plain log line.  Anything else keeps socketserver's traceback, so real errors stand out."""
+        err = sys.exc_info()[1]
+        if isinstance(err, (ConnectionError, TimeoutError)):  # BrokenPipe, ConnectionReset/Aborted; a read timeout
+            host, port = client_address[:2] if isinstance(client_address, tuple) else (client_address, "")
+            self.backend.log(f"[alnb serve] client {host}:{port} disconnected before the reply was sent "
+                             f"({type(err).__name__}); nothing to do")
+            return
+        super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

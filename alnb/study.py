@@ -234,6 +234,50 @@ def verdicts(table: pd.DataFrame, *, metric: str = "mAP50", x: str = "images",
                                        "hi", "verdict", "mde"])
 
 
+NOISE_MEASURES = ("mAP50", "mAP50-95", "boost")  # the one-seed verdict's measures (alnb.report.verdict)
+
+
+def noise_from_study(table: pd.DataFrame, measures=NOISE_MEASURES) -> dict:
+    """Seed-to-seed noise of a one-seed comparison of two selections, measured by a study: per measure the pooled
+    standard deviation of the paired differences to random on the same seed (:func:`paired_differences`; one group
+    per strategy x budget x round with two or more seeds, pooled with each group's degrees of freedom).
+    ``{measure: {sd, n_seeds, n_groups}}``; a measure without such groups is left out."""
+    out = {}
+    for m in measures:
+        if m not in table:
+            continue
+        d = paired_differences(table, metric=m).dropna(subset=["diff"])
+        ss, df, n_groups, seeds = 0.0, 0, 0, set()
+        for _, g in d.groupby(KEYS):
+            if len(g) >= 2:
+                ss += float(np.var(g["diff"].to_numpy(float), ddof=1)) * (len(g) - 1)
+                df += len(g) - 1
+                n_groups += 1
+                seeds |= set(g["seed"])
+        if df:
+            out[m] = {"sd": math.sqrt(ss / df), "n_seeds": len(seeds), "n_groups": n_groups}
+    return out
+
+
+def record_noise(ws, study_dir) -> dict:
+    """Write the workspace's ``metrics/noise.json``: the seed-to-seed noise a study on the same data measured
+    (:func:`noise_from_study` on ``<study_dir>/results.csv``, each measure with its source), which the workspace's
+    one-seed verdicts then use (:func:`alnb.report.measured_noise`; measures the study cannot give keep the
+    project's default).  Returns the record."""
+    from alnb.workspace import WorkspaceError
+
+    study_dir = Path(study_dir)
+    path = study_dir / "results.csv"
+    if not path.is_file():
+        raise WorkspaceError(f"no results.csv in {study_dir}: run the strategy study first (notebook 05, alnb study).")
+    rec = {m: {"sd": v["sd"], "n_seeds": v["n_seeds"],
+               "source": f"the strategy study in {study_dir.name}/ ({v['n_groups']} selection(s) vs random, "
+                         f"{v['n_seeds']} seeds)"}
+           for m, v in noise_from_study(pd.read_csv(path)).items()}
+    ws.save_json("noise", rec)
+    return rec
+
+
 def summarise(table: pd.DataFrame, metrics=METRICS) -> pd.DataFrame:
     """Means and 95 % intervals over seeds per (strategy, budget, round): ``images``, ``boxes``, ``labelling_s``
     (means) and ``<metric>``, ``<metric>_lo``, ``<metric>_hi`` for each metric, ``n_seeds``."""
@@ -730,7 +774,8 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
               test: int | None = None, generate: bool = False, n_images: int = 774, image_size: int = 512,
               data_seed: int = 0, progress: bool = True, log=print, estimate_only: bool = False,
               train_overrides: dict | None = None, engine: str = "local", address: str | None = None,
-              threads: int | None = None, workers: int | None = None, verbose: bool = False) -> StudyResult | dict:
+              threads: int | None = None, workers: int | None = None, verbose: bool = False,
+              costs=None, costs_source: str | None = None) -> StudyResult | dict:
     """Run (or resume) a study grid and write its table, figures and report into ``study_dir``.
 
     Every task's own output (ultralytics' training logs) goes to ``<study_dir>/logs/`` (:func:`task_log`); the
@@ -759,8 +804,15 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
         Only return the time estimate (:func:`estimate_seconds`), run nothing.
     train_overrides : dict, optional
         Profile overrides for every training (e.g. ``{"epochs": 5}``); part of each run's cache key.
+    costs : CostModel, optional
+        The labelling seconds of every chain (seconds budgets, labelling_s, the per-second verdicts): default the
+        literature defaults; ``alnb study --costs-from WS`` passes a workspace's measured ones
+        (:func:`alnb.labeltimes.workspace_costs`), ``costs_source`` says where they come from.  Recorded in
+        ``study.json``; a study is never resumed with other costs (its rows would mix two cost models).
     """
     from tqdm.auto import tqdm
+
+    from alnb.metrics import CostModel
 
     from alnb.cpu import default_threads
     from alnb.workspace import atomic_write_json
@@ -795,9 +847,16 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
             weld.generate(td, weld.WeldConfig(n_images=g.test, width=image_size, height=image_size, seed=TEST_SEED),
                           progress=progress)
     overrides = {**(train_overrides or {}), "threads": threads}
+    costs = costs or CostModel()
+    costs_source = costs_source or ("literature defaults" if costs == CostModel() else "given by the caller")
+    if prev.get("costs", CostModel().to_dict()) != costs.to_dict() and any((study_dir / "results").glob("*.json")):
+        raise ValueError(f"{study_dir} was run with other labelling costs ({prev.get('costs', 'the defaults')}); "
+                         f"its rows would mix two cost models: use another --out folder for these costs "
+                         f"({costs.to_dict()}).")
     atomic_write_json(study_dir / "study.json", {"grid": asdict(g), "data": str(Path(data_dir).resolve()),
                                                  "train_overrides": train_overrides or {}, "threads": threads,
-                                                 "engine": engine})
+                                                 "engine": engine, "costs": costs.to_dict(),
+                                                 "costs_source": costs_source})
     chains = [(seed, s, b) for seed in g.seeds for s in g.strategies for b in g.budgets]
     if log:
         log(f"[alnb] study {study_dir}: {len(g.strategies)} strategies x {len(g.budgets)} budgets x {g.rounds} "
@@ -805,7 +864,7 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
             f"{engine}; {est['runs']} training run(s) to do, about {est['seconds'] / 60:.0f} min at "
             f"{est['images_per_s']} images/s" + (f" over {est['workers']} workers" if est["workers"] > 1 else ""))
     t0 = time.perf_counter()
-    common = {"train_overrides": overrides, "verbose": verbose}
+    common = {"train_overrides": overrides, "verbose": verbose, "costs": costs}
     with tqdm(total=len(g.seeds) + len(chains), desc="study", unit="task", disable=not progress) as bar:
         bases = _run_tasks([("base", (study_dir, data_dir, g, seed), common) for seed in g.seeds], engine, threads,
                            address=address, bar=bar, log=log)
@@ -921,7 +980,11 @@ def write_report(study_dir, table, summ, ver, sav, ssav=None, var=None) -> Path:
              f"{info.get('threads', '?')} CPU thread(s) per training.  {n_seeds} seed(s) finished; each seed has its "
              f"own split, CAL1, scoring and random draws; every strategy (random included) runs its own chain of "
              f"rounds, selecting with its own current model.  Intervals: 95 % Student-t over seeds.  mAP = COCO-style "
-             f"AP of the auto-label prediction path on VAL1 (178 images in the study's split)." + test_note, "",
+             f"AP of the auto-label prediction path on VAL1 ({g.get('n_val', '?')} images in each seed's split)."
+             + test_note, "",
+             f"Labelling seconds (seconds budgets, `labelling_s`, the per-second verdicts): "
+             f"{info.get('costs_source', 'literature defaults')}, {info.get('costs') or 'alnb.metrics.CostModel()'}.",
+             "",
              "## Results by round (mean over seeds, 95 % interval)", "",
              "`images`, `boxes`, `labelling_s`: cumulative over the rounds (labelling seconds = correcting the "
              "chain's previous model's auto-labels under the cost model); round 0 = GT1 alone.", "",

@@ -96,34 +96,51 @@ def paired_difference(diffs: pd.DataFrame, verdicts: pd.DataFrame, *, metric: st
 
 def difficulty_comparison(dve: dict):
     """Every strategy's score against auto-label errors (``metrics/difficulty_vs_errors.json``): image AUROC and
-    Spearman(errors) on non-failed images, |Spearman(candidate count)|, and the box-level AUROCs."""
+    Spearman(errors) on non-failed images, |Spearman(candidate count)|, and the box-level AUROCs.
+
+    Each panel names its measure on its x axis, its title is wrapped to the panel and its legend sits under it (never
+    on the longest, best bars)."""
+    import textwrap
+
     st = pd.DataFrame(dve.get("strategies", {})).T
-    fig, axes = _new_figure(1, 3 if dve.get("box_level") else 2, figsize=(9.5, 3.8))
+    n_panels = 3 if dve.get("box_level") else 2
+    fig, axes = _new_figure(1, n_panels, figsize=(9.5, 4.6), squeeze=False)
+    axes = axes[0]
+
+    def title(ax, text):
+        ax.set_title(textwrap.fill(text, 34), fontsize=FONT + 1)
+
+    def legend(ax):
+        ax.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+
     if len(st):
         names = list(st.index)
         y = np.arange(len(names))
         ax = axes[0]
-        ax.barh(y - 0.2, st["auroc"].astype(float), height=0.4, color="#d62728", label="AUROC (has error)")
-        ax.barh(y + 0.2, st["auroc_all_images"].astype(float), height=0.4, color="#bbbbbb",
-                label="AUROC incl. failed images")
+        ax.barh(y - 0.2, st["auroc"].astype(float), height=0.4, color="#d62728", label="non-failed images")
+        if "auroc_all_images" in st:
+            ax.barh(y + 0.2, st["auroc_all_images"].astype(float), height=0.4, color="#bbbbbb",
+                    label="all images (failed included)")
         ax.axvline(0.5, color="k", ls=":", lw=1)
         ax.set_yticks(y, names, fontsize=FONT)
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
-        ax.legend(fontsize=FONT, loc="lower right")
-        ax.set_title(f"Image level ({dve.get('n_nonfailed')} non-failed images)", fontsize=FONT + 1)
+        ax.set_xlabel("AUROC (0.5 = chance)", fontsize=FONT + 1)
+        legend(ax)
+        title(ax, f"Does the score rank images with an error first? ({dve.get('n_nonfailed')} non-failed images)")
         ax = axes[1]
         ax.barh(y - 0.2, st["spearman_errors"].astype(float), height=0.4, color="#1f77b4",
-                label="Spearman vs #errors (FP+FN)")
+                label="with the number of errors (FP + FN)")
         if "abs_spearman_candidates" in st:
             ax.barh(y + 0.2, st["abs_spearman_candidates"].astype(float), height=0.4, color="#ff7f0e",
-                    label="|Spearman| vs #candidates")
+                    label="|with the number of candidates|")
         ax.axvline(0, color="k", lw=1)
         ax.set_yticks(y, names, fontsize=FONT)
         ax.invert_yaxis()
         ax.set_xlim(-1, 1)
-        ax.legend(fontsize=FONT, loc="lower left")
-        ax.set_title("How many errors?  Is it just a box count?", fontsize=FONT + 1)
+        ax.set_xlabel("Spearman rank correlation", fontsize=FONT + 1)
+        legend(ax)
+        title(ax, "How many errors? Or just how many boxes?")
     if dve.get("box_level"):
         bl = {k: v for k, v in dve["box_level"].items() if v is not None and np.isfinite(v)}
         ax = axes[2]
@@ -131,9 +148,9 @@ def difficulty_comparison(dve: dict):
         ax.axvline(0.5, color="k", ls=":", lw=1)
         ax.set_xlim(0, 1)
         ax.invert_yaxis()
-        ax.tick_params(labelsize=FONT)
-        ax.set_title(f"Box level: AUROC for 'auto-label is a FP' ({dve.get('n_fp_boxes')} of "
-                     f"{dve.get('n_boxes')})", fontsize=FONT + 1)
+        ax.set_xlabel("AUROC (0.5 = chance)", fontsize=FONT + 1)
+        title(ax, f"Box level: does the box's uncertainty flag a false positive? ({dve.get('n_fp_boxes')} "
+                  f"FP of {dve.get('n_boxes')} boxes)")
     for ax in axes:
         ax.tick_params(labelsize=FONT)
     fig.tight_layout()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 import os
 import shutil
 import time
@@ -153,6 +154,27 @@ _RESERVED = {"data", "project", "name", "exist_ok", "seed", "deterministic", "pl
              "task", "pretrained"}
 
 
+#: the largest stride of every model alnb trains (P3-P5 heads: 8, 16, 32); ultralytics rounds an image size up to it
+MODEL_STRIDE = 32
+
+
+def check_imgsz(imgsz, flag: str = "imgsz"):
+    """Refuse an image size the network cannot use as given: ultralytics rounds it up to a multiple of
+    :data:`MODEL_STRIDE` and says so only in its training log (``--imgsz 33`` trained at 64 while ``alnb_run.json``
+    recorded 33).  Raises ValueError naming ``flag`` and the sizes to use instead."""
+    ok = isinstance(imgsz, numbers.Real) and not isinstance(imgsz, bool) and float(imgsz).is_integer() \
+        and imgsz >= MODEL_STRIDE and int(imgsz) % MODEL_STRIDE == 0
+    if not ok:
+        try:
+            up = max(MODEL_STRIDE, -(-int(imgsz) // MODEL_STRIDE) * MODEL_STRIDE)
+            down = max(MODEL_STRIDE, int(imgsz) // MODEL_STRIDE * MODEL_STRIDE)
+            hint = f": use {down}" + (f" or {up}" if up != down else "") + f" (ultralytics would train {imgsz} as {up})"
+        except (TypeError, ValueError, OverflowError):
+            hint = ""
+        raise ValueError(f"{flag} must be a whole number of pixels that is a multiple of {MODEL_STRIDE} (the network's "
+                         f"largest stride), got {imgsz}{hint}. Nothing was done.")
+
+
 def get_profile(name: str | Profile = "quick", **overrides) -> Profile:
     """Return profile ``name`` with ``overrides`` applied.
 
@@ -172,6 +194,8 @@ def get_profile(name: str | Profile = "quick", **overrides) -> Profile:
     if unknown:
         raise ValueError(f"unknown training argument(s) {unknown}: neither a Profile field "
                          f"({sorted(fields)}) nor an ultralytics training argument.")
+    if "imgsz" in own:
+        check_imgsz(own["imgsz"])
     if "dropout" in own and not 0 <= own["dropout"] < 1:
         raise ValueError(f"dropout must be in [0, 1), got {own['dropout']}")
     if own.get("threads") is not None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from alnb import select as sel
+from alnb.metrics import predicted_cost  # noqa: F401  (the cost line's prediction; re-exported)
 
 TIER_CHOICES = ("hard", "medium", "easy", "failed")
 
@@ -23,28 +24,6 @@ def bars_html(tier: str) -> str:
 
 RULES = ("study", "budget")
 WARN_SHARE = 0.8  # committing at least this share of the POOL: GT2 and a random Control would be nearly the same
-
-
-def predicted_cost(n_images: int, n_pred: int, precision: float, recall: float, costs=None) -> dict:
-    """Predicted labelling cost of a selection from its auto-labels and the model's precision / recall on VAL1.
-
-    ``n_pred`` auto-label boxes of which ``precision`` are expected to be right; the true boxes are expected to be
-    ``tp / recall``; the rest is drawn.  Times by :class:`alnb.metrics.CostModel` (``costs``): ``assisted_h``
-    (correct the auto-labels), ``manual_h`` (draw every box).  NaN where precision or recall is not measurable.
-    """
-    from alnb.metrics import CostModel, labelling_seconds
-
-    costs = costs or CostModel()
-    p, r = float(precision), float(recall)
-    if not (np.isfinite(p) and np.isfinite(r) and r > 0):
-        nan = float("nan")
-        return {"images": int(n_images), "auto_boxes": int(n_pred), "expected_boxes": nan, "assisted_h": nan,
-                "manual_h": nan}
-    tp = n_pred * p
-    n_gt = tp / r
-    t = labelling_seconds(n_gt, n_pred, n_pred - tp, n_gt - tp, n_images, costs)
-    return {"images": int(n_images), "auto_boxes": int(n_pred), "expected_boxes": float(n_gt),
-            "assisted_h": t["assisted_s"] / 3600, "manual_h": t["manual_s"] / 3600}
 
 
 class DifficultyController:
@@ -170,17 +149,16 @@ class DifficultyController:
                 "pool": int(len(self.scores)), "rule": self.rule, "budget": self.budget}
 
     def slider_effects(self) -> dict:
-        """One sentence per slider saying what it changes under the chosen rule: ``{"t_medium", "t_hard"}``."""
-        c, n, pool = self.counts, self.gt2_size, len(self.scores)
+        """One sentence per slider saying what it changes under the chosen rule: ``{"t_medium", "t_hard"}`` (the
+        counts themselves are in the snapshot above the sliders, not repeated here; in budget mode the one sentence
+        stands under the first slider)."""
         if self.rule == "budget":
-            both = (f"In budget mode the sliders only colour the tiers: {self.tag} is {self.budget} images chosen "
-                    f"{self._strategy_words()} whatever they say; the budget changes {self.tag}.")
-            return {"t_medium": both, "t_hard": both}
-        return {"t_medium": f"easy | medium decides {self.tag}: images scoring at or above {self.t_medium:.3g}, "
-                            f"plus every failed image, are labelled: {n} of {pool} POOL images now.",
-                "t_hard": f"medium | hard only splits {self.tag} into medium ({c['medium']}) and hard ({c['hard']}): "
-                          f"under the study rule it does not change {self.tag} ({n} images either way). Budget mode "
-                          f"(the rule switch) takes a fixed number of images {self._strategy_words()} instead."}
+            return {"t_medium": f"Budget mode: the sliders only colour the tiers; the budget decides {self.tag}.",
+                    "t_hard": ""}
+        return {"t_medium": f"easy | medium decides {self.tag}: images at or above it, and every failed image, are "
+                            "labelled.",
+                "t_hard": f"medium | hard only splits {self.tag} into medium and hard: under the study rule "
+                          f"{self.tag} stays the same."}
 
     # ---- cost of the selection
     def _model_pr(self) -> tuple:
@@ -213,19 +191,21 @@ class DifficultyController:
         return out
 
     def cost_html(self) -> str:
-        """The cost line shown before the commit (and a warning when the selection is most of the POOL)."""
+        """The cost line shown before the commit (and a warning when the selection is most of the POOL); times
+        under an hour in minutes (:func:`alnb.display.format_hours`)."""
+        from alnb.display import format_hours
+
         c = self.cost()
-        hours = ("predicted labelling time <b class='alnb-cost-hours'>{:.1f} h</b> correcting {}'s auto-labels "
-                 "({:.1f} h drawing every box; cost model and {}'s precision / recall on VAL1 from notebook 01)"
-                 .format(c["assisted_h"], self.model, c["manual_h"], self.model)
-                 if np.isfinite(c["assisted_h"]) else "labelling hours: n/a (no VAL1 evaluation of the model yet)")
+        hours = ("predicted <b class='alnb-cost-hours'>{}</b> correcting {}'s auto-labels, {} drawing every box "
+                 "(cost model with {}'s precision / recall on VAL1)"
+                 .format(format_hours(c["assisted_h"]), self.model, format_hours(c["manual_h"]), self.model)
+                 if np.isfinite(c["assisted_h"]) else "labelling time: n/a (no VAL1 evaluation of the model yet)")
         boxes = (f"{c['auto_boxes']} auto-label boxes to check, about {c['expected_boxes']:.0f} boxes expected"
                  if np.isfinite(c["expected_boxes"]) else f"{c['auto_boxes']} auto-label boxes to check")
         warn = (f" <b class='alnb-cost-warning' style='color:#b30000'>Warning: {100 * c['pool_share']:.0f} % of the "
                 f"POOL. A random Control of the same size would hold nearly the same images, so the comparison "
                 f"could not tell active selection from chance.</b>" if c["pool_share"] >= WARN_SHARE else "")
-        return (f"<p class='alnb-cost'>Committing <b class='alnb-cost-images'>{c['images']}</b> images "
-                f"({100 * c['pool_share']:.0f} % of the POOL): {boxes}; {hours}.{warn}</p>")
+        return f"<p class='alnb-cost'>Labelling them: {boxes}; {hours}.{warn}</p>"
 
     def committed_gt2(self) -> list:
         """Stems tagged :attr:`tag` (GT2, or GT<k> in round k) in the workspace's manifest now (empty without a
@@ -261,15 +241,17 @@ class DifficultyController:
                         f" ({100 * v / n:.0f}%)</td>" for k, v in c.items())
         status = self.commit_status()
         colour = "#2ca02c" if status == "committed" else "#b35900"
-        return (f"<table><tr>{cells}</tr></table><p><b>{self.tag} size</b> ({self.rule_text()}): "
-                f"<span class='alnb-gt2-size'>{self.gt2_size}</span> of {len(self.scores)} POOL images at "
-                f"t_medium = {self.t_medium:.4g}, t_hard = {self.t_hard:.4g} &mdash; "
+        return (f"<table><tr>{cells}</tr></table><p><b>{self.tag}</b> ({self.rule_text()}): "
+                f"<span class='alnb-gt2-size'>{self.gt2_size}</span> of {len(self.scores)} POOL images "
+                f"({100 * self.gt2_size / n:.0f} %) at t_medium = <span class='alnb-t-medium'>{self.t_medium:.4g}"
+                f"</span>, t_hard = <span class='alnb-t-hard'>{self.t_hard:.4g}</span> &mdash; "
                 f"<b class='alnb-commit-status' style='color:{colour}'>{status}</b></p>"
                 + (self.cost_html() if self.ws is not None else ""))
 
     def snapshot_html(self, fig=None) -> str:
-        """Counts + GT2 status + cost + the histogram as an embedded PNG: plain HTML that a saved notebook keeps and
-        shows without a kernel (widgets need one)."""
+        """Counts + GT2 status + cost, then the histogram as an embedded PNG: plain HTML that a saved notebook keeps
+        and shows without a kernel (widgets need one).  The explorer shows it right above its sliders, so the
+        histogram stays in view while a slider moves."""
         import base64
         import io
 
@@ -354,8 +336,9 @@ class DifficultyExplorer:
     the rule switch and budget, counts, cost, live histogram, paged thumbnails, commit.
 
     Display it in a notebook (``explorer`` as the last expression, or ``display(explorer)``).  It shows three
-    outputs: the controls (sliders, rule, Defaults, Commit GT2, the commit message), a **snapshot** (counts per tier,
-    GT2 size, cost, committed or not, the histogram as a PNG) and the thumbnails.  The snapshot is plain HTML,
+    outputs: a **snapshot** (counts per tier, GT2 size, cost, committed or not, the histogram as a PNG), right above
+    the controls (sliders, rule, Defaults, Commit GT2, the commit message) so that the histogram stays in view while
+    a slider moves, and the thumbnails.  The snapshot is plain HTML,
     updated in place on every change (a display id), so a saved notebook reopened without a kernel still shows the
     selection where the widgets say "model not found".  Sliders span the non-failed scores and use
     ``continuous_update=False``: redrawn when a slider is released; the histogram keeps its axis and bins.
@@ -498,8 +481,8 @@ class DifficultyExplorer:
     def _ipython_display_(self):
         from IPython.display import HTML, display
 
+        self._handle = display(HTML(self.html), display_id=True)  # counts, cost, histogram: right above the sliders
         display(self.controls)
-        self._handle = display(HTML(self.html), display_id=True)
         display(self.thumbs)
 
 

@@ -22,8 +22,9 @@ Manifest columns
 ``stem`` unique image id; ``image`` path relative to the dataset folder; ``label_file`` dataset label file relative
 to the dataset folder ('' when the image is unlabelled); ``label_state`` labelled | empty | unlabelled (what the
 dataset holds); ``n_boxes``; ``width``, ``height``; ``tags`` ';'-joined set of VAL1, GT1, POOL, GT2, CONTROL, EXCLUDED;
-``label_source`` human | oracle | auto | none (where the labels *training may use* come from: ``none`` = hidden or
-absent); ``auto_model`` model that auto-labelled the image ('' if none); ``problem`` validation problem ('' if ok).
+``label_source`` human | oracle | auto | none | accepted (where the labels *training may use* come from: ``none`` =
+hidden or absent; ``accepted`` = the model's labels accepted by a review plan, ``accepted/<stem>.txt``, machine-made,
+never used for training, :mod:`alnb.reviewstep`); ``auto_model`` model that auto-labelled the image ('' if none); ``problem`` validation problem ('' if ok).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ MANIFEST_COLUMNS = ["stem", "image", "label_file", "label_state", "n_boxes", "wi
 BASE_TAGS = ("VAL1", "GT1", "POOL")
 KNOWN_TAGS = ("VAL1", "GT1", "POOL", "GT2", "CONTROL", "EXCLUDED")  # + GT<k>, CONTROL<k> of rounds k >= 3
 TRAINABLE_SOURCES = ("human", "oracle")
-LABEL_SOURCES = ("human", "oracle", "auto", "none")
+LABEL_SOURCES = ("human", "oracle", "auto", "none", "accepted")  # accepted: machine labels kept without a look
 LABEL_STATES = ("labelled", "empty", "unlabelled")
 CONFIG_KEYS = ("dataset", "names", "mode")  # what workspace.json must hold
 
@@ -78,11 +79,16 @@ FILE_MODE = 0o666 & ~_UMASK
 
 
 # ----------------------------------------------------------------------------------------------------------- atomic io
+#: name of the temporary files of atomic writes: ``.alnb-<random>.tmp``, short whatever the target's name (a label
+#: file may be named up to the file system's 255 bytes; ``.<name>.<random>.tmp`` went over it: "File name too long")
+TMP_PREFIX, TMP_SUFFIX = ".alnb-", ".tmp"
+
+
 def atomic_write_text(path, text: str):
     """Write ``text`` to ``path`` via a temporary file in the same folder + rename (no half-written files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -252,8 +258,24 @@ def _count(n, total, what):
     return n
 
 
+def check_folder(root, flag: str = "--workspace"):
+    """Refuse a workspace path that is (or lies below) an existing *file*: one message naming the path and what to do
+    instead of ``File exists`` / ``Not a directory``."""
+    root = Path(root).expanduser()
+    p = root
+    while not os.path.lexists(p) and p.parent != p:
+        p = p.parent
+    if os.path.lexists(p) and not p.is_dir():
+        what = "is a file, not a folder" if p == root else f"lies below {p}, which is a file, not a folder"
+        raise WorkspaceError(f"{flag} {root} {what}: a workspace is a folder that alnb creates and fills. Choose "
+                             f"another {flag} path (a new folder or an existing workspace), or move the file away. "
+                             f"Nothing was done.")
+
+
 def check_location(root, dataset_root):
-    """Refuse a workspace inside the dataset folder (alnb never writes there) or a dataset inside the workspace."""
+    """Refuse a workspace inside the dataset folder (alnb never writes there) or a dataset inside the workspace, and a
+    workspace path that is a file (:func:`check_folder`)."""
+    check_folder(root)
     root, data = Path(root).expanduser().resolve(), dataset_folder(dataset_root)[0]
     if root == data or data in root.parents:
         raise WorkspaceError(f"the workspace {root} is inside the dataset folder {data}: alnb never writes into the "
@@ -371,6 +393,7 @@ class Workspace:
     """Handle on an experiment folder.  Create with :meth:`create`, reopen with :meth:`open`."""
 
     def __init__(self, root):
+        check_folder(root)
         self.root = Path(root).expanduser().resolve()
         cfg_file = self.root / "workspace.json"
         if not cfg_file.is_file():
@@ -440,6 +463,7 @@ class Workspace:
         (``fixed, new_problem, added, removed, relabelled``); the manifest is written only when something changed.
         """
         m = self.manifest()
+        self.check_selections(m)  # before anything is rewritten from a hand-edited manifest
         cur = ds.images.set_index("stem")
         changes = {"fixed": [], "new_problem": [], "added": [], "removed": [], "relabelled": []}
         cols = ["image", "label_file", "label_state", "n_boxes", "width", "height", "problem"]
@@ -554,6 +578,31 @@ class Workspace:
     def selection_tags(self, manifest: pd.DataFrame | None = None) -> list:
         """The selection tags present (GT2, CONTROL, GT3, CONTROL3, ...), round by round."""
         return [t for t in self.tags_present(manifest) if is_selection_tag(t)]
+
+    def check_selections(self, manifest: pd.DataFrame | None = None):
+        """Raise :class:`WorkspaceError` naming ``manifest.csv``'s line when an image carries a selection tag (GT2,
+        CONTROL, GT3 ...) that the workspace has no record of: every selection alnb commits
+        (:func:`alnb.select.commit`) writes ``lists/<tag>.txt`` with its images, so a tag outside that list was typed
+        into the manifest (a hand edit GT2 -> GT3 made ``alnb status`` report round 3 without a word)."""
+        m = self.manifest() if manifest is None else manifest
+        for tag in self.selection_tags(m):
+            lst = self.root / "lists" / f"{tag}.txt"
+            try:
+                listed = {Path(line).name for line in lst.read_text().splitlines() if line.strip()}
+            except FileNotFoundError:
+                listed, why = set(), f"there is no lists/{tag}.txt"
+            else:
+                why = f"lists/{tag}.txt does not list it"
+            rows = m[has_tag(m, tag)]
+            names = [s + Path(i).suffix for s, i in zip(rows["stem"], rows["image"])]
+            bad = [(int(i), s) for i, s, n in zip(rows.index, rows["stem"], names) if n not in listed]
+            if bad:
+                (i, stem), n = bad[0], len(bad)
+                raise WorkspaceError(
+                    f"{self.manifest_path} line {i + 2}: {stem} carries the tag {tag}, but the workspace has no record "
+                    f"of selecting it ({why}; alnb writes lists/{tag}.txt whenever it commits a selection)"
+                    + (f"; {n} image(s) like that" if n > 1 else "") + ". Was manifest.csv edited by hand? "
+                    + _MANIFEST_ADVICE)
 
     def tag_counts(self, manifest: pd.DataFrame | None = None) -> dict:
         """Images per tag: the seed's tags always (0 when absent), later rounds' tags when present."""

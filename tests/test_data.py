@@ -95,3 +95,61 @@ def test_fatal_dataset_errors(tmp_path):
     (tmp_path / "d" / "data.yaml").write_text("names: {0: a, 1: b}\n")
     with pytest.raises(DatasetError, match="no images"):
         load_dataset(tmp_path / "d")
+
+
+# ------------------------------------------------------------------------- issue 37: nothing silently reinterpreted
+def test_issue37_case3_duplicate_box_lines_are_named_with_file_and_lines(tmp_path):
+    """A label file holding each of its 4 boxes twice was counted as 8 boxes while ultralytics silently trained on 4
+    ("4 duplicate labels removed" in a training log only); now validation names the file and every repeated line."""
+    boxes = ["0 0.5 0.5 0.2 0.2", "1 0.3 0.3 0.1 0.1", "0 0.7 0.2 0.1 0.3", "1 0.2 0.8 0.2 0.1"]
+    r = tmp_path / "ds"
+    (r / "labels").mkdir(parents=True)
+    (r / "data.yaml").write_text("names: [crack, pore]\n")
+    _img(r / "images" / "twice.png")
+    _lab(r / "labels" / "twice.txt", "\n".join(boxes + boxes) + "\n")
+    _img(r / "images" / "respelled.png")  # the same numbers written another way are the same box for the trainer
+    _lab(r / "labels" / "respelled.txt", "0 0.5 0.5 0.2 0.2\n0 5e-01 0.50 .2 0.200000\n")
+    _img(r / "images" / "close.png")  # two boxes that differ in one coordinate are two objects
+    _lab(r / "labels" / "close.txt", "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2001\n")
+    ds = load_dataset(r, progress=False)
+    p = ds.problems.set_index("file")
+    assert p.loc["labels/twice.txt", "kind"] == "duplicate_box" and p.loc["labels/twice.txt", "line"] == 5
+    msg = p.loc["labels/twice.txt", "message"]
+    assert "repeats line 1" in msg and "line(s) 5, 6, 7, 8 repeat line(s) 1, 2, 3, 4" in msg and "delete" in msg
+    assert p.loc["labels/respelled.txt", "kind"] == "duplicate_box" and p.loc["labels/respelled.txt", "line"] == 2
+    im = ds.images.set_index("stem")
+    assert im.at["twice", "problem"] == "duplicate_box" and im.at["respelled", "problem"] == "duplicate_box"
+    assert im.at["close", "problem"] == "" and im.at["close", "n_boxes"] == 2
+    assert "[duplicate_box] labels/twice.txt:5: this box repeats line 1" in validation_summary(ds)
+    with pytest.raises(ValueError, match=r"a.txt:2: this box repeats line 1"):  # the parser itself, first bad line
+        parse_label_lines("0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.1\n", 2, file="a.txt")
+
+
+def test_issue37_case8_labels_next_to_the_images_are_named(tmp_path):
+    """LabelImg saves images/a.png + images/a.txt by default; the message was "the dataset has only 0 labelled usable
+    images ... label more images" although every image had a label file."""
+    r = tmp_path / "ds"
+    (r).mkdir()
+    (r / "data.yaml").write_text("names: [crack, pore]\n")
+    for i in range(6):
+        _img(r / "images" / f"a{i}.png")
+        _lab(r / "images" / f"a{i}.txt", f"{i % 2} 0.5 0.5 0.2 0.2\n")
+    _lab(r / "images" / "classes.txt", "crack\npore\n")  # LabelImg's class list: not a label file
+    before = _hash(r)
+    with pytest.raises(DatasetError) as e:
+        load_dataset(r, progress=False)
+    msg = str(e.value)
+    assert "6 label file(s) lie next to their images" in msg and "images/a0.txt" in msg and "LabelImg" in msg
+    assert "labels/a0.txt" in msg and f"mv {r / 'images'}/*.txt {r / 'labels'}/" in msg and "nothing was changed" in msg
+    assert _hash(r) == before
+    # some labels in labels/, one still next to its image: that image is named and excluded, never "unlabelled"
+    (r / "labels").mkdir()
+    for i in range(5):
+        (r / "images" / f"a{i}.txt").rename(r / "labels" / f"a{i}.txt")
+    ds = load_dataset(r, progress=False)
+    p = ds.problems.set_index("file")
+    assert p.loc["images/a5.txt", "kind"] == "label_beside_image" and "labels/a5.txt" in p.loc["images/a5.txt",
+                                                                                               "message"]
+    im = ds.images.set_index("stem")
+    assert im.at["a5", "problem"] == "label_beside_image" and (im.drop("a5")["label_state"] == "labelled").all()
+    assert "classes.txt" not in set(ds.problems["file"].str.rsplit("/", n=1).str[-1])

@@ -598,3 +598,112 @@ def test_alnb_serve_as_label_studio_ml_backend(serve_ws, label_studio, tmp_path)
     text = (tmp_path / "serve.log").read_text()
     assert server.token not in text and "Traceback" not in text, text[-3000:]
     print(f"alnb serve in Label Studio: {time.time() - t0:.0f} s (training {time.time() - t_train:.0f} s)")
+
+
+# ------------------------------------------------------------------------------------- the annotators' own seconds
+SCRIPTED = {"t_image": 4.0, "t_verify": 2.0, "t_delete": 1.5, "t_draw": 12.0, "t_adjust": 3.0}  # seconds per action
+GRID = [(0.15 + 0.23 * i, 0.3 + 0.4 * j) for j in range(2) for i in range(4)]  # 8 cells: boxes never overlap
+
+
+def test_measured_seconds_from_label_studio(label_studio, tmp_path, capsys):
+    """A scripted annotator with known seconds per action (plus noise) corrects alnb's pre-annotations in a real Label
+    Studio project (and labels some images from scratch); Label Studio records each annotation's ``lead_time`` and the
+    prediction it started from, its JSON export carries both, ``alnb import-labels`` keeps them, and the cost model
+    fitted from them recovers the scripted seconds within its intervals."""
+    from alnb import labeltimes, report
+
+    rng = np.random.default_rng(5)
+    base = Path(tempfile.mkdtemp(prefix="times-", dir=label_studio.document_root))
+    ds = weld.generate(base / "dataset", weld.WeldConfig(n_images=56, width=96, height=64, seed=4), progress=False)
+    for lab in sorted((ds / "labels").glob("*.txt"))[14:]:
+        lab.unlink()  # 42 images nobody has labelled
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    unl = sorted(ws.manifest().query("label_state == 'unlabelled'")["stem"])
+    auto = ws.root / "autolabels" / "CAL1"
+    auto.mkdir(parents=True)
+    proposals = {}
+    for s in unl:
+        cells = rng.permutation(len(GRID))[: int(rng.integers(1, 6))]
+        proposals[s] = [(int(rng.integers(0, 6)), *GRID[c], 0.15, 0.2) for c in cells]
+        (auto / f"{s}.txt").write_text("".join(f"{c} {x} {y} {w} {h} 0.8\n" for c, x, y, w, h in proposals[s]))
+    m = ws.manifest()
+    m.loc[m["stem"].isin(unl), "auto_model"] = "CAL1"
+    ws.write_manifest(m)
+    pd.DataFrame({"stem": unl, "score": np.linspace(0.2, 0.9, len(unl)), "tier": "hard",
+                  "failed": False}).to_csv(ws.root / "scores.csv", index=False)
+    sel.commit(ws, unl, "GT2")
+    rc, out = cli(capsys, "export-queue", "--workspace", ws.root, "--format", "labelstudio", "--document-root",
+                  label_studio.document_root)
+    assert rc == 0, out
+    export = ws.root / "export" / "labelstudio"
+    server = label_studio
+    st, project = server.api("POST", "/api/projects", {"title": "alnb seconds",
+                                                       "label_config": (export / "label_config.xml").read_text()})
+    assert st == 201, project
+    pid = project["id"]
+    st, res = server.api("POST", f"/api/projects/{pid}/import", json.loads((export / "tasks.json").read_text()))
+    assert st == 201 and res["task_count"] == len(unl), res
+    by_stem = server.tasks(pid, lambda t: t["data"]["alnb_stem"])
+
+    def region(i, c, x, y, w, h):
+        return {"id": f"r{i}", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+                "original_width": 96, "original_height": 64,
+                "value": {**ls_box(x, y, w, h), "rectanglelabels": [ws.names[c]]}}
+
+    scripted = {}
+    for k, s in enumerate(unl):
+        task = by_stem[s]
+        (pred,) = task["predictions"]
+        free = [g for g in GRID if all(abs(g[0] - p[1]) > 1e-9 or abs(g[1] - p[2]) > 1e-9 for p in proposals[s])]
+        n_draw = int(rng.integers(0, min(3, len(free)) + 1))
+        drawn = [(int(rng.integers(0, 6)), *free[i], 0.12, 0.18) for i in range(n_draw)]
+        if k % 4 == 3:  # from scratch: no pre-annotation shown
+            final, counts, parent = drawn or [(0, *free[0], 0.12, 0.18)], None, None
+            counts = {"n_proposals": 0, "n_deleted": 0, "n_moved": 0, "n_drawn": len(final)}
+        else:
+            fate = rng.choice(["keep", "move", "delete"], size=len(proposals[s]), p=[0.5, 0.25, 0.25])
+            final = [(c, x + (0.04 if f == "move" else 0.0), y, w, h) for (c, x, y, w, h), f
+                     in zip(proposals[s], fate) if f != "delete"] + drawn
+            counts = {"n_proposals": len(fate), "n_deleted": int((fate == "delete").sum()),
+                      "n_moved": int((fate == "move").sum()), "n_drawn": len(drawn)}
+            parent = pred["id"]
+        lead = (SCRIPTED["t_image"] + SCRIPTED["t_verify"] * counts["n_proposals"]
+                + SCRIPTED["t_delete"] * counts["n_deleted"] + SCRIPTED["t_draw"] * counts["n_drawn"]
+                + SCRIPTED["t_adjust"] * counts["n_moved"] + float(rng.normal(0, 1.0)))
+        body = {"result": [region(i, *b) for i, b in enumerate(final)], "was_cancelled": False,
+                "ground_truth": False, "lead_time": round(lead, 3)}
+        if parent is not None:
+            body["parent_prediction"] = parent
+        st, ann = server.api("POST", f"/api/tasks/{task['id']}/annotations", body)
+        assert st == 201, ann
+        scripted[s] = {**counts, "lead_time_s": round(lead, 3), "pre_annotated": parent is not None}
+
+    st, data = server.api("GET", f"/api/projects/{pid}/export?exportType=JSON", raw=True)
+    assert st == 200
+    path = tmp_path / "export.json"
+    path.write_bytes(data)
+    exported = {t["data"]["alnb_stem"]: t["annotations"][0] for t in json.loads(data)}
+    assert all(exported[s].get("lead_time") == pytest.approx(scripted[s]["lead_time_s"]) for s in unl)
+    rc, out = cli(capsys, "import-labels", path, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0, out
+
+    records = labeltimes.collect(ws).set_index("stem")
+    assert sorted(records.index) == unl
+    for s in unl:  # every annotation's seconds and actions, as the annotator did them
+        got = records.loc[s]
+        for key, want in scripted[s].items():
+            assert got[key] == pytest.approx(want), (s, key, got[key], want)
+    fit = labeltimes.fit_costs(records.reset_index(), n_boot=400)
+    assert fit.trusted and fit.n == len(unl) and fit.message == f"measured on {len(unl)} annotations by 1 person"
+    for c, v in SCRIPTED.items():
+        assert c in fit.measured and fit.lo[c] <= v <= fit.hi[c], (c, fit.lo[c], fit.value[c], fit.hi[c])
+    costs, source = labeltimes.workspace_costs(ws)
+    assert source == fit.message and costs.t_draw == pytest.approx(fit.value["t_draw"])
+    rc, out = cli(capsys, "costs", "--workspace", ws.root)
+    assert rc == 0 and f"costs used: measured on {len(unl)} annotations by 1 person" in out, out
+    assert "from scratch" in out and "pre-labelled" in out and "measured boost" in out
+    rc, out = cli(capsys, "status", "--workspace", ws.root)
+    assert rc == 0 and f"costs:     measured on {len(unl)} annotations by 1 person" in out, out
+    section = "\n".join(report.labelling_seconds_section(ws))
+    assert f"**measured on {len(unl)} annotations by 1 person**" in section and "t_draw" in section
+    print("fitted seconds:", {c: f"{fit.value[c]:.2f} [{fit.lo[c]:.2f}, {fit.hi[c]:.2f}]" for c in SCRIPTED})

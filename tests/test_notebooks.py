@@ -7,6 +7,7 @@ import ast
 import hashlib
 import json
 import logging
+import re
 
 import pandas as pd
 import pytest
@@ -154,3 +155,46 @@ def test_notebook_06_runs_round_3_from_cal2s_scores(executed):
     assert key["images_cal"] == 12 + len(gt2) + 4 and key["images_control"] == 12 + len(ws.stems("CONTROL")) + 4
     assert key["mAP50_CAL3"] == pytest.approx(ws.load_json("eval_CAL3")["mAP50"])
     assert "## Round by round" in (ws.root / "report.md").read_text()
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_markdown_quotes_no_figure_its_outputs_do_not_show(executed, name):
+    """Every decimal or percentage the committed notebook's markdown quotes appears in that notebook's executed
+    outputs: narrative numbers are rendered from the run (alnb.narrative), never typed by hand."""
+    from alnb.notebooks import prose_numbers, unbacked_prose_numbers
+
+    committed = json.loads((NOTEBOOK_DIR / f"{name}.ipynb").read_text())
+    run = json.loads(executed["executed"][name].read_text())
+    md = lambda nb: [c["source"] for c in nb["cells"] if c["cell_type"] == "markdown"]  # noqa: E731
+    assert md(committed) == md(run)  # the executed copy carries the committed markdown
+    assert unbacked_prose_numbers(run) == [], name
+    # a planted hand-typed figure in a copy fails the check; a figure the outputs do show passes
+    from alnb.notebooks import output_text
+
+    shown = re.search(r"(?<![\w.])(\d+\.\d+)(?![\d])", output_text(run))
+    planted = json.loads(json.dumps(run))
+    i = next(i for i, c in enumerate(planted["cells"]) if c["cell_type"] == "markdown")
+    planted["cells"][i]["source"] = ["the demo: AUROC 0.8413 and 97.3 % flagged"
+                                     + (f", shown {shown.group(1)}" if shown else "")]
+    assert [n for _, n in prose_numbers(planted)][:2] == ["0.8413", "97.3 %"]
+    assert unbacked_prose_numbers(planted) == [(i, "0.8413"), (i, "97.3 %")]
+
+
+@pytest.mark.parametrize("name", list(PARAMS))
+def test_notebook_ends_with_what_it_shows_and_a_rounded_key_number_table(executed, name):
+    from alnb.notebooks import KEY_NUMBERS_MARK, KEY_NUMBERS_META, output_text, read_key_numbers
+
+    nb = json.loads(executed["executed"][name].read_text())
+    last = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+    md = "".join(_data(o, "text/markdown") for o in last["outputs"])
+    assert "**What this shows.**" in md and "**What to do next.**" in md, name
+    table = [o for o in last["outputs"] if KEY_NUMBERS_META in (o.get("metadata") or {})]
+    assert len(table) == 1 and _data(table[0], "text/markdown").startswith("| key number | value |")
+    assert KEY_NUMBERS_MARK not in output_text(nb)  # no raw dict of unrounded floats on screen
+    exact = read_key_numbers(executed["executed"][name])
+    for line in _data(table[0], "text/markdown").splitlines()[2:]:  # shown rounded: at most 3 significant digits
+        key, value = (c.strip() for c in line.strip("|").split("|"))
+        if isinstance(exact[key], float) and abs(exact[key]) < 100:
+            assert value == f"{exact[key]:.3g}", (key, value, exact[key])
+    if name == "01_train_gt1":
+        assert "Profile(" not in output_text(nb)

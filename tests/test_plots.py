@@ -298,12 +298,17 @@ def test_every_strategy_has_one_colour_that_is_no_sets_colour():
 
 
 def test_histogram_keeps_its_axis_and_bins_when_thresholds_move():
+    """The fixed edges stay whatever the thresholds; the only other edges are the thresholds themselves (a bin a
+    threshold cuts is split there, so no bar mixes two tiers)."""
     s = _scores()
     edges = plots.histogram_edges(s, 20)
-    figs = [plots.score_histogram(s, tm, th, edges=edges) for tm, th in ((0.1, 0.2), (0.25, 0.4))]
-    assert figs[0].axes[0].get_xlim() == figs[1].axes[0].get_xlim() == (edges[0], edges[-1])
-    widths = [sorted({round(p.get_width(), 12) for p in f.axes[0].patches if p.get_width() > 0}) for f in figs]
-    assert widths[0] == widths[1] and len(widths[0]) == 1  # one bin width, the same in both
+    for tm, th in ((0.1, 0.2), (0.25, 0.4)):
+        fig = plots.score_histogram(s, tm, th, edges=edges)
+        assert fig.axes[0].get_xlim() == (edges[0], edges[-1])
+        drawn = sorted({round(p.get_x(), 9) for p in fig.axes[0].patches if p.get_width() > 0}
+                       | {round(p.get_x() + p.get_width(), 9) for p in fig.axes[0].patches if p.get_width() > 0})
+        want = sorted({round(e, 9) for e in edges} | {round(t, 9) for t in (tm, th) if edges[0] < t < edges[-1]})
+        assert drawn == want
 
 
 def test_strategy_names_are_the_registry_names_in_every_figure():

@@ -16,6 +16,7 @@ at the end of the file.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -39,7 +40,8 @@ from alnb.data import LabelError, load_dataset, parse_label_lines, read_labels
 from alnb.workspace import Workspace
 
 NAMES = ["crack", "pore"]
-KINDS = {"field_count", "not_a_number", "class_out_of_range", "zero_area", "out_of_bounds"}
+KINDS = {"field_count", "not_a_number", "class_out_of_range", "zero_area", "out_of_bounds", "duplicate_box"}
+LINE_KINDS = KINDS - {"duplicate_box"}  # what one line alone can get wrong (a duplicate needs an earlier line)
 
 
 def bounded(n: int):
@@ -91,7 +93,7 @@ def valid_line(draw, n_classes=2):
 def invalid_line(draw, n_classes=2):
     """A line with exactly one kind of fault; returns (text, kind)."""
     c, cx, cy, w, h = draw(box_values(n_classes))
-    kind = draw(st.sampled_from(sorted(KINDS)))
+    kind = draw(st.sampled_from(sorted(LINE_KINDS)))
     vals = [str(c), f"{cx:.6f}", f"{cy:.6f}", f"{w:.6f}", f"{h:.6f}"]
     if kind == "field_count":
         k = draw(st.sampled_from([1, 2, 3, 4, 6, 7, 9]))
@@ -112,15 +114,65 @@ def invalid_line(draw, n_classes=2):
 NEWLINES = st.sampled_from(["\n", "\r\n", "\r"])
 
 
+def box_key(values) -> bytes:
+    """A box as the trainer compares boxes (ultralytics drops exact float32 duplicates)."""
+    return (np.asarray(values, np.float32) + np.float32(0)).tobytes()
+
+
+def repeated_lines(lines) -> list:
+    """``[(line number, earlier line it repeats)]`` of ``[(text, values or None), ...]`` (1-based, blanks count)."""
+    seen, out = {}, []
+    for i, (_, v) in enumerate(lines, start=1):
+        if v is None:
+            continue
+        k = box_key(v)
+        if k in seen:
+            out.append((i, seen[k]))
+        else:
+            seen[k] = i
+    return out
+
+
 @bounded(150)
 @given(lines=st.lists(st.one_of(valid_line(), st.just(("", None)), st.just(("   ", None))), max_size=8),
        nl=NEWLINES, trailing=st.booleans())
 def test_parser_reads_exactly_what_a_valid_file_says(lines, nl, trailing):
+    """... or, when a box repeats (issue 37), names the first repeated line and every other one."""
     text = nl.join(t for t, _ in lines) + (nl if trailing else "")
+    dups = repeated_lines(lines)
+    if dups:
+        with pytest.raises(LabelError) as e:
+            parse_label_lines(text, 2)
+        assert (e.value.kind, e.value.line) == ("duplicate_box", dups[0][0]) and f"repeats line {dups[0][1]}" in str(
+            e.value)
+        return
     arr = parse_label_lines(text, 2)
     want = np.asarray([v for _, v in lines if v is not None], np.float32).reshape(-1, 5)
     np.testing.assert_array_equal(arr, want)
     assert arr.dtype == np.float32
+
+
+@bounded(100)
+@given(lines=st.lists(valid_line(), min_size=1, max_size=5, unique_by=lambda t: box_key(t[1])),
+       data=st.data(), nl=NEWLINES)
+def test_parser_names_every_repeated_box_line(lines, data, nl):
+    """A box written twice -- the same line, or the same numbers spelled another way (``0.5`` / ``5e-01``) -- is a
+    ``duplicate_box`` problem at the first repeat, the message listing every repeated line (issue 37: the trainer
+    would silently keep one copy)."""
+    repeats = data.draw(st.lists(st.integers(0, len(lines) - 1), min_size=1, max_size=4))
+    out = list(lines)
+    for j in repeats:
+        c, *rest = lines[j][1]
+        again = " ".join([str(int(c))] + [data.draw(st.sampled_from([f"{x!r}", f"{x:.17g}", f"{x:.17e}"]))
+                                          for x in rest])
+        out.insert(data.draw(st.integers(0, len(out))), (again, lines[j][1]))
+    dups = repeated_lines(out)
+    with pytest.raises(LabelError) as e:
+        parse_label_lines(nl.join(t for t, _ in out), 2, file="a.txt")
+    assert (e.value.kind, e.value.line) == ("duplicate_box", dups[0][0])
+    if len(dups) > 1:
+        assert (f"line(s) {', '.join(str(i) for i, _ in dups)} repeat line(s) "
+                f"{', '.join(str(j) for _, j in dups)}") in e.value.message
 
 
 @bounded(150)
@@ -130,7 +182,9 @@ def test_parser_names_the_first_bad_line_and_its_kind(before, bad, after, blanks
     lines = [t for t, _ in before] + [""] * blanks + [bad[0]] + [t for t, _ in after]
     with pytest.raises(LabelError) as e:
         parse_label_lines(nl.join(lines), 2, file="f.txt")
-    assert (e.value.kind, e.value.line) == (bad[1], len(before) + blanks + 1)
+    dups = repeated_lines(before)  # a box repeated before the bad line is the first problem
+    assert (e.value.kind, e.value.line) == (("duplicate_box", dups[0][0]) if dups else
+                                            (bad[1], len(before) + blanks + 1))
     assert str(e.value).startswith(f"f.txt:{e.value.line}: ") and e.value.message
 
 
@@ -154,16 +208,32 @@ def test_parser_on_any_text_returns_checked_boxes_or_a_label_error(text):
 def test_label_file_encodings_read_the_same(lines, bom, nl):
     """A byte-order mark (Notepad / Excel) and any newline style read as the same boxes."""
     text = nl.join(t for t, _ in lines)
+
+    def outcome(read):
+        try:
+            return read().tolist()
+        except LabelError as e:
+            return (e.kind, e.line)
+
     with tempfile.TemporaryDirectory() as d:
         f = Path(d) / "a.txt"
         f.write_bytes(("\ufeff" if bom else "").encode() + text.encode())
-        np.testing.assert_array_equal(read_labels(f, 2), parse_label_lines(text, 2))
+        assert outcome(lambda: read_labels(f, 2)) == outcome(lambda: parse_label_lines(text, 2))
 
 
 # ------------------------------------------------------------------------------------------------------ the validator
 NAME_CHARS = st.sampled_from(list("abcXYZ019 _-.%#&+'()éü漢字") + ["%AB", "%20", "%2F"])
-stems = st.lists(NAME_CHARS, min_size=1, max_size=6).map("".join).filter(
-    lambda s: s.strip(" .") == s and s not in (".", ".."))
+
+
+def _long(base: str, n: int) -> str:
+    """A name of about ``n`` bytes (the file system allows 255 with the extension; issue 37's names were 245)."""
+    b = ("L" + base * (n // max(1, len(base.encode())) + 1)).encode()[:n]
+    return b.decode(errors="ignore").rstrip(" .")
+
+
+stems = st.one_of(st.lists(NAME_CHARS, min_size=1, max_size=6).map("".join),
+                  st.builds(_long, st.lists(NAME_CHARS, min_size=1, max_size=4).map("".join),
+                            st.integers(200, 250))).filter(lambda s: s.strip(" .") == s and s not in (".", ".."))
 
 
 def write_image(path: Path, w: int, h: int, orientation=None):
@@ -181,8 +251,11 @@ def write_image(path: Path, w: int, h: int, orientation=None):
 def image_spec(draw):
     ext = draw(st.sampled_from([".png", ".PNG", ".jpg", ".JPEG", ".bmp"]))
     orientation = draw(st.sampled_from([None, 1, 3, 6, 8])) if ext.lower() in (".jpg", ".jpeg") else None
-    label = draw(st.sampled_from(["none", "empty", "boxes", "bad", "folder"]))
-    boxes = draw(st.lists(valid_line(), min_size=1, max_size=3)) if label == "boxes" else []
+    label = draw(st.sampled_from(["none", "empty", "boxes", "bad", "folder", "dup"]))
+    boxes = draw(st.lists(valid_line(), min_size=1, max_size=3, unique_by=lambda t: box_key(t[1]))) \
+        if label in ("boxes", "dup") else []
+    if label == "dup":  # one box written twice (issue 37)
+        boxes.insert(draw(st.integers(0, len(boxes))), draw(st.sampled_from(boxes)))
     bad = draw(invalid_line()) if label == "bad" else None
     return {"ext": ext, "w": draw(st.integers(10, 24)), "h": draw(st.integers(10, 24)), "orientation": orientation,
             "label": label, "boxes": boxes, "bad": bad, "sub": draw(st.sampled_from(["", "sub/", "a b/c/"])),
@@ -204,6 +277,7 @@ def test_validator_lists_every_image_with_its_state_and_never_writes(names, data
             lab = root / "labels" / f"{sp['sub']}{s}{sp['label_ext']}"
             lab.parent.mkdir(parents=True, exist_ok=True)
             text = {"empty": "", "boxes": "\n".join(t for t, _ in sp["boxes"]) + "\n",
+                    "dup": "\n".join(t for t, _ in sp["boxes"]) + "\n",
                     "bad": (sp["bad"] or ("", ""))[0] + "\n"}.get(sp["label"])
             if sp["label"] == "folder":
                 lab.mkdir()
@@ -226,6 +300,7 @@ def test_validator_lists_every_image_with_its_state_and_never_writes(names, data
             assert (r["width"], r["height"]) == ((sp["h"], sp["w"]) if swap else (sp["w"], sp["h"])), s
             want = {"none": ("unlabelled", 0, ""), "empty": ("empty", 0, ""),
                     "boxes": ("labelled", len(sp["boxes"]), ""), "folder": ("unlabelled", 0, "label_is_folder"),
+                    "dup": ("labelled", 0, "duplicate_box"),
                     "bad": ("labelled", 0, (sp["bad"] or ("", ""))[1])}[sp["label"]]
             assert (r["label_state"], int(r["n_boxes"]), r["problem"]) == want, (s, sp)
             if sp["label"] == "boxes":
@@ -238,7 +313,8 @@ def test_validator_lists_every_image_with_its_state_and_never_writes(names, data
 
 
 # ------------------------------------------------------------------------------------------------------ the importers
-GT2_STEMS = ["weld_50%AB_0021", "a b", "über", "漢字", "x.y", "c%2Fd", "e%", "plain"]
+LONG = "weld_0021_" + "y" * 241  # + ".png": 255 bytes, the longest legal name (issue 37: 245 failed at scoring)
+GT2_STEMS = ["weld_50%AB_0021", "a b", "über", "漢字", "x.y", "c%2Fd", "e%", "plain", LONG]
 JPEG_STEMS = {"über", "x.y"}  # stored 40x30 with EXIF orientation 6: shown and trained on as 30x40
 HUMAN = "plain"  # already labelled by people in the base workspace
 HUMAN_BOXES = [(1, 0.5, 0.5, 0.25, 0.5)]
@@ -277,6 +353,10 @@ def test_base_workspace_sizes_follow_exif(base_ws):
     assert base_ws["size"]["über"] == (30, 40) and base_ws["size"]["plain"] == (40, 30)
 
 
+VICTIM_FAULTS = {"bad_box", "unknown_class", "malformed", "bbox_string", "unknown_region", "six_fields", "several",
+                 "dup_box"}  # faults that spoil one image each
+
+
 @st.composite
 def import_plan(draw, faults):
     """What the export holds: ``intended`` {stem: boxes} (what people drew; [] = 'no objects'), the faults injected
@@ -284,26 +364,27 @@ def import_plan(draw, faults):
     free = [s for s in GT2_STEMS if s != HUMAN]
     victims = draw(st.permutations(free))
     fault = draw(st.one_of(st.just(set()), st.sets(st.sampled_from(faults), min_size=1, max_size=2)))  # half clean
-    n_victims = len(fault & {"bad_box", "unknown_class", "malformed", "bbox_string", "unknown_region",
-                             "six_fields", "several"})
+    n_victims = len(fault & VICTIM_FAULTS)
     pool = victims[n_victims:]
     chosen = draw(st.lists(st.sampled_from(pool), unique=True, min_size=1, max_size=len(pool))) if pool else []
     intended = {s: draw(st.lists(box_values(), max_size=3).map(
         lambda bs: [(c, cx, cy, max(w, 0.02), max(h, 0.02)) for c, cx, cy, w, h in bs]).map(
         lambda bs: [(c, min(max(cx, w / 2), 1 - w / 2), min(max(cy, h / 2), 1 - h / 2), w, h)
-                    for c, cx, cy, w, h in bs])) for s in chosen}
+                    for c, cx, cy, w, h in bs]).map(
+        lambda bs: list({box_key(b): b for b in bs}.values()))) for s in chosen}  # one box twice: the dup_box fault
     human = draw(st.sampled_from(["absent", "absent", "same", "changed"]))
     if human == "same":
         intended[HUMAN] = list(HUMAN_BOXES)
     elif human == "changed":
         intended[HUMAN] = [(0, 0.3, 0.3, 0.2, 0.2)]
-    return {"intended": intended, "faults": sorted(fault), "victims": dict(zip(sorted(fault & {
-        "bad_box", "unknown_class", "malformed", "bbox_string", "unknown_region", "six_fields", "several"}),
-        victims[:n_victims])), "human": human, "dup": "dup" in fault and bool(chosen),
-        "extra": draw(st.dictionaries(st.text("abcxyz_", min_size=1, max_size=6),
-                                      st.one_of(st.integers(), st.text(max_size=5), st.none(),
-                                                st.lists(st.integers(), max_size=2)), max_size=3)),
-        "ascii": draw(st.booleans()), "indent": draw(st.sampled_from([None, 2])), "seed": draw(st.integers(0, 9))}
+    return {"intended": intended, "faults": sorted(fault),
+            "victims": dict(zip(sorted(fault & VICTIM_FAULTS), victims[:n_victims])), "human": human,
+            "dup": "dup" in fault and bool(chosen),
+            "extra": draw(st.dictionaries(st.text("abcxyz_", min_size=1, max_size=6),
+                                          st.one_of(st.integers(), st.text(max_size=5), st.none(),
+                                                    st.lists(st.integers(), max_size=2)), max_size=3)),
+            "ascii": draw(st.booleans()), "indent": draw(st.sampled_from([None, 2])),
+            "seed": draw(st.integers(0, 9))}
 
 
 def expected_kinds(plan, kinds_of) -> set:
@@ -362,7 +443,8 @@ def dumps(plan, obj) -> str:
 
 # ---- Label Studio JSON
 LS_KINDS = {"bad_box": "out_of_bounds", "unknown_class": "unknown_class", "malformed": "malformed",
-            "unknown_region": "unknown_region", "several": "several_annotations", "unknown_image": "unknown_image"}
+            "unknown_region": "unknown_region", "several": "several_annotations", "unknown_image": "unknown_image",
+            "dup_box": "duplicate_box"}
 
 
 def ls_region(i, c, cx, cy, w, h, size, typ="rectanglelabels", name=None):
@@ -390,8 +472,17 @@ def test_labelstudio_import_is_exact_or_names_every_problem(base_ws, plan, data)
              **plan["extra"], **extra}
         tasks.append(t)
 
+    def drawn(r):
+        """A box drawn right-to-left / bottom-up: negative width / height from the far edge (issue 37: the same box)."""
+        v = r["value"]
+        for pos, size in (("x", "width"), ("y", "height")):
+            if data.draw(st.booleans()):
+                v[pos], v[size] = v[pos] + v[size], -v[size]
+        return r
+
     def annotation(stem, boxes, aid, **over):
-        res = [ls_region(i, *b, base_ws["size"][stem], typ=data.draw(st.sampled_from(["rectanglelabels", "labels"])))
+        res = [drawn(ls_region(i, *b, base_ws["size"][stem], typ=data.draw(st.sampled_from(["rectanglelabels",
+                                                                                            "labels"]))))
                for i, b in enumerate(boxes)]
         if data.draw(st.booleans()):
             res.append({"id": "ch", "type": "choices", "from_name": "ok", "to_name": "image",
@@ -422,13 +513,21 @@ def test_labelstudio_import_is_exact_or_names_every_problem(base_ws, plan, data)
         elif f == "several":
             task(s, [ann, annotation(s, [], 71)])
             continue
+        elif f == "dup_box":
+            box_region = next(r for r in ann["result"] if "x" in r["value"])  # the same region twice (copy-paste)
+            ann["result"].append({**copy.deepcopy(box_region), "id": "again"})
         task(s, [ann])
     if "unknown_image" in plan["faults"]:
         tasks.append({"id": 999, "data": {"image": "/data/local-files/?d=images/nope.png"},
                       "annotations": [annotation(GT2_STEMS[0], [], 99)]})
     left = [s for s in GT2_STEMS if s not in plan["intended"] and s not in plan["victims"].values() and s != HUMAN]
     if left and data.draw(st.booleans()):  # a task nobody has labelled yet: skipped and listed
-        task(left[0], [])
+        # no annotation, "annotations": null, "result": null or missing (issue 37: never "no objects")
+        how = data.draw(st.sampled_from(["none", "annotations_null", "result_null", "result_missing"]))
+        anns = {"none": [], "annotations_null": None,
+                "result_null": [{"id": 80, "completed_by": 1, "result": None, "was_cancelled": False}],
+                "result_missing": [{"id": 81, "completed_by": 1, "was_cancelled": False}]}[how]
+        task(left[0], anns)
         skipped.append(left[0])
     rng.shuffle(tasks)
     with tempfile.TemporaryDirectory() as d:
@@ -439,7 +538,7 @@ def test_labelstudio_import_is_exact_or_names_every_problem(base_ws, plan, data)
 
 # ---- COCO
 COCO_KINDS = {"bad_box": "out_of_bounds", "unknown_class": "unknown_class", "bbox_string": "not_a_number",
-              "unknown_image": "unknown_image"}
+              "unknown_image": "unknown_image", "dup_box": "duplicate_box"}
 
 
 @bounded(40)
@@ -477,6 +576,8 @@ def test_coco_import_is_exact_or_names_every_problem(base_ws, plan, data):
             anns.append({"id": len(anns) + 1, "image_id": images[-1]["id"], "category_id": 77, "bbox": [1, 1, 5, 5]})
         elif f == "bbox_string":
             image(s, [(0, 0.5, 0.5, 0.2, 0.2)], bbox_override="1234")
+        elif f == "dup_box":
+            image(s, [(0, 0.5, 0.5, 0.2, 0.2), (1, 0.3, 0.3, 0.1, 0.1), (0, 0.5, 0.5, 0.2, 0.2)])
     if "unknown_image" in plan["faults"]:
         images.append({"id": 5, "file_name": "images/nope.png", "width": 40, "height": 30})
     doc = {"info": {}, "licenses": [], "categories": cats, "images": images, "annotations": anns}
@@ -488,7 +589,7 @@ def test_coco_import_is_exact_or_names_every_problem(base_ws, plan, data):
 
 # ---- YOLO folder / CVAT zip
 YOLO_KINDS = {"bad_box": "out_of_bounds", "unknown_class": "unknown_class", "six_fields": "has_confidence",
-              "unknown_image": "unknown_image"}
+              "unknown_image": "unknown_image", "dup_box": "duplicate_box"}
 
 
 @bounded(40)
@@ -515,7 +616,8 @@ def test_yolo_import_is_exact_or_names_every_problem(base_ws, plan, data):
     for f, s in plan["victims"].items():
         ok = line(0, 0.5, 0.5, 0.2, 0.2)
         bad = {"bad_box": line(0, 0.95, 0.5, 0.2, 0.2), "unknown_class": "9 0.5 0.5 0.1 0.1",
-               "six_fields": line(0, 0.5, 0.5, 0.2, 0.2) + " 0.87"}[f]
+               "six_fields": line(0, 0.5, 0.5, 0.2, 0.2) + " 0.87",
+               "dup_box": f"{tool_id[0]} 5e-01 0.50 .2 0.2000"}[f]  # the same box as `ok`, spelled otherwise
         put(f"obj_train_data/{s}.txt", [ok, bad])
     if "unknown_image" in plan["faults"]:
         put("obj_train_data/nope.txt", [])
@@ -635,3 +737,63 @@ def test_unhashable_ids_and_stems_are_named(base_ws):
                                                "height": 30}]}))
         summary = labelio.import_labels(base_ws["ws"], src, "coco", dry_run=True)
         assert list(summary["action"]) == ["would be imported"] and list(summary["n_boxes"]) == [0]
+
+
+# Issue 37's shapes, each through the same invariants (the seeded runs above may or may not draw them): a box twice
+# in every format is refused by name; Label Studio boxes with negative sizes import as the same boxes; a "result":
+# null annotation is skipped, never "no objects"; the longest legal file name works throughout.
+def test_issue37_one_box_twice_is_refused_by_name_in_every_format(base_ws):
+    plan = {"intended": {"a b": [(1, 0.3, 0.3, 0.1, 0.1)]}, "faults": ["dup_box"], "victims": {"dup_box": LONG},
+            "human": "absent", "dup": False}
+    W, H = base_ws["size"][LONG]
+    twice = [(0, 0.5, 0.5, 0.2, 0.2), (1, 0.3, 0.3, 0.1, 0.1), (0, 0.5, 0.5, 0.2, 0.2)]
+    with tempfile.TemporaryDirectory() as d:
+        ls = Path(d) / "ls.json"
+        ls.write_text(json.dumps([{"id": k + 1, "data": {"image": f"/data/local-files/?d={quote(base_ws['image'][s])}"},
+                                   "annotations": [{"id": 10 + k, "result": [ls_region(i, *b, base_ws["size"][s])
+                                                                             for i, b in enumerate(boxes)]}]}
+                                  for k, (s, boxes) in enumerate((("a b", plan["intended"]["a b"]), (LONG, twice)))]))
+        check_import(base_ws, plan, ls, "labelstudio", LS_KINDS)
+        coco = Path(d) / "coco.json"
+        coco.write_text(json.dumps({"categories": [{"id": 1, "name": "crack"}, {"id": 2, "name": "pore"}],
+                                    "images": [{"id": 1, "file_name": base_ws["image"][LONG], "width": W, "height": H},
+                                               {"id": 2, "file_name": "images/a b.png", "width": 40, "height": 30}],
+                                    "annotations": [{"id": i + 1, "image_id": 1, "category_id": c + 1,
+                                                     "bbox": [(cx - w / 2) * W, (cy - h / 2) * H, w * W, h * H]}
+                                                    for i, (c, cx, cy, w, h) in enumerate(twice)]
+                                    + [{"id": 9, "image_id": 2, "category_id": 2, "bbox": [10, 7.5, 4, 3]}]}))
+        check_import(base_ws, plan, coco, "coco", COCO_KINDS)
+        yolo = Path(d) / "labels"
+        yolo.mkdir()
+        (yolo / f"{LONG}.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n0 5e-01 .5 0.20 0.2\n")
+        (yolo / "a b.txt").write_text("1 0.3 0.3 0.1 0.1\n")
+        check_import(base_ws, plan, yolo, "yolo", YOLO_KINDS)
+
+
+def test_issue37_labelstudio_negative_sizes_and_null_results(base_ws):
+    """Boxes drawn bottom-up / right-to-left import as the boxes they are; ``"result": null`` (or no ``result``) is
+    skipped and listed -- it was imported as an empty label, "this image has no objects"."""
+    intended = {"a b": [(0, 0.5, 0.5, 0.2, 0.2), (1, 0.25, 0.7, 0.1, 0.3)], LONG: [(1, 0.6, 0.4, 0.3, 0.2)],
+                "漢字": [(0, 0.3, 0.3, 0.2, 0.2)]}
+    plan = {"intended": intended, "faults": [], "victims": {}, "human": "absent", "dup": False}
+    tasks = []
+    for k, (s, boxes) in enumerate(intended.items()):
+        res = [ls_region(i, *b, base_ws["size"][s]) for i, b in enumerate(boxes)]
+        for i, r in enumerate(res):  # flip: x only, y only, both
+            v = r["value"]
+            if (k + i) % 3 != 1:
+                v["x"], v["width"] = v["x"] + v["width"], -v["width"]
+            if (k + i) % 3 != 0:
+                v["y"], v["height"] = v["y"] + v["height"], -v["height"]
+        tasks.append({"id": k + 1, "data": {"image": f"/data/local-files/?d={quote(base_ws['image'][s])}"},
+                      "annotations": [{"id": 10 + k, "result": res, "was_cancelled": False}]})
+    tasks.append({"id": 7, "data": {"image": f"/data/local-files/?d={quote(base_ws['image']['x.y'])}"},
+                  "annotations": [{"id": 70, "result": None, "was_cancelled": False}]})
+    tasks.append({"id": 8, "data": {"alnb_stem": "e%", "image": "whatever"}, "annotations": [{"id": 80}]})
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "ls.json"
+        src.write_text(json.dumps(tasks))
+        check_import(base_ws, plan, src, "labelstudio", LS_KINDS, skipped=["x.y", "e%"])
+        summary = labelio.import_labels(base_ws["ws"], src, "labelstudio", dry_run=True).set_index("stem")
+    assert "task 7, annotation 70: 'result' is null" in summary.at["x.y", "note"]
+    assert "task 8, annotation 80: 'result' is missing" in summary.at["e%", "note"]

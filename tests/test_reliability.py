@@ -1037,3 +1037,249 @@ def test_images_that_are_symlinks_work_with_the_default_document_root(tmp_path, 
                          tmp_path)
     assert rc == 0, err
     assert tree_hash(ds) == before
+
+
+# ------------------------------------------- issue 37: every setting, label and file name either works or is named
+def _next_argv(nxt: str):
+    """The ``alnb run`` command of a ``next:`` line, parsed by alnb's own parser (what running it verbatim does)."""
+    import shlex
+
+    tokens = shlex.split(nxt[nxt.index("alnb run"):])
+    return cli.build_parser().parse_args(tokens[1:])
+
+
+@pytest.mark.slow
+def test_issue37_case1_settings_survive_a_kill_inside_cal1_training(tiny_dataset, tmp_path, capsys):
+    """``alnb run ... --profile smoke --epochs 300`` killed with SIGKILL while CAL1 trains: ``alnb status`` printed a
+    next command without --profile / --epochs (it would have trained the quick profile, 25 epochs).  The settings are
+    now recorded right after setup, before the first training."""
+    import signal
+
+    ws = tmp_path / "ws"
+    argv = ["run", "--data", str(tiny_dataset), "--workspace", str(ws), "--profile", "smoke", "--epochs", "300",
+            "--n-val", "8", "--n-gt1", "8", "--seed", "0", "--T", "2"]
+    env = {k: v for k, v in os.environ.items() if k != lock.ENV}
+    p = subprocess.Popen([sys.executable, "-m", "alnb", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env=env, start_new_session=True)
+    run_dir = ws / "runs" / "CAL1"
+    try:
+        deadline = time.monotonic() + 600
+        while not (run_dir / "results.csv").is_file():  # the first of 300 epochs is done: inside the training
+            assert p.poll() is None, "alnb run ended before CAL1's first epoch"
+            assert time.monotonic() < deadline, "CAL1 did not start training"
+            time.sleep(0.2)
+        assert p.poll() is None and not (run_dir / "alnb_run.json").exists()
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL
+    nxt = status_next(capsys, ws)
+    assert "round 1, train CAL1 on GT1" in nxt and "--profile smoke --epochs 300" in nxt, nxt
+    args = _next_argv(nxt)
+    assert (args.command, args.profile, args.epochs, args.n_val, args.n_gt1, args.seed, args.T) == \
+        ("run", "smoke", 300, 8, 8, 0, 2)
+    assert (args.data, args.workspace) == (str(tiny_dataset), str(ws))
+
+
+def test_issue37_case2_imgsz_that_is_not_a_multiple_of_32_is_refused(tmp_path, capsys):
+    """``--imgsz 33`` was accepted; ultralytics trained at 64 (said only in logs/CAL1_GT1.log) while alnb_run.json
+    recorded 33."""
+    from alnb.train import get_profile
+
+    ds = make_ds(tmp_path / "ds")
+    rc, out, err = run_cli(capsys, *run_args(ds, tmp_path / "ws"), "--imgsz", 33)
+    assert rc == 2 and "--imgsz must be a whole number of pixels that is a multiple of 32" in err, err
+    assert "got 33: use 32 or 64 (ultralytics would train 33 as 64)" in err and "Nothing was done" in err
+    assert not (tmp_path / "ws").exists() and "[alnb] setup" not in out
+    rc, _, err = run_cli(capsys, "score", "--workspace", tmp_path / "ws", "--imgsz", 100)  # inference size too
+    assert rc == 2 and "got 100: use 96 or 128" in err
+    with pytest.raises(ValueError, match="imgsz must be .* multiple of 32 .* got 33"):  # the Python API says the same
+        get_profile("smoke", imgsz=33)
+    assert get_profile("smoke", imgsz=96).train_args()["imgsz"] == 96
+
+
+def test_issue37_case3_duplicate_box_lines_are_named_on_screen(tmp_path, capsys):
+    """A label file holding its boxes twice: the manifest counted 4 boxes, ultralytics trained on 2 and said so only
+    in a training log.  Now the image is a named validation problem, printed with its file and lines."""
+    ds = make_ds(tmp_path / "ds")
+    (ds / "labels" / "img_05.txt").write_text("1 0.5 0.5 0.25 0.25\n0 0.2 0.2 0.1 0.1\n" * 2)
+    before = tree_hash(ds)
+    rc, out, err = run_cli(capsys, *run_args(ds, tmp_path / "ws"), "--budget", 1000)  # stops after setup (exit 2)
+    assert rc == 2, err
+    assert "[alnb]   [duplicate_box] labels/img_05.txt:3: this box repeats line 1" in out, out
+    assert "line(s) 3, 4 repeat line(s) 1, 2" in out and "delete the repeated line(s)" in out
+    m = Workspace.open(tmp_path / "ws").manifest().set_index("stem")
+    assert m.at["img_05", "tags"] == "EXCLUDED" and m.at["img_05", "problem"] == "duplicate_box"
+    assert tree_hash(ds) == before
+
+
+def test_issue37_case3_import_with_one_box_twice_is_refused_by_name(real_ws, tmp_path, capsys):
+    ws = real_ws
+    gt2 = ws.stems("GT2")
+    exp = ls_export(ws, gt2, ws.truth)
+    res = exp[1]["annotations"][0]["result"]
+    res.append({**res[0], "id": "again"})  # the same region twice (a copy-paste in the tool)
+    labels_before = tree_hash(ws.root / "labels")
+    rc, _, err = run_cli(capsys, "import-labels", write_json(tmp_path / "ls.json", exp), "--workspace", ws.root,
+                         "--format", "labelstudio")
+    assert rc == 2 and "nothing was imported" in err and "[duplicate_box]" in err, err
+    assert f"(task 2, annotation 101, image {gt2[1]})" in err and "appears more than once" in err and "2 times" in err
+    assert tree_hash(ws.root / "labels") == labels_before
+
+
+def test_issue37_case4_labelstudio_result_null_is_skipped_never_no_objects(real_ws, tmp_path, capsys):
+    """``"result": null`` was imported as "new" with an empty label file (= "this image has no objects") while
+    ``"annotations": null`` was skipped; both are now skipped, the task named."""
+    ws = real_ws
+    gt2 = ws.stems("GT2")
+    exp = ls_export(ws, gt2, ws.truth)
+    exp[0]["annotations"][0]["result"] = None
+    exp[1]["annotations"] = None
+    del exp[2]["annotations"][0]["result"]
+    rc, out, err = run_cli(capsys, "import-labels", write_json(tmp_path / "ls.json", exp), "--workspace", ws.root,
+                           "--format", "labelstudio")
+    assert rc == 0, err
+    assert "1 new, 0 replaced, 0 unchanged, 3 skipped" in out, out
+    assert f"{gt2[0]} (task 1, annotation 100: 'result' is null, so it records no regions and is not 'no objects'" \
+        in out and "task 3, annotation 102: 'result' is missing" in out
+    m = ws.manifest().set_index("stem")
+    for s in gt2[:3]:
+        assert not (ws.root / "labels" / f"{s}.txt").exists() and m.at[s, "label_source"] == "none", s
+    assert m.at[gt2[3], "label_source"] == "human"
+
+
+def test_issue37_case5_hand_edited_selection_tag_is_named(real_ws, capsys, monkeypatch):
+    """GT2 -> GT3 typed into manifest.csv was accepted without a word: ``alnb status`` showed round 3."""
+    ws = real_ws
+    rc, out, _ = run_cli(capsys, "status", "--workspace", ws.root)
+    assert rc == 0 and "round:     1 of 2" in out
+    good = ws.manifest_path.read_text()
+    ws.manifest_path.write_text(good.replace(";GT2", ";GT3"))
+    edited = ws.manifest_path.read_bytes()
+    line = next(i for i, t in enumerate(edited.decode().splitlines(), start=1) if "GT3" in t)
+    ds_before, labels_before = tree_hash(ws.ds), tree_hash(ws.root / "labels")
+    for argv in (("status", "--workspace", ws.root), run_args(ws.ds, ws.root)):
+        rc, out, err = run_cli(capsys, *argv)
+        assert rc == 2 and f"{ws.manifest_path} line {line}: " in err and "carries the tag GT3" in err, out + err
+        assert "there is no lists/GT3.txt" in err and "edited by hand" in err and "--overwrite" in err
+        assert "round 3" not in out and "unexpected error" not in err
+    assert ws.manifest_path.read_bytes() == edited  # nothing rewritten from the edited file
+    assert tree_hash(ws.ds) == ds_before and tree_hash(ws.root / "labels") == labels_before
+    # a commit killed half-way (manifest written, list not yet) leaves a workspace that still passes the check
+    ws.manifest_path.write_text(good)
+    state = {"manifest": False}
+    real_write = Workspace.write_manifest
+
+    def write_manifest(self, m):
+        real_write(self, m)
+        state["manifest"] = True
+
+    def write_list(self, name, stems, _real=Workspace.write_list):
+        if state["manifest"]:
+            raise KeyboardInterrupt  # kill -9 right after the manifest was replaced
+        return _real(self, name, stems)
+
+    monkeypatch.setattr(Workspace, "write_manifest", write_manifest)
+    monkeypatch.setattr(Workspace, "write_list", write_list)
+    with pytest.raises(KeyboardInterrupt):
+        sel.commit(ws, ws.pool[2:6], "GT2")
+    monkeypatch.undo()
+    assert sorted(ws.stems("GT2")) == sorted(ws.pool[2:6])
+    ws.check_selections()
+    rc, out, _ = run_cli(capsys, "status", "--workspace", ws.root)
+    assert rc == 0 and "GT2:       0 of 4 labelled" in out
+
+
+def test_issue37_case6_longest_legal_file_name_works_where_alnb_writes(tmp_path, capsys):
+    """A 245-character image name passed validation, then scoring stopped with "File name too long" on alnb's own
+    temporary name (``.<name>.txt.<random>.tmp``).  The longest legal name (255 bytes with its extension) now works
+    through validation, auto-labels, export, import and an import that replaces labels (``labels/.history/``)."""
+    from alnb.scoring import write_autolabels
+
+    long = "weld_0021_" + "y" * 241  # + ".png" = 255 bytes, the file system's limit
+    ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24), stems=[f"img_{i:02d}" for i in range(23)] + [long])
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    m = ws.manifest().set_index("stem")
+    assert m.at[long, "problem"] == "" and m.at[long, "tags"] == "POOL" and not len(ws.dataset.problems)
+    pool = ws.manifest()[lambda d: d["tags"] == "POOL"]
+    out = write_autolabels(ws, "CAL1", pd.DataFrame(), pool)  # where `alnb run` stopped
+    assert (out / f"{long}.txt").read_text() == ""
+    sel.commit(ws, [long], "GT2")
+    rc, _, err = run_cli(capsys, "export-queue", "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 0, err
+    people = tmp_path / "people"
+    people.mkdir()
+    (people / f"{long}.txt").write_text("0 0.5 0.5 0.25 0.25\n")
+    rc, out, err = run_cli(capsys, "import-labels", people, "--workspace", ws.root, "--format", "yolo")
+    assert rc == 0 and "1 new" in out, err
+    (people / f"{long}.txt").write_text("1 0.4 0.4 0.2 0.2\n")  # corrected: replaces, the old file kept
+    rc, out, err = run_cli(capsys, "import-labels", people, "--workspace", ws.root, "--format", "yolo", "--overwrite")
+    assert rc == 0 and "1 replaced" in out, err
+    (kept,) = (ws.root / "labels" / ".history").iterdir()
+    assert kept.read_text() == "0 0.5 0.5 0.25 0.25\n" and len(kept.name.encode()) <= 255
+    assert kept.name.startswith("weld_0021_yyy") and kept.name.endswith(".txt")
+    assert (ws.root / "labels" / f"{long}.txt").read_text() == "1 0.4 0.4 0.2 0.2\n"
+    assert not [p for p in ws.root.rglob("*.tmp")]
+
+
+def test_issue37_case7_labelstudio_boxes_drawn_bottom_up_are_normalised(real_ws, tmp_path, capsys):
+    """A box drawn bottom-up / right-to-left can carry a negative height / width in a Label Studio export (it spans
+    y + height .. y); alnb refused it ("zero or negative width/height") and blocked the whole import."""
+    ws = real_ws
+    gt2 = ws.stems("GT2")
+    exp = ls_export(ws, gt2, ws.truth)
+    for k, (flip_x, flip_y) in enumerate(((False, True), (True, False), (True, True))):
+        v = exp[k]["annotations"][0]["result"][0]["value"]
+        if flip_x:
+            v["x"], v["width"] = v["x"] + v["width"], -v["width"]
+        if flip_y:
+            v["y"], v["height"] = v["y"] + v["height"], -v["height"]
+    rc, out, err = run_cli(capsys, "import-labels", write_json(tmp_path / "ls.json", exp), "--workspace", ws.root,
+                           "--format", "labelstudio")
+    assert rc == 0 and "4 new" in out, err
+    from alnb.data import read_labels
+
+    for s in gt2:
+        np.testing.assert_allclose(read_labels(ws.root / "labels" / f"{s}.txt", 2),
+                                   read_labels(ws.truth / f"{s}.txt", 2), atol=1e-6)
+    exp = ls_export(ws, gt2, ws.truth)  # a box with no width at all is still refused, by name
+    exp[0]["annotations"][0]["result"][0]["value"]["width"] = 0
+    rc, _, err = run_cli(capsys, "import-labels", write_json(tmp_path / "ls0.json", exp), "--workspace", ws.root,
+                         "--format", "labelstudio", "--overwrite")
+    assert rc == 2 and "[zero_area]" in err and "task 1" in err
+
+
+def test_issue37_case8_labelimg_layout_is_named_by_alnb_run(tmp_path, capsys):
+    """Labels saved next to the images (LabelImg's default): "the dataset has only 0 labelled usable images ... label
+    more images" although every image had a label file."""
+    ds = make_ds(tmp_path / "ds")
+    for lab in sorted((ds / "labels").glob("*.txt")):
+        lab.rename(ds / "images" / lab.name)
+    (ds / "labels").rmdir()
+    before = tree_hash(ds)
+    rc, _, err = run_cli(capsys, *run_args(ds, tmp_path / "ws"))
+    assert rc == 2 and "24 label file(s) lie next to their images" in err, err
+    assert "labels/img_00.txt" in err and f"mv {ds / 'images'}/*.txt {ds / 'labels'}/" in err
+    assert "only 0 labelled" not in err and not (tmp_path / "ws").exists()
+    assert tree_hash(ds) == before
+
+
+def test_issue37_case9_workspace_path_that_is_a_file(tmp_path, capsys):
+    """``--workspace`` naming an existing file gave "alnb: File exists: .../ws"."""
+    ds = make_ds(tmp_path / "ds")
+    f = tmp_path / "ws"
+    f.write_text("my notes\n")
+    for argv in (run_args(ds, f), ("status", "--workspace", f), ("export-queue", "--workspace", f, "--format", "coco"),
+                 ("score", "--workspace", f)):
+        rc, _, err = run_cli(capsys, *argv)
+        assert rc == 2 and f"--workspace {f} is a file, not a folder" in err, (argv, err)
+        assert "Choose another --workspace path" in err and "Nothing was done" in err
+    rc, _, err = run_cli(capsys, *run_args(ds, f / "sub"))
+    assert rc == 2 and f"--workspace {f / 'sub'} lies below {f}, which is a file" in err, err
+    with pytest.raises(WorkspaceError, match="is a file, not a folder"):  # any command that takes the lock
+        with lock.workspace_lock(f):
+            pass
+    assert f.read_text() == "my notes\n"

@@ -429,6 +429,74 @@ def test_training_job_imports_all_or_nothing_trains_and_survives_a_restart(ws_co
     assert "Traceback" not in "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------- issue 37: clients that hang up
+class _StubBackend:
+    """What :class:`serve.Server` needs of a Backend (``handle``, ``log``): no workspace, no model."""
+
+    def __init__(self):
+        self.lines, self.release = [], threading.Event()
+
+    def log(self, msg):
+        self.lines.append(msg)
+
+    def handle(self, method, path, headers=None, body=None):
+        if path == "/boom":
+            raise RuntimeError("a real bug")
+        if path == "/slow":  # the answer is ready only after the client has gone
+            self.release.wait(20)
+            return 200, {"blob": "x" * 4_000_000}, {}
+        return 200, {"status": "UP"}, {}
+
+
+def _hang_up(sock):
+    """Close like a killed client or a cancelled request: a reset (SO_LINGER 0), not a polite FIN."""
+    import struct
+
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_issue37_case10_client_disconnects_are_one_plain_log_line(capsys):
+    """A client hanging up mid-request printed socketserver's raw BrokenPipeError / ConnectionResetError traceback
+    into the server's log (20 under load); a log full of tracebacks for normal client behaviour hides real ones."""
+    b = _StubBackend()
+    httpd = running(b)
+    addr = httpd.server_address[:2]
+    try:
+        for _ in range(3):  # half-sent requests, then the client is gone
+            s = socket.create_connection(addr, timeout=10)
+            s.sendall(b'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"tasks": [')
+            time.sleep(0.05)
+            _hang_up(s)
+        s = socket.create_connection(addr, timeout=10)  # the client hangs up while the answer is being made
+        s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        _hang_up(s)
+        b.release.set()
+        deadline = time.monotonic() + 30
+        while sum("disconnected" in ln for ln in b.lines) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st, out, _ = call(httpd.url + "/health")  # still answering
+        assert st == 200 and out == {"status": "UP"}
+        err = capsys.readouterr().err
+        gone = [ln for ln in b.lines if "disconnected" in ln]
+        assert len(gone) == 4, b.lines
+        assert all(ln.startswith("[alnb serve] client 127.0.0.1:") and "before the reply was sent" in ln
+                   and ("ConnectionResetError" in ln or "BrokenPipeError" in ln) for ln in gone), gone
+        assert "Traceback" not in err and "Error" not in err, err
+        with pytest.raises(OSError):  # a real error in a handler: the connection closes without a reply ...
+            call(httpd.url + "/boom")
+        deadline = time.monotonic() + 10
+        while "a real bug" not in err and time.monotonic() < deadline:
+            time.sleep(0.05)
+            err += capsys.readouterr().err
+        assert "Traceback" in err and "RuntimeError: a real bug" in err  # ... and keeps its traceback
+    finally:
+        b.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
 def test_cli_serve_refuses_clearly(tiny_workspace, scored_ws, capsys):
     """``alnb serve`` on a workspace without a scored model, or on a port in use: one message, exit code 2."""
     from alnb import cli

@@ -292,8 +292,10 @@ EXPECTED = {  # updated for channels-last CPU training (issue 18: smoke/quick tr
     "03_select_gt2": {"gt2_size": 12, "n_easy": 8, "n_medium": 7, "n_hard": 5, "n_failed": 0, "mAP50_CAL2": 0.1807,
                       "boost_CAL2": 1.324},
     # each model at its own operating point (notebooks 03/04: conf = None).  The verdict weighs per-class recall /
-    # precision too (issue 21)
-    "04_random_control": {"control_size": 12, "overlap_with_gt2": 8, "verdict": "CAL2 better",
+    # precision too (issue 21), as one measure, and a one-seed difference within the measured noise is a tie (issue
+    # 36): the same models as before (mAP50 +0.014, boost +0.06x for CAL2, inside the noise) now read as no clear
+    # difference
+    "04_random_control": {"control_size": 12, "overlap_with_gt2": 8, "verdict": "no clear difference",
                           "mAP50_CAL1": 0.1436, "mAP50_CAL2": 0.1807, "mAP50_Control": 0.1668,
                           "boost_CAL1": 1.020, "boost_CAL2": 1.324, "boost_Control": 1.264},
     "05_strategies": {"n_runs": 6, "n_seeds": 2, "verdict_hybrid_4": "no detectable difference",

@@ -133,12 +133,15 @@ def test_snapshot_is_static_html_with_counts_and_histogram(tiny_workspace, monke
     ex._ipython_display_()
     html = [d["text/html"] for d, _ in shown if "text/html" in d and "alnb-snapshot" in d["text/html"]]
     assert len(html) == 1 and "<span class='alnb-gt2-size'>" in html[0]
+    # the snapshot (counts, cost, histogram) comes first, right above the sliders: no scrolling after a drag
+    first_widget = next(i for i, (d, _) in enumerate(shown) if "application/vnd.jupyter.widget-view+json" in d)
+    assert "alnb-snapshot" in shown[0][0].get("text/html", "") and first_widget == 1
     png = base64.b64decode(html[0].split("base64,")[1].split("'")[0])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     ex.s_hard.value = 0.9
     updates = [(d, k) for d, k in shown if k.get("update")]
     assert updates and f"<span class='alnb-gt2-size'>{ex.c.gt2_size}</span>" in updates[-1][0]["text/html"]
-    assert updates[-1][1]["transient"]["display_id"] == shown[1][1]["transient"]["display_id"]
+    assert updates[-1][1]["transient"]["display_id"] == shown[0][1]["transient"]["display_id"]
 
 
 def test_thumbnails_carry_difficulty_bars(tiny_workspace):
@@ -172,12 +175,14 @@ def test_what_each_slider_changes_under_the_rule(tiny_workspace):
     ex = difficulty_explorer(ws)
     c = ex.c
     n0 = c.gt2_size
-    assert f"{n0} of 20 POOL images" in ex.effect_medium.value and "decides GT2" in ex.effect_medium.value
-    assert "does not change GT2" in ex.effect_hard.value
+    assert "decides GT2" in ex.effect_medium.value and "stays the same" in ex.effect_hard.value
+    assert f"<span class='alnb-gt2-size'>{n0}</span> of 20 POOL images" in ex.html
+    texts = [ex.effect_medium.value, ex.effect_hard.value]
+    assert not any(f"{n0} of 20" in t for t in texts)  # the count is said once, in the snapshot above the sliders
     ex.s_hard.value = 0.95  # the study rule: medium | hard only splits GT2
-    assert c.gt2_size == n0 and f"({n0} images either way)" in ex.effect_hard.value
+    assert c.gt2_size == n0 and f"<span class='alnb-t-hard'>{0.95:.4g}</span>" in ex.html
     ex.s_medium.value = 0.7  # easy | medium changes GT2
-    assert c.gt2_size != n0 and f"{c.gt2_size} of 20 POOL images" in ex.effect_medium.value
+    assert c.gt2_size != n0 and f"<span class='alnb-gt2-size'>{c.gt2_size}</span> of 20 POOL images" in ex.html
     # budget mode: the thresholds only colour the tiers, the budget decides (default strategy: random)
     ex.rule.value = "budget"
     ex.budget.value = 5
@@ -185,6 +190,7 @@ def test_what_each_slider_changes_under_the_rule(tiny_workspace):
     before = list(c.selection)
     ex.s_medium.value, ex.s_hard.value = 0.2, 0.4
     assert c.selection == before and "only colour the tiers" in ex.effect_medium.value
+    assert "only colour" not in ex.effect_hard.value  # said once, not under both sliders
     assert "budget: 5 images at random" in ex.html
     ex.commit_button.click()
     rec = ws.load_json("selection")
@@ -222,7 +228,10 @@ def test_cost_line_before_the_commit(tiny_workspace):
     assert cost["assisted_h"] == pytest.approx(want_h) and cost["manual_h"] == pytest.approx((16 * n + 3 * n) / 3600)
     assert predicted_cost(4, 0, float("nan"), 0.5)["assisted_h"] != predicted_cost(4, 0, float("nan"), 0.5)["assisted_h"]
     html = c.summary_html()
-    assert f"<b class='alnb-cost-images'>{n}</b>" in html and f"{want_h:.1f} h</b>" in html
+    from alnb.display import format_hours
+
+    assert want_h < 1 and f"<b class='alnb-cost-hours'>{format_hours(want_h)}</b>" in html
+    assert f"{round(want_h * 60)} min</b>" in html and "0.0 h" not in html  # a small selection: minutes
     assert "alnb-cost-warning" not in html  # 12 of 20 is below the warning share
     c.set_thresholds(t_medium=0.0)  # everything: a warning
     assert "alnb-cost-warning" in c.summary_html() and "100 % of the POOL" in c.summary_html()
@@ -257,3 +266,11 @@ def test_paging_through_a_tier_and_failed_candidates(tiny_workspace):
     assert len(dashed) == 1
     assert any("slag-inclusion conf 0.07" in t.get_text() for ax in fig.axes for t in ax.texts)
     plt.close("all")
+
+
+@pytest.mark.parametrize("hours, text", [(1.43, "1.4 h"), (1.0, "1.0 h"), (0.999, "1.0 h"), (0.25, "15 min"),
+                                         (0.043, "3 min"), (0.005, "< 1 min"), (float("nan"), "n/a"), (None, "n/a")])
+def test_hours_under_one_hour_read_in_minutes(hours, text):
+    from alnb.display import format_hours
+
+    assert format_hours(hours) == text

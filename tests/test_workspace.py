@@ -45,7 +45,7 @@ def test_manifest_overwrite_protection(tiny_dataset, tmp_path):
     assert ws.manifest_path.read_text() == first
     Workspace.create(tmp_path / "ws", tiny_dataset, n_val=10, n_gt1=10, seed=5, overwrite=True, progress=False)
     assert ws.manifest_path.read_text() != first
-    assert not list((tmp_path / "ws").glob(".manifest.csv.*.tmp"))  # atomic write leaves no temp files
+    assert not list((tmp_path / "ws").glob(".*.tmp"))  # atomic write leaves no temp files
 
 
 def test_hidden_pool_labels_view_and_data_yaml(tiny_workspace):

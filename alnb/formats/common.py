@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from alnb.data import EDGE_TOL, LabelError, parse_label_lines, read_label_text
-from alnb.workspace import FILE_MODE, WorkspaceError, atomic_write_json, atomic_write_text, has_tag, tag_set
+from alnb.workspace import (FILE_MODE, TMP_PREFIX, TMP_SUFFIX, WorkspaceError, atomic_write_json, atomic_write_text,
+                            has_tag, tag_set)
 
 QUEUE_COLUMNS = ["rank", "stem", "image", "width", "height", "score", "tier", "failed", "model", "auto_file", "n_auto"]
 SUMMARY_COLUMNS = ["stem", "image", "n_boxes", "action", "item", "note"]
@@ -136,7 +137,7 @@ def yolo_line(c, cx, cy, w, h) -> str:
 
 def write_bytes_atomic(path: Path, data: bytes):
     """Write ``data`` to ``path`` through a temporary file in the same folder (a normal file mode, not mkstemp's)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=path.parent)  # short: any legal name works
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -294,6 +295,32 @@ def read_json(path: Path, ctx: ParseContext):
     return None
 
 
+def check_duplicate_boxes(ctx: ParseContext):
+    """Refuse an item that holds one box twice (the same class and coordinates once written as a YOLO line): the
+    trainer would keep one copy (ultralytics drops duplicate labels) while the label file counts two, so a repeat is
+    never imported silently.  Adds a ``duplicate_box`` problem naming the box(es) and takes the item out."""
+    keep = []
+    for it in ctx.items:
+        seen, twice = {}, {}
+        for b in it["boxes"]:
+            line = yolo_line(*b)
+            key = (np.asarray([float(v) for v in line.split()], np.float32) + np.float32(0)).tobytes()
+            if key in seen:
+                twice[key] = twice.get(key, 1) + 1
+            else:
+                seen[key] = b
+        if not twice:
+            keep.append(it)
+            continue
+        boxes = "; ".join(f"{_box_text(seen[k], ctx.names)} {n} times" for k, n in twice.items())
+        ctx.add(it["item"], it["stem"], "duplicate_box",
+                f"the same box appears more than once: {boxes}. The trainer would keep one copy (ultralytics drops "
+                f"duplicate labels), so a repeat is not a second object and alnb does not guess which was meant: "
+                f"delete the duplicate region (line) in the tool, or move it if two objects were meant, and export "
+                f"again.", source=it["source"])
+    ctx.items = keep
+
+
 # ------------------------------------------------------------------------------------- diff against the workspace
 def selection_tags(tag) -> list | None:
     """``tag`` argument of :func:`alnb.labelio.import_labels` as a list of tags (None = any image): ``"GT2"``,
@@ -404,6 +431,24 @@ def describe_import(summary: pd.DataFrame, source, dry_run: bool = False, limit:
 
 
 # ----------------------------------------------------------------------------------------- the all-or-nothing commit
+NAME_MAX = 255  # bytes of one file name on the usual file systems (ext4, XFS, APFS, NTFS: 255 characters)
+
+
+def history_name(stem: str, stamp: str) -> str:
+    """``<stem>.<stamp>.txt``, the name of a replaced label file in ``labels/.history/``; for a stem so long that the
+    name would pass :data:`NAME_MAX` bytes, the stem is shortened and a hash of it added (``<start>~<hash>``), so any
+    image name that is legal works (the import record maps each stem to its file)."""
+    name = f"{stem}.{stamp}.txt"
+    if len(name.encode()) <= NAME_MAX:
+        return name
+    import hashlib
+
+    tag = "~" + hashlib.sha1(stem.encode()).hexdigest()[:10]
+    room = NAME_MAX - len(f"{tag}.{stamp}.txt".encode())
+    short = stem.encode()[:room].decode(errors="ignore")  # never half a character
+    return f"{short}{tag}.{stamp}.txt"
+
+
 def commit(ws, texts: dict, manifest: pd.DataFrame, record: dict, replaced_from: dict | None = None):
     """Stage, move into ``labels/``, write the import record and the manifest; undo everything on any error.
 
@@ -426,11 +471,11 @@ def commit(ws, texts: dict, manifest: pd.DataFrame, record: dict, replaced_from:
         for stem, prev in (replaced_from or {}).items():
             if prev is not None and Path(prev).is_file():
                 history.mkdir(exist_ok=True)
-                dst = history / f"{stem}.{stamp}.txt"
+                dst = history / history_name(stem, stamp)
                 k = 1
                 while dst.exists():
                     k += 1
-                    dst = history / f"{stem}.{stamp}_{k}.txt"
+                    dst = history / history_name(stem, f"{stamp}_{k}")
                 atomic_write_text(dst, Path(prev).read_text())
                 kept[stem] = str(dst.relative_to(ws.root))
         record["history"] = kept

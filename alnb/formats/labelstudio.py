@@ -14,6 +14,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 
 from alnb.formats.common import ParseContext, autolabel_boxes, read_json
+from alnb.labeltimes import annotation_record
 from alnb.workspace import WorkspaceError, atomic_write_json, atomic_write_text
 
 #: Default Label Studio image URL prefix: Label Studio's *local files* serving.  The image path after ``?d=`` is
@@ -39,12 +40,15 @@ def yolo_to_ls(cx, cy, w, h) -> dict:
 
 
 def ls_to_corners(value: dict) -> tuple:
-    """Normalised corners ``(x0, y0, x1, y1)`` of a Label Studio ``value`` (``x, y, width, height`` in percent).
+    """Normalised corners ``(x0, y0, x1, y1)`` of a Label Studio ``value`` (``x, y, width, height`` in percent),
+    ``x0 <= x1`` and ``y0 <= y1``.
 
-    Raises KeyError / TypeError / ValueError when a coordinate is missing or not a number.
+    A box drawn bottom-up or right-to-left can carry a negative ``width`` / ``height`` in an export: it spans
+    ``x + width .. x`` (``y + height .. y``), a well-defined box, normalised here (a zero size stays zero, for the
+    caller to refuse).  Raises KeyError / TypeError / ValueError when a coordinate is missing or not a number.
     """
     x, y, w, h = (float(value[k]) / 100.0 for k in ("x", "y", "width", "height"))
-    return x, y, x + w, y + h
+    return min(x, x + w), min(y, y + h), max(x, x + w), max(y, y + h)
 
 
 def region(rid: str, name: str, box, conf, width: int, height: int, from_name: str = LS_FROM_NAME,
@@ -362,6 +366,24 @@ def _region_box(r, rid: str, stem: str, ctx: ParseContext, W: int, H: int):
     return [ctx.name_to_id[name], *b], True
 
 
+def _prediction_boxes(result, ctx: ParseContext) -> np.ndarray:
+    """The boxes ``cls cx cy w h`` of a prediction's regions (what the annotator was shown), for the action counts of
+    :mod:`alnb.labeltimes`; regions that are not a box of a workspace class are left out (a prediction is never
+    imported as a label)."""
+    out = []
+    for r in result if isinstance(result, list) else []:
+        v = r.get("value") if isinstance(r, dict) else None
+        labels = (v.get("rectanglelabels") or v.get("labels")) if isinstance(v, dict) else None
+        if not isinstance(labels, list) or len(labels) != 1 or labels[0] not in ctx.name_to_id:
+            continue
+        try:
+            x0, y0, x1, y1 = ls_to_corners(v)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            continue
+        out.append([ctx.name_to_id[labels[0]], (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0])
+    return np.asarray(out, np.float64).reshape(-1, 5)
+
+
 def parse(path: Path, ctx: ParseContext):
     """Parse a Label Studio *JSON* export into ``ctx`` (items, skipped tasks, problems).
 
@@ -418,7 +440,12 @@ def parse(path: Path, ctx: ParseContext):
             continue
         aitem = f"{item}, annotation {_text(ann.get('id')) or '?'}"
         result = ann.get("result")
-        result = [] if result is None else result
+        if result is None:  # not "no objects" (that is an empty list): nothing was recorded, so nothing is imported
+            ctx.skipped.append({"stem": stem, "item": aitem, "note": (
+                f"{aitem}: 'result' is {'null' if 'result' in ann else 'missing'}, so it records no regions and is "
+                f"not 'no objects' (an empty list []); open the task in Label Studio, submit it again (with no boxes "
+                f"if the image has no objects) and export again")})
+            continue
         if not isinstance(result, list):
             ctx.add(aitem, stem, "malformed", f"'result' is {_short(result)}, not a list of regions. {_DAMAGED}")
             continue
@@ -432,5 +459,8 @@ def parse(path: Path, ctx: ParseContext):
             if box is not None:
                 boxes.append(box)
         if ok:
-            ctx.items.append({"stem": stem, "boxes": np.asarray(boxes, np.float64).reshape(-1, 5), "item": aitem,
-                              "source": str(path), "note": note})
+            final = np.asarray(boxes, np.float64).reshape(-1, 5)
+            timing = annotation_record(task, ann, final, stem=stem, who=annotator(ann),
+                                       to_boxes=lambda res: _prediction_boxes(res, ctx))
+            ctx.items.append({"stem": stem, "boxes": final, "item": aitem, "source": str(path), "note": note,
+                              "timing": timing})

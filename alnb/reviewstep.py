@@ -1,0 +1,393 @@
+"""The review-plan step at the workspace edge: score VAL1 like the POOL, fit the calibration, write the plan; accept the
+auto-labels of the images a plan leaves unreviewed; export the final label set with each image's provenance.
+
+The numbers come from the pure :mod:`alnb.review`; this module only reads and writes files.
+
+Writes
+------
+``scores/<MODEL>/val1_scores.csv`` (VAL1 scored by the model that scored the POOL, with its auto-label errors; reused
+while the scorer is the same), ``review_plan.csv`` (one row per unlabelled POOL image in plan order),
+``review_curve.csv`` (every cut), ``metrics/review_plan.json`` (model, calibration and its cross-fitted evidence, the
+chosen cut, the reported cuts, in simulation mode the actual numbers and the order comparison at equal hours),
+``metrics/review_plan_rounds.json`` (one summary per model, so rounds can be compared).  ``--accept``
+(:func:`accept`): ``accepted/<stem>.txt`` (the model's labels, YOLO), ``label_source='accepted'`` in the manifest,
+``metrics/review_accept.json`` and ``final/`` (:func:`export_final`).  The dataset folder is never written; a label
+a person gave (``human``) or the dataset gave (``oracle``) is never replaced.
+
+Provenance of a label set (:func:`provenance`): ``human`` (people's or the dataset's labels), ``machine-reviewed``
+(people's labels on an image the plan sent to review, pre-annotated by the model), ``machine-accepted`` (the
+model's labels, accepted without a look).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alnb import review as rv
+from alnb.metrics import CostModel
+from alnb.workspace import WorkspaceError, atomic_write_json, atomic_write_text, has_tag
+
+ACCEPTED_DIR = "accepted"  # <workspace>/accepted/<stem>.txt: the machine labels accepted without a look
+PLAN_FILE, CURVE_FILE, VAL1_FILE = "review_plan.csv", "review_curve.csv", "val1_scores.csv"
+FINAL_DIR = "final"
+PROVENANCE = ("human", "machine-reviewed", "machine-accepted")
+DEFAULT_MAX_ERROR_RATE = 0.05  # the cut without a flag: at most 5 % of the accepted images with an error
+HUMAN_SOURCES = ("human", "oracle")
+
+
+# ---------------------------------------------------------------------------------------------------------- inputs
+def latest_model(ws) -> str:
+    """The model that scored the POOL last (``scores.csv``): the newest round's model."""
+    from alnb.select import load_scores
+
+    s = load_scores(ws)
+    if "model" not in s or not len(s):
+        raise WorkspaceError(f"{ws.root / 'scores.csv'} names no model: score the POOL again (alnb score).")
+    return str(s["model"].iloc[0])
+
+
+def val1_scores(ws, model: str, *, device=None, progress: bool = False) -> pd.DataFrame:
+    """VAL1 scored by ``model`` with the POOL's scorer and scale (:func:`alnb.scoring.pool_scorer`), with each image's
+    auto-label errors (``has_error, n_fp, n_fn, n_gt``); cached in ``scores/<model>/val1_scores.csv`` while the
+    scoring key (model + settings) is the same."""
+    from alnb import acquisition as acq
+    from alnb import difficulty as dif
+    from alnb.scoretable import SCORES_DIR
+    from alnb.scoring import pool_scorer
+
+    info = ws.load_json("mc_scoring")
+    path = ws.root / SCORES_DIR / model / VAL1_FILE
+    key = str(info.get("scoring_key", ""))
+    if path.is_file():
+        old = pd.read_csv(path, dtype={"stem": str}, keep_default_na=False)
+        if len(old) and "scoring_key" in old and str(old["scoring_key"].iloc[0]) == key:
+            old["failed"] = old["failed"].astype(str).str.lower().isin(("true", "1"))
+            old["has_error"] = old["has_error"].astype(str).str.lower().isin(("true", "1"))
+            return old
+    man = ws.manifest()
+    stems = ws.stems("VAL1", manifest=man)
+    if not stems:
+        raise WorkspaceError(f"{ws.manifest_path}: no VAL1 images to calibrate the review plan on.")
+    scorer, info = pool_scorer(ws, model, device=device)
+    mi = man.set_index("stem")
+    from alnb.cpu import cpu_threads
+
+    with cpu_threads(None, device=device, what=f"VAL1 scoring for the review plan in {ws.root}"):
+        res = scorer.score([(s, ws.dataset_root / mi.at[s, "image"]) for s in stems])
+    dets, _ = acq.detection_uncertainty(res.detections, box_ref=info["box_ref"], conf_op=info["conf"])
+    scores = acq.image_scores(dets, res.images, how=info.get("aggregation", "topk"), k=info.get("top_k", acq.TOP_K))
+    errs, _ = dif.match_errors(ws, dets, stems)
+    out = scores.merge(errs, on="stem", how="left")
+    out.insert(1, "model", model)
+    out["scoring_key"] = key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, out.to_csv(index=False))
+    return out
+
+
+def pool_rows(ws, model: str) -> pd.DataFrame:
+    """The POOL rows of ``model``'s score table whose labels are still the machine's (``label_source`` auto, none or
+    accepted): what the plan orders.  Images people or the dataset labelled are never in it."""
+    from alnb.select import load_scores
+
+    s = load_scores(ws, model)
+    m = ws.manifest()
+    ok = has_tag(m, "POOL") & ~has_tag(m, "VAL1") & ~has_tag(m, "GT1") & ~has_tag(m, "EXCLUDED")
+    ok &= ~m["label_source"].isin(HUMAN_SOURCES) & (m["problem"] == "")
+    return s[s["stem"].isin(set(m.loc[ok, "stem"]))].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------------ the plan
+def build_plan(ws, *, model: str | None = None, costs: CostModel | None = None, method: str = "auto",
+               seed: int = 0, n_boot: int = rv.N_BOOT, fraction: float | None = None, hours: float | None = None,
+               max_error_rate: float | None = None, device=None) -> dict:
+    """Everything the plan step computes, nothing written: ``{"plan", "curve", "summary"}``.
+
+    ``model``: the scoring model (default the latest); ``method``: ``auto`` (lower cross-fitted Brier on VAL1),
+    ``logistic`` or ``isotonic``; the cut by one of ``fraction`` / ``hours`` / ``max_error_rate`` (default
+    :data:`DEFAULT_MAX_ERROR_RATE`)."""
+    costs = costs or CostModel()
+    model = model or latest_model(ws)
+    val = val1_scores(ws, model, device=device)
+    pool = pool_rows(ws, model)
+    if pool.empty:
+        raise WorkspaceError(f"{ws.root}: no unlabelled POOL image scored by {model} is left to plan a review for.")
+    Xc, Xp = rv.features(val), rv.features(pool)
+    iso_c, iso_p = val[rv.ISOTONIC_FEATURE].to_numpy(float), pool[rv.ISOTONIC_FEATURE].to_numpy(float)
+    evidence = rv.compare_methods(Xc, val, iso_x=iso_c, seed=seed)
+    chosen = evidence["chosen"] if method == "auto" else method
+    cal = rv.fit_calibration(Xc, val, method=chosen, iso_x=iso_c)
+    plan = rv.make_plan(pool, rv.predict(cal, Xp, iso_x=iso_p), costs=costs)
+    pos = {s: i for i, s in enumerate(pool["stem"])}
+    idx = [pos[s] for s in plan["stem"]]
+    boots = rv.bootstrap_predictions(Xc, val, Xp[idx], method=chosen, iso_cal=iso_c, iso_x=iso_p[idx],
+                                     n_boot=n_boot, seed=seed)
+    draws = rv.residual_draws(boots, seed=seed)
+    truth = None
+    if ws.mode == "simulation" and all(c in plan for c in ("has_error", "n_fp", "n_fn", "n_gt")):
+        truth = plan[["has_error", "n_fp", "n_fn", "n_gt"]].copy()
+        truth["has_error"] = truth["has_error"].astype(str).str.lower().isin(("true", "1"))
+    cv = rv.curve(plan, draws=draws, truth=truth, costs=costs)
+    if fraction is None and hours is None and max_error_rate is None:
+        max_error_rate = DEFAULT_MAX_ERROR_RATE
+    j = rv.choose_cut(cv, fraction=fraction, hours=hours, max_error_rate=max_error_rate)
+    asked = {"fraction": fraction, "hours": hours, "max_error_rate": max_error_rate}
+    reported = sorted({rv.choose_cut(cv, fraction=f) for f in rv.REPORT_FRACTIONS} | {j})
+    summary = {"model": model, "n_images": int(len(plan)), "seed": seed, "costs": costs.to_dict(),
+               "calibration": {"method": chosen, "asked": method, "n_val1": int(len(val)),
+                               "features": list(rv.FEATURE_NAMES), "isotonic_feature": rv.ISOTONIC_FEATURE,
+                               "cross_fitted": evidence, "folds": rv.N_FOLDS, "n_boot": n_boot},
+               "order": "expected wrong boxes (false + missed) fixed per review second, highest first",
+               "cut": {"asked": {k: v for k, v in asked.items() if v is not None}, **rv.cut_summary(cv, j)},
+               "review_all_h": float(cv["review_h"].iloc[-1]), "manual_all_h": float(cv["manual_h"].iloc[0]),
+               "cuts": [rv.cut_summary(cv, k) for k in reported], "simulation": truth is not None}
+    if truth is not None:
+        summary["orders_at_equal_hours"] = order_comparison(plan, truth, cv, costs=costs, seed=seed)
+    return {"plan": plan, "curve": cv, "summary": summary}
+
+
+def order_comparison(plan, truth, cv, *, costs=None, seed: int = 0) -> list:
+    """Actual residuals of every order (:data:`alnb.review.ORDERS`) at the true review hours of a quarter, half and
+    three quarters of the POOL in plan order (simulation only)."""
+    hours = [float(cv["actual_review_h"].iloc[rv.choose_cut(cv, fraction=f)]) for f in (0.25, 0.5, 0.75)]
+    return pd.concat([rv.equal_hours(plan, truth, hours, how=h, seed=seed, costs=costs) for h in rv.ORDERS]
+                     ).to_dict("records")
+
+
+def write_plan(ws, **kw) -> dict:
+    """:func:`build_plan` and write ``review_plan.csv``, ``review_curve.csv``, ``metrics/review_plan.json`` and the
+    model's line of ``metrics/review_plan_rounds.json``; returns the result."""
+    res = build_plan(ws, **kw)
+    drop = [c for c in ("_random",) if c in res["plan"]]
+    atomic_write_text(ws.root / PLAN_FILE, res["plan"].drop(columns=drop).to_csv(index=False))
+    atomic_write_text(ws.root / CURVE_FILE, res["curve"].to_csv(index=False))
+    ws.save_json("review_plan", res["summary"])
+    p = ws.root / "metrics" / "review_plan_rounds.json"
+    try:
+        rounds = ws.load_json("review_plan_rounds") if p.is_file() else {}
+    except ValueError:
+        rounds = {}
+    s = res["summary"]
+    rounds[s["model"]] = {"n_images": s["n_images"], "review_all_h": s["review_all_h"],
+                          "manual_all_h": s["manual_all_h"], "cut": s["cut"]}
+    ws.save_json("review_plan_rounds", rounds)
+    return res
+
+
+def load_plan(ws) -> tuple:
+    """``(plan, curve, summary)`` as written by :func:`write_plan`."""
+    for name in (PLAN_FILE, CURVE_FILE):
+        if not (ws.root / name).is_file():
+            raise WorkspaceError(f"{ws.root / name} missing: run `alnb review --workspace {ws.root}` first.")
+    plan = pd.read_csv(ws.root / PLAN_FILE, dtype={"stem": str}, keep_default_na=False)
+    return plan, pd.read_csv(ws.root / CURVE_FILE), ws.load_json("review_plan")
+
+
+def describe(summary: dict) -> str:
+    """A few lines for people: the model, the calibration, review-all vs draw-all, the reported cuts."""
+    c, cal = summary["cut"], summary["calibration"]
+    ev = cal["cross_fitted"]
+    lines = [f"review plan for {summary['n_images']} unlabelled POOL images, auto-labels of {summary['model']}; "
+             f"calibration {cal['method']} on {cal['n_val1']} VAL1 images (cross-fitted Brier: logistic "
+             f"{ev['logistic']['brier']:.3f}, isotonic {ev['isotonic']['brier']:.3f})",
+             f"review everything {summary['review_all_h']:.2f} h; draw everything by hand "
+             f"{summary['manual_all_h']:.2f} h",
+             "  reviewed  hours  accepted  err.images [95 %]      wrong boxes [95 %]     saved h"
+             + ("   actual: err.images  wrong boxes  hours" if summary.get("simulation") else "")]
+    for r in summary["cuts"]:
+        mark = " <- chosen" if r["reviewed"] == c["reviewed"] else ""
+        line = (f"  {r['reviewed']:8d}  {r['review_h']:5.2f}  {r['accepted']:8d}  {r['err_images']:6.1f} "
+                f"[{r.get('err_images_lo', np.nan):4.0f}, {r.get('err_images_hi', np.nan):4.0f}]  "
+                f"{r['wrong_boxes']:7.1f} [{r.get('wrong_boxes_lo', np.nan):4.0f}, "
+                f"{r.get('wrong_boxes_hi', np.nan):4.0f}]  {r['saved_h']:6.2f}")
+        if summary.get("simulation"):
+            line += (f"   {r['actual_err_images']:10.0f}  {r['actual_wrong_boxes']:11.0f}  "
+                     f"{r['actual_review_h']:5.2f}")
+        lines.append(line + mark)
+    asked = ", ".join(f"{k}={v}" for k, v in c["asked"].items())
+    lines.append(f"chosen cut ({asked}): review {c['reviewed']} images ({c['review_h']:.2f} h), accept "
+                 f"{c['accepted']}; predicted {c['err_images']:.1f} accepted images with an error "
+                 f"({100 * c['err_rate']:.1f} %), {c['wrong_boxes']:.1f} wrong boxes; {c['saved_h']:.2f} h saved "
+                 f"against drawing everything")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------------------- accept
+def accept(ws, *, plan: pd.DataFrame | None = None, reviewed: int | None = None) -> dict:
+    """Accept the model's labels of every image after the first ``reviewed`` rows of the plan (default: the chosen
+    cut of ``metrics/review_plan.json``): ``accepted/<stem>.txt`` (YOLO, the auto-labels without confidence),
+    ``label_source='accepted'``; images the cut now sends to review lose an earlier acceptance.  Rows labelled by
+    people or the dataset (``human`` / ``oracle``) are never touched.  Writes ``metrics/review_accept.json`` and the
+    final label set (:func:`export_final`)."""
+    from alnb.formats.common import read_autolabels, yolo_line, now
+
+    if plan is None:
+        plan, _, summary = load_plan(ws)
+        model = summary["model"]
+        reviewed = summary["cut"]["reviewed"] if reviewed is None else reviewed
+    else:
+        if reviewed is None:
+            raise ValueError("accept(plan=...) needs reviewed= (how many of the plan's first images go to review).")
+        model = str(plan["model"].iloc[0]) if "model" in plan and len(plan) else ""
+    reviewed = int(reviewed)
+    m = ws.manifest()
+    src = m.set_index("stem")["label_source"]
+    review = [s for s in plan["stem"].iloc[:reviewed] if src.get(s) not in HUMAN_SOURCES]
+    take = [s for s in plan["stem"].iloc[reviewed:] if src.get(s) not in HUMAN_SOURCES]
+    out = ws.root / ACCEPTED_DIR
+    out.mkdir(exist_ok=True)
+    n_classes = len(ws.names)
+    texts = {}
+    for s in take:
+        f = ws.root / "autolabels" / model / f"{s}.txt"
+        if not f.is_file():
+            raise WorkspaceError(f"{f} missing: the auto-labels of {model} are gone; score the POOL again "
+                                 f"(alnb score --model {model}) and rerun `alnb review`.")
+        boxes = read_autolabels(f, n_classes)
+        lines = [yolo_line(*b[:5]) for b in boxes]
+        texts[s] = "\n".join(lines) + ("\n" if lines else "")
+    for s, t in texts.items():
+        atomic_write_text(out / f"{s}.txt", t)
+    for s in review:
+        (out / f"{s}.txt").unlink(missing_ok=True)
+    m = ws.manifest()  # re-read: the only change is label_source of machine rows
+    machine = ~m["label_source"].isin(HUMAN_SOURCES)
+    m.loc[machine & m["stem"].isin(take), "label_source"] = "accepted"
+    m.loc[machine & m["stem"].isin(review) & (m["label_source"] == "accepted"), "label_source"] = "auto"
+    ws.write_manifest(m)
+    rec = {"time": now(), "model": model, "reviewed": reviewed, "n_accepted": len(take), "n_review": len(review),
+           "review": review, "accepted": take}
+    ws.save_json("review_accept", rec)
+    rec["final"] = {fmt: str(p) for fmt, p in export_final(ws).items()}
+    return rec
+
+
+def provenance(ws, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per image of the final label set: ``stem, image, width, height, provenance, model, label_file``
+    (``human``, ``machine-reviewed``, ``machine-accepted``); images without usable labels (hidden, waiting for
+    review) are absent.  ``machine-reviewed``: people's labels on an image the last accepted plan sent to review."""
+    m = ws.manifest() if manifest is None else manifest
+    try:
+        rec = ws.load_json("review_accept")
+    except WorkspaceError:
+        rec = {}
+    sent = set(rec.get("review", ()))
+    rows = []
+    for r in m.to_dict("records"):
+        if r["problem"]:
+            continue
+        if r["label_source"] == "accepted":
+            f = ws.root / ACCEPTED_DIR / f"{r['stem']}.txt"
+            prov, model = "machine-accepted", r["auto_model"] or rec.get("model", "")
+        else:
+            f = ws.label_source_file(r)
+            if f is None:
+                continue
+            prov = "machine-reviewed" if (r["stem"] in sent and r["label_source"] == "human") else "human"
+            model = r["auto_model"] if prov == "machine-reviewed" else ""
+        if f is None or not Path(f).is_file():
+            continue
+        rows.append({"stem": r["stem"], "image": r["image"], "width": int(r["width"]), "height": int(r["height"]),
+                     "provenance": prov, "model": model, "label_file": str(f)})
+    return pd.DataFrame(rows, columns=["stem", "image", "width", "height", "provenance", "model", "label_file"])
+
+
+def _boxes(path, n_classes) -> np.ndarray:
+    from alnb.data import parse_label_lines, read_label_text
+
+    return parse_label_lines(read_label_text(path), n_classes, file=path).astype(np.float64).reshape(-1, 5)
+
+
+def export_final(ws, out_dir=None) -> dict:
+    """The final label set in every format, each label marked with its provenance (:func:`provenance`):
+
+    * ``yolo/labels/<stem>.txt`` + ``yolo/provenance.csv`` + ``yolo/classes.txt`` (YOLO files carry no attributes);
+    * ``coco/instances.json``: ``alnb_provenance`` on every image and annotation (``machine-accepted`` ones also
+      ``alnb_model``);
+    * ``labelstudio/tasks.json``: people's labels as ``annotations``, machine-accepted labels as ``predictions``
+      (``model_version`` ``machine-accepted:<MODEL>``), ``data.alnb_provenance`` on every task;
+    * ``cvat/cvat_yolo1.1.zip``: CVAT's YOLO 1.1 layout with ``provenance.csv`` inside.
+    """
+    from alnb.formats.common import write_bytes_atomic, yolo_line
+
+    out = Path(out_dir) if out_dir is not None else ws.root / FINAL_DIR
+    prov = provenance(ws)
+    names, nc = ws.names, len(ws.names)
+    boxes = {r["stem"]: _boxes(r["label_file"], nc) for r in prov.to_dict("records")}
+    table = prov.drop(columns=["label_file"]).assign(n_boxes=[len(boxes[s]) for s in prov["stem"]])
+    paths = {}
+    # YOLO
+    y = out / "yolo"
+    (y / "labels").mkdir(parents=True, exist_ok=True)
+    for s, b in boxes.items():
+        lines = [yolo_line(*x) for x in b]
+        atomic_write_text(y / "labels" / f"{s}.txt", "\n".join(lines) + ("\n" if lines else ""))
+    atomic_write_text(y / "classes.txt", "\n".join(names) + "\n")
+    atomic_write_text(y / "provenance.csv", table.to_csv(index=False))
+    paths["yolo"] = y
+    # COCO
+    images, anns = [], []
+    for i, r in enumerate(prov.to_dict("records"), start=1):
+        W, H = r["width"], r["height"]
+        im = {"id": i, "file_name": r["image"], "width": W, "height": H, "alnb_stem": r["stem"],
+              "alnb_provenance": r["provenance"]}
+        images.append(im)
+        for c, cx, cy, w, h in boxes[r["stem"]]:
+            bbox = [(cx - w / 2) * W, (cy - h / 2) * H, w * W, h * H]
+            a = {"id": len(anns) + 1, "image_id": i, "category_id": int(c) + 1, "bbox": bbox,
+                 "area": bbox[2] * bbox[3], "iscrowd": 0, "alnb_provenance": r["provenance"]}
+            if r["provenance"] == "machine-accepted":
+                a["alnb_model"] = r["model"]
+            anns.append(a)
+    (out / "coco").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "coco" / "instances.json", {
+        "info": {"description": "alnb final label set; alnb_provenance: human | machine-reviewed | machine-accepted"},
+        "licenses": [], "categories": [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(names)],
+        "images": images, "annotations": anns})
+    paths["coco"] = out / "coco"
+    # Label Studio
+    from alnb.formats.labelstudio import LS_FROM_NAME, LS_TO_NAME, LS_URL_PREFIX
+    from urllib.parse import quote
+
+    tasks = []
+    for r in prov.to_dict("records"):
+        W, H = r["width"], r["height"]
+        result = [{"id": f"{r['stem']}_{k}", "type": "rectanglelabels", "from_name": LS_FROM_NAME,
+                   "to_name": LS_TO_NAME, "original_width": W, "original_height": H, "image_rotation": 0,
+                   "value": {"x": (cx - w / 2) * 100, "y": (cy - h / 2) * 100, "width": w * 100, "height": h * 100,
+                             "rotation": 0, "rectanglelabels": [names[int(c)]]}}
+                  for k, (c, cx, cy, w, h) in enumerate(boxes[r["stem"]])]
+        task = {"data": {"image": LS_URL_PREFIX + quote(r["image"]), "alnb_stem": r["stem"],
+                         "alnb_provenance": r["provenance"]}, "annotations": [], "predictions": []}
+        if r["provenance"] == "machine-accepted":
+            task["predictions"].append({"model_version": f"machine-accepted:{r['model']}", "result": result})
+        else:
+            task["annotations"].append({"result": result, "alnb_provenance": r["provenance"]})
+        tasks.append(task)
+    (out / "labelstudio").mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "labelstudio" / "tasks.json", tasks)
+    paths["labelstudio"] = out / "labelstudio"
+    # CVAT (YOLO 1.1 zip)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        def put(name, text):
+            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), text, zipfile.ZIP_DEFLATED)
+
+        put("obj.data", f"classes = {nc}\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n")
+        put("obj.names", "\n".join(names) + "\n")
+        train = []
+        for r in prov.to_dict("records"):
+            lines = [yolo_line(*x) for x in boxes[r["stem"]]]
+            put(f"obj_train_data/{Path(r['image']).stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
+            train.append(f"data/obj_train_data/{Path(r['image']).name}")
+        put("train.txt", "\n".join(train) + "\n")
+        put("provenance.csv", table.to_csv(index=False))
+    (out / "cvat").mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(out / "cvat" / "cvat_yolo1.1.zip", buf.getvalue())
+    paths["cvat"] = out / "cvat"
+    return paths

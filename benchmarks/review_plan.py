@@ -1,0 +1,112 @@
+"""Review plan, measured: the plan's order vs difficulty vs least-confidence vs random at equal review hours, and
+predicted vs actual residual errors, over several seeds' workspaces (simulation mode).
+
+Usage::
+
+    python benchmarks/review_plan.py WORKSPACE [WORKSPACE ...] [--seed 0] [--n-boot 200]
+
+``WORKSPACE``: a simulation workspace whose POOL has been scored (the demo's ``runs/weld`` after notebook 02, or a
+study's ``seed<k>`` bases: one per seed).  The only file written is the VAL1 score cache
+(``scores/<MODEL>/val1_scores.csv``, :func:`alnb.reviewstep.val1_scores`).  Per workspace: the true review hours at
+which random order leaves a quarter of the wrong boxes, and at a quarter / half / three quarters of the hours that
+reviewing everything takes; at each, every order's residual wrong boxes and error images (the cost model on the true
+labels decides how many images fit).  Over the workspaces: paired differences against random with 95 % Student-t
+intervals (:func:`alnb.stats.interval`), and how many reported cuts hold the actual residuals inside the predicted
+95 % interval.  The issue's goal: at most half of random's residual wrong boxes at the hours where random leaves a
+quarter of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+
+from alnb import review as rv
+from alnb import reviewstep
+from alnb.stats import interval
+from alnb.workspace import Workspace
+
+
+def hours_random_leaves(plan, truth, share: float = 0.25, *, seed: int = 0) -> float:
+    """The fewest true review hours after which random order leaves at most ``share`` of the wrong boxes."""
+    total = float((truth["n_fp"] + truth["n_fn"]).sum())
+    p = plan.reset_index(drop=True).assign(_random=np.random.default_rng(seed).random(len(plan)))
+    idx = rv.plan_order(p["stem"], p["_random"].to_numpy())
+    t = truth.reset_index(drop=True)
+    left = np.concatenate([np.cumsum((t["n_fp"] + t["n_fn"]).to_numpy(float)[idx][::-1])[::-1], [0.0]])
+    sec = np.concatenate([[0.0], np.cumsum(rv.review_seconds(p["n_det"].to_numpy(float)[idx],
+                                                             t["n_fp"].to_numpy(float)[idx],
+                                                             t["n_fn"].to_numpy(float)[idx]))]) / 3600
+    return float(sec[int(np.flatnonzero(left <= share * total + 1e-9)[0])])
+
+
+def one(ws_path, *, seed: int, n_boot: int) -> tuple:
+    ws = Workspace.open(ws_path)
+    res = reviewstep.build_plan(ws, seed=seed, n_boot=n_boot, fraction=0.5)
+    plan, cv, s = res["plan"], res["curve"], res["summary"]
+    if not s["simulation"]:
+        raise SystemExit(f"{ws_path}: not a simulation workspace (the POOL's truth is needed).")
+    truth = plan[["has_error", "n_fp", "n_fn", "n_gt"]].copy()
+    truth["has_error"] = truth["has_error"].astype(str).str.lower().isin(("true", "1"))
+    h25 = hours_random_leaves(plan, truth, 0.25, seed=seed)
+    all_h = float(cv["actual_review_h"].iloc[-1])
+    hours = {"random leaves 25 %": h25, "25 % of review-all": 0.25 * all_h, "50 % of review-all": 0.5 * all_h,
+             "75 % of review-all": 0.75 * all_h}
+    rows = []
+    for name, h in hours.items():
+        for how in rv.ORDERS:
+            r = rv.equal_hours(plan, truth, [h], how=how, seed=seed).iloc[0].to_dict()
+            rows.append({"workspace": str(ws_path), "at": name, **r})
+    cov = []
+    for c in s["cuts"]:
+        if c["accepted"] == 0:
+            continue
+        for k in ("err_images", "wrong_boxes"):
+            cov.append({"workspace": str(ws_path), "reviewed": c["reviewed"], "what": k, "predicted": c[k],
+                        "lo": c[f"{k}_lo"], "hi": c[f"{k}_hi"], "actual": c[f"actual_{k}"],
+                        "inside": c[f"{k}_lo"] <= c[f"actual_{k}"] <= c[f"{k}_hi"]})
+    return pd.DataFrame(rows), pd.DataFrame(cov), s
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("workspaces", nargs="+")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-boot", type=int, default=rv.N_BOOT)
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    eq, cov = [], []
+    for w in a.workspaces:
+        e, c, s = one(w, seed=a.seed, n_boot=a.n_boot)
+        eq.append(e)
+        cov.append(c)
+        print(f"{w}: {s['n_images']} images, model {s['model']}, calibration {s['calibration']['method']}; review all "
+              f"{s['review_all_h']:.2f} h predicted, draw all {s['manual_all_h']:.2f} h")
+    eq, cov = pd.concat(eq, ignore_index=True), pd.concat(cov, ignore_index=True)
+    pd.set_option("display.width", 200)
+    print("\nresidual errors at equal true review hours (mean over workspaces):")
+    print(eq.groupby(["at", "order"])[["hours", "reviewed", "wrong_boxes", "err_images"]].mean().round(2))
+    print("\npaired differences against random (order - random), mean [95 % interval], n workspaces:")
+    for (at, how), g in eq.groupby(["at", "order"]):
+        if how == "random":
+            continue
+        base = eq[(eq["at"] == at) & (eq["order"] == "random")].set_index("workspace")
+        g = g.set_index("workspace")
+        for k in ("wrong_boxes", "err_images"):
+            iv = interval((g[k] - base.loc[g.index, k]).to_numpy(float))
+            print(f"  {at:>20} {how:>16} {k:>11}: {iv['mean']:+8.1f} [{iv['lo']:+.1f}, {iv['hi']:+.1f}] n={iv['n']}")
+    h = eq[(eq["at"] == "random leaves 25 %")].pivot(index="workspace", columns="order", values="wrong_boxes")
+    print(f"\ngoal (plan <= half of random's residual wrong boxes where random leaves 25 %): plan/random = "
+          f"{(h['plan'] / h['random']).round(3).tolist()}")
+    print(f"\npredicted vs actual residuals: {int(cov['inside'].sum())} of {len(cov)} reported cuts inside the "
+          f"predicted 95 % interval")
+    print(cov.round(2).to_string(index=False))
+    print(f"\n{time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

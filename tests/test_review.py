@@ -1,0 +1,326 @@
+"""The review plan: the pure calibration / order / curve / cuts (alnb.review) on hand-made data with known answers,
+the step on a tiny simulated workspace (alnb.reviewstep), ``alnb review`` and the final label set's provenance."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alnb import review as rv
+from alnb.metrics import CostModel
+
+
+# ------------------------------------------------------------------------------------------------------ pure: data
+def _table(n, seed=0):
+    rng = np.random.default_rng(seed)
+    n_det = rng.poisson(3, n)
+    score = rng.random(n)
+    fp = rng.poisson(0.1 + 0.4 * score * n_det / 3)
+    fn = rng.poisson(0.2 + 0.6 * score)
+    return pd.DataFrame({"stem": [f"s{i:04d}" for i in range(n)], "n_det": n_det, "n_cand": n_det + rng.poisson(1, n),
+                         "score": score, "score_sum": score * n_det, "count_var": rng.random(n), "failed": n_det == 0,
+                         "least_conf": rng.random(n), "n_fp": fp, "n_fn": fn, "has_error": (fp + fn) > 0,
+                         "n_gt": n_det - fp + fn})
+
+
+def _pred(p, fp, fn):
+    return pd.DataFrame({"p_error": p, "e_fp": fp, "e_fn": fn}, dtype=float)
+
+
+# ---------------------------------------------------------------------------------------------------- pure: seconds
+def test_review_and_manual_seconds_follow_the_cost_model():
+    c = CostModel(t_draw=10, t_verify=2, t_delete=1, t_image=3)
+    # 4 proposals verified (8 s), 1.5 expected false deleted (1.5 s), 0.5 expected misses drawn (5 s), image 3 s
+    assert rv.review_seconds([4], [1.5], [0.5], c)[0] == pytest.approx(17.5)
+    assert rv.manual_seconds([3], c)[0] == pytest.approx(33.0)
+
+
+def test_plan_orders_by_expected_errors_fixed_per_review_second():
+    c = CostModel(t_draw=10, t_verify=1, t_delete=1, t_image=2)
+    scores = pd.DataFrame({"stem": ["a", "b", "c"], "n_det": [10, 0, 2], "score": [0.9, 0.1, 0.5]})
+    # a: 2 wrong boxes / (10 + 1 + 10 + 2 = 23 s) = 0.087; b: 1 / (0 + 0 + 10 + 2) = 0.083; c: 1 / (2 + 1 + 0 + 2) = 0.2
+    plan = rv.make_plan(scores, _pred([0.9, 0.6, 0.5], [1, 0, 1], [1, 1, 0]), costs=c)
+    assert list(plan["stem"]) == ["c", "a", "b"]
+    assert plan["value"].tolist() == pytest.approx([1 / 5, 2 / 23, 1 / 12])
+    assert plan["review_s"].tolist() == pytest.approx([5, 23, 12])
+    assert list(plan["rank"]) == [1, 2, 3]
+    # the most difficult image (a) is not first: the order is cost-aware
+    assert plan["score"].iloc[0] < plan["score"].max()
+
+
+def test_plan_order_ties_broken_by_stem_and_deterministic():
+    idx = rv.plan_order(["b", "a", "c"], [1.0, 1.0, np.nan])
+    assert list(idx) == [1, 0, 2]
+
+
+# ---------------------------------------------------------------------------------------------------- pure: curve
+def test_curve_residuals_are_sums_over_the_accepted_images():
+    c = CostModel(t_draw=10, t_verify=1, t_delete=1, t_image=2)
+    scores = pd.DataFrame({"stem": ["a", "b", "c"], "n_det": [10, 0, 2], "score": [0.9, 0.1, 0.5]})
+    plan = rv.make_plan(scores, _pred([0.9, 0.6, 0.5], [1, 0, 1], [1, 1, 0]), costs=c)  # order c, a, b
+    truth = pd.DataFrame({"has_error": [True, False, True], "n_fp": [2, 0, 0], "n_fn": [0, 0, 3],
+                          "n_gt": [0, 10, 3]})
+    cv = rv.curve(plan, truth=truth, costs=c)
+    assert list(cv["reviewed"]) == [0, 1, 2, 3] and list(cv["accepted"]) == [3, 2, 1, 0]
+    p = plan["p_error"].to_numpy()
+    for j in range(4):
+        assert cv["err_images"][j] == pytest.approx(p[j:].sum())
+        assert cv["wrong_boxes"][j] == pytest.approx((plan["e_fp"] + plan["e_fn"]).to_numpy()[j:].sum())
+    assert cv["review_h"].tolist() == pytest.approx(np.array([0, 5, 28, 40]) / 3600)
+    assert cv["err_rate"].tolist() == pytest.approx([2.0 / 3, 1.5 / 2, 0.6, 0.0])
+    # actual: c has 2 false boxes, a none, b 3 missed
+    assert cv["actual_wrong_boxes"].tolist() == [5, 3, 3, 0]
+    assert cv["actual_err_images"].tolist() == [2, 1, 1, 0]
+    # true review seconds: c 2+2+0+2 = 6, a 10+0+0+2 = 12, b 0+0+30+2 = 32
+    assert cv["actual_review_h"].tolist() == pytest.approx(np.array([0, 6, 18, 50]) / 3600)
+    assert cv["actual_manual_h"][0] == pytest.approx((0 + 100 + 30 + 3 * 2) / 3600)
+    assert cv["saved_h"].tolist() == pytest.approx((cv["manual_h"] - cv["review_h"]).tolist())
+
+
+def test_cuts_by_fraction_hours_and_error_target():
+    cv = pd.DataFrame({"reviewed": [0, 1, 2, 3, 4], "review_h": [0, 0.5, 1.0, 2.0, 3.0],
+                       "err_rate": [0.5, 0.3, 0.04, 0.02, 0.0]})
+    assert rv.choose_cut(cv, fraction=0.5) == 2
+    assert rv.choose_cut(cv, fraction=0.3) == 2  # rounded up: 1.2 images -> 2
+    assert rv.choose_cut(cv, fraction=0.0) == 0 and rv.choose_cut(cv, fraction=1.0) == 4
+    assert rv.choose_cut(cv, hours=1.9) == 2 and rv.choose_cut(cv, hours=2.0) == 3
+    assert rv.choose_cut(cv, max_error_rate=0.05) == 2
+    assert rv.choose_cut(cv, max_error_rate=0.0) == 4
+    with pytest.raises(ValueError, match="exactly one"):
+        rv.choose_cut(cv, fraction=0.5, hours=1)
+    with pytest.raises(ValueError, match="fraction"):
+        rv.choose_cut(cv, fraction=1.5)
+
+
+# ---------------------------------------------------------------------------------------------- pure: calibration
+def test_isotonic_pools_adjacent_violators():
+    kx, kv = rv.isotonic([1, 2, 3, 4], [1, 3, 2, 4])
+    assert rv._iso_predict((kx, kv), [1, 2, 3, 4]).tolist() == pytest.approx([1, 2.5, 2.5, 4])
+    assert rv._iso_predict((kx, kv), [0, 10]).tolist() == pytest.approx([1, 4])  # flat outside
+
+
+def test_logistic_and_poisson_fits_match_the_totals_in_sample():
+    """At the maximum of a GLM with an unpenalised intercept the fitted values sum to the observed ones."""
+    t = _table(150, seed=1)
+    X = rv.features(t)
+    cal = rv.fit_calibration(X, t, method="logistic")
+    p = rv.predict(cal, X)
+    assert p["p_error"].sum() == pytest.approx(t["has_error"].sum(), rel=1e-6)
+    assert p["e_fp"].sum() == pytest.approx(t["n_fp"].sum(), rel=1e-6)
+    assert p["e_fn"].sum() == pytest.approx(t["n_fn"].sum(), rel=1e-6)
+    iso = rv.fit_calibration(X, t, method="isotonic", iso_x=t["score_sum"])
+    q = rv.predict(iso, X, iso_x=t["score_sum"])
+    assert q["p_error"].sum() == pytest.approx(t["has_error"].sum(), rel=1e-9)  # PAV keeps block means
+    assert np.all(np.diff(q["e_fn"].to_numpy()[np.argsort(t["score_sum"].to_numpy(), kind="stable")]) >= -1e-12)
+
+
+def test_cross_fitting_never_uses_an_images_own_truth():
+    t = _table(60, seed=2)
+    X = rv.features(t)
+    for method in rv.METHODS:
+        a = rv.cross_fit(X, t, method=method, iso_x=t["score_sum"], k=5, seed=0)
+        f = rv.folds(len(t), 5, 0)
+        i = 7
+        t2 = t.copy()
+        t2.loc[i, ["n_fp", "n_fn", "has_error"]] = [9, 9, True]  # change image 7's truth only
+        b = rv.cross_fit(X, t2, method=method, iso_x=t["score_sum"], k=5, seed=0)
+        assert a.iloc[i].tolist() == pytest.approx(b.iloc[i].tolist())  # its own prediction does not move
+        others = f != f[i]
+        if method == "logistic":  # (isotonic fits are local: a far-off image need not move)
+            assert not np.allclose(a.loc[others, "e_fn"], b.loc[others, "e_fn"])  # the other folds' do
+        # and equals a model fitted on the other folds
+        tr = f != f[i]
+        cal = rv.fit_calibration(X[tr], t[tr], method=method, iso_x=t["score_sum"].to_numpy()[tr])
+        assert rv.predict(cal, X[[i]], iso_x=t["score_sum"].to_numpy()[[i]]).iloc[0].tolist() == \
+            pytest.approx(a.iloc[i].tolist())
+
+
+def test_compare_methods_chooses_the_lower_cross_fitted_brier():
+    t = _table(120, seed=3)
+    ev = rv.compare_methods(rv.features(t), t, iso_x=t["score_sum"])
+    assert ev["chosen"] == min(rv.METHODS, key=lambda m: ev[m]["brier"])
+    for m in rv.METHODS:
+        assert 0 <= ev[m]["brier"] <= 1 and ev[m]["n"] == 120
+
+
+def test_intervals_cover_the_point_and_plan_is_deterministic():
+    val, pool = _table(150, seed=4), _table(200, seed=5)
+
+    def build():
+        Xc, Xp = rv.features(val), rv.features(pool)
+        cal = rv.fit_calibration(Xc, val, method="logistic")
+        plan = rv.make_plan(pool, rv.predict(cal, Xp))
+        idx = [int(s[1:]) for s in plan["stem"]]
+        boots = rv.bootstrap_predictions(Xc, val, Xp[idx], method="logistic", n_boot=40, seed=0)
+        return plan, rv.curve(plan, draws=rv.residual_draws(boots, seed=0))
+
+    (p1, c1), (p2, c2) = build(), build()
+    pd.testing.assert_frame_equal(p1, p2)
+    pd.testing.assert_frame_equal(c1, c2)
+    inner = c1.iloc[:-1]
+    assert (inner["err_images_lo"] <= inner["err_images"] + 1e-9).all()
+    assert (inner["err_images"] <= inner["err_images_hi"] + 1e-9).all()
+    assert c1["err_images_hi"].iloc[-1] == 0
+
+
+def test_equal_hours_compares_orders_on_the_truth():
+    t = _table(80, seed=6)
+    plan = rv.make_plan(t, _pred(t["has_error"].astype(float), t["n_fp"], t["n_fn"]))  # an oracle's plan
+    h = 0.05
+    res = pd.concat([rv.equal_hours(plan, plan, [h], how=o, seed=0) for o in rv.ORDERS]).set_index("order")
+    assert (res["wrong_boxes"]["plan"] <= res["wrong_boxes"]).all()  # the oracle's per-second order is best
+    assert set(res.index) == set(rv.ORDERS)
+
+
+# ------------------------------------------------------------------------------------------------ the step (tiny)
+@pytest.fixture(scope="module")
+def scored_ws(tiny_dataset, tmp_path_factory):
+    """Tiny simulated workspace: CAL1 trained (smoke profile) and the POOL scored (T=4)."""
+    from alnb import pipeline
+    from alnb.scoring import score_pool
+    from alnb.workspace import Workspace
+
+    ws = Workspace.create(tmp_path_factory.mktemp("review") / "ws", tiny_dataset, n_val=10, n_gt1=10, seed=0,
+                          progress=False)
+    pipeline.train_and_evaluate(ws, "CAL1", ["GT1"], "smoke")
+    score_pool(ws, "CAL1", T=4, progress=False)
+    return ws
+
+
+def test_step_writes_the_plan_with_predictions_next_to_the_truth(scored_ws):
+    from alnb import reviewstep
+
+    ws = scored_ws
+    before = {p: p.read_bytes() for p in (ws.root / "scores.csv", ws.manifest_path)}
+    res = reviewstep.write_plan(ws, fraction=0.5, n_boot=30)
+    assert {p: p.read_bytes() for p in before} == before  # nothing the other steps wrote changes
+    plan, cv, s = reviewstep.load_plan(ws)
+    pool = set(ws.stems("POOL")) - set(ws.stems("VAL1", "GT1"))
+    assert set(plan["stem"]) == pool and len(plan) == 20
+    val = pd.read_csv(ws.root / "scores" / "CAL1" / "val1_scores.csv", dtype={"stem": str})
+    assert sorted(val["stem"]) == sorted(ws.stems("VAL1")) and {"has_error", "n_fp", "n_fn"} <= set(val)
+    assert s["model"] == "CAL1" and s["simulation"] and s["cut"]["reviewed"] == 10
+    assert s["calibration"]["method"] in rv.METHODS
+    assert s["calibration"]["cross_fitted"]["logistic"]["n"] == 10
+    j = s["cut"]["reviewed"]
+    assert s["cut"]["err_images"] == pytest.approx(plan["p_error"].to_numpy()[j:].sum())
+    assert cv["actual_wrong_boxes"].iloc[0] == plan["n_fp"].sum() + plan["n_fn"].sum()
+    assert {r["order"] for r in s["orders_at_equal_hours"]} == set(rv.ORDERS)
+    # same seed, same plan
+    again = reviewstep.build_plan(ws, fraction=0.5, n_boot=30)
+    pd.testing.assert_frame_equal(again["plan"].reset_index(drop=True), res["plan"].reset_index(drop=True))
+    text = reviewstep.describe(s)
+    assert "chosen cut (fraction=0.5): review 10 images" in text
+    assert json.loads((ws.root / "metrics" / "review_plan_rounds.json").read_text())["CAL1"]["n_images"] == 20
+
+
+def test_review_figure_and_report_section(scored_ws):
+    from figcheck import figure_problems
+
+    from alnb import reviewstep
+    from alnb.plots import review_curve
+    from alnb.report import review_plan_section
+
+    ws = scored_ws
+    reviewstep.write_plan(ws, max_error_rate=0.05, n_boot=30)
+    _, cv, s = reviewstep.load_plan(ws)
+    fig = review_curve(cv, s["cut"])
+    assert figure_problems(fig) == []
+    md = "\n".join(review_plan_section(ws))
+    assert "## Review plan" in md and "figures/review_plan.png" in md and "actual wrong boxes" in md
+    assert f"review {s['cut']['reviewed']} images" in md
+    assert (ws.figures_dir / "review_plan.png").is_file()
+
+
+def _fresh_copy(ws, tmp_path):
+    import shutil
+
+    from alnb.workspace import Workspace
+
+    dst = tmp_path / "ws"
+    shutil.copytree(ws.root, dst, symlinks=True)
+    return Workspace.open(dst)
+
+
+def test_cli_accept_marks_provenance_and_never_overwrites_a_person(scored_ws, tmp_path, capsys):
+    from alnb import cli, labelio
+
+    ws = _fresh_copy(scored_ws, tmp_path)
+    pool = sorted(set(ws.stems("POOL")) - set(ws.stems("VAL1", "GT1")))
+    person = pool[0]
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / f"{person}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    labelio.import_labels(ws, folder, "yolo", tag="any")
+    mine = (ws.root / "labels" / f"{person}.txt").read_bytes()
+
+    assert cli.main(["review", "--workspace", str(ws.root), "--fraction", "0.25", "--accept"]) == 0
+    out = capsys.readouterr().out
+    assert "chosen cut (fraction=0.25)" in out and "machine-accepted" in out
+    m = ws.manifest().set_index("stem")
+    plan = pd.read_csv(ws.root / "review_plan.csv", dtype={"stem": str})
+    assert person not in set(plan["stem"])  # a person's image is never planned
+    assert m.at[person, "label_source"] == "human"
+    assert (ws.root / "labels" / f"{person}.txt").read_bytes() == mine
+    rec = json.loads((ws.root / "metrics" / "review_accept.json").read_text())
+    assert rec["n_accepted"] == len(plan) - rec["reviewed"] and rec["reviewed"] == int(np.ceil(0.25 * len(plan)))
+    for s in rec["accepted"]:
+        assert m.at[s, "label_source"] == "accepted" and (ws.root / "accepted" / f"{s}.txt").is_file()
+    for s in rec["review"]:
+        assert m.at[s, "label_source"] == "auto"
+    assert not (ws.root / "view" / "labels" / f"{rec['accepted'][0]}.txt").exists()  # never reaches training
+    # exports carry the marks
+    prov = pd.read_csv(ws.root / "final" / "yolo" / "provenance.csv", dtype={"stem": str}).set_index("stem")
+    assert prov.at[person, "provenance"] == "human"
+    assert (prov.loc[rec["accepted"], "provenance"] == "machine-accepted").all()
+    coco = json.loads((ws.root / "final" / "coco" / "instances.json").read_text())
+    marks = {im["alnb_stem"]: im["alnb_provenance"] for im in coco["images"]}
+    assert marks[person] == "human" and {marks[s] for s in rec["accepted"]} == {"machine-accepted"}
+    tasks = json.loads((ws.root / "final" / "labelstudio" / "tasks.json").read_text())
+    by = {t["data"]["alnb_stem"]: t for t in tasks}
+    acc = by[rec["accepted"][0]]
+    assert acc["annotations"] == [] and acc["predictions"][0]["model_version"] == "machine-accepted:CAL1"
+    assert by[person]["annotations"] and not by[person]["predictions"]
+    with zipfile.ZipFile(ws.root / "final" / "cvat" / "cvat_yolo1.1.zip") as z:
+        assert "machine-accepted" in z.read("provenance.csv").decode()
+    # a later import of the person's image changes nothing of the acceptance; a rerun never touches them
+    assert cli.main(["review", "--workspace", str(ws.root), "--fraction", "1", "--accept"]) == 0
+    m = ws.manifest().set_index("stem")
+    assert m.at[person, "label_source"] == "human" and (ws.root / "labels" / f"{person}.txt").read_bytes() == mine
+    assert not (m["label_source"] == "accepted").any()  # everything now goes to review: acceptances withdrawn
+
+
+def test_reviewed_image_labelled_by_people_is_machine_reviewed(scored_ws, tmp_path):
+    from alnb import labelio, reviewstep
+
+    ws = _fresh_copy(scored_ws, tmp_path)
+    reviewstep.write_plan(ws, fraction=0.5, n_boot=10)
+    rec = reviewstep.accept(ws)
+    s = rec["review"][0]
+    folder = tmp_path / "reviewed"
+    folder.mkdir()
+    (folder / f"{s}.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    labelio.import_labels(ws, folder, "yolo", tag="any")
+    prov = reviewstep.provenance(ws).set_index("stem")
+    assert prov.at[s, "provenance"] == "machine-reviewed"
+    assert set(prov["provenance"]) <= set(reviewstep.PROVENANCE)
+
+
+def test_cli_errors_are_one_clear_message(tiny_workspace, capsys):
+    from alnb import cli
+
+    ws = tiny_workspace
+    assert cli.main(["review", "--workspace", str(ws.root), "--fraction", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--fraction must lie between 0 and 1" in err and "Traceback" not in err
+    assert cli.main(["review", "--workspace", str(ws.root)]) == 2
+    err = capsys.readouterr().err
+    assert "scores.csv missing" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["review", "--workspace", str(ws.root), "--fraction", "0.5", "--hours", "1"])
+    assert e.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
