@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="active-learning rounds: 2 (default) = GT2 / CAL2 / Control, the seed's study; N goes on with "
                         "GT3 / CAL3 / Control3 ... up to round N (each round's selection chosen with the previous "
                         "round's model)")
+    r.add_argument("--review-plan", action="store_true",
+                   help="rounds 3, 4 ...: recompute the review plan of the unlabelled POOL with each round's newest "
+                        "model right after it scored the POOL (alnb review's plan; scores VAL1 once more per round; "
+                        "the report lists the review hours per model)")
     r.add_argument("--labels", default=None, help="own data: people's labels for GT2/Control (folder or export file)")
     r.add_argument("--label-format", default="yolo", choices=list(PARSERS))
     _annotation_arg(r)
@@ -97,8 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
                                             "pre-annotations for Label Studio, CVAT or COCO tools")
     e.add_argument("--workspace", required=True)
     e.add_argument("--format", required=True, choices=list(EXPORTERS))
-    e.add_argument("--tag", default="GT2", help="manifest tag to export (default GT2)")
-    e.add_argument("--out", default=None, help="output folder (default <workspace>/export/<format>)")
+    e.add_argument("--tag", default=None, help="manifest tag to export (default GT2)")
+    e.add_argument("--review", action="store_true",
+                   help="export the review queue instead: the images the review plan (alnb review) sends to review, "
+                        "in plan order, with its model's auto-labels (default folder <workspace>/export/review/"
+                        "<format>)")
+    e.add_argument("--out", default=None, help="output folder (default <workspace>/export/<format>; with --review "
+                                               "<workspace>/export/review/<format>)")
     e.add_argument("--url-prefix", default=None,
                    help="Label Studio image URL prefix (default /data/local-files/?d= : Label Studio's local files)")
     e.add_argument("--document-root", default=None,
@@ -585,7 +594,7 @@ def _dispatch(args, argv) -> int:
                                    label_format=args.label_format, annotation=args.annotation,
                                    rule="budget" if args.budget is not None else "study", budget=args.budget,
                                    strategy=args.strategy, rounds=args.rounds, verbose=args.verbose,
-                                   command=_run_argv(argv), **overrides)
+                                   command=_run_argv(argv), review_plan=args.review_plan, **overrides)
             finally:
                 _remember_run_command(args, argv)
         print(f"[alnb] finished in {res['seconds']:.0f} s")
@@ -600,14 +609,23 @@ def _dispatch(args, argv) -> int:
         if args.command == "export-queue":
             kw = {k: v for k, v in (("url_prefix", args.url_prefix), ("document_root", args.document_root))
                   if v is not None}
+            if args.review:
+                return _export_review(ws, args, kw)
+            tag = args.tag or "GT2"
             with workspace_lock(ws.root, "alnb export-queue", log=print):
-                out = labelio.export_queue(ws, args.format, out_dir=args.out, tag=args.tag, **kw)
-            print(f"[alnb] {args.tag} queue exported for {args.format}: {out}")
+                out = labelio.export_queue(ws, args.format, out_dir=args.out, tag=tag, **kw)
+            print(f"[alnb] {tag} queue exported for {args.format}: {out}")
             return 0
         summary = labelio.import_labels(ws, args.source, args.format, tag=args.tag, overwrite=args.overwrite,
                                         annotation=args.annotation,
                                         dry_run=args.dry_run)
         print("[alnb] " + labelio.describe_import(summary, args.source, dry_run=args.dry_run))
+        if not args.dry_run and (ws.root / "metrics" / "review_accept.json").is_file():
+            from alnb import reviewstep  # the final label set follows the reviewed labels
+
+            with workspace_lock(ws.root, "alnb import-labels (final label set)"):
+                reviewstep.export_final(ws)
+            print(f"[alnb] final label set (with provenance) updated: {ws.root / reviewstep.FINAL_DIR}")
         return 0
     if args.command == "notebooks":
         from alnb.workspace import check_location
@@ -635,6 +653,33 @@ def _dispatch(args, argv) -> int:
     return 2  # pragma: no cover
 
 
+def _export_review(ws, args, kw) -> int:
+    """``alnb export-queue --review``: the review plan's queue (:func:`alnb.reviewstep.export_review`)."""
+    from alnb import reviewstep
+    from alnb.lock import workspace_lock
+
+    if args.tag is not None:
+        raise ValueError(f"--review exports the images the review plan sends to review; --tag {args.tag} chooses "
+                         f"another selection. Give one of them. Nothing was done.")
+    with workspace_lock(ws.root, "alnb export-queue --review", log=print):
+        out = reviewstep.export_review(ws, args.format, out_dir=args.out, **kw)
+    n = len(_queue_stems(out))
+    back = {"cvat": "yolo"}.get(args.format, args.format)  # CVAT's YOLO 1.1 export comes back as yolo
+    print(f"[alnb] review queue ({n} image(s) the review plan sends to review, plan order) exported for "
+          f"{args.format}: {out}")
+    print(f"[alnb] after the review, import the tool's export: alnb import-labels EXPORT --workspace {ws.root} "
+          f"--format {back} --tag any (the reviewed images become people's labels)")
+    return 0
+
+
+def _queue_stems(out) -> list:
+    """The stems of an exported queue (``queue.csv``)."""
+    import csv
+
+    with open(Path(out) / "queue.csv", newline="") as f:
+        return [r["stem"] for r in csv.DictReader(f)]
+
+
 def _run_review(args) -> int:
     from alnb import reviewstep
     from alnb.lock import workspace_lock
@@ -649,8 +694,9 @@ def _run_review(args) -> int:
         if args.accept:
             rec = reviewstep.accept(ws)
             print(f"[alnb] accepted the labels of {rec['model']} on {rec['n_accepted']} image(s) (machine-accepted); "
-                  f"{rec['n_review']} image(s) wait for review: export them with pre-annotations and import the "
-                  f"reviewed labels (alnb import-labels --tag any).")
+                  f"{rec['n_review']} image(s) wait for review: export them with pre-annotations (alnb export-queue "
+                  f"--workspace {ws.root} --review --format labelstudio) and import the reviewed labels (alnb "
+                  f"import-labels EXPORT --workspace {ws.root} --format labelstudio --tag any).")
             print(f"[alnb] final label set (with provenance): {ws.root / reviewstep.FINAL_DIR}")
     return 0
 

@@ -43,7 +43,8 @@ IMPORT_FORMATS = tuple(PARSERS)
 
 
 def export_queue(ws, fmt: str, out_dir=None, tag: str | None = "GT2", model: str | None = None, stems=None,
-                 url_prefix: str = LS_URL_PREFIX, document_root=None) -> Path:
+                 url_prefix: str = LS_URL_PREFIX, document_root=None, order: str = "difficulty",
+                 priority=None) -> Path:
     """Export a manifest selection with its auto-labels as pre-annotations for a labelling tool.
 
     Parameters
@@ -63,8 +64,13 @@ def export_queue(ws, fmt: str, out_dir=None, tag: str | None = "GT2", model: str
         ids 1..n, the auto-labels as annotations with a ``score``) and ``results.json`` (detections).
     out_dir : path, optional
         Default ``<workspace>/export/<fmt>``.  Files of the same name are replaced.
-    tag, stems, model :
-        The selection and the auto-labels, see :func:`queue` (hardest first).
+    tag, stems, model, order :
+        The selection and the auto-labels, see :func:`queue` (hardest first; ``order="given"``: as ``stems``).
+    priority : mapping stem -> float, optional
+        Label Studio's prediction ``score`` of each task instead of the difficulty (higher = first, so sorting by
+        prediction score *descending* gives the queue's order, as for the difficulty) and ``data.alnb_priority``;
+        a ``priority`` column in ``queue.csv``.  The review queue passes the plan's expected wrong boxes fixed per
+        review second (:func:`alnb.reviewstep.export_review`).
     url_prefix : str
         Label Studio image URL prefix; the image path relative to ``document_root`` (URL-quoted) is appended.  The
         default ``/data/local-files/?d=`` is Label Studio's local-files serving: start Label Studio with
@@ -83,7 +89,9 @@ def export_queue(ws, fmt: str, out_dir=None, tag: str | None = "GT2", model: str
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {EXPORT_FORMATS}.")
-    q = queue(ws, tag=tag, stems=stems, model=model)
+    q = queue(ws, tag=tag, stems=stems, model=model, order=order)
+    if priority is not None:
+        q["priority"] = [float(priority.get(s, float("nan"))) for s in q["stem"]]
     out = Path(out_dir) if out_dir is not None else ws.root / "export" / fmt
     out.mkdir(parents=True, exist_ok=True)
     EXPORTERS[fmt](ws, q, out, tag=tag, model=model, url_prefix=url_prefix, document_root=document_root)

@@ -337,3 +337,41 @@ def after_round(table: pd.DataFrame, verdicts: list, k: int) -> str:
     todo = [f"Run this notebook with `round = {k + 1}` for the next round, or stop when the learning curves "
             "flatten; `alnb study` repeats the chains over seeds with intervals."]
     return _block(shows, todo)
+
+
+# ------------------------------------------------------------------------------------------------------ notebook 07
+def after_review(summary: dict, cut: dict, accepted: dict | None = None, costs_note: str = "") -> str:
+    """Notebook 07's ending, from the plan's summary (:func:`alnb.reviewstep.build_plan`), the cut on screen
+    (:meth:`alnb.widgets.ReviewController.cut`), the acceptance record (:func:`alnb.reviewstep.accept`, or None)
+    and where the seconds come from."""
+    n, model = summary.get("n_images", 0), summary.get("model", "the model")
+    shows = [f"{model}'s review plan orders the {n} unlabelled POOL images by the wrong boxes a review is expected "
+             f"to fix per second it costs. Reviewing all of them would take {format_hours(summary.get('review_all_h'))}"
+             f", drawing every box by hand {format_hours(summary.get('manual_all_h'))}."]
+    shows.append(f"At the cut shown, people review {cut['reviewed']} images ({format_hours(cut['review_h'])}) and "
+                 f"accept {cut['accepted']}; about {_f(cut['err_images'], '.1f')} of the accepted images are "
+                 f"predicted to hold an error ({_f(cut.get('err_images_lo'), '.0f')} to "
+                 f"{_f(cut.get('err_images_hi'), '.0f')} at 95 %), with {_f(cut['fn'], '.1f')} missed and "
+                 f"{_f(cut['fp'], '.1f')} false boxes.")
+    if "actual_err_images" in cut:
+        inside = (_num(cut.get("err_images_lo")) <= _num(cut["actual_err_images"]) <= _num(cut.get("err_images_hi")))
+        actual = int(round(_num(cut["actual_err_images"])))
+        shows.append(f"Simulation mode knows the truth: {actual} accepted "
+                     f"{'image actually holds' if actual == 1 else 'images actually hold'} an error, "
+                     f"{'inside' if inside else 'outside'} the predicted interval.")
+    if costs_note:
+        shows.append(f"Seconds per action: {costs_note}.")
+    todo = []
+    if accepted:
+        todo.append(f"{_n(accepted['n_accepted'], 'image')} now "
+                    f"{'carries' if accepted['n_accepted'] == 1 else 'carry'} {accepted.get('model', model)}'s labels, "
+                    f"marked machine-accepted; {_n(accepted['n_review'], 'image')} wait for review: export them "
+                    "with pre-annotations (`alnb export-queue --review`), label them and import the labels (`alnb "
+                    "import-labels`); the final label set with each image's provenance is in `final/`.")
+    else:
+        todo.append("Move the slider until the residual errors are ones you can live with, then accept the rest "
+                    "(the Accept button, or `accept = True`): accepted images are marked machine-accepted and "
+                    "nothing a person labelled is replaced.")
+    todo.append("A round of training (notebook 06) changes the plan: run this notebook again after it; the report's "
+                "review-plan section lists the review hours per model, so you see what a round buys in review time.")
+    return _block(shows, todo)

@@ -450,12 +450,16 @@ def check_round_ready(ws: Workspace, k: int) -> None:
 
 def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, T: int = 20, conf=None,
                rule: str = "study", budget=None, labels=None, label_format: str = "yolo", annotation=None,
-               step=None, log=print, strategy: str | None = None, **train_overrides) -> dict:
+               step=None, log=print, strategy: str | None = None, review_plan: bool = False,
+               **train_overrides) -> dict:
     """Round ``k`` >= 3 of the loop: CAL<k-1> auto-labels and MC-scores the POOL images no earlier round selected,
     GT<k> is chosen from those scores (``rule`` / ``budget`` / ``strategy`` as :func:`select_round`), labelled, and CAL<k> trains on
     GT1 + GT2 ... GT<k>; the control chain adds |GT<k>| random images it has not taken yet (CONTROL<k>) and trains
     Control<k> on GT1 + CONTROL ... CONTROL<k>.  Each step is cached, so rerunning continues where it stopped.
-    ``step(name, fn, *args, **kw)`` runs (and times) each step (default: just call it)."""
+    ``step(name, fn, *args, **kw)`` runs (and times) each step (default: just call it).  ``review_plan``: right after
+    CAL<k-1> scored the POOL, the review plan of what is still unlabelled is recomputed with it
+    (:func:`alnb.reviewstep.update_plan`: VAL1 scored by CAL<k-1>, one line per model in
+    ``metrics/review_plan_rounds.json``); it changes no selection, model or number of the loop."""
     from alnb.scoring import score_pool
     from alnb.workspace import cal_name, control_name, control_tag, gt_tag, train_tags
 
@@ -465,6 +469,10 @@ def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, 
     lab = dict(source=labels, fmt=label_format, annotation=annotation, log=log)
     step(f"round {k}: auto-label + MC-dropout scores with {cal_name(k - 1)}", score_pool, ws, model=cal_name(k - 1),
          T=T, conf=conf, seed=seed, progress=False)
+    if review_plan:
+        from alnb.reviewstep import update_plan
+
+        step(f"round {k}: review plan with {cal_name(k - 1)}", update_plan, ws, cal_name(k - 1), log=log, seed=seed)
     gt = step(f"round {k}: select {gt_tag(k)}", select_round, ws, k, rule=rule, budget=budget, seed=seed,
               strategy=strategy)
     _log(f"[alnb] {gt_tag(k)}: {len(gt)} images", log)
@@ -495,7 +503,8 @@ def _diagnostic_figures(ws, model: str) -> list:
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
         n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
         label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None, rounds: int = 2,
-        strategy: str | None = None, verbose: bool = False, command=None, **train_overrides) -> dict:
+        strategy: str | None = None, verbose: bool = False, command=None, review_plan: bool = False,
+        **train_overrides) -> dict:
     """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
 
     Each step's own output (ultralytics' training log, progress bars) goes to ``<workspace>/logs/<step>.log``; only
@@ -505,6 +514,9 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     ``budget`` images by ``strategy``, default :data:`alnb.acquisition.DEFAULT_BUDGET_STRATEGY`).
     ``rounds``: 2 (default) = the seed's study (GT2 / CAL2 / Control); N continues with rounds 3 ... N
     (:func:`next_round`), the report showing both chains round by round.
+    ``review_plan``: in every round k >= 3, the review plan of the unlabelled POOL recomputed with CAL<k-1> right
+    after it scored the POOL (opt-in: it scores VAL1 once more per round; the report then lists the review hours per
+    model).
 
     ``seed`` drives the split, training and the Control draw; ``data_seed`` the generated dataset (``generate``).
     ``labels``: for a dataset with unlabelled POOL images, where people's labels for GT2/Control are imported from
@@ -558,7 +570,7 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     for k in range(3, int(rounds) + 1):
         next_round(ws, k, profile, seed=seed, T=T, conf=conf, rule=rule, budget=budget, strategy=strategy,
                    labels=labels, label_format=label_format, annotation=annotation, step=step, log=log,
-                   **train_overrides)
+                   review_plan=review_plan, **train_overrides)
     rep = step("comparison + report", compare, ws)
     total = round(time.perf_counter() - t0, 1)
     ws.save_json("run_times", {"profile": profile, "rounds": int(rounds), "seconds": times, "total_s": total})

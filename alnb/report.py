@@ -1081,8 +1081,8 @@ def review_plan_section(ws: Workspace) -> list:
         md += ["Orders at equal (true) review hours, one seed (simulation): residual wrong boxes and images with an "
                "error.", "", markdown_table(t, floatfmt=".2f"), ""]
     rounds = _json_or_none(ws, "review_plan_rounds") or {}
-    if len(rounds) > 1:
-        md += ["Review hours for the remaining POOL per model:", "",
+    if rounds:  # one line per model that planned (alnb run --review-plan, notebook 06 each round, notebook 07)
+        md += ["Review hours for the remaining POOL per model (what a round of training buys in review time):", "",
                markdown_table(pd.DataFrame([{"model": k, "images": v["n_images"], "review all h": v["review_all_h"],
                                              "draw all h": v["manual_all_h"], "cut h": v["cut"]["review_h"]}
                                             for k, v in rounds.items()]), floatfmt=".2f"), ""]

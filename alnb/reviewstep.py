@@ -111,7 +111,10 @@ def build_plan(ws, *, model: str | None = None, costs: CostModel | None = None, 
     ``model``: the scoring model (default the latest); ``method``: ``auto`` (lower cross-fitted Brier on VAL1),
     ``logistic`` or ``isotonic``; the cut by one of ``fraction`` / ``hours`` / ``max_error_rate`` (default
     :data:`DEFAULT_MAX_ERROR_RATE`)."""
-    costs = costs or CostModel()
+    if costs is None:  # the team's measured seconds when the workspace has enough annotations (alnb.labeltimes)
+        from alnb.labeltimes import workspace_costs
+
+        costs = workspace_costs(ws)[0]
     model = model or latest_model(ws)
     val = val1_scores(ws, model, device=device)
     pool = pool_rows(ws, model)
@@ -179,6 +182,66 @@ def write_plan(ws, **kw) -> dict:
     return res
 
 
+def newest_model(ws) -> str:
+    """The newest model of the CAL chain that is trained and evaluated on VAL1 (``CAL<k>`` with the highest k)."""
+    import re
+
+    found = []
+    for d in (ws.root / "runs").glob("CAL*"):
+        m = re.fullmatch(r"CAL(\d+)", d.name)
+        if m and (d / "alnb_run.json").is_file() and (d / "weights" / "best.pt").is_file() \
+                and (ws.root / "metrics" / f"eval_{d.name}.json").is_file():
+            found.append(int(m.group(1)))
+    if not found:
+        raise WorkspaceError(f"{ws.root}: no trained and evaluated CAL model yet: run notebook 01 (CAL1) first.")
+    return f"CAL{max(found)}"
+
+
+def scored_by(ws, model: str) -> bool:
+    """Whether ``model`` has scored the POOL (its score table exists: ``scores/<model>/`` or the latest one)."""
+    from alnb.scoretable import scores_file
+
+    return scores_file(ws, "scores.csv", model).is_file()
+
+
+def plan_with_newest(ws, *, model: str | None = None, T: int = 20, conf=None, seed: int = 0, **kw) -> dict:
+    """The review plan with the newest model (:func:`newest_model`, or ``model``): the POOL is scored by it first
+    when it has not been (:func:`alnb.scoring.score_pool` with ``T`` / ``conf`` / ``seed``, the call the next round
+    makes, so its parts are reused there), the cost model is the workspace's (measured seconds once enough
+    annotations exist, else the literature defaults: :func:`alnb.labeltimes.workspace_costs`), then
+    :func:`write_plan` (``kw``: the cut, ``method``, ``n_boot``).  Returns its result plus ``costs_note`` (where the
+    seconds come from) and ``scored_now`` (whether the POOL was scored here)."""
+    from alnb.labeltimes import workspace_costs
+
+    model = model or newest_model(ws)
+    scored_now = not scored_by(ws, model)
+    if scored_now:
+        from alnb.scoring import score_pool
+
+        score_pool(ws, model=model, T=T, conf=conf, seed=seed, progress=False)
+    costs, note = workspace_costs(ws)
+    res = write_plan(ws, model=model, costs=costs, seed=seed, **kw)
+    res["costs_note"], res["scored_now"] = note, scored_now
+    return res
+
+
+def update_plan(ws, model: str, *, log=print, **kw) -> dict | None:
+    """After a round: the plan recomputed with ``model`` (which has just scored the POOL), its line added to
+    ``metrics/review_plan_rounds.json``; None (and a line in ``log``, None: silent) when no unlabelled POOL image is
+    left."""
+    from alnb.labeltimes import workspace_costs
+
+    log = log or (lambda msg: None)
+    if pool_rows(ws, model).empty:
+        log(f"[alnb] review plan: no unlabelled POOL image scored by {model} is left; nothing to plan")
+        return None
+    res = write_plan(ws, model=model, costs=workspace_costs(ws)[0], **kw)
+    s = res["summary"]
+    log(f"[alnb] review plan with {model}: {s['n_images']} unlabelled POOL images, reviewing all "
+        f"{s['review_all_h']:.2f} h, the chosen cut {s['cut']['review_h']:.2f} h (drawing all {s['manual_all_h']:.2f} h)")
+    return res
+
+
 def load_plan(ws) -> tuple:
     """``(plan, curve, summary)`` as written by :func:`write_plan`."""
     for name in (PLAN_FILE, CURVE_FILE):
@@ -215,6 +278,48 @@ def describe(summary: dict) -> str:
                  f"({100 * c['err_rate']:.1f} %), {c['wrong_boxes']:.1f} wrong boxes; {c['saved_h']:.2f} h saved "
                  f"against drawing everything")
     return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------- the review queue
+REVIEW_EXPORT_DIR = "review"  # <workspace>/export/review/<fmt>: the review queue (the GT2 queue keeps export/<fmt>)
+
+
+def review_split(ws) -> dict:
+    """The current plan at its chosen cut: ``{"model", "reviewed", "review", "accepted"}`` -- the plan rows the cut
+    sends to review and the ones it accepts, each in plan order (``rank`` 1 = review first).  Raises
+    :class:`WorkspaceError` (run ``alnb review`` first) when there is no plan."""
+    if not (ws.root / "metrics" / "review_plan.json").is_file():
+        raise WorkspaceError(f"{ws.root / 'metrics' / 'review_plan.json'} missing: run `alnb review --workspace "
+                             f"{ws.root}` first.")
+    plan, _, summary = load_plan(ws)
+    j = int(summary["cut"]["reviewed"])
+    return {"model": str(summary["model"]), "reviewed": j, "review": plan.iloc[:j].reset_index(drop=True),
+            "accepted": plan.iloc[j:].reset_index(drop=True)}
+
+
+def export_review(ws, fmt: str, out_dir=None, **kw) -> Path:
+    """Export the review queue for a labelling tool: exactly the images the current plan's cut sends to review
+    (``review_plan.csv``, the cut of ``metrics/review_plan.json``), in plan order, with the plan model's auto-labels
+    as pre-annotations (:func:`alnb.labelio.export_queue`, ``order="given"``).  Label Studio: each prediction's
+    ``score`` (and ``data.alnb_priority``) is the plan's expected wrong boxes fixed per review second, so sorting by
+    prediction score descending (or by ``alnb_rank`` ascending) reviews in plan order.  Default folder
+    ``<workspace>/export/review/<fmt>``; ``kw``: ``url_prefix``, ``document_root``.  Refuses (WorkspaceError) a
+    plan whose model's auto-labels are gone, and a cut that reviews nothing."""
+    from alnb import labelio
+
+    split = review_split(ws)
+    if not (ws.root / "autolabels" / split["model"]).is_dir():
+        raise WorkspaceError(f"{ws.root / PLAN_FILE} is the plan of {split['model']}'s auto-labels, but "
+                             f"{ws.root / 'autolabels' / split['model']} is missing: run `alnb review --workspace "
+                             f"{ws.root}` again to plan with the model that scored the POOL.")
+    rev = split["review"]
+    if rev.empty:
+        raise WorkspaceError(f"{ws.root / PLAN_FILE}: the chosen cut reviews no image (all {len(split['accepted'])} "
+                             f"accepted), so there is no review queue to export. Choose a cut that reviews some: "
+                             f"`alnb review --workspace {ws.root} --fraction 0.5` (or --hours / --max-error-rate).")
+    out = Path(out_dir) if out_dir is not None else ws.root / "export" / REVIEW_EXPORT_DIR / fmt
+    return labelio.export_queue(ws, fmt, out_dir=out, stems=list(rev["stem"]), model=split["model"], order="given",
+                                priority=dict(zip(rev["stem"], rev["value"].astype(float))), **kw)
 
 
 # -------------------------------------------------------------------------------------------------------- accept
@@ -260,8 +365,14 @@ def accept(ws, *, plan: pd.DataFrame | None = None, reviewed: int | None = None)
     m.loc[machine & m["stem"].isin(take), "label_source"] = "accepted"
     m.loc[machine & m["stem"].isin(review) & (m["label_source"] == "accepted"), "label_source"] = "auto"
     ws.write_manifest(m)
+    try:  # images an earlier plan sent to review that people have reviewed since: they stay machine-reviewed
+        old = ws.load_json("review_accept")
+    except (WorkspaceError, ValueError):
+        old = {}
+    people = set(m.loc[m["label_source"] == "human", "stem"])
+    before = sorted((set(old.get("review", ())) | set(old.get("reviewed_before", ()))) & people - set(review))
     rec = {"time": now(), "model": model, "reviewed": reviewed, "n_accepted": len(take), "n_review": len(review),
-           "review": review, "accepted": take}
+           "review": review, "accepted": take, "reviewed_before": before}
     ws.save_json("review_accept", rec)
     rec["final"] = {fmt: str(p) for fmt, p in export_final(ws).items()}
     return rec
@@ -270,13 +381,14 @@ def accept(ws, *, plan: pd.DataFrame | None = None, reviewed: int | None = None)
 def provenance(ws, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per image of the final label set: ``stem, image, width, height, provenance, model, label_file``
     (``human``, ``machine-reviewed``, ``machine-accepted``); images without usable labels (hidden, waiting for
-    review) are absent.  ``machine-reviewed``: people's labels on an image the last accepted plan sent to review."""
+    review) are absent.  ``machine-reviewed``: people's labels on an image an accepted plan sent to review (the last
+    one, or an earlier one: ``reviewed_before`` of ``metrics/review_accept.json``)."""
     m = ws.manifest() if manifest is None else manifest
     try:
         rec = ws.load_json("review_accept")
     except WorkspaceError:
         rec = {}
-    sent = set(rec.get("review", ()))
+    sent = set(rec.get("review", ())) | set(rec.get("reviewed_before", ()))
     rows = []
     for r in m.to_dict("records"):
         if r["problem"]:
@@ -298,9 +410,14 @@ def provenance(ws, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
 
 
 def _boxes(path, n_classes) -> np.ndarray:
+    """(n, 5) ``class cx cy w h`` of a label file, checked like any label file (:func:`alnb.data.parse_label_lines`)
+    but read at full precision: the final set carries a person's numbers as written (float32 made 0.3 0.3000000119)."""
     from alnb.data import parse_label_lines, read_label_text
 
-    return parse_label_lines(read_label_text(path), n_classes, file=path).astype(np.float64).reshape(-1, 5)
+    text = read_label_text(path)
+    parse_label_lines(text, n_classes, file=path)
+    rows = [[float(v) for v in line.split()] for line in text.splitlines() if line.strip()]
+    return np.asarray(rows, np.float64).reshape(-1, 5)
 
 
 def export_final(ws, out_dir=None) -> dict:

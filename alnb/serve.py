@@ -13,7 +13,9 @@ HumanSignal/label-studio-ml-backend, re-implemented here, not copied):
     ``{"tasks": [...], "label_config", ...}`` -> ``{"results": [one prediction per task], "model_version"}``.
     A prediction is the current model's auto-labels as ``rectanglelabels`` regions (percent, top-left: the one
     conversion of :mod:`alnb.formats.labelstudio`), each with its confidence ``score``; the task ``score`` of
-    :func:`alnb.formats.labelstudio.task_score` (ascending = hardest first); and, when the project's config has them
+    :func:`alnb.formats.labelstudio.task_score` (ascending = hardest first; while a review plan of the served model
+    exists (``alnb review``), :func:`alnb.formats.labelstudio.review_task_score` instead: the images the plan sends
+    to review first, in plan order, the images it accepts last); and, when the project's config has them
     (the config this command writes), the tier and the MC-dropout difficulty as ``alnb_tier`` / ``alnb_difficulty``
     results.  Images of the workspace's score table are answered from its files; any other image (a task added in
     Label Studio later, a VAL1/GT1 image) is scored on the fly with the same model and settings
@@ -66,7 +68,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -127,11 +129,14 @@ class Snapshot:
     images: dict  # stem -> image path relative to the dataset
     autolabels: Path
     stamp: tuple
+    plan: dict = field(default_factory=dict)  # stem -> (place, position, n) in the review plan; {} without one
+    plan_note: str = ""  # what the review plan does to the order, or why it is not used
 
 
 def _stamp(ws) -> tuple:
     out = []
-    for f in (ws.root / "metrics" / "mc_scoring.json", ws.root / "scores.csv", ws.manifest_path):
+    for f in (ws.root / "metrics" / "mc_scoring.json", ws.root / "scores.csv", ws.manifest_path,
+              ws.root / "review_plan.csv", ws.root / "metrics" / "review_plan.json"):
         try:
             st = f.stat()
             out.append((st.st_mtime_ns, st.st_size))
@@ -155,9 +160,34 @@ def load_snapshot(ws) -> Snapshot:
     tiers = s["tier"].astype(str) if "tier" in s else [""] * len(s)
     scores = {st: (float(sc), str(t), bool(f)) for st, sc, t, f in zip(s["stem"], s["score"], tiers, s["failed"])}
     m = ws.manifest()
+    plan, note = review_order(ws, info["model"])
     return Snapshot(model=info["model"], version=model_version(ws, info["model"]), info=info, thresholds=thresholds,
                     scores=scores, ctx=ParseContext(ws, m, "Label Studio task"), images=dict(zip(m["stem"], m["image"])),
-                    autolabels=ws.root / "autolabels" / info["model"], stamp=stamp)
+                    autolabels=ws.root / "autolabels" / info["model"], stamp=stamp, plan=plan, plan_note=note)
+
+
+def review_order(ws, model: str) -> tuple:
+    """``(order, note)``: the review plan's place of every image it orders, ``stem -> (place, position, n)`` with
+    place ``review`` (its cut sends the image to review) or ``accepted`` (:func:`alnb.reviewstep.review_split`), for
+    :func:`alnb.formats.labelstudio.review_task_score`; ``({}, why)`` without a plan, or with a plan of another
+    model than the served one (its order is stale: ``alnb review`` again) or one that cannot be read."""
+    from alnb import reviewstep
+
+    if not (ws.root / reviewstep.PLAN_FILE).is_file():
+        return {}, ""
+    try:
+        split = reviewstep.review_split(ws)
+    except (WorkspaceError, ValueError, KeyError, OSError) as e:
+        return {}, f"review plan not used ({type(e).__name__}: {e})"
+    if split["model"] != model:
+        return {}, (f"review plan not used: it orders {split['model']}'s auto-labels, this serves {model}; run `alnb "
+                    f"review --workspace {ws.root}` again")
+    out = {}
+    for place in ("review", "accepted"):
+        stems = list(split[place]["stem"])
+        out.update({s: (place, i, len(stems)) for i, s in enumerate(stems)})
+    return out, (f"review plan of {model}: its {split['reviewed']} review image(s) first (plan order), its "
+                 f"{len(split['accepted'])} accepted image(s) last (sort by prediction score ascending)")
 
 
 def _category(tier: str, failed: bool) -> str:
@@ -740,6 +770,9 @@ class Backend:
                                          number=cfg["difficulty"])
         pred = {"model_version": snap.version, "result": result}
         ls_score = lsf.task_score(score, failed)
+        if snap.plan:  # a review plan: its review queue first, its accepted images last
+            ls_score = lsf.review_task_score(*snap.plan[stem]) if stem in snap.plan else lsf.review_task_score(
+                "other", base=ls_score)
         if ls_score is not None:
             pred["score"] = ls_score
         return pred
@@ -1009,6 +1042,8 @@ def serve(workspace, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log=
     snap = backend.snapshot()
     log(f"[alnb serve] {backend.ws.root}: serving {snap.version} ({len(snap.scores)} scored POOL image(s)) on "
         f"{httpd.url}")
+    if snap.plan_note:
+        log(f"[alnb serve] {snap.plan_note}")
     log(f"[alnb serve] Label Studio: paste {backend.config_path} into Settings > Labeling Interface > Code, then "
         f"Settings > Model > Connect Model with URL {httpd.url}")
     if host not in ("127.0.0.1", "localhost", "::1"):

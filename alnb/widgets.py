@@ -496,3 +496,208 @@ def difficulty_explorer(ws, t_medium=None, t_hard=None, model: str = "CAL1", n_t
                                                                   budget=budget, page_size=n_thumbs, tag=tag,
                                                                   strategy=strategy, seed=seed),
                               n_thumbs)
+
+
+# ------------------------------------------------------------------------------------------------- the review cut
+REVIEW_UNITS = ("fraction", "hours")
+
+
+def _signed_hours(h: float) -> str:
+    """:func:`alnb.display.format_hours`, with a minus sign for a negative time (reviewing costs more than drawing)."""
+    from alnb.display import format_hours
+
+    return ("-" + format_hours(-h)) if np.isfinite(h) and h < 0 else format_hours(h)
+
+
+class ReviewController:
+    """State of the review-cut slider (the seed's "difficulty-threshold slider"): one value -> the cut of the review
+    plan (:mod:`alnb.review`) -> hours, hours saved, predicted residual errors; the curve with the cut marked.
+
+    ``plan`` / ``curve`` / ``summary``: :func:`alnb.reviewstep.load_plan` (or :func:`~alnb.reviewstep.build_plan`'s
+    result); ``unit``: ``"fraction"`` (the share of the plan's images reviewed, first in plan order) or ``"hours"``
+    (the review hours spent, as many images as fit: :func:`alnb.review.choose_cut`).  Set :attr:`value` and read
+    :attr:`reviewed`, :meth:`cut`, :meth:`hours_text`, :meth:`residual_text`.  It knows no widget; ``ws`` is needed
+    only for :meth:`accept`.
+    """
+
+    def __init__(self, plan, curve, summary: dict | None = None, *, unit: str = "fraction", value=None, ws=None):
+        if unit not in REVIEW_UNITS:
+            raise ValueError(f"unit must be one of {REVIEW_UNITS}, got {unit!r}")
+        self.plan = plan.reset_index(drop=True)
+        self.curve = curve.reset_index(drop=True)
+        self.summary = summary or {}
+        self.unit, self.ws = unit, ws
+        self.n = int(self.curve["reviewed"].iloc[-1])
+        self.model = str(self.summary.get("model") or (self.plan["model"].iloc[0] if "model" in self.plan
+                                                       and len(self.plan) else ""))
+        j0 = int(self.summary.get("cut", {}).get("reviewed", 0))
+        self.default = self.value_of(j0)
+        self.reviewed = j0
+        self._value = self.default
+        self.value = self.default if value is None else value
+        self.accepted_record = None
+
+    @classmethod
+    def from_workspace(cls, ws, unit: str = "fraction", value=None):
+        """The plan written last (:func:`alnb.reviewstep.write_plan`), its chosen cut as the starting value."""
+        from alnb import reviewstep
+
+        plan, cv, summary = reviewstep.load_plan(ws)
+        return cls(plan, cv, summary, unit=unit, value=value, ws=ws)
+
+    # ---- the value
+    @property
+    def range(self) -> tuple:
+        """(min, max) of :attr:`value`: 0 to 1 (fraction) or 0 to the hours of reviewing everything."""
+        return (0.0, 1.0) if self.unit == "fraction" else (0.0, float(self.curve["review_h"].iloc[-1]))
+
+    @property
+    def step(self) -> float:
+        """One image (fraction), or a two-hundredth of the review-everything hours."""
+        lo, hi = self.range
+        return 1.0 / max(self.n, 1) if self.unit == "fraction" else max((hi - lo) / 200, 1e-6)
+
+    def value_of(self, reviewed: int) -> float:
+        """The value that asks for the cut ``reviewed``: its fraction, or its review hours."""
+        row = self.curve.iloc[int(reviewed)]
+        return float(row["fraction"]) if self.unit == "fraction" else float(row["review_h"])
+
+    @property
+    def value(self) -> float:
+        return self._value
+
+    @value.setter
+    def value(self, v) -> None:
+        from alnb import review as rv
+
+        lo, hi = self.range
+        self._value = float(min(max(float(v), lo), hi))
+        kw = {"fraction": self._value} if self.unit == "fraction" else {"hours": self._value}
+        self.reviewed = rv.choose_cut(self.curve, **kw)
+
+    def cut(self) -> dict:
+        """The numbers of the cut on screen (a row of the curve, :func:`alnb.review.cut_summary`)."""
+        from alnb import review as rv
+
+        return rv.cut_summary(self.curve, self.reviewed)
+
+    # ---- text
+    def hours_text(self) -> str:
+        """What the cut costs and saves, in plain text (times under an hour in minutes)."""
+        c = self.cut()
+        return (f"review {c['reviewed']} of {self.n} images: {_signed_hours(c['review_h'])} predicted; drawing every "
+                f"box of the {self.n} images by hand {_signed_hours(c['manual_h'])}; saved "
+                f"{_signed_hours(c['saved_h'])}")
+
+    def residual_text(self) -> str:
+        """The predicted errors left in the accepted images, with their 95 % intervals (and, in simulation mode, the
+        actual ones)."""
+        c = self.cut()
+
+        def iv(k):
+            lo, hi = c.get(f"{k}_lo"), c.get(f"{k}_hi")
+            return f" [{lo:.0f}-{hi:.0f}]" if lo is not None and hi is not None else ""
+        text = (f"accept {c['accepted']} images unreviewed: predicted {c['err_images']:.1f}{iv('err_images')} of them "
+                f"with at least one error ({100 * c['err_rate']:.1f} %), {c['fn']:.1f}{iv('fn')} missed boxes, "
+                f"{c['fp']:.1f}{iv('fp')} false boxes (95 % intervals)")
+        if "actual_err_images" in c:
+            text += (f"; actual (simulation): {c['actual_err_images']:.0f} images with an error, "
+                     f"{c['actual_fn']:.0f} missed, {c['actual_fp']:.0f} false boxes")
+        return text
+
+    def html(self) -> str:
+        """The cut's numbers as HTML (classes ``alnb-review-hours``, ``alnb-review-residual``; ``data-value``: the
+        exact value these numbers are for)."""
+        import html as _h
+
+        unit = "share of the images reviewed" if self.unit == "fraction" else "review hours"
+        return (f"<div class='alnb-review' data-value='{self._value!r}' data-reviewed='{self.reviewed}'>"
+                f"<p><b>Cut</b> ({unit} {self._value:.3g}, {self.model}'s plan): "
+                f"<span class='alnb-review-hours'>{_h.escape(self.hours_text())}</span></p>"
+                f"<p><span class='alnb-review-residual'>{_h.escape(self.residual_text())}</span></p></div>")
+
+    def figure(self):
+        """The curve (:func:`alnb.plots.review_curve`) with the cut on screen marked."""
+        from alnb.plots import review_curve
+
+        c = self.cut()
+        return review_curve(self.curve, c, title=f"Review plan ({self.model}): {self.n} images; cut at "
+                                                 f"{c['reviewed']} reviewed")
+
+    def snapshot_html(self, fig=None) -> str:
+        """Numbers + the curve as an embedded PNG (plain HTML that a saved notebook keeps without a kernel)."""
+        import base64
+        import io
+
+        import matplotlib.pyplot as plt
+
+        own = fig is None
+        fig = self.figure() if own else fig
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        if own:
+            plt.close(fig)
+        png = base64.b64encode(buf.getvalue()).decode("ascii")
+        return f"<div class='alnb-review-snapshot'>{self.html()}<img alt='review curve' src='data:image/png;base64,{png}'/></div>"
+
+    # ---- the final label set
+    def accept(self) -> dict:
+        """Accept the model's labels of every image after the cut on screen (:func:`alnb.reviewstep.accept`: people's
+        labels are never touched, accepted labels are marked machine-accepted) and write the final label set."""
+        from alnb import reviewstep
+
+        if self.ws is None:
+            raise ValueError("accept() needs the workspace (ReviewController.from_workspace).")
+        self.accepted_record = reviewstep.accept(self.ws, plan=self.plan, reviewed=self.reviewed)
+        return self.accepted_record
+
+
+class ReviewExplorer:
+    """Widget shell around :class:`ReviewController`: the cut slider (``continuous_update=False``), the cut's numbers
+    under it, the curve beside it (an ``Output`` redrawn with ``clear_output(wait=True)``) and an Accept button."""
+
+    def __init__(self, controller: ReviewController):
+        import ipywidgets as W
+
+        self.c = controller
+        lo, hi = controller.range
+        desc = "review share" if controller.unit == "fraction" else "review hours"
+        self.slider = W.FloatSlider(value=controller.value, min=lo, max=hi, step=controller.step,
+                                    description=desc, continuous_update=False,
+                                    readout_format=".3f" if controller.unit == "fraction" else ".3g",
+                                    layout=W.Layout(width="420px"), style={"description_width": "100px"})
+        self.numbers = W.HTML(layout=W.Layout(width="420px"))
+        self.accept_button = W.Button(description="Accept the rest", button_style="success", icon="check")
+        self.message = W.HTML()
+        self.out = W.Output()
+        self.slider.observe(self._on_value, names="value")
+        self.accept_button.on_click(lambda b: self.accept())
+        self.widget = W.HBox([W.VBox([self.slider, self.numbers, self.accept_button, self.message]), self.out])
+        self.refresh()
+
+    def _on_value(self, change):
+        self.c.value = change["new"]
+        self.refresh()
+
+    def refresh(self):
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        self.message.value = ""
+        self.numbers.value = self.c.html()
+        fig = self.c.figure()
+        with self.out:
+            self.out.clear_output(wait=True)
+            display(fig)
+        plt.close(fig)
+
+    def accept(self):
+        rec = self.c.accept()
+        self.message.value = (f"<span class='alnb-review-accepted'><b>Accepted</b> {rec['n_accepted']} images "
+                              f"(machine-accepted); {rec['n_review']} wait for review; final label set written."
+                              f"</span>")
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)

@@ -12,6 +12,9 @@ count when not; ``report.md`` rendered in JupyterLab's Markdown preview with no 
 ``mailto:`` and no machine path.  Screenshots of 01-04 and the report are kept in ``test-artifacts/browser/`` (or
 ``$ALNB_SCREENSHOTS``).
 
+Notebook 07 (label the rest) live: the review-cut slider dragged with the mouse; the hours and residual-error text on
+screen equal :class:`alnb.widgets.ReviewController`'s for the value the kernel ended at; Accept writes that cut.
+
 Needs ``chromium`` on PATH (Debian: ``apt-get install chromium``; ``.ci/run`` installs it) and the ``playwright``
 package (no browser download: it drives the system binary).  Skipped only when Chromium is not installed.
 """
@@ -409,6 +412,57 @@ def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
     p.close()
     _keep(sorted(tmp_path.glob("*.png")), "all")
     print("screenshots:", tmp_path)
+
+
+def test_notebook_07_review_slider_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
+    """Notebook 07 live: drag the review-cut slider with the mouse; the hours and residual-error text on screen are the
+    ones :class:`alnb.widgets.ReviewController` computes for the value the kernel ended at; Accept writes that cut."""
+    import papermill
+
+    from alnb.notebooks import NOTEBOOK_DIR
+    from alnb.widgets import ReviewController
+    from alnb.workspace import Workspace
+
+    url, token, root = lab
+    built = build(tmp_path_factory.getbasetemp() / "notebooks-shared")
+    ws_dir = root / "ws"
+    shutil.copytree(built["workspace_review"], ws_dir)
+    papermill.execute_notebook(str(NOTEBOOK_DIR / "07_label_the_rest.ipynb"), str(root / "07_label_the_rest.ipynb"),
+                               parameters={"workspace": str(ws_dir), "T": 4, "conf": 0.001, "interactive": True},
+                               prepare_only=True, kernel_name="python3")
+    page = _open(browser, url, token, "07_label_the_rest.ipynb")
+    _run_all(page, tmp_path / "notebook07_run_all_failed.png")
+    page.wait_for_selector(".alnb-review .alnb-review-hours")
+    box = page.locator(".alnb-review")
+    reviewed0 = int(box.get_attribute("data-reviewed"))
+    hours0 = page.locator(".alnb-review .alnb-review-hours").inner_text()
+    slider = page.locator(".widget-slider", has_text="review share")
+    frac = 0.3 if float(box.get_attribute("data-value")) > 0.6 else 0.8
+    _drag(page, slider, frac)
+    _wait_text(page, ".alnb-review .alnb-review-hours", hours0, "dragging the review cut",
+               tmp_path / "notebook07_drag_failed.png")
+    value = float(box.get_attribute("data-value"))  # the value the kernel's controller ended at
+    readout = float(slider.locator(".widget-readout").inner_text())
+    hours = page.locator(".alnb-review .alnb-review-hours").inner_text()
+    residual = page.locator(".alnb-review .alnb-review-residual").inner_text()
+    page.locator(".alnb-review").scroll_into_view_if_needed()
+    page.screenshot(path=str(tmp_path / "notebook07_after_drag.png"))
+    want = ReviewController.from_workspace(Workspace.open(ws_dir), value=value)
+    assert abs(readout - value) <= 5e-4 and abs(value - frac) < 0.2, (readout, value, frac)
+    assert int(box.get_attribute("data-reviewed")) == want.reviewed != reviewed0
+    assert hours == want.hours_text() and residual == want.residual_text()
+    assert "0.0 h" not in hours and re.search(r"\d+\.\d h| min", hours), hours
+    assert f"accept {want.n - want.reviewed} images unreviewed" in residual and "missed boxes" in residual
+    # the curve beside the slider is drawn for that cut (one image in the widget's output)
+    assert page.locator(".widget-output img").count() >= 1
+    page.locator("button", has_text="Accept the rest").click()
+    page.wait_for_selector(".alnb-review-accepted")
+    rec = json.loads((ws_dir / "metrics" / "review_accept.json").read_text())
+    assert rec["reviewed"] == want.reviewed and rec["n_accepted"] == want.n - want.reviewed
+    assert not _page_problems(page)
+    page.screenshot(path=str(tmp_path / "notebook07_accepted.png"))
+    _keep(sorted(tmp_path.glob("notebook07_*.png")), "07_label_the_rest")
+    page.close()
 
 
 def _open_markdown(browser, url, token, path):

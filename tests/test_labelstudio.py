@@ -151,6 +151,34 @@ def yolo_of(value):
     return [x + w / 2, y + h / 2, w, h]
 
 
+def plant_autolabels(ws, boxes: dict) -> None:
+    """CAL1's auto-labels for the images ``boxes`` names (stem -> ``(class, cx, cy, w, h, conf)`` rows), as scoring
+    writes them, and the manifest's ``auto_model``."""
+    auto = ws.root / "autolabels" / "CAL1"
+    auto.mkdir(parents=True, exist_ok=True)
+    for stem, rows in boxes.items():
+        (auto / f"{stem}.txt").write_text("".join(f"{c} {cx} {cy} {w} {h} {p}\n" for c, cx, cy, w, h, p in rows))
+    m = ws.manifest()
+    m.loc[m["stem"].isin(list(boxes)), "auto_model"] = "CAL1"
+    ws.write_manifest(m)
+
+
+def new_project(server, title: str, export: Path, tasks: list, images: Path | None = None) -> tuple:
+    """A Label Studio project with alnb's exported labelling config, a *Local files* storage on ``images`` (when
+    given) and ``tasks`` imported; returns ``(project id, the import's answer)``."""
+    st, project = server.api("POST", "/api/projects", {"title": title,
+                                                       "label_config": (export / "label_config.xml").read_text()})
+    assert st == 201, project
+    pid = project["id"]
+    if images is not None:
+        st, storage = server.api("POST", "/api/storages/localfiles", {"project": pid, "path": str(images),
+                                                                     "use_blob_urls": False, "title": "dataset"})
+        assert st == 201, storage
+    st, res = server.api("POST", f"/api/projects/{pid}/import", tasks)
+    assert st == 201, res
+    return pid, res
+
+
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory):
     """One Label Studio server for the tests of this module (starting one takes ~40 s); its local-files document root
@@ -176,13 +204,7 @@ def loop_ws(label_studio, tmp_path):
         lab.unlink()  # 8 images nobody has labelled yet
     ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
     unl = sorted(ws.manifest().query("label_state == 'unlabelled'")["stem"])
-    auto = ws.root / "autolabels" / "CAL1"
-    auto.mkdir(parents=True)
-    for s in unl:
-        (auto / f"{s}.txt").write_text("".join(f"{c} {cx} {cy} {w} {h} {p}\n" for c, cx, cy, w, h, p in AUTO))
-    m = ws.manifest()
-    m.loc[m["stem"].isin(unl), "auto_model"] = "CAL1"
-    ws.write_manifest(m)
+    plant_autolabels(ws, {s: AUTO for s in unl})
     pd.DataFrame({"stem": unl, "score": np.linspace(0.2, 0.9, len(unl)), "tier": "hard",
                   "failed": False}).to_csv(ws.root / "scores.csv", index=False)
     sel.commit(ws, unl[:5], "GT2")
@@ -205,15 +227,8 @@ def test_label_studio_round_trip(loop_ws, label_studio, tmp_path, capsys):
 
     # 2. Label Studio with local-file serving
     server = label_studio
-    st, project = server.api("POST", "/api/projects", {"title": "alnb GT2 queue",
-                                                       "label_config": (export / "label_config.xml").read_text()})
-    assert st == 201, project
-    pid = project["id"]
-    st, storage = server.api("POST", "/api/storages/localfiles", {"project": pid, "path": str(ds / "images"),
-                                                                 "use_blob_urls": False, "title": "dataset"})
-    assert st == 201, storage
-    st, res = server.api("POST", f"/api/projects/{pid}/import", tasks)
-    assert st == 201 and res["task_count"] == 5 and res["prediction_count"] == 5, res
+    pid, res = new_project(server, "alnb GT2 queue", export, tasks, ds / "images")
+    assert res["task_count"] == 5 and res["prediction_count"] == 5, res
     by_stem = server.tasks(pid, lambda t: t["data"]["alnb_stem"])
     assert sorted(by_stem) == ws.stems("GT2")
     for stem, task in by_stem.items():  # pre-annotations arrive exactly; images are served from the dataset
@@ -619,16 +634,11 @@ def test_measured_seconds_from_label_studio(label_studio, tmp_path, capsys):
         lab.unlink()  # 42 images nobody has labelled
     ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
     unl = sorted(ws.manifest().query("label_state == 'unlabelled'")["stem"])
-    auto = ws.root / "autolabels" / "CAL1"
-    auto.mkdir(parents=True)
     proposals = {}
     for s in unl:
         cells = rng.permutation(len(GRID))[: int(rng.integers(1, 6))]
         proposals[s] = [(int(rng.integers(0, 6)), *GRID[c], 0.15, 0.2) for c in cells]
-        (auto / f"{s}.txt").write_text("".join(f"{c} {x} {y} {w} {h} 0.8\n" for c, x, y, w, h in proposals[s]))
-    m = ws.manifest()
-    m.loc[m["stem"].isin(unl), "auto_model"] = "CAL1"
-    ws.write_manifest(m)
+    plant_autolabels(ws, {s: [(*b, 0.8) for b in boxes] for s, boxes in proposals.items()})
     pd.DataFrame({"stem": unl, "score": np.linspace(0.2, 0.9, len(unl)), "tier": "hard",
                   "failed": False}).to_csv(ws.root / "scores.csv", index=False)
     sel.commit(ws, unl, "GT2")
@@ -637,12 +647,8 @@ def test_measured_seconds_from_label_studio(label_studio, tmp_path, capsys):
     assert rc == 0, out
     export = ws.root / "export" / "labelstudio"
     server = label_studio
-    st, project = server.api("POST", "/api/projects", {"title": "alnb seconds",
-                                                       "label_config": (export / "label_config.xml").read_text()})
-    assert st == 201, project
-    pid = project["id"]
-    st, res = server.api("POST", f"/api/projects/{pid}/import", json.loads((export / "tasks.json").read_text()))
-    assert st == 201 and res["task_count"] == len(unl), res
+    pid, res = new_project(server, "alnb seconds", export, json.loads((export / "tasks.json").read_text()))
+    assert res["task_count"] == len(unl), res
     by_stem = server.tasks(pid, lambda t: t["data"]["alnb_stem"])
 
     def region(i, c, x, y, w, h):
@@ -707,3 +713,142 @@ def test_measured_seconds_from_label_studio(label_studio, tmp_path, capsys):
     section = "\n".join(report.labelling_seconds_section(ws))
     assert f"**measured on {len(unl)} annotations by 1 person**" in section and "t_draw" in section
     print("fitted seconds:", {c: f"{fit.value[c]:.2f} [{fit.lo[c]:.2f}, {fit.hi[c]:.2f}]" for c in SCRIPTED})
+
+
+# ------------------------------------------------------------------------------------ the review plan's queue
+def test_review_queue_round_trip(label_studio, tmp_path, capsys):
+    """The review plan in a real Label Studio: ``alnb review --accept`` on planted scores (a real-mode workspace whose
+    POOL has auto-labels, a calibration set with known errors), ``alnb export-queue --review`` (exactly the plan's
+    review images, pre-annotated, prediction score descending = plan order), people review two of them (one accepted
+    as proposed, one corrected), ``alnb import-labels``: the reviewed images are people's labels (machine-reviewed),
+    the accepted ones stay machine-accepted and machine-marked in every final export, a label a person gave before is
+    byte-identical, and the dataset folder is untouched."""
+    from alnb import labelio, reviewstep
+
+    rng = np.random.default_rng(7)
+    base = Path(tempfile.mkdtemp(prefix="review-", dir=label_studio.document_root))
+    ds = weld.generate(base / "dataset", weld.WeldConfig(n_images=20, width=96, height=64, seed=2), progress=False)
+    for lab in sorted((ds / "labels").glob("*.txt"))[12:]:
+        lab.unlink()  # 8 images nobody has labelled yet
+    ds_hash = tree_hash(ds)
+    ws = pipeline.setup(tmp_path / "ws", ds, n_val=4, n_gt1=4, log=None)
+    names = ws.names
+    unl = sorted(ws.manifest().query("label_state == 'unlabelled'")["stem"])
+    plant_autolabels(ws, {s: AUTO for s in unl})
+    score = np.linspace(0.1, 0.9, len(unl))[rng.permutation(len(unl))]
+    feats = lambda sc: {"n_det": 3, "n_cand": 4, "score_sum": 3 * sc, "count_var": sc / 2}  # noqa: E731
+    pd.DataFrame({"stem": unl, "model": "CAL1", "score": score, "tier": "hard", "failed": False,
+                  **feats(score)}).to_csv(ws.root / "scores.csv", index=False)
+    ws.save_json("mc_scoring", {"model": "CAL1", "scoring_key": "planted"})
+    cal = rng.random(40)  # the calibration set (VAL1 scored by the same model): errors grow with the score
+    n_fp, n_fn = rng.poisson(2 * cal), rng.poisson(1.5 * cal)
+    (ws.root / "scores" / "CAL1").mkdir(parents=True)
+    pd.DataFrame({"stem": [f"cal{i:03d}" for i in range(40)], "model": "CAL1", "score": cal, "failed": False,
+                  **feats(cal), "has_error": (n_fp + n_fn) > 0, "n_fp": n_fp, "n_fn": n_fn, "n_gt": 3 - n_fp + n_fn,
+                  "scoring_key": "planted"}).to_csv(ws.root / "scores" / "CAL1" / "val1_scores.csv", index=False)
+    person = unl[0]  # a person labelled this image before the plan
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / f"{person}.txt").write_text("3 0.25 0.5 0.2 0.3\n")
+    labelio.import_labels(ws, mine, "yolo", tag="any")
+    person_bytes = (ws.root / "labels" / f"{person}.txt").read_bytes()
+
+    # 1. the plan, the acceptance, the review queue
+    rc, out = cli(capsys, "review", "--workspace", ws.root, "--fraction", "0.5", "--accept")
+    assert rc == 0 and "machine-accepted" in out, out
+    split = reviewstep.review_split(ws)
+    review, accepted = list(split["review"]["stem"]), list(split["accepted"]["stem"])
+    assert len(review) == 4 and len(accepted) == 3 and sorted(review + accepted) == unl[1:]
+    rc, out = cli(capsys, "export-queue", "--workspace", ws.root, "--review", "--format", "labelstudio",
+                  "--document-root", label_studio.document_root)
+    assert rc == 0, out
+    export = ws.root / "export" / "review" / "labelstudio"
+    tasks = json.loads((export / "tasks.json").read_text())
+    assert [t["data"]["alnb_stem"] for t in tasks] == review
+
+    # 2. Label Studio: the review images arrive with their pre-annotations; sorting by prediction score = the plan
+    server = label_studio
+    pid, res = new_project(server, "alnb review queue", export, tasks, ds / "images")
+    assert res["task_count"] == 4 and res["prediction_count"] == 4, res
+    by_stem = server.tasks(pid, lambda t: t["data"]["alnb_stem"])
+    assert sorted(by_stem) == sorted(review)
+    for stem, task in by_stem.items():
+        (pred,) = task["predictions"]
+        got = sorted((r["value"]["rectanglelabels"][0], *yolo_of(r["value"])) for r in pred["result"])
+        want = sorted((names[c], cx, cy, w, h) for c, cx, cy, w, h, _ in AUTO)
+        assert [g[0] for g in got] == [w_[0] for w_ in want]
+        np.testing.assert_allclose([g[1:] for g in got], [w_[1:] for w_ in want], atol=1e-9)
+    st, res = server.api("PATCH", f"/api/projects/{pid}", {"model_version": "CAL1"})  # show CAL1's scores
+    assert st == 200, res
+    q = json.dumps({"ordering": ["-tasks:predictions_score"]})
+    st, listing = server.api("GET", f"/api/tasks?project={pid}&page_size=100&fields=all&query=" + urllib.parse.quote(q))
+    assert st == 200 and [t["data"]["alnb_stem"] for t in listing["tasks"]] == review
+
+    # 3. people review two images: one accepted as proposed, one corrected (a box moved, one deleted)
+    expect = {}
+
+    def submit(stem, result):
+        st, ann = server.api("POST", f"/api/tasks/{by_stem[stem]['id']}/annotations",
+                             {"result": result, "was_cancelled": False, "ground_truth": False})
+        assert st == 201, ann
+        expect[stem] = yolo_text(ann["result"], names)
+
+    proposal = lambda stem: json.loads(json.dumps(by_stem[stem]["predictions"][0]["result"]))  # noqa: E731
+    submit(review[0], proposal(review[0]))
+    corrected = proposal(review[1])[1:]
+    corrected[0]["value"]["x"] += 6.0
+    submit(review[1], corrected)
+    st, data = server.api("GET", f"/api/projects/{pid}/export?exportType=JSON&download_all_tasks=true", raw=True)
+    assert st == 200
+    path = tmp_path / "review-export.json"
+    path.write_bytes(data)
+
+    # 4. the import: the default selections refuse POOL images by name (nothing changes); --tag any takes them
+    before = tree_hash(ws.root)
+    rc, out = cli(capsys, "import-labels", path, "--workspace", ws.root, "--format", "labelstudio")
+    assert rc == 2 and "not_in_selection" in out and "--tag any" in out and tree_hash(ws.root) == before
+    rc, out = cli(capsys, "import-labels", path, "--workspace", ws.root, "--format", "labelstudio", "--tag", "any")
+    assert rc == 0 and "2 new, 0 replaced, 0 unchanged, 2 skipped" in out and "final label set" in out, out
+    src = ws.manifest().set_index("stem")["label_source"]
+    for s, text in expect.items():
+        assert (ws.root / "labels" / f"{s}.txt").read_text() == text and src[s] == "human"
+    assert len(expect[review[1]].splitlines()) == 2 and expect[review[0]] != expect[review[1]]
+    assert (src[accepted] == "accepted").all() and not src[review[2:]].isin(["human", "accepted"]).any()
+    assert src[person] == "human" and (ws.root / "labels" / f"{person}.txt").read_bytes() == person_bytes
+
+    # 5. the final label set (the import refreshed final/), every format: reviewed = people's (machine-reviewed),
+    # accepted = machine-marked
+    final = {fmt: ws.root / reviewstep.FINAL_DIR / fmt for fmt in ("yolo", "coco", "labelstudio", "cvat")}
+    prov = pd.read_csv(final["yolo"] / "provenance.csv", dtype={"stem": str}).set_index("stem")
+    assert (prov.loc[review[:2], "provenance"] == "machine-reviewed").all()
+    assert (prov.loc[accepted, "provenance"] == "machine-accepted").all() and prov.at[person, "provenance"] == "human"
+    assert not set(review[2:]) & set(prov.index)  # still waiting for review: never in the final set
+    for s in review[:2]:
+        assert (final["yolo"] / "labels" / f"{s}.txt").read_text() == expect[s]
+    auto_text = "".join(f"{c} {cx:.10g} {cy:.10g} {w:.10g} {h:.10g}\n" for c, cx, cy, w, h, _ in AUTO)
+    for s in accepted:
+        assert (final["yolo"] / "labels" / f"{s}.txt").read_text() == auto_text
+    assert (final["yolo"] / "labels" / f"{person}.txt").read_bytes() == person_bytes
+    coco = json.loads((final["coco"] / "instances.json").read_text())
+    marks = {im["alnb_stem"]: im["alnb_provenance"] for im in coco["images"]}
+    ids = {im["alnb_stem"]: im["id"] for im in coco["images"]}
+    assert {marks[s] for s in accepted} == {"machine-accepted"} and {marks[s] for s in review[:2]} == {
+        "machine-reviewed"}
+    acc_anns = [a for a in coco["annotations"] if a["image_id"] in {ids[s] for s in accepted}]
+    assert len(acc_anns) == 3 * len(accepted)
+    assert all(a["alnb_provenance"] == "machine-accepted" and a["alnb_model"] == "CAL1" for a in acc_anns)
+    ls_final = {t["data"]["alnb_stem"]: t for t in json.loads((final["labelstudio"] / "tasks.json").read_text())}
+    for s in accepted:
+        t = ls_final[s]
+        assert t["annotations"] == [] and t["data"]["alnb_provenance"] == "machine-accepted"
+        assert [p["model_version"] for p in t["predictions"]] == ["machine-accepted:CAL1"]
+    for s in review[:2]:
+        assert ls_final[s]["predictions"] == [] and ls_final[s]["annotations"][0]["alnb_provenance"] == \
+               "machine-reviewed"
+    import zipfile
+
+    with zipfile.ZipFile(final["cvat"] / "cvat_yolo1.1.zip") as z:
+        cv = pd.read_csv(z.open("provenance.csv"), dtype={"stem": str}).set_index("stem")
+    assert (cv.loc[accepted, "provenance"] == "machine-accepted").all()
+    assert (cv.loc[review[:2], "provenance"] == "machine-reviewed").all()
+    assert tree_hash(ds) == ds_hash

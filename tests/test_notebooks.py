@@ -67,7 +67,7 @@ def test_notebook_shows_each_figure_once_and_no_traceback(executed, name):
     as_text = [_data(o, "text/plain") for _, o in outs if "<Figure size" in _data(o, "text/plain")]
     assert not as_text, f"figures shown as text, not as images: {as_text}"
     expected = {"00_setup": 2, "01_train_gt1": 3, "02_autolabel": 4, "03_select_gt2": 1, "04_random_control": 4,
-                "06_next_round": 2}[name]
+                "06_next_round": 2, "07_label_the_rest": 1}[name]
     assert len(shown) >= expected, (name, len(shown))
 
 
@@ -155,6 +155,57 @@ def test_notebook_06_runs_round_3_from_cal2s_scores(executed):
     assert key["images_cal"] == 12 + len(gt2) + 4 and key["images_control"] == 12 + len(ws.stems("CONTROL")) + 4
     assert key["mAP50_CAL3"] == pytest.approx(ws.load_json("eval_CAL3")["mAP50"])
     assert "## Round by round" in (ws.root / "report.md").read_text()
+    # the review plan recomputed with the round's newest scorer (CAL2): its line per model, in the report
+    rounds = ws.load_json("review_plan_rounds")
+    plan = pd.read_csv(ws.root / "review_plan.csv", dtype={"stem": str})
+    assert list(rounds) == ["CAL2"] and rounds["CAL2"]["n_images"] == len(plan) >= 1
+    assert set(plan["stem"]) <= set(ws.stems("POOL")) - set(ws.stems("GT2", "CONTROL", "VAL1", "GT1"))
+    assert rounds["CAL2"]["review_all_h"] == pytest.approx(plan["review_s"].sum() / 3600)
+    report_md = (ws.root / "report.md").read_text()
+    assert "Review hours for the remaining POOL per model" in report_md
+    assert f"| CAL2 | {len(plan)} | {rounds['CAL2']['review_all_h']:.2f} |" in report_md.replace("  ", " ")
+
+
+def test_notebook_07_reviews_half_and_accepts_the_rest(executed):
+    """Label the rest: CAL1's plan of the 24 POOL images (the workspace as notebook 02 left it), the cut at half of
+    them, the rest accepted as machine labels; the numbers shown are the plan's, the final set marks its source."""
+    from alnb.notebooks import read_key_numbers
+    from alnb.widgets import ReviewController
+
+    ws = Workspace.open(executed["workspace_review"])
+    key = read_key_numbers(executed["executed"]["07_label_the_rest"])
+    plan = pd.read_csv(ws.root / "review_plan.csv", dtype={"stem": str})
+    cv = pd.read_csv(ws.root / "review_curve.csv")
+    assert key["model"] == "CAL1" and key["n_images"] == len(plan) == 24
+    assert (key["reviewed"], key["accepted"], key["machine_accepted"]) == (12, 12, 12)
+    row = cv.iloc[12]
+    assert key["review_h"] == pytest.approx(plan["review_s"].iloc[:12].sum() / 3600) == pytest.approx(row["review_h"])
+    assert key["err_images"] == pytest.approx(plan["p_error"].iloc[12:].sum())
+    assert key["missed_boxes"] == pytest.approx(plan["e_fn"].iloc[12:].sum())
+    assert key["false_boxes"] == pytest.approx(plan["e_fp"].iloc[12:].sum())
+    assert key["err_images_lo"] <= key["err_images_hi"] and key["err_images_hi"] <= 12
+    assert key["actual_err_images"] == int(plan["has_error"].astype(str).str.lower().isin(("true", "1"))
+                                           .iloc[12:].sum())
+    assert key["saved_h"] == pytest.approx(key["manual_all_h"] - key["review_h"])
+    assert key["costs"] == "literature defaults"  # simulation: no measured annotation times
+    # accepted: exactly the plan's second half, machine-marked; every person's / dataset label kept
+    m = ws.manifest()
+    acc = set(m.loc[m["label_source"] == "accepted", "stem"])
+    assert acc == set(plan["stem"].iloc[12:]) == set(ws.load_json("review_accept")["accepted"])
+    assert m.loc[m["stem"].isin(ws.stems("VAL1", "GT1")), "label_source"].isin(("human", "oracle")).all()
+    assert (m.loc[m["stem"].isin(plan["stem"].iloc[:12]), "label_source"] == "auto").all()  # sent to review
+    prov = pd.read_csv(ws.root / "final" / "yolo" / "provenance.csv", dtype={"stem": str})
+    assert set(prov.loc[prov["provenance"] == "machine-accepted", "stem"]) == acc
+    assert set(prov.loc[prov["provenance"] == "human", "stem"]) == set(ws.stems("VAL1", "GT1"))
+    # what the notebook shows is what the controller computes for that cut
+    c = ReviewController.from_workspace(ws, value=0.5)
+    assert c.reviewed == 12
+    text = "".join(_data(o, "text/html") for _, o in _outputs(executed["executed"]["07_label_the_rest"]))
+    import html as _h
+
+    assert _h.escape(c.hours_text()) in text and _h.escape(c.residual_text()) in text
+    md = "".join(_data(o, "text/markdown") for _, o in _outputs(executed["executed"]["07_label_the_rest"]))
+    assert "literature defaults" in md and "12 images now carry CAL1's labels" in md
 
 
 @pytest.mark.parametrize("name", list(PARAMS))

@@ -324,3 +324,115 @@ def test_cli_errors_are_one_clear_message(tiny_workspace, capsys):
         cli.main(["review", "--workspace", str(ws.root), "--fraction", "0.5", "--hours", "1"])
     assert e.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- the review queue in a tool
+def test_review_queue_exported_in_plan_order_and_imported_back(scored_ws, tmp_path, capsys):
+    """``alnb export-queue --review``: exactly the plan's review images, in plan order, with the plan model's
+    auto-labels; the reviewed labels come back through ``alnb import-labels --tag any`` as people's labels
+    (machine-reviewed), the accepted images keep the machine's, and a person's label is never replaced."""
+    from alnb import cli, reviewstep
+    from alnb.formats.common import read_autolabels
+
+    ws = _fresh_copy(scored_ws, tmp_path)
+    for p in (ws.root / "review_plan.csv", ws.root / "metrics" / "review_plan.json"):
+        p.unlink(missing_ok=True)  # the module's workspace may hold a plan from an earlier test
+    argv = ["export-queue", "--workspace", str(ws.root), "--review", "--format"]
+    assert cli.main(argv + ["labelstudio"]) == 2  # no plan yet
+    err = capsys.readouterr().err
+    assert "review_plan.json missing: run `alnb review --workspace" in err and "Traceback" not in err
+
+    assert cli.main(["review", "--workspace", str(ws.root), "--fraction", "0.5", "--accept"]) == 0
+    capsys.readouterr()
+    split = reviewstep.review_split(ws)
+    review, accepted = list(split["review"]["stem"]), list(split["accepted"]["stem"])
+    assert len(review) == 10 and len(accepted) == 10 and split["model"] == "CAL1"
+
+    assert cli.main(argv + ["labelstudio"]) == 0
+    out = capsys.readouterr().out
+    assert "review queue (10 image(s)" in out and "--tag any" in out
+    folder = ws.root / "export" / "review" / "labelstudio"
+    tasks = json.loads((folder / "tasks.json").read_text())
+    assert [t["data"]["alnb_stem"] for t in tasks] == review  # exactly the review images, plan order
+    assert [t["data"]["alnb_rank"] for t in tasks] == list(range(1, 11))
+    value = dict(zip(split["review"]["stem"], split["review"]["value"]))
+    for t in tasks:
+        s = t["data"]["alnb_stem"]
+        auto = read_autolabels(ws.root / "autolabels" / "CAL1" / f"{s}.txt", len(ws.names))
+        (pred,) = t["predictions"]
+        assert pred["model_version"] == "CAL1" and len(pred["result"]) == len(auto)
+        for r, (c, cx, cy, w, h, conf) in zip(pred["result"], auto):
+            assert r["value"]["rectanglelabels"] == [ws.names[int(c)]]
+            assert [r["value"][k] for k in ("x", "y", "width", "height")] == pytest.approx(
+                [(cx - w / 2) * 100, (cy - h / 2) * 100, w * 100, h * 100])
+        assert pred["score"] == pytest.approx(value[s]) == t["data"]["alnb_priority"]
+    by_score = [tasks[i]["data"]["alnb_stem"] for i in np.argsort([-t["predictions"][0]["score"] for t in tasks],
+                                                                  kind="stable")]
+    assert by_score == review  # prediction score descending = the plan's order
+    q = pd.read_csv(folder / "queue.csv", dtype={"stem": str})
+    assert list(q["stem"]) == review and q["priority"].tolist() == pytest.approx([value[s] for s in review])
+    assert cli.main(argv + ["cvat"]) == 0 and cli.main(argv + ["coco"]) == 0
+    capsys.readouterr()
+    with zipfile.ZipFile(ws.root / "export" / "review" / "cvat" / "cvat_yolo1.1.zip") as z:
+        train = z.read("train.txt").decode().split()
+    image = ws.manifest().set_index("stem")["image"]
+    assert [t.rsplit("/", 1)[-1] for t in train] == [image[s].rsplit("/", 1)[-1] for s in review]
+    coco = json.loads((ws.root / "export" / "review" / "coco" / "instances.json").read_text())
+    assert [im["id"] for im in coco["images"]] == list(range(1, 11))
+    assert [im["file_name"] for im in coco["images"]] == [image[s] for s in review]
+
+    # errors: --tag with --review; a plan whose model's auto-labels are gone
+    assert cli.main(argv + ["labelstudio", "--tag", "GT2"]) == 2
+    assert "--review exports the images the review plan sends to review" in capsys.readouterr().err
+    summary = json.loads((ws.root / "metrics" / "review_plan.json").read_text())
+    stale = ws.root / "metrics" / "review_plan.json"
+    stale.write_text(json.dumps({**summary, "model": "CAL0"}))
+    assert cli.main(argv + ["labelstudio"]) == 2
+    err = capsys.readouterr().err
+    assert "plan of CAL0's auto-labels, but" in err and "autolabels/CAL0 is missing" in err and "Traceback" not in err
+    stale.write_text(json.dumps(summary))
+
+    # the reviewed labels come back: one accepted as proposed, one corrected
+    back = tmp_path / "reviewed"
+    back.mkdir()
+    auto0 = read_autolabels(ws.root / "autolabels" / "CAL1" / f"{review[0]}.txt", len(ws.names))[:, :5]
+    as_proposed = "".join(f"{int(c)} {cx:.10g} {cy:.10g} {w:.10g} {h:.10g}\n" for c, cx, cy, w, h in auto0)
+    (back / f"{review[0]}.txt").write_text(as_proposed)
+    (back / f"{review[1]}.txt").write_text("1 0.4 0.5 0.2 0.1\n")
+    before = {p: p.read_bytes() for p in (ws.manifest_path,)}
+    assert cli.main(["import-labels", str(back), "--workspace", str(ws.root), "--format", "yolo"]) == 2
+    err = capsys.readouterr().err
+    assert "not_in_selection" in err and "--tag any" in err  # the default selections: refused, named, unchanged
+    assert {p: p.read_bytes() for p in before} == before
+    assert cli.main(["import-labels", str(back), "--workspace", str(ws.root), "--format", "yolo", "--tag",
+                     "any"]) == 0
+    out = capsys.readouterr().out
+    assert "2 new" in out and "final label set (with provenance) updated" in out
+    final = pd.read_csv(ws.root / "final" / "yolo" / "provenance.csv", dtype={"stem": str}).set_index("stem")
+    assert (final.loc[review[:2], "provenance"] == "machine-reviewed").all()  # the import refreshed final/
+    m = ws.manifest().set_index("stem")
+    assert (m.loc[review[:2], "label_source"] == "human").all()
+    assert (m.loc[accepted, "label_source"] == "accepted").all() and (m.loc[review[2:], "label_source"] == "auto").all()
+    assert (ws.root / "labels" / f"{review[0]}.txt").read_text() == as_proposed
+    prov = reviewstep.provenance(ws).set_index("stem")
+    assert (prov.loc[review[:2], "provenance"] == "machine-reviewed").all()
+    assert (prov.loc[accepted, "provenance"] == "machine-accepted").all()
+    assert not set(review[2:]) & set(prov.index)  # still waiting for review: not in the final label set
+    mine = (ws.root / "labels" / f"{review[1]}.txt").read_bytes()
+    (back / f"{review[1]}.txt").write_text("2 0.6 0.5 0.2 0.1\n")  # another person's different label
+    assert cli.main(["import-labels", str(back), "--workspace", str(ws.root), "--format", "yolo", "--tag",
+                     "any"]) == 2
+    assert "changed_human" in capsys.readouterr().err
+    assert (ws.root / "labels" / f"{review[1]}.txt").read_bytes() == mine
+
+    # a new plan (the reviewed images are people's now, never planned) keeps them machine-reviewed; its cut reviews
+    # nothing, so there is no review queue
+    assert cli.main(["review", "--workspace", str(ws.root), "--fraction", "0", "--accept"]) == 0
+    capsys.readouterr()
+    plan = pd.read_csv(ws.root / "review_plan.csv", dtype={"stem": str})
+    assert not set(review[:2]) & set(plan["stem"]) and len(plan) == 18
+    prov = reviewstep.provenance(ws).set_index("stem")
+    assert (prov.loc[review[:2], "provenance"] == "machine-reviewed").all()
+    assert (prov.loc[review[2:] + accepted, "provenance"] == "machine-accepted").all()
+    assert cli.main(argv + ["labelstudio"]) == 2
+    assert "the chosen cut reviews no image" in capsys.readouterr().err

@@ -132,3 +132,36 @@ def test_report_shows_both_chains_round_by_round(three_rounds):
     section = text.split("## Round by round")[1].split("## Figures")[0]
     assert all(m in section for m in ("CAL3", "Control3", "round 3 (CAL3 vs Control3)", "rounds_curves.png"))
     assert (ws.figures_dir / "rounds_curves.png").is_file()
+
+
+def test_review_plan_per_round_changes_no_selection_or_model(three_rounds, tmp_path):
+    """``alnb run --review-plan``: round 3 recomputes the review plan with CAL2 right after it scored the POOL; GT3,
+    CONTROL3 and the retrained CAL3 / Control3 are the same as without it, and the report lists the review hours."""
+    import shutil
+
+    from alnb.workspace import Workspace
+
+    src = Workspace.open(three_rounds["workspace"])
+    root = tmp_path / "ws"
+    shutil.copytree(src.root, root, symlinks=True)
+    for name in ("CAL3", "Control3"):
+        shutil.rmtree(root / "runs" / name)
+    out = pipeline.run(src.dataset_root, root, profile="smoke", T=4, n_val=10, n_gt1=10, rule="budget", budget=4,
+                       rounds=3, log=None, review_plan=True)
+    ws = Workspace.open(out["workspace"])
+    for tag in ("GT2", "CONTROL", "GT3", "CONTROL3"):
+        assert sorted(ws.stems(tag)) == sorted(src.stems(tag)), tag
+    for name in ("CAL3", "Control3"):  # trained again after the plan step: the same model, the same numbers
+        assert ws.load_json(f"eval_{name}")["mAP50"] == src.load_json(f"eval_{name}")["mAP50"]
+        assert ws.load_json(f"eval_{name}")["overall"] == src.load_json(f"eval_{name}")["overall"]
+    rounds = ws.load_json("review_plan_rounds")
+    plan = pd.read_csv(ws.root / "review_plan.csv", dtype={"stem": str})
+    m = ws.manifest()  # the rerun's POOL: every selection already labelled (oracle), the rest machine-labelled
+    unlabelled = {s for s, t, ls in zip(m["stem"], m["tags"], m["label_source"])
+                  if "POOL" in t.split(";") and ls not in ("human", "oracle")}
+    assert list(rounds) == ["CAL2"] and set(plan["stem"]) == unlabelled and rounds["CAL2"]["n_images"] == len(plan)
+    assert set(plan["model"]) == {"CAL2"}
+    report = (ws.root / "report.md").read_text()
+    assert "Review hours for the remaining POOL per model" in report
+    assert f"| CAL2 | {len(plan)} | {rounds['CAL2']['review_all_h']:.2f} |" in report
+    assert not (src.root / "review_plan.csv").exists()  # without the flag: no plan step

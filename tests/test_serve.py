@@ -96,6 +96,18 @@ def test_task_score_sorts_like_the_labelling_queue():
     assert lsf.task_score(float("nan"), False) is None and lsf.task_score(None, True) is None
 
 
+def test_review_task_score_puts_the_review_queue_first_and_accepted_last():
+    rev = [lsf.review_task_score("review", i, 3) for i in range(3)]
+    acc = [lsf.review_task_score("accepted", i, 2) for i in range(2)]
+    other = [lsf.review_task_score("other", base=lsf.task_score(d, f)) for d, f in ((0.1, True), (0.9, False),
+                                                                                   (0.0, False))]
+    assert rev == sorted(rev) and acc == sorted(acc) and other == sorted(other)
+    assert 0 < rev[0] and max(rev) < 1 / 3 < min(other) and max(other) <= 2 / 3 < min(acc) and max(acc) < 1
+    assert lsf.review_task_score("other", base=None) is None
+    with pytest.raises(ValueError, match="place"):
+        lsf.review_task_score("later")
+
+
 def test_parse_config_finds_names_and_refuses_what_cannot_show_boxes():
     cfg = lsf.parse_config('<View><Image name="img" value="$photo"/><RectangleLabels name="box" toName="img">'
                            '<Label value="a"/></RectangleLabels></View>')
@@ -133,6 +145,47 @@ def test_predictions_are_the_workspace_autolabels_hardest_first(backend, scored_
     by_score = [pool[i] for i in np.argsort([p["score"] for p in out["results"]], kind="stable")]
     assert by_score == list(queue(ws, tag=None, stems=pool)["stem"])  # ascending = the labelling queue
     assert not any(str(v) in line for line in backend.lines for v in ("label_config", "<View"))  # bodies not logged
+
+
+def _plant_plan(ws, plan_stems, reviewed, model="CAL1"):
+    """A review plan as ``alnb review`` writes it (the files :func:`alnb.reviewstep.review_split` reads)."""
+    import pandas as pd
+
+    n = len(plan_stems)
+    pd.DataFrame({"rank": range(1, n + 1), "stem": plan_stems, "value": np.linspace(1, 0.1, n)}).to_csv(
+        ws.root / "review_plan.csv", index=False)
+    pd.DataFrame({"reviewed": range(n + 1)}).to_csv(ws.root / "review_curve.csv", index=False)
+    ws.save_json("review_plan", {"model": model, "cut": {"reviewed": reviewed}})
+
+
+def test_review_plan_orders_predictions_review_first_accepted_last(ws_copy, monkeypatch):
+    """With a review plan of the served model, sorting by prediction score ascending lists the plan's review
+    images (plan order), then the images it does not order (labelling-queue order), then the accepted ones (plan
+    order); a plan of another model changes nothing; the backend picks a new plan up without a restart."""
+    for k in (serve.TOKEN_ENV, serve.URL_ENV, serve.AUTH_USER_ENV, serve.AUTH_PASS_ENV, serve.DOCUMENT_ROOT_ENV):
+        monkeypatch.delenv(k, raising=False)
+    ws = ws_copy
+    b = serve.Backend(ws, log=lambda *_: None)
+    pool = sorted(load_scores(ws)["stem"])
+    tasks = [{"id": i, "data": {"image": url(ws, s)}} for i, s in enumerate(pool)]
+
+    def order():
+        st, out, _ = b.handle("POST", "/predict", body=json.dumps({"tasks": tasks,
+                                                                   "label_config": config(ws)}).encode())
+        assert st == 200 and not [r for r in out["results"] if "error" in r]
+        return [pool[i] for i in np.argsort([r["score"] for r in out["results"]], kind="stable")]
+
+    no_plan = order()
+    assert no_plan == list(queue(ws, tag=None, stems=pool)["stem"])
+    # the plan: easiest first (not the difficulty order), two images it does not order (e.g. labelled since)
+    easiest = list(load_scores(ws).sort_values(["score", "stem"])["stem"])
+    planned, others = easiest[:-2], easiest[-2:]
+    _plant_plan(ws, planned, reviewed=4)
+    got = order()
+    assert got == planned[:4] + [s for s in no_plan if s in others] + planned[4:]
+    assert b.snapshot().plan_note.startswith("review plan of CAL1: its 4 review image(s) first")
+    _plant_plan(ws, planned, reviewed=4, model="CAL0")  # a stale plan: the difficulty order again
+    assert order() == no_plan and "review plan not used" in b.snapshot().plan_note
 
 
 def test_project_config_names_are_used_and_extras_only_when_configured(backend, scored_ws):

@@ -274,3 +274,107 @@ def test_hours_under_one_hour_read_in_minutes(hours, text):
     from alnb.display import format_hours
 
     assert format_hours(hours) == text
+
+
+# ------------------------------------------------------------------------------------------------- the review cut
+def hand_plan(n: int = 8, model: str = "CAL1", stems=None):
+    """A hand-made review plan of ``n`` images (alnb.review.make_plan + curve with bootstrap draws)."""
+    from alnb import review as rv
+
+    stems = list(stems) if stems is not None else [f"img{i:02d}" for i in range(n)]
+    n = len(stems)
+    scores = pd.DataFrame({"stem": stems, "model": model, "n_det": np.arange(n) % 3 + 1,
+                           "score": np.linspace(0.1, 0.9, n)})
+    pred = pd.DataFrame({"p_error": np.linspace(0.05, 0.9, n), "e_fp": np.linspace(0.0, 1.5, n),
+                         "e_fn": np.linspace(0.1, 2.0, n)})
+    plan = rv.make_plan(scores, pred)
+    rng = np.random.default_rng(0)
+    boots = [pred.iloc[[stems.index(s) for s in plan["stem"]]].reset_index(drop=True) * rng.uniform(0.8, 1.2)
+             for _ in range(20)]
+    cv = rv.curve(plan, draws=rv.residual_draws(boots, seed=0))
+    return plan, cv, {"model": model, "cut": rv.cut_summary(cv, 2)}
+
+
+def test_review_controller_value_moves_hours_and_residuals():
+    from alnb.display import format_hours
+    from alnb.widgets import ReviewController
+
+    plan, cv, summary = hand_plan()
+    c = ReviewController(plan, cv, summary)
+    assert c.reviewed == 2 and c.value == pytest.approx(2 / 8)  # starts at the plan's chosen cut
+    c.value = 0.5
+    assert c.reviewed == 4
+    row = cv.iloc[4]
+    assert c.cut()["review_h"] == pytest.approx(plan["review_s"].iloc[:4].sum() / 3600)
+    hours = c.hours_text()
+    assert hours.startswith("review 4 of 8 images: ") and format_hours(row["review_h"]) in hours
+    assert "0.0 h" not in hours and " min" in hours  # a few images: minutes, never "0.0 h"
+    assert f"saved {format_hours(row['saved_h'])}" in hours
+    res = c.residual_text()
+    tail = plan.iloc[4:]
+    assert res.startswith(f"accept 4 images unreviewed: predicted {tail['p_error'].sum():.1f} "
+                          f"[{row['err_images_lo']:.0f}-{row['err_images_hi']:.0f}]")
+    assert f"{tail['e_fn'].sum():.1f} [{row['fn_lo']:.0f}-{row['fn_hi']:.0f}] missed boxes" in res
+    assert f"{tail['e_fp'].sum():.1f} [{row['fp_lo']:.0f}-{row['fp_hi']:.0f}] false boxes" in res
+    assert f"({100 * tail['p_error'].sum() / 4:.1f} %)" in res
+    html = c.html()
+    assert "data-value='0.5'" in html and "data-reviewed='4'" in html and "alnb-review-hours" in html
+    # the residuals shrink as the cut moves right; the ends: nothing / everything reviewed
+    c.value = 0.75
+    assert c.reviewed == 6 and c.cut()["wrong_boxes"] < row["wrong_boxes"]
+    c.value = 5.0  # clamped to the range
+    assert c.value == 1.0 and c.reviewed == 8 and c.cut()["err_images"] == 0
+    assert c.residual_text().startswith("accept 0 images unreviewed: predicted 0.0")
+    c.value = -1
+    assert c.reviewed == 0 and c.cut()["review_h"] == 0 and "review 0 of 8 images: < 1 min" in c.hours_text()
+    # in hours: as many images as fit
+    h = ReviewController(plan, cv, summary, unit="hours")
+    assert h.range == (0.0, pytest.approx(cv["review_h"].iloc[-1])) and h.value == pytest.approx(cv["review_h"].iloc[2])
+    h.value = float(cv["review_h"].iloc[5]) + 1e-7
+    assert h.reviewed == 5
+    h.value = float(cv["review_h"].iloc[5]) - 1e-7
+    assert h.reviewed == 4
+    fig = h.figure()
+    assert [ln.get_xdata()[0] for ln in fig.axes[0].get_lines() if ln.get_linestyle() == ":"] == \
+        [pytest.approx(cv["review_h"].iloc[4])]  # the cut marked on the curve
+    plt.close(fig)
+    with pytest.raises(ValueError):
+        ReviewController(plan, cv, summary, unit="images")
+
+
+def test_review_explorer_slider_drives_the_controller_and_accepts(tiny_workspace):
+    from alnb.formats.common import read_autolabels
+    from alnb.widgets import ReviewController, ReviewExplorer
+
+    ws = tiny_workspace
+    pool = sorted(ws.stems("POOL"))[:8]
+    (ws.root / "autolabels" / "CAL1").mkdir(parents=True)
+    for i, s in enumerate(pool):
+        (ws.root / "autolabels" / "CAL1" / f"{s}.txt").write_text(f"{i % 2} 0.5 0.5 0.2 0.3 0.{i + 1}\n")
+    m0 = ws.manifest()
+    plan, cv, summary = hand_plan(stems=pool)
+    ex = ReviewExplorer(ReviewController(plan, cv, summary, ws=ws))
+    c = ex.c
+    assert ex.slider.continuous_update is False and ex.slider.step == pytest.approx(1 / 8)
+    ex.slider.value = 0.625
+    assert c.reviewed == 5 and ex.numbers.value == c.html() and "data-reviewed='5'" in ex.numbers.value
+    ex.accept_button.click()
+    rec = ws.load_json("review_accept")
+    assert rec["reviewed"] == 5 and rec["accepted"] == list(plan["stem"].iloc[5:]) and "Accepted" in ex.message.value
+    m = ws.manifest().set_index("stem")
+    assert set(m.index[m["label_source"] == "accepted"]) == set(plan["stem"].iloc[5:])
+    untouched = m0.set_index("stem")["label_source"].drop(index=list(plan["stem"].iloc[5:]))
+    assert m["label_source"].drop(index=list(plan["stem"].iloc[5:])).equals(untouched)
+    for s in plan["stem"].iloc[5:]:  # the model's boxes, without their confidence
+        got = read_autolabels(ws.root / "accepted" / f"{s}.txt", len(ws.names))
+        want = read_autolabels(ws.root / "autolabels" / "CAL1" / f"{s}.txt", len(ws.names))
+        assert np.allclose(got[:, :5], want[:, :5]) and np.isnan(got[:, 5]).all()
+    prov = pd.read_csv(ws.root / "final" / "yolo" / "provenance.csv", dtype={"stem": str})
+    assert sorted(prov.loc[prov["provenance"] == "machine-accepted", "stem"]) == sorted(plan["stem"].iloc[5:])
+    # moving the cut left and accepting again: images now sent to review lose their acceptance
+    ex.slider.value = 0.875
+    ex.accept_button.click()
+    m = ws.manifest().set_index("stem")
+    assert set(m.index[m["label_source"] == "accepted"]) == {plan["stem"].iloc[7]}
+    assert not (ws.root / "accepted" / f"{plan['stem'].iloc[5]}.txt").exists()
+    plt.close("all")

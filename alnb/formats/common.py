@@ -148,7 +148,8 @@ def write_bytes_atomic(path: Path, data: bytes):
         raise
 
 
-def queue(ws, tag: str | None = "GT2", stems=None, model: str | None = None) -> pd.DataFrame:
+def queue(ws, tag: str | None = "GT2", stems=None, model: str | None = None, order: str = "difficulty"
+          ) -> pd.DataFrame:
     """The images to label, hardest first, with where their auto-labels are.
 
     Parameters
@@ -161,6 +162,9 @@ def queue(ws, tag: str | None = "GT2", stems=None, model: str | None = None) -> 
     model : str, optional
         Take the auto-labels of this model (``autolabels/<model>/``) for every image; default: the manifest's
         ``auto_model`` of each row ('' = no pre-annotations).
+    order : {"difficulty", "given"}
+        ``difficulty`` (default): the order below; ``given``: the order of ``stems`` as passed (the review plan's
+        queue, :func:`alnb.reviewstep.export_review`).
 
     Returns
     -------
@@ -175,6 +179,10 @@ def queue(ws, tag: str | None = "GT2", stems=None, model: str | None = None) -> 
     = harder), images missing from ``scores.csv`` last; ties by stem.  Without ``scores.csv`` the manifest order is
     kept and ``score`` is NaN.
     """
+    if order not in ("difficulty", "given"):
+        raise ValueError(f"order must be 'difficulty' or 'given', got {order!r}")
+    if order == "given" and stems is None:
+        raise ValueError("order='given' keeps the order of stems=: pass the stems.")
     m = ws.manifest()
     if stems is not None:
         stems = list(dict.fromkeys(stems))
@@ -200,8 +208,11 @@ def queue(ws, tag: str | None = "GT2", stems=None, model: str | None = None) -> 
         sel["tier"] = sel["tier"].fillna("").astype(str).replace("nan", "")
         sel["failed"] = sel["failed"].fillna(False).astype(bool)
         known = sel["score"].notna() | sel["failed"]
-        sel = (sel.assign(_known=~known, _nf=~sel["failed"], _neg=-sel["score"].fillna(-np.inf))
-               .sort_values(["_known", "_nf", "_neg", "stem"], kind="stable"))
+        if order == "given":  # the merge keeps the left order; sort on the position to be sure
+            sel = sel.sort_values("_order", kind="stable")
+        else:
+            sel = (sel.assign(_known=~known, _nf=~sel["failed"], _neg=-sel["score"].fillna(-np.inf))
+                   .sort_values(["_known", "_nf", "_neg", "stem"], kind="stable"))
     if model is not None:
         if not (ws.root / "autolabels" / model).is_dir():
             have = sorted(p.name for p in (ws.root / "autolabels").glob("*") if p.is_dir())

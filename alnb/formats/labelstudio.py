@@ -135,6 +135,22 @@ def task_score(difficulty: float, failed: bool) -> float | None:
     return 0.5 * (1.0 - float(difficulty)) + (0.0 if failed else 0.5)
 
 
+def review_task_score(place: str, position: int = 0, n: int = 1, base: float | None = None) -> float | None:
+    """Label Studio's prediction ``score`` of a task while a review plan exists, made so that sorting it
+    **ascending** lists the review queue first: ``place="review"`` (the plan sends the image to review; ``position``
+    0-based in plan order among ``n``) in (0, 1/3), then every image the plan does not order (``place="other"``: its
+    :func:`task_score` ``base`` mapped from (0, 1] onto (1/3, 2/3], so the labelling-queue order holds among them),
+    then ``place="accepted"`` (the plan accepts its auto-labels) in (2/3, 1), in plan order.  None for ``other``
+    without a ``base``."""
+    if place in ("review", "accepted"):
+        if not 0 <= position < n:
+            raise ValueError(f"position {position} is not in 0..{n - 1}")
+        return (0.0 if place == "review" else 2.0 / 3.0) + (position + 1.0) / (n + 1.0) / 3.0
+    if place != "other":
+        raise ValueError(f"place must be 'review', 'other' or 'accepted', got {place!r}")
+    return None if base is None else 1.0 / 3.0 + float(base) / 3.0
+
+
 def difficulty_results(tier: str, difficulty: float, to_name: str = LS_TO_NAME, *, tier_choice: bool = True,
                        number: bool = True) -> list:
     """The tier (``choices``) and difficulty (``number``) read-outs of a prediction (see :func:`labelstudio_config`
@@ -180,12 +196,15 @@ def tasks(ws, q, url_prefix: str = LS_URL_PREFIX, document_root=None) -> list:
                 "alnb_failed": bool(row["failed"])}
         if np.isfinite(row["score"]):
             data["alnb_score"] = float(row["score"])
+        rank_score = row["score"]  # what the prediction score sorts by (descending): the difficulty ...
+        if np.isfinite(row.get("priority", np.nan)):  # ... or the caller's priority (the review plan's)
+            data["alnb_priority"] = rank_score = float(row["priority"])
         task = {"data": data, "predictions": []}
         boxes = autolabel_boxes(ws, row)
         if boxes is not None:
             pred = {"model_version": row["model"], "result": regions(row["stem"], boxes, names, W, H)}
-            if np.isfinite(row["score"]):
-                pred["score"] = float(row["score"])
+            if np.isfinite(rank_score):
+                pred["score"] = float(rank_score)
             task["predictions"].append(pred)
         out.append(task)
     return out
