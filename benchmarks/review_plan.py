@@ -3,7 +3,7 @@ predicted vs actual residual errors, over several seeds' workspaces (simulation 
 
 Usage::
 
-    python benchmarks/review_plan.py WORKSPACE [WORKSPACE ...] [--seed 0] [--n-boot 200]
+    python benchmarks/review_plan.py WORKSPACE [WORKSPACE ...] [--seed 0] [--n-boot 200] [--calibration-bins]
 
 ``WORKSPACE``: a simulation workspace whose POOL has been scored (the demo's ``runs/weld`` after notebook 02, or a
 study's ``seed<k>`` bases: one per seed).  The only file written is the VAL1 score cache
@@ -71,13 +71,35 @@ def one(ws_path, *, seed: int, n_boot: int) -> tuple:
     return pd.DataFrame(rows), pd.DataFrame(cov), s
 
 
+def calibration_bins(workspaces, *, seed: int = 0, bins: int = 8) -> tuple:
+    """Predicted vs true per image, pooled over ``workspaces``: means per quantile bin of the predicted wrong boxes
+    (``e_fp + e_fn`` against ``n_fp + n_fn``) and of ``p_error`` (against the share of images with an error)."""
+    rows = []
+    for w in workspaces:
+        p = reviewstep.build_plan(Workspace.open(w), seed=seed, n_boot=20, fraction=0.5)["plan"]
+        rows.append(p.assign(pred=p["e_fp"] + p["e_fn"], act=p["n_fp"] + p["n_fn"],
+                             err=p["has_error"].astype(str).str.lower().isin(("true", "1"))))
+    d = pd.concat(rows, ignore_index=True)
+    d["bin"] = pd.qcut(d["pred"], bins, labels=False, duplicates="drop")
+    d["pbin"] = pd.qcut(d["p_error"], bins, labels=False, duplicates="drop")
+    return (d.groupby("bin")[["pred", "act", "e_fp", "n_fp", "e_fn", "n_fn"]].mean().round(2),
+            d.groupby("pbin")[["p_error", "err"]].mean().round(2))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("workspaces", nargs="+")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-boot", type=int, default=rv.N_BOOT)
+    ap.add_argument("--calibration-bins", action="store_true",
+                    help="only print predicted vs true per image, pooled, in 8 quantile bins (the diagnosis)")
     a = ap.parse_args(argv)
     t0 = time.time()
+    if a.calibration_bins:
+        for table in calibration_bins(a.workspaces, seed=a.seed):
+            print(table)
+        print(f"{time.time() - t0:.0f} s")
+        return 0
     eq, cov = [], []
     for w in a.workspaces:
         e, c, s = one(w, seed=a.seed, n_boot=a.n_boot)
