@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alnb.labeltimes import resolve_costs
 from alnb.metrics import (FIXED_CONF, NMS_IOU, OP_RULES, SWEEP_CONF, CostModel, choose_conf, coco_map,  # noqa: F401
                           cost_calibration,
                           counts_at, efficiency_boost, match_image, overall_counts, prf, threshold_curve,
@@ -187,12 +188,7 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
     from alnb.train import load_model
 
     op_rule = op_rule or DEFAULT_OP_RULE
-    if costs is None:  # the team's measured seconds when the workspace has enough, else the literature defaults
-        from alnb.labeltimes import workspace_costs
-
-        costs, costs_source = workspace_costs(ws)
-    else:
-        costs_source = "given by the caller"
+    costs, costs_source = resolve_costs(ws, costs)  # measured seconds once the workspace has enough annotations
     name, weights, info = _resolve_weights(ws, name_or_weights)
     names = ws.names
     nc = len(names)
@@ -370,10 +366,7 @@ def selection_cost(ws, stems, model: str, costs: CostModel | None = None, *, iou
     the revealed truth).  Returns ``images, boxes, proposals, tp, fp, fn, manual_s, assisted_s, model``."""
     from alnb.metrics import labelling_seconds
 
-    if costs is None:  # measured seconds when the workspace has enough annotations (alnb.labeltimes)
-        from alnb.labeltimes import workspace_costs
-
-        costs = workspace_costs(ws)[0]
+    costs = resolve_costs(ws, costs)[0]
     stems = list(stems)
     preds = prelabel_boxes(ws, model, stems) if preds is None else preds
     m = ws.manifest()

@@ -16,7 +16,7 @@ Pure functions except :func:`collect` and :func:`workspace_costs`, which read th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,8 +33,8 @@ OUTLIER_RULE = (f"lead time <= 0 (not recorded), > {OUTLIER_MAX_S:.0f} s, the pr
                 f"export, or seconds per action (lead time / "
                 f"(1 + proposals + boxes drawn)) above Q3 + {OUTLIER_TUKEY_K:g} x IQR of all annotations")
 COEFS = ("t_image", "t_verify", "t_delete", "t_draw", "t_adjust")  # the regression's columns, in order
-COLUMNS = ["stem", "annotation", "annotator", "lead_time_s", "pre_annotated", "proposals_known", "n_proposals", "n_kept", "n_moved",
-           "n_deleted", "n_drawn", "n_boxes", "source", "time"]
+COLUMNS = ["stem", "annotation", "annotator", "lead_time_s", "pre_annotated", "proposals_known", "n_proposals", "n_kept",
+           "n_moved", "n_deleted", "n_drawn", "n_boxes", "source", "time"]
 
 
 # ------------------------------------------------------------------------------------------------ the records
@@ -153,9 +153,11 @@ def _t975(dof: int) -> float:
 
 @dataclass
 class CostFit:
-    """The fitted seconds: ``value`` / ``lo`` / ``hi`` (95 % interval: bootstrap over annotations, t-widened) per cost, ``measured`` (the costs
-    the data could measure; the others are the defaults), ``n`` annotations used, ``n_outliers``, ``annotators``,
-    ``trusted`` (``n >= min_annotations``), ``costs`` (the :class:`CostModel` to use), ``message``."""
+    """The fitted seconds: ``value`` / ``lo`` / ``hi`` (95 % interval: bootstrap over annotations, t-widened) per
+    cost, ``measured`` (the costs the data could measure; the others are the defaults), ``n`` annotations used,
+    ``n_outliers``, ``annotators``, ``trusted`` (``n >= min_annotations``), ``fitted`` (the fit as a
+    :class:`CostModel`, trusted or not), ``costs`` (the one to use: ``fitted`` when trusted, else the defaults),
+    ``message``."""
 
     value: dict
     lo: dict
@@ -165,6 +167,7 @@ class CostFit:
     n_outliers: int
     annotators: list
     trusted: bool
+    fitted: CostModel
     costs: CostModel
     message: str
     per_annotator: dict = field(default_factory=dict)
@@ -214,7 +217,7 @@ def fit_costs(records: pd.DataFrame, *, defaults: CostModel = CostModel(), min_a
     out = CostFit(value={c: float(coef[k]) for k, c in enumerate(COEFS)},
                   lo={c: float(lo[k]) for k, c in enumerate(COEFS)}, hi={c: float(hi[k]) for k, c in enumerate(COEFS)},
                   measured=[COEFS[c] for c in measured] if len(y) else [], n=len(use), n_outliers=int(bad.sum()),
-                  annotators=names, trusted=trusted, costs=costs, message=message)
+                  annotators=names, trusted=trusted, fitted=fitted, costs=costs, message=message)
     if per_annotator and len(names) > 1:
         for name in names:
             mine = records[records["annotator"].astype(str) == name]
@@ -228,8 +231,13 @@ def workspace_costs(ws, defaults: CostModel = CostModel()) -> tuple[CostModel, s
     records = collect(ws)
     if not len(records):
         return defaults, "literature defaults (no measured annotation times in this workspace)"
-    fit = fit_costs(records, defaults=defaults, n_boot=0)
-    return (replace(fit.costs) if fit.trusted else defaults), fit.message
+    fit = fit_costs(records, defaults=defaults, n_boot=0, per_annotator=False)
+    return fit.costs, fit.message
+
+
+def resolve_costs(ws, costs: CostModel | None) -> tuple[CostModel, str]:
+    """``costs`` when a caller gives them, else :func:`workspace_costs`: what every step that prices labelling calls."""
+    return (costs, "given by the caller") if costs is not None else workspace_costs(ws)
 
 
 def time_summary(records: pd.DataFrame, rounds: dict | None = None) -> pd.DataFrame:
@@ -251,10 +259,10 @@ def time_summary(records: pd.DataFrame, rounds: dict | None = None) -> pd.DataFr
     return pd.DataFrame(rows, columns=cols)  # every record an outlier (no lead times): an empty table, not a crash
 
 
-def measured_boost(records: pd.DataFrame) -> float:
-    """The team's own boost: seconds per box from scratch / seconds per box pre-labelled (NaN without both)."""
-    s = time_summary(records)
-    s = s[s["annotator"] == "all"].set_index("start")["s_per_box"]
+def measured_boost(times: pd.DataFrame) -> float:
+    """The team's own boost from a :func:`time_summary` table: seconds per box from scratch / seconds per box
+    pre-labelled, pooled over everyone (NaN without both)."""
+    s = times[times["annotator"] == "all"].set_index("start")["s_per_box"]
     if {"from scratch", "pre-labelled"} <= set(s.index) and s["pre-labelled"] > 0:
         return float(s["from scratch"] / s["pre-labelled"])
     return float("nan")
@@ -295,17 +303,24 @@ def round_of(ws) -> dict:
     return {s: tag for tag in ws.selection_tags(m) for s in ws.stems(tag, manifest=m)}
 
 
-def describe(ws) -> str:
-    """``alnb costs``: the fit, the table and the per-round summary as plain text."""
+def summarise(ws) -> dict | None:
+    """What ``alnb costs`` and the report show (None without any annotation record): ``fit`` (:func:`fit_costs`),
+    ``times`` (:func:`time_summary` per annotator and round), ``boost`` (:func:`measured_boost`)."""
     records = collect(ws)
     if not len(records):
+        return None
+    times = time_summary(records, round_of(ws))
+    return {"fit": fit_costs(records), "times": times, "boost": measured_boost(times)}
+
+
+def describe(ws) -> str:
+    """``alnb costs``: the fit, the table and the per-round summary as plain text."""
+    s = summarise(ws)
+    if s is None:
         return (f"no annotation times in {ws.root} (import a Label Studio JSON export with alnb import-labels); "
                 f"costs used: {DEFAULTS_NOTE}")
-    fit = fit_costs(records)
-    rounds = round_of(ws)
-    lines = [f"costs used: {fit.message}", "", fit_table(fit).to_string(index=False), "",
-             time_summary(records, rounds).round(1).to_string(index=False)]
-    mb = measured_boost(records)
-    if np.isfinite(mb):
-        lines += ["", f"measured boost (s per box from scratch / pre-labelled): {mb:.2f}x"]
+    lines = [f"costs used: {s['fit'].message}", "", fit_table(s["fit"]).to_string(index=False), "",
+             s["times"].round(1).to_string(index=False)]
+    if np.isfinite(s["boost"]):
+        lines += ["", f"measured boost (s per box from scratch / pre-labelled): {s['boost']:.2f}x"]
     return "\n".join(lines)

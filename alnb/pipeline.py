@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from alnb import select as sel
+from alnb.labeltimes import resolve_costs
 from alnb.lock import locked, workspace_lock
 from alnb.workspace import WaitingForLabels, Workspace, WorkspaceError
 
@@ -405,10 +406,7 @@ def record_round(ws: Workspace, k: int, costs=None) -> dict:
     from alnb.evaluation import selection_cost
     from alnb.workspace import cal_name, control_name, control_tag, gt_tag, train_tags
 
-    if costs is None:  # measured seconds when the workspace has enough annotations (alnb.labeltimes)
-        from alnb.labeltimes import workspace_costs
-
-        costs = workspace_costs(ws)[0]
+    costs = resolve_costs(ws, costs)[0]
     if k > 2 and not (ws.root / "metrics" / f"round_{k - 1}.json").is_file():
         record_round(ws, k - 1, costs)  # e.g. round 2 run by notebooks 03-04, which do not record it
     rec = {"round": k, "costs": costs.to_dict(), "chains": {}}

@@ -1091,19 +1091,16 @@ def review_plan_section(ws: Workspace) -> list:
 
 def labelling_seconds_section(ws, evals: dict | None = None) -> list:
     """The report's "Labelling seconds: measured vs assumed" section (Markdown lines)."""
-    from alnb.labeltimes import (COEFS, DEFAULTS_NOTE, MIN_ANNOTATIONS, OUTLIER_RULE, boost_both, collect, fit_costs,
-                                 fit_table, measured_boost, round_of, time_summary)
-    from alnb.metrics import CostModel
+    from alnb.labeltimes import COEFS, DEFAULTS_NOTE, MIN_ANNOTATIONS, OUTLIER_RULE, boost_both, fit_table, summarise
 
-    records = collect(ws)
+    summary = summarise(ws)
     out = ["## Labelling seconds: measured vs assumed", ""]
-    if not len(records):
+    if summary is None:
         return out + [f"No annotation times in this workspace (simulation mode, or labels imported from files "
                       f"without them): every hour and boost here uses {DEFAULTS_NOTE}. Import Label Studio JSON "
                       f"exports (`alnb import-labels`, or `alnb serve`'s Start training) and the annotators' own "
                       f"seconds replace them once {MIN_ANNOTATIONS} annotations are measured (`alnb costs`).", ""]
-    fit = fit_costs(records)
-    rounds = round_of(ws)
+    fit = summary["fit"]
     out += [f"Costs used in this report: **{fit.message}**"
             + ("." if fit.trusted else f"; {DEFAULTS_NOTE}."), "",
             f"Seconds per action (lead time = t_image + t_verify x proposals + t_delete x deleted + t_draw x drawn "
@@ -1114,13 +1111,12 @@ def labelling_seconds_section(ws, evals: dict | None = None) -> list:
         rows = [{"annotator": a, "annotations": f.n, **{c: f.value[c] for c in COEFS}}
                 for a, f in fit.per_annotator.items()]
         out += ["Per annotator (each fitted alone):", "", markdown_table(pd.DataFrame(rows), floatfmt=".2f"), ""]
-    s = time_summary(records, rounds)
-    out += ["Measured seconds per image and per box (outliers left out):", "", markdown_table(s, floatfmt=".1f"), ""]
-    mb = measured_boost(records)
-    if np.isfinite(mb):
-        out += [f"The team's own boost, measured: **{mb:.2f}x** (seconds per box from scratch / pre-labelled).", ""]
+    out += ["Measured seconds per image and per box (outliers left out):", "",
+            markdown_table(summary["times"], floatfmt=".1f"), ""]
+    if np.isfinite(summary["boost"]):
+        out += [f"The team's own boost, measured: **{summary['boost']:.2f}x** (seconds per box from scratch / "
+                f"pre-labelled).", ""]
     if evals:
         out += ["Each model's predicted boost on VAL1 under both cost models:", "",
-                markdown_table(boost_both(evals, fit.costs if fit.trusted else CostModel(
-                    **{c: fit.value[c] for c in CostModel.__dataclass_fields__})), floatfmt=".2f"), ""]
+                markdown_table(boost_both(evals, fit.fitted), floatfmt=".2f"), ""]
     return out

@@ -21,14 +21,13 @@ model's labels, accepted without a look).
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from alnb import review as rv
+from alnb.labeltimes import resolve_costs
 from alnb.metrics import CostModel
 from alnb.workspace import WorkspaceError, atomic_write_json, atomic_write_text, has_tag
 
@@ -111,10 +110,7 @@ def build_plan(ws, *, model: str | None = None, costs: CostModel | None = None, 
     ``model``: the scoring model (default the latest); ``method``: ``auto`` (lower cross-fitted Brier on VAL1),
     ``logistic`` or ``isotonic``; the cut by one of ``fraction`` / ``hours`` / ``max_error_rate`` (default
     :data:`DEFAULT_MAX_ERROR_RATE`)."""
-    if costs is None:  # the team's measured seconds when the workspace has enough annotations (alnb.labeltimes)
-        from alnb.labeltimes import workspace_costs
-
-        costs = workspace_costs(ws)[0]
+    costs = resolve_costs(ws, costs)[0]
     model = model or latest_model(ws)
     val = val1_scores(ws, model, device=device)
     pool = pool_rows(ws, model)
@@ -229,13 +225,11 @@ def update_plan(ws, model: str, *, log=print, **kw) -> dict | None:
     """After a round: the plan recomputed with ``model`` (which has just scored the POOL), its line added to
     ``metrics/review_plan_rounds.json``; None (and a line in ``log``, None: silent) when no unlabelled POOL image is
     left."""
-    from alnb.labeltimes import workspace_costs
-
     log = log or (lambda msg: None)
     if pool_rows(ws, model).empty:
         log(f"[alnb] review plan: no unlabelled POOL image scored by {model} is left; nothing to plan")
         return None
-    res = write_plan(ws, model=model, costs=workspace_costs(ws)[0], **kw)
+    res = write_plan(ws, model=model, **kw)  # build_plan prices with the workspace's costs
     s = res["summary"]
     log(f"[alnb] review plan with {model}: {s['n_images']} unlabelled POOL images, reviewing all "
         f"{s['review_all_h']:.2f} h, the chosen cut {s['cut']['review_h']:.2f} h (drawing all {s['manual_all_h']:.2f} h)")
@@ -431,6 +425,7 @@ def export_final(ws, out_dir=None) -> dict:
     * ``cvat/cvat_yolo1.1.zip``: CVAT's YOLO 1.1 layout with ``provenance.csv`` inside.
     """
     from alnb.formats.common import write_bytes_atomic, yolo_line
+    from alnb.formats.cvat import CVAT_ZIP, yolo11_zip
 
     out = Path(out_dir) if out_dir is not None else ws.root / FINAL_DIR
     prov = provenance(ws)
@@ -468,16 +463,14 @@ def export_final(ws, out_dir=None) -> dict:
         "images": images, "annotations": anns})
     paths["coco"] = out / "coco"
     # Label Studio
-    from alnb.formats.labelstudio import LS_FROM_NAME, LS_TO_NAME, LS_URL_PREFIX
     from urllib.parse import quote
+
+    from alnb.formats.labelstudio import LS_URL_PREFIX, region
 
     tasks = []
     for r in prov.to_dict("records"):
         W, H = r["width"], r["height"]
-        result = [{"id": f"{r['stem']}_{k}", "type": "rectanglelabels", "from_name": LS_FROM_NAME,
-                   "to_name": LS_TO_NAME, "original_width": W, "original_height": H, "image_rotation": 0,
-                   "value": {"x": (cx - w / 2) * 100, "y": (cy - h / 2) * 100, "width": w * 100, "height": h * 100,
-                             "rotation": 0, "rectanglelabels": [names[int(c)]]}}
+        result = [region(f"{r['stem']}_{k}", names[int(c)], (cx, cy, w, h), float("nan"), W, H)
                   for k, (c, cx, cy, w, h) in enumerate(boxes[r["stem"]])]
         task = {"data": {"image": LS_URL_PREFIX + quote(r["image"]), "alnb_stem": r["stem"],
                          "alnb_provenance": r["provenance"]}, "annotations": [], "predictions": []}
@@ -490,21 +483,9 @@ def export_final(ws, out_dir=None) -> dict:
     atomic_write_json(out / "labelstudio" / "tasks.json", tasks)
     paths["labelstudio"] = out / "labelstudio"
     # CVAT (YOLO 1.1 zip)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        def put(name, text):
-            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), text, zipfile.ZIP_DEFLATED)
-
-        put("obj.data", f"classes = {nc}\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n")
-        put("obj.names", "\n".join(names) + "\n")
-        train = []
-        for r in prov.to_dict("records"):
-            lines = [yolo_line(*x) for x in boxes[r["stem"]]]
-            put(f"obj_train_data/{Path(r['image']).stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
-            train.append(f"data/obj_train_data/{Path(r['image']).name}")
-        put("train.txt", "\n".join(train) + "\n")
-        put("provenance.csv", table.to_csv(index=False))
+    zipped = yolo11_zip(names, [(r["image"], boxes[r["stem"]]) for r in prov.to_dict("records")],
+                        extra={"provenance.csv": table.to_csv(index=False)})
     (out / "cvat").mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out / "cvat" / "cvat_yolo1.1.zip", buf.getvalue())
+    write_bytes_atomic(out / "cvat" / CVAT_ZIP, zipped)
     paths["cvat"] = out / "cvat"
     return paths

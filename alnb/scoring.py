@@ -15,6 +15,7 @@ import pandas as pd
 
 from alnb import acquisition as acq
 from alnb import difficulty as dif
+from alnb.labeltimes import resolve_costs
 from alnb.engines import ENGINES, PART_SIZE, PartStore, score_local, score_ray, scoring_key
 from alnb.mc import MCScorer
 from alnb.select import assign_tiers, choose_thresholds, load_scores
@@ -342,10 +343,7 @@ def load_pool(ws, *, manifest=None, thresholds: tuple | None = None, model: str 
     from alnb.select import eligible
     from alnb.scoretable import scores_file
 
-    if costs is None:  # the team's measured seconds when the workspace has enough annotations (alnb.labeltimes)
-        from alnb.labeltimes import workspace_costs
-
-        costs = workspace_costs(ws)[0]
+    costs = resolve_costs(ws, costs)[0]
     scores = eligible(load_scores(ws, model), ws.manifest() if manifest is None else manifest, exclude)
     emb = load_embeddings(ws, list(scores["stem"]), model)
     det_path = scores_file(ws, "detections.csv", model)

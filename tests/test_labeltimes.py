@@ -111,7 +111,7 @@ def test_time_summary_and_measured_boost():
     assert pooled.loc["from scratch", "s_per_box"] == pytest.approx(scratch["lead_time_s"].sum()
                                                                      / scratch["n_boxes"].sum())
     assert set(s["round"]) >= {"GT2", "-"}
-    assert lt.measured_boost(r) == pytest.approx(pooled.loc["from scratch", "s_per_box"]
+    assert lt.measured_boost(s) == pytest.approx(pooled.loc["from scratch", "s_per_box"]
                                                  / pooled.loc["pre-labelled", "s_per_box"])
 
 
@@ -156,4 +156,4 @@ def test_annotations_without_lead_times_keep_the_defaults_and_every_table_works(
     assert not fit.trusted and fit.n == 0 and fit.n_outliers == 5 and fit.costs == CostModel()
     s = lt.time_summary(r)
     assert list(s.columns) == ["annotator", "round", "start", "annotations", "s_per_image", "s_per_box"] and s.empty
-    assert np.isnan(lt.measured_boost(r))
+    assert np.isnan(lt.measured_boost(s))

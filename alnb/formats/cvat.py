@@ -14,23 +14,31 @@ from alnb.formats.common import autolabel_boxes, write_bytes_atomic, yolo_line
 CVAT_ZIP = "cvat_yolo1.1.zip"
 
 
-def export(ws, q, out: Path, **_):
-    """``<out>/cvat_yolo1.1.zip``; the same queue gives the same bytes (fixed time stamps)."""
-    names = ws.names
+def yolo11_zip(names, items, extra: dict | None = None) -> bytes:
+    """The bytes of a CVAT *YOLO 1.1* zip: ``items`` = ``(image path, boxes)`` pairs (rows ``cls cx cy w h ...`` or
+    None), ``extra`` = more files by name (e.g. ``provenance.csv``); fixed time stamps, so the same input gives the
+    same bytes."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
 
-        def put(name, text):  # fixed time stamps: the same queue gives the same bytes
+        def put(name, text):
             zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), text, zipfile.ZIP_DEFLATED)
 
         put("obj.data", f"classes = {len(names)}\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n")
         put("obj.names", "\n".join(names) + "\n")
         train = []
-        for row in q.to_dict("records"):
-            name = Path(row["image"]).name
-            boxes = autolabel_boxes(ws, row)
+        for image, boxes in items:
+            name = Path(image).name
             lines = [] if boxes is None else [yolo_line(*b[:5]) for b in boxes]
             put(f"obj_train_data/{Path(name).stem}.txt", "\n".join(lines) + ("\n" if lines else ""))
             train.append(f"data/obj_train_data/{name}")
         put("train.txt", "\n".join(train) + "\n")
-    write_bytes_atomic(out / CVAT_ZIP, buf.getvalue())
+        for name, text in (extra or {}).items():
+            put(name, text)
+    return buf.getvalue()
+
+
+def export(ws, q, out: Path, **_):
+    """``<out>/cvat_yolo1.1.zip``; the same queue gives the same bytes (fixed time stamps)."""
+    items = [(row["image"], autolabel_boxes(ws, row)) for row in q.to_dict("records")]
+    write_bytes_atomic(out / CVAT_ZIP, yolo11_zip(ws.names, items))
