@@ -52,7 +52,7 @@ ray: $(STAMP)
 
 # Rewrite both locks: install the ranges of pyproject.toml (runtime + dev + ray) and requirements/labelstudio.in
 # afresh in temporary venvs with this machine's pip and record exactly what installed (~10 min). Then rebuild the
-# venvs (rm -rf .venv .venv-ls), run `make test` and re-measure the README's figures (README "Installs").
+# venvs (rm -rf .venv .venv-ls), run `make test` and re-measure the README's figures (docs/guide/installs.md).
 lock:
 	$(PYTHON) requirements/lock.py refresh all
 

@@ -1,8 +1,8 @@
 """alnb: active-learning notebooks for object detection.
 
-Importing ``alnb`` sets ultralytics offline before anything imports it (see :mod:`alnb._offline`).
+Importing ``alnb`` sets ultralytics offline before anything imports it (see :mod:`alnb.core.offline`).
 """
 
-from alnb import _offline  # noqa: F401  (sets YOLO_OFFLINE etc. before any ultralytics import)
+from alnb.core import offline as _offline  # noqa: F401  (sets YOLO_OFFLINE etc. before any ultralytics import)
 
 __version__ = "0.1.0"

@@ -2,6 +2,6 @@
 
 import sys
 
-from alnb.cli import main
+from alnb.apps.cli import main
 
 sys.exit(main())

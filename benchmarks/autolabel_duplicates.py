@@ -5,7 +5,7 @@ Usage::
     python benchmarks/autolabel_duplicates.py --workspace runs/weld [--model CAL1]
 
 Reads ``<workspace>/autolabels/<model>/*.txt`` (YOLO ``cls cx cy w h conf``) and prints
-:func:`alnb.metrics.duplicate_share`: boxes, same-class pairs, duplicate pairs and the two shares (of pairs, of boxes),
+:func:`alnb.evaluation.metrics.duplicate_share`: boxes, same-class pairs, duplicate pairs and the two shares (of pairs, of boxes),
 plus the cross-class pairs at IoU >= 0.5 (one defect boxed with two classes).
 """
 
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from alnb.labelio import read_autolabels
-from alnb.metrics import duplicate_share, xywhn_to_xyxy
-from alnb.workspace import Workspace
+from alnb.labels.labelio import read_autolabels
+from alnb.evaluation.metrics import duplicate_share, xywhn_to_xyxy
+from alnb.core.workspace import Workspace
 
 
 def read_boxes(ws, folder: Path) -> list:
-    """(n, 5) ``cls x0 y0 x1 y1`` (normalised) per auto-label file, read by :func:`alnb.labelio.read_autolabels`."""
+    """(n, 5) ``cls x0 y0 x1 y1`` (normalised) per auto-label file, read by :func:`alnb.labels.labelio.read_autolabels`."""
     out = []
     for f in sorted(folder.glob("*.txt")):
         a = read_autolabels(f, len(ws.names))

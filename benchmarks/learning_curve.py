@@ -41,12 +41,12 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from alnb import pipeline
-    from alnb import select as sel
-    from alnb.evaluation import evaluate, evaluate_external
-    from alnb.logs import folded_log
-    from alnb.train import get_profile, load_run, train_cal
-    from alnb.workspace import Workspace
+    from alnb.loop import pipeline
+    from alnb.loop import selection as sel
+    from alnb.evaluation.step import evaluate, evaluate_external
+    from alnb.core.logs import folded_log
+    from alnb.model.train import get_profile, load_run, train_cal
+    from alnb.core.workspace import Workspace
 
     t_start = time.perf_counter()
     src = Workspace.open(args.workspace)

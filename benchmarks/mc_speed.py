@@ -1,13 +1,13 @@
 """MC-dropout scoring speed: cached-backbone sampler vs T full forward passes vs one ordinary pass.
 
-Scores the same images three ways with :func:`alnb.mc.mc_predict` and prints wall times and ratios:
+Scores the same images three ways with :func:`alnb.model.mc.mc_predict` and prints wall times and ratios:
 
 * ``one pass``: T=1, dropout off, a full forward pass (what ultralytics' predict does), NMS;
 * ``cached``: backbone + neck once, the dropout head convs T times (the default sampler);
 * ``full``: T complete forward passes with dropout on (the naive way).
 
 It also checks that the samplers agree: with dropout off the cached and full mean detections must be identical (up
-to float rounding); with dropout on (both read the same per-image masks, alnb.mc.dropout_keep) the mean detections
+to float rounding); with dropout on (both read the same per-image masks, alnb.model.mc.dropout_keep) the mean detections
 are matched by IoU >= 0.5 and the share that agrees is printed.  Each timing is the best of ``--repeats`` runs (the CPU may be shared).
 
 Usage::
@@ -29,8 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import alnb  # noqa: E402,F401  (offline before ultralytics)
-from alnb import mc as U  # noqa: E402
-from alnb.scoring import _resolve_model  # noqa: E402
+from alnb.model import mc as U  # noqa: E402
+from alnb.acquisition.scoring import _resolve_model  # noqa: E402
 
 
 def untrained_model(imgsz: int, seed: int = 0, p: float = 0.1):
@@ -40,7 +40,7 @@ def untrained_model(imgsz: int, seed: int = 0, p: float = 0.1):
 
 def agreement(a: "U.MCResult", b: "U.MCResult", iou_thr: float = 0.5) -> dict:
     """Match the above-threshold mean detections of ``a`` to those of ``b`` (class-aware, IoU >= ``iou_thr``)."""
-    from alnb.metrics import match_image
+    from alnb.evaluation.metrics import match_image
 
     da, db = a.detections[a.detections["above"]], b.detections[b.detections["above"]]
     cols = ["cls", "x0", "y0", "x1", "y1", "conf"]
@@ -88,7 +88,7 @@ def main(argv=None):
 
     import torch
 
-    from alnb.workspace import Workspace
+    from alnb.core.workspace import Workspace
 
     if a.threads:
         torch.set_num_threads(a.threads)

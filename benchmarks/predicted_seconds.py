@@ -6,14 +6,14 @@ Usage::
 
 ``WORKSPACE``: a simulation workspace whose POOL ``--model`` has scored (the demo's ``runs/weld`` after notebook 02,
 ``alnb run``, or a study's ``seed<k>`` base: several give several splits).  Nothing is written to it.  For every
-registered strategy and every budget it selects with the budget in predicted seconds (:func:`alnb.acquisition.select`
+registered strategy and every budget it selects with the budget in predicted seconds (:func:`alnb.acquisition.strategies.select`
 with ``budget_s``: each image's ``pred_s`` from its auto-labels and the model's VAL1 cost calibration, before any
 label exists), then prints, side by side, the predicted seconds, the budget, and the assisted seconds the cost model
 gives on the selected images' *true* labels (verify each auto-label, delete the false positives, draw the misses,
 per-image time), the error and whether the budget held.  The issue's targets: the budget is never exceeded; the
 prediction within 10 % of the true seconds.
 
-Beside it, the **ceiling** of this kind of prediction: the same calibration (:func:`alnb.metrics.cost_calibration`:
+Beside it, the **ceiling** of this kind of prediction: the same calibration (:func:`alnb.evaluation.metrics.cost_calibration`:
 precision per confidence bin, misses on ``[1, weak candidates, kept proposals]``) fitted *in-sample on the POOL's own
 true labels* and applied to the same selections: the least-squares best these features can do on this very POOL
 (selection errors are not what it minimises).  Where even the ceiling misses by more than 10 %, the error lies in
@@ -29,13 +29,13 @@ import time
 
 
 def pool_truth(ws, scores, detections, thr: float) -> tuple:
-    """``(calibration, invisible)``: :func:`alnb.metrics.cost_calibration` fitted on the POOL images of ``scores``
+    """``(calibration, invisible)``: :func:`alnb.evaluation.metrics.cost_calibration` fitted on the POOL images of ``scores``
     with their true labels (every candidate of ``detections`` matched at IoU 0.5, greedy by confidence, so the kept
     proposals match as in ``scores.csv``), and the number of true boxes that no candidate matches."""
     import numpy as np
 
-    from alnb.difficulty import _gt_boxes
-    from alnb.metrics import cost_calibration, match_image
+    from alnb.acquisition.difficulty import _gt_boxes
+    from alnb.evaluation.metrics import cost_calibration, match_image
 
     man = ws.manifest().set_index("stem")
     by = {s: g for s, g in detections.groupby("stem", sort=False)} if len(detections) else {}
@@ -55,10 +55,12 @@ def one_workspace(path, args, costs) -> list:
     import numpy as np
     import pandas as pd
 
-    from alnb import acquisition as acq
-    from alnb import pipeline, select as sel, study
-    from alnb.metrics import predicted_seconds
-    from alnb.workspace import Workspace
+    from alnb.acquisition import strategies as acq
+    from alnb.loop import pipeline
+    from alnb.loop import selection as sel
+    from alnb.loop import study
+    from alnb.evaluation.metrics import predicted_seconds
+    from alnb.core.workspace import Workspace
 
     ws = Workspace.open(path)
     if ws.mode != "simulation":
@@ -111,7 +113,7 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from alnb.metrics import CostModel
+    from alnb.evaluation.metrics import CostModel
 
     t0 = time.perf_counter()
     costs = CostModel()

@@ -4,8 +4,8 @@ Usage::
 
     python benchmarks/recipe_sweep.py --workspace runs/sweep --data data/weld [--recipes NAME ...] [--seed 0]
 
-For each recipe (a dict of :func:`alnb.train.get_profile` overrides, below) CAL1 is trained on the workspace's GT1
-(cached: a recipe that already ran is reused) and evaluated on VAL1 with :func:`alnb.evaluation.evaluate`:
+For each recipe (a dict of :func:`alnb.model.train.get_profile` overrides, below) CAL1 is trained on the workspace's GT1
+(cached: a recipe that already ran is reused) and evaluated on VAL1 with :func:`alnb.evaluation.step.evaluate`:
 mAP50, mAP50-95, precision / recall / F1 / boost at the chosen operating point (F1-maximising confidence on VAL1)
 and at the study's fixed confidence 0.25, the share of auto-labels with a same-class duplicate (IoU >= 0.5) and the
 training seconds.  Rows are appended to ``<workspace>/metrics/recipe_sweep.csv`` and the table is printed.
@@ -22,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 
 import alnb  # noqa: F401  (offline before ultralytics)
-from alnb.evaluation import evaluate, predict_boxes
-from alnb.metrics import NMS_IOU, duplicate_share
-from alnb.pretrain import CHECKPOINT
-from alnb.train import load_model, train_cal
-from alnb.workspace import Workspace
+from alnb.evaluation.step import evaluate, predict_boxes
+from alnb.evaluation.metrics import NMS_IOU, duplicate_share
+from alnb.model.pretrain import CHECKPOINT
+from alnb.model.train import load_model, train_cal
+from alnb.core.workspace import Workspace
 
 PRE = str(CHECKPOINT)
 BASE = {"profile": "quick"}
@@ -40,7 +40,7 @@ RECIPES = {
     "tiny384-pre": dict(epochs=25, imgsz=384, weights=PRE),
     "tiny320-pre-cw": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=0.5),  # inverse-frequency class weights^0.5
     "tiny320-pre-cw1": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=1.0),  # full inverse-frequency class weights
-    # + LVIS repeat-factor sampling of images holding a rare class (alnb.train.repeat_factors)
+    # + LVIS repeat-factor sampling of images holding a rare class (alnb.model.train.repeat_factors)
     "tiny320-pre-cw-rfs": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=0.5, repeat_thresh=0.2),  # = quick
     "tiny320-pre-cw-rfs3": dict(epochs=25, imgsz=320, weights=PRE, cls_pw=0.5, repeat_thresh=0.3),
     "tiny320-pre-aug": dict(epochs=25, imgsz=320, weights=PRE, flipud=0.5, scale=0.25, hsv_h=0.0, hsv_s=0.0),
@@ -56,7 +56,7 @@ RECIPES = {
 
 
 def duplicates_at(ws, weights, conf: float, iou_nms: float, tag: str = "VAL1") -> dict:
-    """:func:`alnb.metrics.duplicate_share` of the model's predictions on ``tag`` at ``conf``."""
+    """:func:`alnb.evaluation.metrics.duplicate_share` of the model's predictions on ``tag`` at ``conf``."""
     m = ws.manifest().set_index("stem")
     paths = [ws.view_image({"stem": s, "image": m.at[s, "image"]}) for s in ws.stems(tag)]
     return duplicate_share(p for _, p, _ in predict_boxes(load_model(weights), paths, conf=conf, iou=iou_nms))
@@ -67,7 +67,7 @@ CONTROL_N = 251  # the study's GT2 size: GT1 + 251 random POOL images stands in 
 
 def control_set(ws, n: int = CONTROL_N):
     """A seeded random CONTROL set of ``n`` POOL images with revealed labels (made once per workspace)."""
-    from alnb import pipeline
+    from alnb.loop import pipeline
 
     if len(ws.stems("CONTROL")) != n:
         pipeline.make_control(ws, seed=0, n=n)

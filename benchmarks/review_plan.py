@@ -7,11 +7,11 @@ Usage::
 
 ``WORKSPACE``: a simulation workspace whose POOL has been scored (the demo's ``runs/weld`` after notebook 02, or a
 study's ``seed<k>`` bases: one per seed).  The only file written is the VAL1 score cache
-(``scores/<MODEL>/val1_scores.csv``, :func:`alnb.reviewstep.val1_scores`).  Per workspace: the true review hours at
+(``scores/<MODEL>/val1_scores.csv``, :func:`alnb.loop.reviewstep.val1_scores`).  Per workspace: the true review hours at
 which random order leaves a quarter of the wrong boxes, and at a quarter / half / three quarters of the hours that
 reviewing everything takes; at each, every order's residual wrong boxes and error images (the cost model on the true
 labels decides how many images fit).  Over the workspaces: paired differences against random with 95 % Student-t
-intervals (:func:`alnb.stats.interval`), and how many reported cuts hold the actual residuals inside the predicted
+intervals (:func:`alnb.evaluation.stats.interval`), and how many reported cuts hold the actual residuals inside the predicted
 95 % interval.  The issue's goal: at most half of random's residual wrong boxes at the hours where random leaves a
 quarter of them.
 """
@@ -24,10 +24,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from alnb import review as rv
-from alnb import reviewstep
-from alnb.stats import interval
-from alnb.workspace import Workspace
+from alnb.loop import review as rv
+from alnb.loop import reviewstep
+from alnb.evaluation.stats import interval
+from alnb.core.workspace import Workspace
 
 
 def hours_random_leaves(plan, truth, share: float = 0.25, *, seed: int = 0) -> float:

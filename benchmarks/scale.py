@@ -1,17 +1,17 @@
 """How the loop's steps grow with the pool: wall time, peak memory and disk at 1k, 10k, 100k images.
 
-For each size ``n`` the script generates ``n + 355`` small weld radiographs (:mod:`alnb.weld`, ``--image-size`` px,
+For each size ``n`` the script generates ``n + 355`` small weld radiographs (:mod:`alnb.datasets.weld`, ``--image-size`` px,
 default 96), keeps labels only for the 355 that become VAL1 + GT1 (178 + 177, as in the study), so the POOL holds
 exactly ``n`` unlabelled images (as at a plant: "real" mode; the generator's labels of the POOL play the people who
 label the GT2 queue), and runs the steps of the loop, each in its own process:
 
 ==============  =========================================================================================
-setup           validation of every image + split + manifest + view + lists (``alnb.pipeline.setup``)
-scoring         auto-labels + MC-dropout scores of the POOL, T = 20 (``alnb.scoring.score_pool``, local engine)
-tiering         re-cut the tiers at new thresholds (``alnb.scoring.retier``: what moving the sliders does)
+setup           validation of every image + split + manifest + view + lists (``alnb.loop.pipeline.setup``)
+scoring         auto-labels + MC-dropout scores of the POOL, T = 20 (``alnb.acquisition.scoring.score_pool``, local engine)
+tiering         re-cut the tiers at new thresholds (``alnb.acquisition.scoring.retier``: what moving the sliders does)
 selection       select GT2 (``--labels`` = 1,000 images, study-rule order) and commit the tags (``select_gt2``)
-import          import people's 1,000 labels for GT2 (a YOLO folder, ``alnb.labelio.import_labels``)
-report          selection figures + ``report.md`` (``selection_figures`` + ``alnb.report.write_report``)
+import          import people's 1,000 labels for GT2 (a YOLO folder, ``alnb.labels.labelio.import_labels``)
+report          selection figures + ``report.md`` (``selection_figures`` + ``alnb.ui.report.write_report``)
 ==============  =========================================================================================
 
 Measured per step: wall time inside the process (imports excluded), the process's peak resident memory
@@ -22,7 +22,7 @@ size.
 
 The model: the quick profile's width-0.125 YOLOv8 (``alnb/models/yolov8-tiny.yaml``), started from the shipped
 ``weld-defect-tiny.pt`` and trained for ``--epochs`` (5) epochs at 256 px on 300 GT1 images of another generated
-set (seed 7) with ``alnb.train.train_cal`` (cached in ``<out>/model``); scoring runs at its training size, 256 px.
+set (seed 7) with ``alnb.model.train.train_cal`` (cached in ``<out>/model``); scoring runs at its training size, 256 px.
 Untimed, per size: evaluating CAL1 on VAL1 (its operating point; independent of the pool) and writing the import
 folder.
 
@@ -57,7 +57,7 @@ def run_step(a) -> dict:
     import torch
 
     import alnb  # noqa: F401  (offline settings)
-    from alnb.workspace import Workspace
+    from alnb.core.workspace import Workspace
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -67,12 +67,12 @@ def run_step(a) -> dict:
     if a.step == "model":
         out["run_dir"] = str(prepare_model(a))
     elif a.step == "setup":
-        from alnb import pipeline
+        from alnb.loop import pipeline
 
         ws = pipeline.setup(a.workspace, a.data, n_val=N_VAL, n_gt1=N_GT1, seed=0, log=quiet)
         out["pool"] = ws.tag_counts()["POOL"]
     elif a.step == "evaluate":  # untimed preparation: CAL1 in the workspace + its operating point on VAL1
-        from alnb import evaluation
+        from alnb.evaluation import step as evaluation
 
         ws = Workspace.open(a.workspace)
         dst = ws.root / "runs" / "CAL1"
@@ -80,7 +80,7 @@ def run_step(a) -> dict:
             shutil.copytree(a.model_run, dst)
         out["conf"] = evaluation.evaluate(ws, "CAL1")["conf"]
     elif a.step == "scoring":
-        from alnb.scoring import score_pool
+        from alnb.acquisition.scoring import score_pool
 
         ws = Workspace.open(a.workspace)
         scores = score_pool(ws, "CAL1", T=a.T, batch=a.batch, progress=False)
@@ -88,19 +88,19 @@ def run_step(a) -> dict:
         out.update(images=len(scores), ms_per_image=round(1000 * info["seconds_per_image"], 2),
                    candidates=int(scores["n_cand"].sum()))
     elif a.step == "tiering":
-        from alnb.scoring import retier
-        from alnb.select import choose_thresholds, load_scores
+        from alnb.acquisition.scoring import retier
+        from alnb.loop.selection import choose_thresholds, load_scores
 
         ws = Workspace.open(a.workspace)
         th = choose_thresholds(load_scores(ws), target_fraction=0.5, hard_share=0.3)
         retier(ws, th["t_medium"], th["t_hard"])
     elif a.step == "selection":
-        from alnb import pipeline
+        from alnb.loop import pipeline
 
         ws = Workspace.open(a.workspace)
         out["selected"] = len(pipeline.select_gt2(ws, rule="budget", budget=a.labels))
     elif a.step == "import":
-        from alnb.labelio import import_labels, summary_counts
+        from alnb.labels.labelio import import_labels, summary_counts
 
         ws = Workspace.open(a.workspace)
         out["counts"] = summary_counts(import_labels(ws, a.import_dir, "yolo", tag="GT2"))
@@ -108,7 +108,8 @@ def run_step(a) -> dict:
         import matplotlib
 
         matplotlib.use("Agg")
-        from alnb import pipeline, report
+        from alnb.loop import pipeline
+        from alnb.ui import report
 
         ws = Workspace.open(a.workspace)
         pipeline.selection_figures(ws)
@@ -154,9 +155,9 @@ def child(step: str, a, **paths) -> dict:
 def prepare_model(a) -> Path:
     """Train (or reuse) the benchmark's CAL1 (see the module docstring); returns its run folder."""
     import alnb  # noqa: F401
-    from alnb import weld
-    from alnb.train import train_cal
-    from alnb.workspace import Workspace
+    from alnb.datasets import weld
+    from alnb.model.train import train_cal
+    from alnb.core.workspace import Workspace
 
     root = Path(a.out) / "model"
     data = weld.generate(root / "data", weld.WeldConfig(n_images=500, width=a.image_size, height=a.image_size,
@@ -173,7 +174,7 @@ def prepare_model(a) -> Path:
 def prepare_data(a, n: int) -> tuple:
     """``n + N_VAL + N_GT1`` images (generated once) with labels only for the first N_VAL + N_GT1: a POOL of ``n``
     unlabelled images.  Returns ``(dataset folder, people's labels folder)``."""
-    from alnb import weld
+    from alnb.datasets import weld
 
     data = Path(a.out) / f"data_{n}"
     people = Path(a.out) / f"people_{n}"
@@ -208,7 +209,7 @@ def exponents(rows: list) -> dict:
 
 
 def markdown(rows, ks, sizes, info) -> str:
-    """The table for the README."""
+    """The table of docs/results/2026-11-25-scaling.md."""
     lines = ["| step | " + " | ".join(f"POOL {n:,}: time / peak RSS / disk" for n in sizes) + " | k (time ~ n^k) |",
              "|---|" + "---|" * len(sizes) + "---|"]
     for step in STEPS:

@@ -48,16 +48,18 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=20, help="tasks per /predict request")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None,
-                    help="PyTorch threads of the backend (sets ALNB_THREADS; default: alnb.cpu's policy, every core)")
+                    help="PyTorch threads of the backend (sets ALNB_THREADS; default: alnb.core.cpu's policy, every core)")
     ap.add_argument("--out", default=None, help="working folder (default: a temporary one, removed)")
     a = ap.parse_args(argv)
 
     import os
 
-    from alnb import pipeline, serve, weld
-    from alnb.cpu import default_threads
-    from alnb.formats import labelstudio as lsf
-    from alnb.scoring import score_pool
+    from alnb.loop import pipeline
+    from alnb.apps import serve
+    from alnb.datasets import weld
+    from alnb.core.cpu import default_threads
+    from alnb.labels.formats import labelstudio as lsf
+    from alnb.acquisition.scoring import score_pool
 
     root = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="alnb-serve-bench-"))
     try:

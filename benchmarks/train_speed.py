@@ -13,7 +13,7 @@ from the trainer's callbacks, the first epoch left out as warm-up, and one valid
 
 * ``before``: what alnb did until now: ultralytics' CPU thread count (``cpu_count - 1`` = 1 on 2 cores), its
   default loader (``workers=8``, i.e. one process per core) decoding PNGs every epoch;
-* ``+threads``: every usable core (:mod:`alnb.cpu`), the same loader;
+* ``+threads``: every usable core (:mod:`alnb.core.cpu`), the same loader;
 * ``+threads +workers=0``: the loader in the training process (no loader processes competing for the cores);
 * ``+threads +workers=0 +RAM cache``: decoded, resized images cached in RAM;
 * ``+threads +workers=0 +RAM cache +channels-last (today)`` (= today's quick / smoke profile): the model and its EMA
@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-TRAIN_ARMS = {  # name: (threads: None = alnb.cpu policy, 1 = ultralytics' count on 2 cores, workers, cache,
+TRAIN_ARMS = {  # name: (threads: None = alnb.core.cpu policy, 1 = ultralytics' count on 2 cores, workers, cache,
     #                 channels-last layout)
     "before": ("ultralytics", 8, False, False),
     "+threads": (None, 8, False, False),
@@ -66,9 +66,9 @@ def train_arm(ws_dir: str, profile: str, epochs: int, arm: str, keep: str | None
     import yaml
 
     import alnb  # noqa: F401
-    from alnb.cpu import cpu_threads
-    from alnb.train import dropout_trainer, get_profile, oversample_list, start_weights
-    from alnb.workspace import Workspace
+    from alnb.core.cpu import cpu_threads
+    from alnb.model.train import dropout_trainer, get_profile, oversample_list, start_weights
+    from alnb.core.workspace import Workspace
 
     threads, workers, cache, channels_last = TRAIN_ARMS[arm]
     threads = _ultralytics_threads() if threads == "ultralytics" else threads
@@ -113,8 +113,8 @@ def eval_arm(ws_dir: str, weights: str, arm: str) -> dict:
     """One evaluation measurement: ``before`` = ultralytics' thread count, prediction pass + ultralytics' validator;
     ``today`` = the policy's threads, one prediction pass (COCO-style mAP of those boxes)."""
     import alnb  # noqa: F401
-    from alnb.evaluation import evaluate
-    from alnb.workspace import Workspace
+    from alnb.evaluation.step import evaluate
+    from alnb.core.workspace import Workspace
 
     ws = Workspace.open(ws_dir)
     before = arm == "before"
@@ -127,10 +127,10 @@ def eval_arm(ws_dir: str, weights: str, arm: str) -> dict:
 def mc_arm(ws_dir: str, weights: str, arm: str, n_images: int) -> dict:
     """MC-dropout scoring (T = 20) of ``n_images`` POOL images at ultralytics' thread count or the policy's."""
     import alnb  # noqa: F401
-    from alnb.cpu import cpu_threads
-    from alnb.mc import MCScorer
-    from alnb.train import load_model
-    from alnb.workspace import Workspace
+    from alnb.core.cpu import cpu_threads
+    from alnb.model.mc import MCScorer
+    from alnb.model.train import load_model
+    from alnb.core.workspace import Workspace
 
     ws = Workspace.open(ws_dir)
     m = ws.manifest().set_index("stem")
@@ -177,8 +177,8 @@ def main(argv=None):
               "mc": lambda: mc_arm(a.workspace, rest[1], rest[0], a.mc_images)}[kind]
         print(json.dumps(fn()), flush=True)
         return
-    from alnb.cpu import usable_cores
-    from alnb.train import get_profile
+    from alnb.core.cpu import usable_cores
+    from alnb.model.train import get_profile
 
     prof = get_profile(a.profile)
     ws = Path(a.workspace).resolve()

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/warm_start.py WORKSPACE [--round 3] [--profile quick]
 
 ``WORKSPACE`` holds a finished round ``--round`` (``alnb run --rounds 3``), trained under today's rule
-(:data:`alnb.pipeline.WARM_START`).  The script copies it to ``WORKSPACE-warmstart/`` (the original is never
+(:data:`alnb.loop.pipeline.WARM_START`).  The script copies it to ``WORKSPACE-warmstart/`` (the original is never
 touched) and trains that round's two models again under the other rule, on the *same* images: GT<k> was chosen
 with CAL<k-1>'s scores and the control chain's draws do not depend on any model, so round ``k``'s sets are the same
 under both rules and only the start differs (a paired comparison; for rounds after ``k`` the selections would
@@ -30,8 +30,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    from alnb import pipeline
-    from alnb.workspace import Workspace, cal_name, control_name, control_tag, gt_tag, train_tags
+    from alnb.loop import pipeline
+    from alnb.core.workspace import Workspace, cal_name, control_name, control_tag, gt_tag, train_tags
 
     k = args.round
     src = Workspace.open(args.workspace)

@@ -94,7 +94,7 @@ def problems(lock: Path, reqs: list[str], inputs: Path) -> list[str]:
     out = []
     if recorded != inputs_hash(reqs):
         out.append(f"{rel} was written for other requirements than {inputs.name} has now: run `make lock` "
-                   f"(then re-measure, README 'Installs')")
+                   f"(then re-measure, docs/guide/installs.md)")
     for r in map(Requirement, reqs):
         name = canonicalize_name(r.name)
         if r.marker is not None and not r.marker.evaluate():

@@ -12,13 +12,13 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 import alnb  # noqa: E402,F401  (offline settings before ultralytics)
-from alnb import weld  # noqa: E402
-from alnb.workspace import Workspace  # noqa: E402
+from alnb.datasets import weld  # noqa: E402
+from alnb.core.workspace import Workspace  # noqa: E402
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 # `make test` runs the suite on two pytest-xdist workers (one per core of the CI machine): each worker's trainings,
-# evaluations and scorings then use one thread (alnb.cpu), so the two never share a core; the numbers the tests
+# evaluations and scorings then use one thread (alnb.core.cpu), so the two never share a core; the numbers the tests
 # compare are always computed under one setting.  A single process (plain `pytest`) keeps the default policy.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("ALNB_THREADS", "1")

@@ -37,7 +37,7 @@ def build(base: Path) -> dict:
     """
     if "workspace" in _BUILT:
         return _BUILT
-    from alnb.notebooks import run_notebook
+    from alnb.ui.notebooks import run_notebook
 
     import shutil
 

@@ -1,5 +1,5 @@
-"""Acquisition strategies and scores (alnb.acquisition) and the error statistics (alnb.difficulty) on hand-made
-arrays; GT2 and Control through the one strategy interface (alnb.pipeline)."""
+"""Acquisition strategies and scores (alnb.acquisition.strategies) and the error statistics (alnb.acquisition.difficulty) on hand-made
+arrays; GT2 and Control through the one strategy interface (alnb.loop.pipeline)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import acquisition as A
-from alnb import difficulty as D
+from alnb.acquisition import strategies as A
+from alnb.acquisition import difficulty as D
 
 
 # ------------------------------------------------------------------------------------------------- hand-made tables
@@ -208,13 +208,31 @@ def test_study_rule_own_size_and_budget():
     # failed first (e 0.7, then g and h tied at 0: by stem), then medium + hard by score (b 0.9, c 0.5); a, d, f easy
     got = A.select("study_rule", p, None, seed=0)
     assert got == ["e", "g", "h", "b", "c"]
-    assert got == A.select("study_rule", p, None, seed=1)  # one definition with the widget (alnb.select): no draw
+    assert got == A.select("study_rule", p, None, seed=1)  # one definition with the widget (alnb.loop.selection): no draw
     # budget: the first k of the same order, whatever the thresholds
     assert A.select("study_rule", p, 4, seed=0) == got[:4]
     assert A.select("study_rule", A.Pool(pool_table()), 6, seed=0)[3:] == ["b", "c", "d"]
-    assert A.STRATEGIES["study_rule"].whole_pool
+    assert A.STRATEGY_INFO["study_rule"].whole_pool
     with pytest.raises(ValueError, match="thresholds"):
         A.select("study_rule", A.Pool(pool_table()), None)
+
+
+def test_strategy_metadata_is_declared_where_it_is_registered(monkeypatch):
+    monkeypatch.setattr(A, "STRATEGIES", dict(A.STRATEGIES))
+    monkeypatch.setattr(A, "STRATEGY_INFO", dict(A.STRATEGY_INFO))
+
+    @A.strategy("last_two", whole_pool=True, needs=("thresholds",))
+    def last_two(pool, k, rng):
+        """The last two stems."""
+        return list(pool.scores["stem"])[-2:]
+
+    assert A.STRATEGY_INFO["last_two"] == A.StrategyInfo("last_two", last_two, True, False, ("thresholds",))
+    assert A.select("last_two", A.Pool(pool_table()), None) == list(pool_table()["stem"])[-2:]  # whole pool: no k
+    assert A.describe().set_index("strategy").loc["last_two", "whole_pool"]
+    with pytest.raises(ValueError, match="registered twice"):
+        A.strategy("last_two")(last_two)
+    assert list(A.STRATEGIES)[:3] == ["random", "least_confidence", "entropy"]  # registration order = CLI order
+    assert A.STRATEGY_INFO["study_rule_capped"].failed_share and A.STRATEGY_INFO["coreset"].needs == ("embeddings",)
 
 
 def test_k_center_greedy_covers_clusters():
@@ -269,7 +287,7 @@ def test_adding_a_strategy_is_one_function_and_one_line(monkeypatch):
 
 # ------------------------------------------------------------------------------------- GT2 / Control, one code path
 def _scored_workspace(ws):
-    from alnb.workspace import atomic_write_text
+    from alnb.core.workspace import atomic_write_text
 
     pool_stems = ws.stems("POOL")
     n = len(pool_stems)
@@ -283,7 +301,8 @@ def _scored_workspace(ws):
 
 
 def test_select_gt2_and_control_go_through_the_registry(tiny_workspace, monkeypatch):
-    from alnb import acquisition, pipeline
+    from alnb.acquisition import strategies as acquisition
+    from alnb.loop import pipeline
 
     ws = tiny_workspace
     t = _scored_workspace(ws)

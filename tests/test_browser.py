@@ -4,7 +4,7 @@ Runs all cells, drags the medium|hard slider to the right end and the easy|mediu
 mouse (the ends are the non-failed scores' range), checks the line under each slider that says what it changes
 (medium|hard leaves GT2 as it is under the study rule), that the histogram sits right above the sliders, that the
 predicted hours read in minutes below an hour, that the counts, the GT2 size and the cost line on screen
-are the ones :class:`alnb.widgets.DifficultyController` computes for the thresholds the kernel ended up with,
+are the ones :class:`alnb.ui.widgets.DifficultyController` computes for the thresholds the kernel ended up with,
 pages through a tier with the "next" button, clicks Commit GT2 and checks manifest.csv; no "Error displaying
 widget", no traceback; every figure of notebooks 00-03 shown at 100 % (not scaled down); notebook 02's table
 interactive when trusted ("Showing 1 to 10 of 24 entries", sorted by a click) and a static preview with the row
@@ -13,7 +13,7 @@ count when not; ``report.md`` rendered in JupyterLab's Markdown preview with no 
 ``$ALNB_SCREENSHOTS``).
 
 Notebook 07 (label the rest) live: the review-cut slider dragged with the mouse; the hours and residual-error text on
-screen equal :class:`alnb.widgets.ReviewController`'s for the value the kernel ended at; Accept writes that cut.
+screen equal :class:`alnb.ui.widgets.ReviewController`'s for the value the kernel ended at; Accept writes that cut.
 
 Needs ``chromium`` on PATH (Debian: ``apt-get install chromium``; ``.ci/run`` installs it) and the ``playwright``
 package (no browser download: it drives the system binary).  Skipped only when Chromium is not installed.
@@ -242,9 +242,9 @@ def _images_unscaled(page, skip: str | None = None) -> list:
 def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
     import papermill
 
-    from alnb.notebooks import NOTEBOOK_DIR
-    from alnb.widgets import DifficultyController
-    from alnb.workspace import Workspace
+    from alnb.ui.notebooks import NOTEBOOK_DIR
+    from alnb.ui.widgets import DifficultyController
+    from alnb.core.workspace import Workspace
 
     url, token, root = lab
     built = build(tmp_path_factory.getbasetemp() / "notebooks-shared")
@@ -416,12 +416,12 @@ def test_notebook_03_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
 
 def test_notebook_07_review_slider_in_the_browser(tmp_path, lab, browser, tmp_path_factory):
     """Notebook 07 live: drag the review-cut slider with the mouse; the hours and residual-error text on screen are the
-    ones :class:`alnb.widgets.ReviewController` computes for the value the kernel ended at; Accept writes that cut."""
+    ones :class:`alnb.ui.widgets.ReviewController` computes for the value the kernel ended at; Accept writes that cut."""
     import papermill
 
-    from alnb.notebooks import NOTEBOOK_DIR
-    from alnb.widgets import ReviewController
-    from alnb.workspace import Workspace
+    from alnb.ui.notebooks import NOTEBOOK_DIR
+    from alnb.ui.widgets import ReviewController
+    from alnb.core.workspace import Workspace
 
     url, token, root = lab
     built = build(tmp_path_factory.getbasetemp() / "notebooks-shared")

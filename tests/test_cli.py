@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from alnb import cli
-from alnb.workspace import Workspace, has_tag
+from alnb.apps import cli
+from alnb.core.workspace import Workspace, has_tag
 
 
 def test_parser_and_counts():
@@ -49,7 +49,7 @@ def check_study(ws: Workspace):
     assert (sel["t_medium"], sel["t_hard"]) == (th["t_medium"], th["t_hard"])  # headless: the scoring defaults
     for name in ("CAL1", "CAL2", "Control"):
         ev = ws.load_json(f"eval_{name}")
-        # operating point: chosen per model on VAL1 (alnb.metrics) unless --conf fixes it
+        # operating point: chosen per model on VAL1 (alnb.evaluation.metrics) unless --conf fixes it
         assert ev["tag"] == "VAL1" and 0.0 < ev["conf"] < 1.0 and len(ev["per_class"]) == len(ws.names)
     comp = ws.load_json("comparison")
     assert comp["verdict"]["outcome"]  # its value for a seeded run: tests/test_study.py (notebook key numbers)
@@ -76,7 +76,7 @@ def test_cli_run_smoke_end_to_end(tiny_dataset, tmp_path, capsys, no_network):
     ws = Workspace.open(ws_dir)
     check_study(ws)
     times = json.loads((ws.root / "metrics" / "run_times.json").read_text())
-    assert times["profile"] == "smoke" and "CAL2 (GT1 + GT2)" in times["seconds"]
+    assert times["profile"] == "smoke" and "round 2: CAL2 (GT1 + GT2)" in times["seconds"]
     # re-running reuses the cached training runs and gives the same selection
     before = ws.stems("GT2"), ws.stems("CONTROL")
     assert cli.main(["run", "--data", str(tiny_dataset), "--workspace", str(ws_dir), "--profile", "smoke",
@@ -89,8 +89,8 @@ def test_notebooks_03_04_smoke(tiny_dataset, tmp_path, capsys):
     """Headless notebooks 03 and 04 (smoke profile) on a workspace prepared up to the scoring step."""
     import nbformat
 
-    from alnb import pipeline
-    from alnb.scoring import score_pool
+    from alnb.loop import pipeline
+    from alnb.acquisition.scoring import score_pool
 
     ws_dir = tmp_path / "ws"
     ws = pipeline.setup(ws_dir, tiny_dataset, n_val=10, n_gt1=10, seed=0)

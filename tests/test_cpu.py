@@ -1,4 +1,4 @@
-"""The CPU thread policy (alnb.cpu): thread count precedence, restored state, and no two jobs on the same cores."""
+"""The CPU thread policy (alnb.core.cpu): thread count precedence, restored state, and no two jobs on the same cores."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from alnb import cpu
+from alnb.core import cpu
 
 
 def test_thread_count_precedence(monkeypatch):
@@ -43,7 +43,7 @@ def test_block_sets_and_restores_threads(tmp_path, monkeypatch):
 
 HOLD = """
 import sys, time
-from alnb import cpu
+from alnb.core import cpu
 with cpu.cpu_threads(int(sys.argv[1]), what="holder", log=None):
     print("holding", flush=True)
     time.sleep(float(sys.argv[2]))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from alnb.data import DatasetError, load_dataset, parse_label_lines, validation_summary
+from alnb.core.data import DatasetError, load_dataset, parse_label_lines, validation_summary
 
 
 def _img(path, w=32, h=24):

@@ -1,11 +1,11 @@
-"""alnb.diagnostics on hand-made boxes whose AP, confusion matrix and disagreement ranking are known in advance."""
+"""alnb.evaluation.diagnostics on hand-made boxes whose AP, confusion matrix and disagreement ranking are known in advance."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from alnb import diagnostics as D
+from alnb.evaluation import diagnostics as D
 
 NAMES = ["crack", "air-hole"]
 
@@ -91,7 +91,7 @@ def test_pr_curves_skip_an_operating_point_without_a_value():
     once crashed notebook 01 and the headless run)."""
     import matplotlib
     matplotlib.use("Agg")
-    from alnb import plots
+    from alnb.figures import plots
     preds = [("a", pred([0, 0, 0, 10, 10, 0.9]), gt([0, 0, 0, 10, 10], [1, 20, 20, 30, 30]), (64, 64))]
     d = D.diagnostics(preds, NAMES, conf=0.5)
     fig = plots.pr_curves(d, op_points={"crack": (1.0, 1.0), "air-hole": (0.0, None)})
@@ -101,9 +101,9 @@ def test_pr_curves_skip_an_operating_point_without_a_value():
 
 # --------------------------------------------- the confusion matrix counts the per-class table's matches (issue 36)
 def table_counts(preds, nc: int, conf: float, iou_thr: float = 0.5) -> dict:
-    """The per-class counts of the evaluation's table on these boxes, by the path :func:`alnb.evaluation.evaluate`
+    """The per-class counts of the evaluation's table on these boxes, by the path :func:`alnb.evaluation.step.evaluate`
     takes: match every prediction down to the sweep floor, then count those above the operating point."""
-    from alnb.metrics import counts_at, match_image
+    from alnb.evaluation.metrics import counts_at, match_image
 
     rows, gts = [], []
     for _, p, g, _ in preds:
@@ -163,7 +163,7 @@ def test_the_comparison_fails_on_a_planted_mismatch():
 def test_why_ultralytics_confusion_matrix_disagreed_with_the_table():
     """The diagnosis behind notebook 01's "bite-edge 66 vs 68": ultralytics' ``ConfusionMatrix`` matches
     class-agnostically, so a more confident unfused box over a bite-edge takes the truth the bite-edge box matches in
-    the evaluation; :func:`alnb.metrics.confusion_counts` counts the evaluation's match and the unfused box as a false
+    the evaluation; :func:`alnb.evaluation.metrics.confusion_counts` counts the evaluation's match and the unfused box as a false
     positive."""
     import torch
     from ultralytics.utils.metrics import ConfusionMatrix
@@ -186,7 +186,7 @@ def test_why_ultralytics_confusion_matrix_disagreed_with_the_table():
 def test_confusion_pairs_leftovers_across_classes_once():
     """A box of the wrong class on a truth nobody matched is a confusion (one FP of its class, one FN of the truth's),
     not a false positive and a miss in the background cells; each leftover truth pairs with one box only."""
-    from alnb.metrics import confusion_counts
+    from alnb.evaluation.metrics import confusion_counts
 
     truth = gt([1, 0, 0, 10, 10], [0, 50, 50, 60, 60])
     p = pred([0, 0, 0, 10, 10, 0.9], [4, 0, 0, 10, 9, 0.8], [0, 50, 50, 60, 60, 0.7])
@@ -199,8 +199,8 @@ def test_confusion_pairs_leftovers_across_classes_once():
 
 def test_pr_curves_average_to_the_evaluations_ap():
     """The PR curve drawn per class is the envelope whose mean over COCO's 101 recall points is the class's AP,
-    and the diagnostics' mAP50 / mAP50-95 are :func:`alnb.metrics.coco_map`'s (the evaluation's) on the same boxes."""
-    from alnb.metrics import coco_map
+    and the diagnostics' mAP50 / mAP50-95 are :func:`alnb.evaluation.metrics.coco_map`'s (the evaluation's) on the same boxes."""
+    from alnb.evaluation.metrics import coco_map
     from test_figures import weld_boxes
 
     preds = weld_boxes(n=40)

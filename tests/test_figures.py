@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import plots, study_plots, weld
+from alnb.figures import plots
+from alnb.figures import study_plots
+from alnb.datasets import weld
 from figcheck import assert_clean, figure_problems
 
 NAMES = list(weld.CLASS_NAMES)
@@ -40,7 +42,7 @@ def dve() -> dict:
         return {k: {"n": n, "n_error": round(n * r), "error_rate": r}
                 for (k, n), r in zip({"easy": 168, "medium": 126, "hard": 84, "failed": 41}.items(), rates)}
 
-    from alnb.acquisition import SCORE_COLUMNS
+    from alnb.acquisition.strategies import SCORE_COLUMNS
 
     values = {"least_confidence": (0.64, 0.61, 0.41, 0.52), "entropy": (0.70, 0.66, 0.47, 0.58),
               "bald": (0.74, 0.70, 0.52, 0.66), "localisation": (0.69, 0.65, 0.44, 0.71),
@@ -73,7 +75,7 @@ def results_csv(epochs: int, top: float, *, start: float = 0.05, val_every: int 
 
 
 def per_class_frame() -> pd.DataFrame:
-    """:func:`alnb.evaluation.per_class_frame` of a demo CAL1."""
+    """:func:`alnb.evaluation.step.per_class_frame` of a demo CAL1."""
     df = pd.DataFrame({"instances": list(VAL1_INSTANCES.values()),
                        "precision": [0.81, 0.74, np.nan, 0.86, 0.92, 0.77],
                        "recall": [0.80, 0.73, 0.0, 0.81, 0.88, 0.71],
@@ -83,7 +85,7 @@ def per_class_frame() -> pd.DataFrame:
 
 
 def long_table() -> pd.DataFrame:
-    """:func:`alnb.report.per_class_table`: one row per (model, class)."""
+    """:func:`alnb.ui.report.per_class_table`: one row per (model, class)."""
     rng = np.random.default_rng(2)
     rows = []
     for m in MODELS:
@@ -120,7 +122,7 @@ def pred_boxes(gt: np.ndarray, rng, *, recall: float = 0.85, n_fp: int = 2, conf
 
 
 def weld_boxes(n: int = 60, seed: int = 5, size: int = 512) -> list:
-    """``[(stem, pred, gt, (h, w))]`` (:func:`alnb.diagnostics.predictions`' shape) on the generator's true boxes."""
+    """``[(stem, pred, gt, (h, w))]`` (:func:`alnb.evaluation.diagnostics.predictions`' shape) on the generator's true boxes."""
     cfg = weld.WeldConfig(width=size, height=size, seed=seed)
     rng = np.random.default_rng(seed)
     out = []
@@ -133,7 +135,7 @@ def weld_boxes(n: int = 60, seed: int = 5, size: int = 512) -> list:
 
 @functools.lru_cache(maxsize=1)
 def diag():
-    from alnb.diagnostics import diagnostics
+    from alnb.evaluation.diagnostics import diagnostics
 
     return diagnostics(weld_boxes(), NAMES, conf=0.229)
 
@@ -147,7 +149,7 @@ def crowded_renders(k: int, seed: int = 0) -> list:
 
 
 def disagreement_items():
-    from alnb.diagnostics import disagreement_panels
+    from alnb.evaluation.diagnostics import disagreement_panels
 
     rng = np.random.default_rng(3)
     items = []
@@ -158,8 +160,8 @@ def disagreement_items():
 
 
 def grid_items(tiers=("hard", "medium", "easy", "failed", "hard", "hard", "medium", "failed")):
-    """Items as :func:`alnb.plots.uncertainty_grid` / :func:`alnb.plots.tier_thumbnails` build them."""
-    from alnb.metrics import xyxy_to_xywhn
+    """Items as :func:`alnb.figures.plots.uncertainty_grid` / :func:`alnb.figures.plots.tier_thumbnails` build them."""
+    from alnb.evaluation.metrics import xyxy_to_xywhn
 
     rng = np.random.default_rng(4)
     items = []
@@ -269,8 +271,8 @@ def test_every_figure_passes_the_figure_check(name):
 def weld_ws(tmp_path_factory):
     """24 generated 512-px radiographs, 12 in the POOL, with auto-label files, ``scores.csv``-like scores and
     ``detections.csv``-like candidates made from their true boxes."""
-    from alnb.metrics import autolabel_lines, xywhn_to_xyxy
-    from alnb.workspace import Workspace
+    from alnb.evaluation.metrics import autolabel_lines, xywhn_to_xyxy
+    from alnb.core.workspace import Workspace
 
     root = tmp_path_factory.mktemp("figs")
     ds = weld.generate(root / "weld", weld.WeldConfig(n_images=24, seed=0), progress=False)

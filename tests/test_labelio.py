@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import labelio, weld
-from alnb.labelio import ImportProblem, export_queue, import_labels
-from alnb.workspace import Workspace, WorkspaceError, with_tag
+from alnb.labels import labelio
+from alnb.datasets import weld
+from alnb.labels.labelio import ImportProblem, export_queue, import_labels
+from alnb.core.workspace import Workspace, WorkspaceError, with_tag
 
 ODD = weld.WeldConfig(n_images=12, width=97, height=61, seed=1)  # odd, non-square sizes catch x/y and W/H mix-ups
 MODEL = "CAL1"
@@ -499,7 +500,7 @@ def test_first_import_failure_leaves_no_labels_folder(ws, tmp_path, monkeypatch)
 
 
 def test_read_autolabels(tmp_path):
-    from alnb.data import LabelError
+    from alnb.core.data import LabelError
 
     f = tmp_path / "a.txt"
     f.write_text("2 0.5 0.5 0.2 0.4 0.75\n\n1 0.25 0.25 0.1 0.1\n")
@@ -518,7 +519,7 @@ def test_read_autolabels(tmp_path):
 
 
 def test_cli_export_and_import_round_trip(ws, capsys):
-    from alnb.cli import main
+    from alnb.apps.cli import main
 
     assert main(["export-queue", "--workspace", str(ws.root), "--format", "cvat"]) == 0
     z = ws.root / "export" / "cvat" / labelio.CVAT_ZIP

@@ -1,4 +1,4 @@
-"""Integration test against a real Label Studio server (the README's "Label the queue" loop, command for command).
+"""Integration test against a real Label Studio server (docs/guide/labelling-tools.md, command for command).
 
 Label Studio lives in its own environment, ``.venv-ls`` (``make labelstudio``: ``pip install label-studio``, ~3 min);
 without it this test is skipped with that reason.  The test starts the server on 127.0.0.1 (a free port, its own data
@@ -34,10 +34,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import pipeline, weld
-from alnb import select as sel
-from alnb.labelio import read_autolabels
-from alnb.workspace import Workspace, tag_set
+from alnb.loop import pipeline
+from alnb.datasets import weld
+from alnb.loop import selection as sel
+from alnb.labels.labelio import read_autolabels
+from alnb.core.workspace import Workspace, tag_set
 
 REPO = Path(__file__).resolve().parent.parent
 LS_BIN = REPO / ".venv-ls" / "bin" / "label-studio"
@@ -133,7 +134,7 @@ def tree_hash(root) -> str:
 
 
 def cli(capsys, *argv):
-    from alnb.cli import main
+    from alnb.apps.cli import main
 
     rc = main([str(a) for a in argv])
     out = capsys.readouterr()
@@ -432,7 +433,7 @@ def yolo_text(result, names) -> str:
 def serve_ws(label_studio):
     """A smoke workspace in real mode: 24 images (12 without labels), CAL1 trained (smoke profile) and the POOL
     scored (T=4); its dataset lies below Label Studio's document root."""
-    from alnb.scoring import score_pool
+    from alnb.acquisition.scoring import score_pool
 
     base = Path(tempfile.mkdtemp(prefix="serve-", dir=label_studio.document_root))
     ds = weld.generate(base / "dataset", weld.WeldConfig(n_images=24, width=64, height=64, seed=2), progress=False)
@@ -449,8 +450,8 @@ def test_alnb_serve_as_label_studio_ml_backend(serve_ws, label_studio, tmp_path)
     are the workspace's auto-labels, sorting by prediction score ascending gives the labelling-queue order, and
     *Start training* (``POST /api/ml/{id}/train`` -> webhook START_TRAINING) imports people's annotations and serves
     the next model."""
-    from alnb.formats.common import queue
-    from alnb.scoretable import load_scores
+    from alnb.labels.formats.common import queue
+    from alnb.core.scoretable import load_scores
 
     ws, server, docs = serve_ws, label_studio, label_studio.document_root
     t0 = time.time()
@@ -625,7 +626,8 @@ def test_measured_seconds_from_label_studio(label_studio, tmp_path, capsys):
     Studio project (and labels some images from scratch); Label Studio records each annotation's ``lead_time`` and the
     prediction it started from, its JSON export carries both, ``alnb import-labels`` keeps them, and the cost model
     fitted from them recovers the scripted seconds within its intervals."""
-    from alnb import labeltimes, report
+    from alnb.evaluation import labeltimes
+    from alnb.ui import report
 
     rng = np.random.default_rng(5)
     base = Path(tempfile.mkdtemp(prefix="times-", dir=label_studio.document_root))
@@ -723,7 +725,8 @@ def test_review_queue_round_trip(label_studio, tmp_path, capsys):
     as proposed, one corrected), ``alnb import-labels``: the reviewed images are people's labels (machine-reviewed),
     the accepted ones stay machine-accepted and machine-marked in every final export, a label a person gave before is
     byte-identical, and the dataset folder is untouched."""
-    from alnb import labelio, reviewstep
+    from alnb.labels import labelio
+    from alnb.loop import reviewstep
 
     rng = np.random.default_rng(7)
     base = Path(tempfile.mkdtemp(prefix="review-", dir=label_studio.document_root))

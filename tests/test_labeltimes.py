@@ -1,4 +1,4 @@
-"""The cost model fitted from annotators' own seconds (alnb.labeltimes): counts, the fit, outliers, too few."""
+"""The cost model fitted from annotators' own seconds (alnb.evaluation.labeltimes): counts, the fit, outliers, too few."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import labeltimes as lt
-from alnb.metrics import CostModel
+from alnb.evaluation import labeltimes as lt
+from alnb.evaluation.metrics import CostModel
 
 TRUE = {"t_image": 4.0, "t_verify": 2.0, "t_delete": 1.5, "t_draw": 12.0, "t_adjust": 3.0}
 
@@ -127,7 +127,7 @@ def test_the_intervals_cover_the_truth_about_95_percent_of_the_time():
 
 
 def test_a_study_is_never_resumed_with_other_costs(tiny_dataset, tmp_path):
-    from alnb import study
+    from alnb.loop import study
 
     out = tmp_path / "study"
     (out / "results").mkdir(parents=True)
@@ -138,7 +138,7 @@ def test_a_study_is_never_resumed_with_other_costs(tiny_dataset, tmp_path):
 
 
 def test_costs_from_a_workspace_without_enough_annotations_is_a_clear_error(tiny_workspace, tmp_path, capsys):
-    from alnb import cli
+    from alnb.apps import cli
 
     rc = cli.main(["study", "--grid", "smoke", "--out", str(tmp_path / "s"), "--data", str(tmp_path / "d"),
                    "--costs-from", str(tiny_workspace.root), "--estimate"])

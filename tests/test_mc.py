@@ -1,4 +1,4 @@
-"""MC-dropout sampling (alnb.mc) and the scoring step (alnb.scoring): maths on hand-made tensors, equivalence with
+"""MC-dropout sampling (alnb.model.mc) and the scoring step (alnb.acquisition.scoring): maths on hand-made tensors, equivalence with
 ultralytics predict, tiers, pool scoring, notebook 02."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import pytest
 import torch
 
 import alnb  # noqa: F401
-from alnb import acquisition as A
-from alnb import difficulty as D
-from alnb import display, scoring
-from alnb import mc as U
-from alnb import select as sel
+from alnb.acquisition import strategies as A
+from alnb.acquisition import difficulty as D
+from alnb.ui import display
+from alnb.acquisition import scoring
+from alnb.model import mc as U
+from alnb.loop import selection as sel
 
 
 # ------------------------------------------------------------------------------------------------------------ helpers
@@ -185,7 +186,7 @@ def test_t1_without_dropout_equals_ultralytics_predict(model, noise_images, meth
 
 
 def test_dropout_passes_differ_and_uncertainties_finite(model, noise_images):
-    from alnb.dropout import set_mc
+    from alnb.model.dropout import set_mc
 
     net = U._prepare_net(model, "cpu")
     set_mc(net, True)
@@ -222,7 +223,7 @@ def test_cached_and_full_samplers_agree_without_dropout(model, noise_images):
 
 
 def test_model_without_dropout_head_is_refused(noise_images):
-    from alnb._offline import yolo
+    from alnb.core.offline import yolo
 
     with pytest.raises(ValueError, match="dropout head"):
         U.mc_predict(yolo("yolov8n.yaml"), noise_images[:1], T=2, imgsz=64, progress=False)
@@ -299,8 +300,8 @@ def test_score_pool_writes_workspace_outputs(tiny_workspace, tiny_dataset):
 # --------------------------------------------------------------------------------------------------------- notebook
 @pytest.mark.slow
 def test_notebook_02_headless_smoke(tiny_workspace, tmp_path):
-    from alnb.notebooks import run_notebook
-    from alnb.train import train_cal
+    from alnb.ui.notebooks import run_notebook
+    from alnb.model.train import train_cal
 
     ws = tiny_workspace
     train_cal(ws, "CAL1", "GT1", profile="smoke", verbose=False)
@@ -408,7 +409,7 @@ def test_samplers_share_masks_with_dropout_on(model, noise_images):
         np.testing.assert_allclose(other.detections[cols].to_numpy(), a.detections[cols].to_numpy(), atol=2e-3)
         np.testing.assert_array_equal(other.images["count_var"], a.images["count_var"])
     # the first passes of a longer run are the passes of a shorter one (masks are indexed by pass, not drawn)
-    from alnb.dropout import set_mc
+    from alnb.model.dropout import set_mc
 
     net = U._prepare_net(model, "cpu")
     set_mc(net, True)
@@ -425,7 +426,7 @@ def test_nms_counts_equal_ultralytics(model, noise_images):
     """The per-pass detection counts (count_var) are those of ultralytics' own NMS."""
     from ultralytics.utils.nms import non_max_suppression
 
-    from alnb.dropout import set_mc
+    from alnb.model.dropout import set_mc
 
     net = U._prepare_net(model, "cpu")
     set_mc(net, True)

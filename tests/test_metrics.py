@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from alnb import metrics as M
-from alnb.metrics import CostModel, box_iou, efficiency_boost, match_image, prf, xywhn_to_xyxy, xyxy_to_xywhn
+from alnb.evaluation import metrics as M
+from alnb.evaluation.metrics import CostModel, box_iou, efficiency_boost, match_image, prf, xywhn_to_xyxy, xyxy_to_xywhn
 
 
 def test_box_conversion_round_trip():
@@ -120,7 +120,7 @@ def test_boost_per_class_arrays():
 
 # ------------------------------------------------------------------------------------------------ operating point
 def test_threshold_curve_counts_and_cuts():
-    from alnb.metrics import threshold_curve
+    from alnb.evaluation.metrics import threshold_curve
 
     conf = np.array([0.2, 0.9, 0.5, 0.7])
     tp = np.array([False, True, True, False])
@@ -137,7 +137,7 @@ def test_threshold_curve_counts_and_cuts():
 
 
 def test_choose_conf_rules():
-    from alnb.metrics import FIXED_CONF, choose_conf, threshold_curve
+    from alnb.evaluation.metrics import FIXED_CONF, choose_conf, threshold_curve
 
     c = threshold_curve([0.9, 0.7, 0.5, 0.2], [True, False, True, False], n_gt=3)
     op = choose_conf(c, "f1")
@@ -155,7 +155,7 @@ def test_choose_conf_rules():
 
 
 def test_duplicate_share_counts_same_class_overlaps_only():
-    from alnb.metrics import duplicate_share
+    from alnb.evaluation.metrics import duplicate_share
 
     img1 = np.array([[0, 0, 0, 10, 10], [0, 1, 0, 11, 10], [1, 0, 0, 10, 10], [0, 50, 50, 60, 60]])
     img2 = np.array([[2, 0, 0, 10, 2]])
@@ -224,8 +224,8 @@ def _random_detections(rng, n_images, nc):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_coco_map_equals_pycocotools(seed):
-    """alnb.metrics.coco_map is COCOeval's bbox AP on the same boxes (overall and per class, to 1e-6)."""
-    from alnb.metrics import coco_map
+    """alnb.evaluation.metrics.coco_map is COCOeval's bbox AP on the same boxes (overall and per class, to 1e-6)."""
+    from alnb.evaluation.metrics import coco_map
 
     rng = np.random.default_rng(seed)
     nc = 4
@@ -242,7 +242,7 @@ def test_coco_map_equals_pycocotools(seed):
 def test_coco_map_hand_made():
     """One image, one box: a perfect detection is AP 1; a class with truth but no detection is 0; without truth a
     class is left out of the mean (not 0)."""
-    from alnb.metrics import coco_map
+    from alnb.evaluation.metrics import coco_map
 
     gt = [np.array([[0, 10, 10, 50, 50], [1, 60, 60, 90, 90]], float)]
     pred = [np.array([[0, 10, 10, 50, 50, 0.9], [2, 0, 0, 5, 5, 0.8]], float)]

@@ -7,7 +7,8 @@ import json
 
 import pandas as pd
 
-from alnb import narrative, notebooks
+from alnb.ui import narrative
+from alnb.ui import notebooks
 
 
 def _nb(markdown: list, outputs: list) -> dict:
@@ -143,7 +144,7 @@ def test_endings_are_built_from_the_numbers():
 
 
 def test_profile_text_is_not_a_repr():
-    from alnb.train import get_profile
+    from alnb.model.train import get_profile
 
     text = narrative.profile_text(get_profile("smoke"))
     assert text.startswith("smoke profile: model ") and "Profile(" not in text and "epochs" in text

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from alnb.workspace import Workspace
+from alnb.core.workspace import Workspace
 from notebook_ws import build
 
 

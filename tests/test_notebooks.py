@@ -12,8 +12,8 @@ import re
 import pandas as pd
 import pytest
 
-from alnb.notebooks import NOTEBOOK_DIR
-from alnb.workspace import Workspace
+from alnb.ui.notebooks import NOTEBOOK_DIR
+from alnb.core.workspace import Workspace
 from notebook_ws import PARAMS, build
 
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ def test_tier_counts_in_02_are_the_counts_of_scores_csv(executed):
     text = "".join("".join(o.get("text", "")) for _, o in outs if o["output_type"] == "stream")
     line = re.search(r"POOL images per category .*?: easy (\d+), medium (\d+), hard (\d+), failed (\d+)", text)
     assert line and dict(zip(("easy", "medium", "hard", "failed"), map(int, line.groups()))) == want
-    from alnb.notebooks import read_key_numbers
+    from alnb.ui.notebooks import read_key_numbers
 
     kn = read_key_numbers(executed["executed"]["02_autolabel"])
     assert {k: kn[f"n_{k}"] for k in want} == want
@@ -141,7 +141,7 @@ def test_notebook_01_shows_one_map50_with_its_meaning(executed):
 
 
 def test_notebook_06_runs_round_3_from_cal2s_scores(executed):
-    from alnb.notebooks import read_key_numbers
+    from alnb.ui.notebooks import read_key_numbers
 
     ws = Workspace.open(executed["workspace"])
     ws = Workspace.open(executed["workspace_round3"])  # a copy of the round-2 workspace, continued
@@ -169,8 +169,8 @@ def test_notebook_06_runs_round_3_from_cal2s_scores(executed):
 def test_notebook_07_reviews_half_and_accepts_the_rest(executed):
     """Label the rest: CAL1's plan of the 24 POOL images (the workspace as notebook 02 left it), the cut at half of
     them, the rest accepted as machine labels; the numbers shown are the plan's, the final set marks its source."""
-    from alnb.notebooks import read_key_numbers
-    from alnb.widgets import ReviewController
+    from alnb.ui.notebooks import read_key_numbers
+    from alnb.ui.widgets import ReviewController
 
     ws = Workspace.open(executed["workspace_review"])
     key = read_key_numbers(executed["executed"]["07_label_the_rest"])
@@ -211,8 +211,8 @@ def test_notebook_07_reviews_half_and_accepts_the_rest(executed):
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_markdown_quotes_no_figure_its_outputs_do_not_show(executed, name):
     """Every decimal or percentage the committed notebook's markdown quotes appears in that notebook's executed
-    outputs: narrative numbers are rendered from the run (alnb.narrative), never typed by hand."""
-    from alnb.notebooks import prose_numbers, unbacked_prose_numbers
+    outputs: narrative numbers are rendered from the run (alnb.ui.narrative), never typed by hand."""
+    from alnb.ui.notebooks import prose_numbers, unbacked_prose_numbers
 
     committed = json.loads((NOTEBOOK_DIR / f"{name}.ipynb").read_text())
     run = json.loads(executed["executed"][name].read_text())
@@ -220,7 +220,7 @@ def test_markdown_quotes_no_figure_its_outputs_do_not_show(executed, name):
     assert md(committed) == md(run)  # the executed copy carries the committed markdown
     assert unbacked_prose_numbers(run) == [], name
     # a planted hand-typed figure in a copy fails the check; a figure the outputs do show passes
-    from alnb.notebooks import output_text
+    from alnb.ui.notebooks import output_text
 
     shown = re.search(r"(?<![\w.])(\d+\.\d+)(?![\d])", output_text(run))
     planted = json.loads(json.dumps(run))
@@ -233,7 +233,7 @@ def test_markdown_quotes_no_figure_its_outputs_do_not_show(executed, name):
 
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_notebook_ends_with_what_it_shows_and_a_rounded_key_number_table(executed, name):
-    from alnb.notebooks import KEY_NUMBERS_MARK, KEY_NUMBERS_META, output_text, read_key_numbers
+    from alnb.ui.notebooks import KEY_NUMBERS_MARK, KEY_NUMBERS_META, output_text, read_key_numbers
 
     nb = json.loads(executed["executed"][name].read_text())
     last = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]

@@ -5,7 +5,7 @@ import os
 import pytest
 
 import alnb  # noqa: F401
-from alnb._offline import ensure_offline, yolo
+from alnb.core.offline import ensure_offline, yolo
 
 
 def test_env_is_offline():

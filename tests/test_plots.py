@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import plots, study_plots
+from alnb.figures import plots
+from alnb.figures import study_plots
 
 NAMES = ["bite-edge", "crack", "slag-inclusion", "broken-arc", "air-hole", "unfused"]
 MODELS = ("CAL1", "CAL2", "Control")
@@ -280,7 +281,7 @@ def test_every_strategy_has_one_colour_that_is_no_sets_colour():
     each strategy in its colour, whichever strategies a figure holds."""
     from matplotlib.colors import to_hex
 
-    from alnb.acquisition import STRATEGIES
+    from alnb.acquisition.strategies import STRATEGIES
 
     cols = {s: plots.strategy_colour(s) for s in STRATEGIES}
     assert cols["random"] == plots.SET_COLOURS["Control"]
@@ -312,7 +313,7 @@ def test_histogram_keeps_its_axis_and_bins_when_thresholds_move():
 
 
 def test_strategy_names_are_the_registry_names_in_every_figure():
-    from alnb.acquisition import STRATEGIES
+    from alnb.acquisition.strategies import STRATEGIES
 
     d = _dve()
     for fig in (plots.errors_vs_difficulty(d), study_plots.difficulty_comparison({**d, "n_nonfailed": 24})):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from alnb import pretrain
-from alnb.train import PROFILES, start_weights
+from alnb.model import pretrain
+from alnb.model.train import PROFILES, start_weights
 
 
 def test_corpus_is_disjoint_and_class_agnostic(tmp_path):
@@ -29,7 +29,7 @@ def test_corpus_is_disjoint_and_class_agnostic(tmp_path):
         n_boxes += len(rows)
     assert n_boxes > 0
     # another generator seed than the study's: no image is byte-identical to the study's image of the same index
-    from alnb import weld
+    from alnb.datasets import weld
 
     study = weld.generate(tmp_path / "study", weld.WeldConfig(n_images=6, seed=0), progress=False)
     for img in (study / "images").glob("*.png"):
@@ -38,7 +38,7 @@ def test_corpus_is_disjoint_and_class_agnostic(tmp_path):
 
 def test_shipped_checkpoint_is_small_one_class_and_documented():
     ck = pretrain.CHECKPOINT
-    assert ck.is_file(), f"{ck} missing: rebuild it with `python -m alnb.pretrain`"
+    assert ck.is_file(), f"{ck} missing: rebuild it with `python -m alnb.model.pretrain`"
     assert ck.stat().st_size <= 5 * 2**20
     import torch
 

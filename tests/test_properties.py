@@ -1,6 +1,6 @@
 """Property-based tests (Hypothesis) of the label-file parser, the dataset validator and every importer.
 
-What must hold for *every* generated input (README "Bring your own dataset", "Label the queue"):
+What must hold for *every* generated input (docs/guide/setup.md, docs/guide/labelling-tools.md):
 
 * the parser reads exactly what a label file says, or names the first bad line and its kind;
 * the validator lists every image once, with the state its label file gives it (or a problem naming the file), the
@@ -34,10 +34,11 @@ from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from PIL import Image
 
-from alnb import labelio, pipeline
-from alnb import select as sel
-from alnb.data import LabelError, load_dataset, parse_label_lines, read_labels
-from alnb.workspace import Workspace
+from alnb.labels import labelio
+from alnb.loop import pipeline
+from alnb.loop import selection as sel
+from alnb.core.data import LabelError, load_dataset, parse_label_lines, read_labels
+from alnb.core.workspace import Workspace
 
 NAMES = ["crack", "pore"]
 KINDS = {"field_count", "not_a_number", "class_out_of_range", "zero_area", "out_of_bounds", "duplicate_box"}

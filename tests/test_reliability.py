@@ -1,7 +1,7 @@
 """Reliability: every bad input gets one clear message (no raw traceback), the dataset folder and labels people gave
 stay byte-identical, workspaces are locked against a second writer, and the real labelling loop runs from the CLI.
 
-Each case runs the command line in-process (``alnb.cli.main``) and asserts the exit code, the message, the absence of
+Each case runs the command line in-process (``alnb.apps.cli.main``) and asserts the exit code, the message, the absence of
 a traceback, and the hashes of the dataset folder (and of ``<workspace>/labels``) before and after.
 """
 
@@ -23,10 +23,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from alnb import cli, labelio, lock, pipeline
-from alnb import select as sel
-from alnb.data import load_dataset
-from alnb.workspace import WaitingForLabels, Workspace, WorkspaceError, with_tag
+from alnb.apps import cli
+from alnb.labels import labelio
+from alnb.core import lock
+from alnb.loop import pipeline
+from alnb.loop import selection as sel
+from alnb.core.data import load_dataset
+from alnb.core.workspace import WaitingForLabels, Workspace, WorkspaceError, with_tag
 
 NAMES = ["crack", "pore"]
 
@@ -140,7 +143,7 @@ def test_missing_dataset_folder_and_bad_counts(tmp_path, capsys):
         assert rc == 2 and "--n-val" in err, err
     # the Python API says the same thing
     ds = load_dataset(make_ds(tmp_path / "ds"), progress=False)
-    from alnb.workspace import make_split
+    from alnb.core.workspace import make_split
     with pytest.raises(ValueError, match="n_gt1=0 gives no GT1 image"):
         make_split(ds, n_val=4, n_gt1=0)
 
@@ -175,7 +178,7 @@ def test_excluded_images_are_listed_duplicates_tiny_spaces(tmp_path, capsys):
     summary = json.loads((ws.root / "metrics" / "setup.json").read_text())
     assert summary["problem_kinds"] == {"duplicate_stem": 2, "too_small": 1, "field_count": 1}
     # image lists hold one path per line; the run cache reads them the same way (names with spaces)
-    from alnb.train import _list_digest
+    from alnb.model.train import _list_digest
 
     lst = ws.write_list("probe", ws.stems("GT1"))
     assert len(lst.read_text().splitlines()) == 4 and " " in lst.read_text()
@@ -526,7 +529,7 @@ def test_read_only_workspace(real_ws, tmp_path, capsys, monkeypatch):
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from alnb import lock
+    from alnb.core import lock
     lock.acquire(sys.argv[1], "alnb run --data d --workspace w")
     print("held", flush=True)
     time.sleep(120)
@@ -565,7 +568,7 @@ def test_lock_is_reentrant_and_inherited_by_child_processes(tmp_path):
         with lock.workspace_lock(root, "inner"):
             assert lock.is_held(root)
         assert lock.is_held(root)
-        child = subprocess.run([sys.executable, "-c", f"from alnb import lock; lock.acquire({str(root)!r}); "
+        child = subprocess.run([sys.executable, "-c", f"from alnb.core import lock; lock.acquire({str(root)!r}); "
                                                       f"print('ok')"], capture_output=True, text=True)
         assert child.stdout.strip() == "ok", child.stderr
     assert not lock.is_held(root) and not (root / lock.LOCK_NAME).exists()
@@ -573,7 +576,7 @@ def test_lock_is_reentrant_and_inherited_by_child_processes(tmp_path):
 
 RACE = textwrap.dedent("""
     import sys, time
-    from alnb import lock
+    from alnb.core import lock
     t0 = float(sys.argv[2])
     while time.time() < t0:
         pass
@@ -617,7 +620,7 @@ def test_real_loop_from_the_cli(tmp_path):
     """``alnb run`` on a dataset with unlabelled images: exit 3 with the queue for GT2, labels imported from a
     folder, exit 3 again for Control, then the whole study finishes; people's labels are never changed.  Runs the real
     command (``python -m alnb``) in subprocesses, as a user would."""
-    from alnb import weld
+    from alnb.datasets import weld
 
     ds = weld.generate(tmp_path / "ds", weld.WeldConfig(n_images=40, width=64, height=64, seed=3), progress=False)
     truth = tmp_path / "truth"
@@ -865,7 +868,7 @@ def test_bad_checkpoints_get_advice(real_ws, tmp_path, capsys, spoil):
 
     import torch
 
-    from alnb.train import MODELS_DIR
+    from alnb.model.train import MODELS_DIR
 
     good = (MODELS_DIR / "weld-defect-tiny.pt").read_bytes()
     buf = io.BytesIO()
@@ -1087,7 +1090,7 @@ def test_issue37_case1_settings_survive_a_kill_inside_cal1_training(tiny_dataset
 def test_issue37_case2_imgsz_that_is_not_a_multiple_of_32_is_refused(tmp_path, capsys):
     """``--imgsz 33`` was accepted; ultralytics trained at 64 (said only in logs/CAL1_GT1.log) while alnb_run.json
     recorded 33."""
-    from alnb.train import get_profile
+    from alnb.model.train import get_profile
 
     ds = make_ds(tmp_path / "ds")
     rc, out, err = run_cli(capsys, *run_args(ds, tmp_path / "ws"), "--imgsz", 33)
@@ -1197,7 +1200,7 @@ def test_issue37_case6_longest_legal_file_name_works_where_alnb_writes(tmp_path,
     """A 245-character image name passed validation, then scoring stopped with "File name too long" on alnb's own
     temporary name (``.<name>.txt.<random>.tmp``).  The longest legal name (255 bytes with its extension) now works
     through validation, auto-labels, export, import and an import that replaces labels (``labels/.history/``)."""
-    from alnb.scoring import write_autolabels
+    from alnb.acquisition.scoring import write_autolabels
 
     long = "weld_0021_" + "y" * 241  # + ".png" = 255 bytes, the file system's limit
     ds = make_ds(tmp_path / "ds", unlabelled=range(16, 24), stems=[f"img_{i:02d}" for i in range(23)] + [long])
@@ -1240,7 +1243,7 @@ def test_issue37_case7_labelstudio_boxes_drawn_bottom_up_are_normalised(real_ws,
     rc, out, err = run_cli(capsys, "import-labels", write_json(tmp_path / "ls.json", exp), "--workspace", ws.root,
                            "--format", "labelstudio")
     assert rc == 0 and "4 new" in out, err
-    from alnb.data import read_labels
+    from alnb.core.data import read_labels
 
     for s in gt2:
         np.testing.assert_allclose(read_labels(ws.root / "labels" / f"{s}.txt", 2),

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import report
-from alnb import select as sel
+from alnb.ui import report
+from alnb.loop import selection as sel
 
 NAMES = ["crack", "pore", "slag"]
 
@@ -137,7 +137,7 @@ def test_noise_measured_by_a_study_sets_the_tie_band(tiny_workspace, tmp_path):
         rows.append({"strategy": "hybrid", "budget": "5", "round": 1, "seed": seed, "images": 5,
                      **{m: base + diffs[m][seed] for m, base in (("mAP50", 0.6), ("mAP50-95", 0.35), ("boost", 1.8))}})
     table = pd.DataFrame(rows)
-    from alnb import study as st
+    from alnb.loop import study as st
 
     got = st.noise_from_study(table)
     for m, d in diffs.items():
@@ -230,7 +230,7 @@ def test_report_is_a_document(tiny_workspace):
         assert f"![{tier}](figures/tier_{tier}.svg)" in text
         assert (ws.figures_dir / f"tier_{tier}.svg").read_text().startswith("<svg")
     assert "P\\@0.25" in text and " P@0.25" not in text  # no mailto: link
-    assert "**Synthetic data**" in text and "alnb.weld" in text
+    assert "**Synthetic data**" in text and "alnb.datasets.weld" in text
     assert "| CAL2 | 0.812 | 0.469 |" in text and "| 1.000 | 0.500 | 0.500 |" in text  # boost col. then manual/assisted/saved h
     assert "saved h" in text and "**No clear difference" in text and "seed article" not in text.lower()
     assert "Within the noise measured for this setup" in text  # a one-seed run: the default noise band
@@ -300,8 +300,8 @@ def test_report_md_and_figures(tiny_workspace):
 def test_report_says_what_each_set_cost_and_why_they_differ(tiny_workspace):
     """Hours, categories, error rates per category, defect-free images and class mix of GT2 vs Control, each
     computed from the workspace by hand here."""
-    from alnb.metrics import CostModel
-    from alnb.metrics import predicted_cost
+    from alnb.evaluation.metrics import CostModel
+    from alnb.evaluation.metrics import predicted_cost
 
     ws = tiny_workspace
     pool = ws.stems("POOL")
@@ -344,7 +344,7 @@ def test_report_says_what_each_set_cost_and_why_they_differ(tiny_workspace):
         assert f["predicted_h"] == pytest.approx(predicted_cost(8, 16, ov["precision"], ov["recall"])["assisted_h"])
     assert facts["GT2"]["tiers"]["failed"] == 3 and facts["Control"]["tiers"]["failed"] == 0
     story = report.selection_story(facts)
-    from alnb.display import format_hours
+    from alnb.ui.display import format_hours
 
     g = facts["GT2"]
     assert f"takes {format_hours(g['assisted_h'])} for GT2" in story and " min " in story  # minutes, not "0.0 h"

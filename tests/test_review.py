@@ -1,5 +1,5 @@
-"""The review plan: the pure calibration / order / curve / cuts (alnb.review) on hand-made data with known answers,
-the step on a tiny simulated workspace (alnb.reviewstep), ``alnb review`` and the final label set's provenance."""
+"""The review plan: the pure calibration / order / curve / cuts (alnb.loop.review) on hand-made data with known answers,
+the step on a tiny simulated workspace (alnb.loop.reviewstep), ``alnb review`` and the final label set's provenance."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import review as rv
-from alnb.metrics import CostModel
+from alnb.loop import review as rv
+from alnb.evaluation.metrics import CostModel
 
 
 # ------------------------------------------------------------------------------------------------------ pure: data
@@ -180,9 +180,9 @@ def test_equal_hours_compares_orders_on_the_truth():
 @pytest.fixture(scope="module")
 def scored_ws(tiny_dataset, tmp_path_factory):
     """Tiny simulated workspace: CAL1 trained (smoke profile) and the POOL scored (T=4)."""
-    from alnb import pipeline
-    from alnb.scoring import score_pool
-    from alnb.workspace import Workspace
+    from alnb.loop import pipeline
+    from alnb.acquisition.scoring import score_pool
+    from alnb.core.workspace import Workspace
 
     ws = Workspace.create(tmp_path_factory.mktemp("review") / "ws", tiny_dataset, n_val=10, n_gt1=10, seed=0,
                           progress=False)
@@ -192,7 +192,7 @@ def scored_ws(tiny_dataset, tmp_path_factory):
 
 
 def test_step_writes_the_plan_with_predictions_next_to_the_truth(scored_ws):
-    from alnb import reviewstep
+    from alnb.loop import reviewstep
 
     ws = scored_ws
     before = {p: p.read_bytes() for p in (ws.root / "scores.csv", ws.manifest_path)}
@@ -221,9 +221,9 @@ def test_step_writes_the_plan_with_predictions_next_to_the_truth(scored_ws):
 def test_review_figure_and_report_section(scored_ws):
     from figcheck import figure_problems
 
-    from alnb import reviewstep
-    from alnb.plots import review_curve
-    from alnb.report import review_plan_section
+    from alnb.loop import reviewstep
+    from alnb.figures.plots import review_curve
+    from alnb.ui.report import review_plan_section
 
     ws = scored_ws
     reviewstep.write_plan(ws, max_error_rate=0.05, n_boot=30)
@@ -239,7 +239,7 @@ def test_review_figure_and_report_section(scored_ws):
 def _fresh_copy(ws, tmp_path):
     import shutil
 
-    from alnb.workspace import Workspace
+    from alnb.core.workspace import Workspace
 
     dst = tmp_path / "ws"
     shutil.copytree(ws.root, dst, symlinks=True)
@@ -247,7 +247,8 @@ def _fresh_copy(ws, tmp_path):
 
 
 def test_cli_accept_marks_provenance_and_never_overwrites_a_person(scored_ws, tmp_path, capsys):
-    from alnb import cli, labelio
+    from alnb.apps import cli
+    from alnb.labels import labelio
 
     ws = _fresh_copy(scored_ws, tmp_path)
     pool = sorted(set(ws.stems("POOL")) - set(ws.stems("VAL1", "GT1")))
@@ -295,7 +296,8 @@ def test_cli_accept_marks_provenance_and_never_overwrites_a_person(scored_ws, tm
 
 
 def test_reviewed_image_labelled_by_people_is_machine_reviewed(scored_ws, tmp_path):
-    from alnb import labelio, reviewstep
+    from alnb.labels import labelio
+    from alnb.loop import reviewstep
 
     ws = _fresh_copy(scored_ws, tmp_path)
     reviewstep.write_plan(ws, fraction=0.5, n_boot=10)
@@ -311,7 +313,7 @@ def test_reviewed_image_labelled_by_people_is_machine_reviewed(scored_ws, tmp_pa
 
 
 def test_cli_errors_are_one_clear_message(tiny_workspace, capsys):
-    from alnb import cli
+    from alnb.apps import cli
 
     ws = tiny_workspace
     assert cli.main(["review", "--workspace", str(ws.root), "--fraction", "1.5"]) == 2
@@ -331,8 +333,9 @@ def test_review_queue_exported_in_plan_order_and_imported_back(scored_ws, tmp_pa
     """``alnb export-queue --review``: exactly the plan's review images, in plan order, with the plan model's
     auto-labels; the reviewed labels come back through ``alnb import-labels --tag any`` as people's labels
     (machine-reviewed), the accepted images keep the machine's, and a person's label is never replaced."""
-    from alnb import cli, reviewstep
-    from alnb.formats.common import read_autolabels
+    from alnb.apps import cli
+    from alnb.loop import reviewstep
+    from alnb.labels.formats.common import read_autolabels
 
     ws = _fresh_copy(scored_ws, tmp_path)
     for p in (ws.root / "review_plan.csv", ws.root / "metrics" / "review_plan.json"):

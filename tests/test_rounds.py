@@ -7,8 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from alnb import pipeline
-from alnb.workspace import (cal_name, control_name, control_tag, gt_tag, join_tags, model_round, tag_round,
+from alnb.apps import headless
+from alnb.loop import pipeline
+from alnb.core.workspace import (cal_name, control_name, control_tag, gt_tag, join_tags, model_round, tag_round,
                             train_tags)
 
 pytestmark = pytest.mark.slow
@@ -29,13 +30,13 @@ def test_round_names():
 @pytest.fixture(scope="module")
 def three_rounds(tiny_dataset, tmp_path_factory):
     root = tmp_path_factory.mktemp("rounds") / "ws"
-    res = pipeline.run(tiny_dataset, root, profile="smoke", T=4, n_val=10, n_gt1=10, rule="budget", budget=4,
+    res = headless.run(tiny_dataset, root, profile="smoke", T=4, n_val=10, n_gt1=10, rule="budget", budget=4,
                        rounds=3, log=None)
     return res
 
 
 def test_three_rounds_never_select_twice_and_use_the_previous_model(three_rounds):
-    from alnb.workspace import Workspace
+    from alnb.core.workspace import Workspace
 
     ws = Workspace.open(three_rounds["workspace"])
     held = set(ws.stems("VAL1", "GT1"))
@@ -67,7 +68,7 @@ def test_interrupted_round_3_continues_without_retraining(three_rounds, tmp_path
     """Interrupt round 3 (while CAL3 trains); the rerun trains nothing of rounds 1-2 again."""
     import shutil
 
-    from alnb.workspace import Workspace
+    from alnb.core.workspace import Workspace
 
     src = Workspace.open(three_rounds["workspace"])
     root = tmp_path / "ws"
@@ -89,9 +90,9 @@ def test_interrupted_round_3_continues_without_retraining(three_rounds, tmp_path
     monkeypatch.setattr(pipeline, "train_and_evaluate", stop_at_cal3)
     kw = dict(profile="smoke", T=4, n_val=10, n_gt1=10, rule="budget", budget=4, rounds=3, log=None)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run(src.dataset_root, root, **kw)
+        headless.run(src.dataset_root, root, **kw)
     monkeypatch.setattr(pipeline, "train_and_evaluate", orig)
-    out = pipeline.run(src.dataset_root, root, **kw)
+    out = headless.run(src.dataset_root, root, **kw)
     for n, t in finished.items():  # rounds 1-2: reused (the cache), not trained again
         assert json.loads((root / "runs" / n / "alnb_run.json").read_text())["finished"] == t
     ws = Workspace.open(out["workspace"])
@@ -100,17 +101,17 @@ def test_interrupted_round_3_continues_without_retraining(three_rounds, tmp_path
 
 
 def test_default_is_two_rounds(tiny_dataset, tmp_path):
-    res = pipeline.run(tiny_dataset, tmp_path / "ws", profile="smoke", T=4, n_val=10, n_gt1=10, rule="budget",
+    res = headless.run(tiny_dataset, tmp_path / "ws", profile="smoke", T=4, n_val=10, n_gt1=10, rule="budget",
                        budget=4, log=None)
-    from alnb.workspace import Workspace
+    from alnb.core.workspace import Workspace
 
     ws = Workspace.open(res["workspace"])
     assert ws.selection_tags() == ["GT2", "CONTROL"] and not (ws.root / "runs" / "CAL3").exists()
 
 
 def test_report_shows_both_chains_round_by_round(three_rounds):
-    from alnb import report
-    from alnb.workspace import Workspace
+    from alnb.ui import report
+    from alnb.core.workspace import Workspace
 
     ws = Workspace.open(three_rounds["workspace"])
     t = report.rounds_table(ws)
@@ -139,14 +140,14 @@ def test_review_plan_per_round_changes_no_selection_or_model(three_rounds, tmp_p
     CONTROL3 and the retrained CAL3 / Control3 are the same as without it, and the report lists the review hours."""
     import shutil
 
-    from alnb.workspace import Workspace
+    from alnb.core.workspace import Workspace
 
     src = Workspace.open(three_rounds["workspace"])
     root = tmp_path / "ws"
     shutil.copytree(src.root, root, symlinks=True)
     for name in ("CAL3", "Control3"):
         shutil.rmtree(root / "runs" / name)
-    out = pipeline.run(src.dataset_root, root, profile="smoke", T=4, n_val=10, n_gt1=10, rule="budget", budget=4,
+    out = headless.run(src.dataset_root, root, profile="smoke", T=4, n_val=10, n_gt1=10, rule="budget", budget=4,
                        rounds=3, log=None, review_plan=True)
     ws = Workspace.open(out["workspace"])
     for tag in ("GT2", "CONTROL", "GT3", "CONTROL3"):
@@ -159,7 +160,7 @@ def test_review_plan_per_round_changes_no_selection_or_model(three_rounds, tmp_p
     m = ws.manifest()  # the rerun's POOL: every selection already labelled (oracle), the rest machine-labelled
     unlabelled = {s for s, t, ls in zip(m["stem"], m["tags"], m["label_source"])
                   if "POOL" in t.split(";") and ls not in ("human", "oracle")}
-    assert list(rounds) == ["CAL2"] and set(plan["stem"]) == unlabelled and rounds["CAL2"]["n_images"] == len(plan)
+    assert list(rounds) == ["CAL1", "CAL2"] and set(plan["stem"]) == unlabelled and rounds["CAL2"]["n_images"] == len(plan)
     assert set(plan["model"]) == {"CAL2"}
     report = (ws.root / "report.md").read_text()
     assert "Review hours for the remaining POOL per model" in report

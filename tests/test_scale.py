@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import alnb  # noqa: F401
-from alnb import cli
+from alnb.apps import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ class _Stop(Exception):
 
 def _capture_trainer(monkeypatch):
     """Replace the ultralytics trainer by one that records its arguments and stops (no GPUs here)."""
-    from alnb import train
+    from alnb.model import train
 
     seen = {}
 
@@ -42,14 +42,14 @@ def _capture_trainer(monkeypatch):
 def test_device_list_reaches_ultralytics_ddp(tiny_workspace, monkeypatch, device):
     from ultralytics.utils.torch_utils import parse_device
 
-    from alnb import pipeline
+    from alnb.loop import pipeline
 
     seen = _capture_trainer(monkeypatch)
-    with pytest.raises(_Stop):  # the pipeline's path: overrides of alnb.pipeline.run / train_and_evaluate
+    with pytest.raises(_Stop):  # the pipeline's path: overrides of alnb.apps.headless.run / train_and_evaluate
         pipeline.train_and_evaluate(tiny_workspace, "CAL1", ["GT1"], "smoke", device=device)
     assert parse_device(seen["device"]) == "0,1"  # what ultralytics turns into world_size 2 (DDP)
     seen.clear()
-    from alnb.train import train_cal
+    from alnb.model.train import train_cal
 
     with pytest.raises(_Stop):
         train_cal(tiny_workspace, "CAL1", "GT1", "smoke", device=device, verbose=False)
@@ -57,7 +57,7 @@ def test_device_list_reaches_ultralytics_ddp(tiny_workspace, monkeypatch, device
 
 
 def test_alnb_run_passes_device(monkeypatch, tmp_path):
-    from alnb import pipeline
+    from alnb.apps import headless
 
     seen = {}
 
@@ -65,7 +65,7 @@ def test_alnb_run_passes_device(monkeypatch, tmp_path):
         seen.update(kw)
         raise _Stop
 
-    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(headless, "run", fake_run)
     with pytest.raises(_Stop):
         cli._dispatch(cli.build_parser().parse_args(["run", "--data", str(tmp_path / "d"), "--workspace",
                                                      str(tmp_path / "w"), "--device", "0,1"]), [])

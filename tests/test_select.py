@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import select as sel
-from alnb.workspace import has_tag
+from alnb.loop import selection as sel
+from alnb.core.workspace import has_tag
 
 
 def table():

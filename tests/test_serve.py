@@ -1,4 +1,4 @@
-"""``alnb serve`` (alnb.serve): the Label Studio ML backend's handlers, over a socket and in-process.
+"""``alnb serve`` (alnb.apps.serve): the Label Studio ML backend's handlers, over a socket and in-process.
 
 One smoke workspace for the module (real mode: 24 generated 64-px images, 12 of them unlabelled; CAL1 trained with
 the smoke profile, the POOL scored with T=4).  The training tests copy it.  The run against a real Label Studio is
@@ -20,18 +20,20 @@ import urllib.request
 import numpy as np
 import pytest
 
-from alnb import pipeline, serve, weld
-from alnb.formats import labelstudio as lsf
-from alnb.formats.common import queue, read_autolabels
-from alnb.scoretable import load_scores
-from alnb.workspace import Workspace
+from alnb.loop import pipeline
+from alnb.apps import serve
+from alnb.datasets import weld
+from alnb.labels.formats import labelstudio as lsf
+from alnb.labels.formats.common import queue, read_autolabels
+from alnb.core.scoretable import load_scores
+from alnb.core.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def scored_ws(tmp_path_factory):
-    from alnb.scoring import score_pool
+    from alnb.acquisition.scoring import score_pool
 
     base = tmp_path_factory.mktemp("serve")
     ds = weld.generate(base / "dataset", weld.WeldConfig(n_images=24, width=64, height=64, seed=2), progress=False)
@@ -148,7 +150,7 @@ def test_predictions_are_the_workspace_autolabels_hardest_first(backend, scored_
 
 
 def _plant_plan(ws, plan_stems, reviewed, model="CAL1"):
-    """A review plan as ``alnb review`` writes it (the files :func:`alnb.reviewstep.review_split` reads)."""
+    """A review plan as ``alnb review`` writes it (the files :func:`alnb.loop.reviewstep.review_split` reads)."""
     import pandas as pd
 
     n = len(plan_stems)
@@ -207,7 +209,7 @@ def test_images_outside_the_score_table_are_scored_on_the_fly_like_the_pool(back
     # a POOL image scored here = its scores.csv row and auto-label file (the same model, settings, box_ref and dropout
     # masks; to float summation order only: the pool may have been scored with another PyTorch thread count)
     for s in sorted(scores.index)[:4]:
-        boxes, score, tier, failed, w, h = backend._on_the_fly(snap, s, None, "image")
+        boxes, score, tier, failed, w, h = backend.predictor.on_the_fly(snap, s, None, "image")
         assert (score, tier, failed) == (pytest.approx(scores.at[s, "score"], abs=1e-6), scores.at[s, "tier"],
                                          bool(scores.at[s, "failed"]))
         np.testing.assert_allclose(boxes, read_autolabels(ws.root / "autolabels" / "CAL1" / f"{s}.txt",
@@ -552,7 +554,7 @@ def test_issue37_case10_client_disconnects_are_one_plain_log_line(capsys):
 
 def test_cli_serve_refuses_clearly(tiny_workspace, scored_ws, capsys):
     """``alnb serve`` on a workspace without a scored model, or on a port in use: one message, exit code 2."""
-    from alnb import cli
+    from alnb.apps import cli
 
     assert cli.main(["serve", "--workspace", str(tiny_workspace.root)]) == 2
     err = capsys.readouterr().err

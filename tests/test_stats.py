@@ -1,4 +1,4 @@
-"""alnb.stats: exact t quantiles (against a table of scipy's values), the smallest detectable effect of a paired
+"""alnb.evaluation.stats: exact t quantiles (against a table of scipy's values), the smallest detectable effect of a paired
 comparison over seeds (against the power of the paired t-test computed from the noncentral t distribution) and the
 seeds an effect needs."""
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from alnb import stats
+from alnb.evaluation import stats
 
 # scipy.stats.t.ppf(0.975, df), printed once with scipy 1.16 (the values are the distribution's, not scipy's version's)
 T975_SCIPY = {1: 12.706204736, 2: 4.302652730, 3: 3.182446305, 4: 2.776445105, 5: 2.570581836, 6: 2.446911851,
@@ -69,7 +69,7 @@ def test_min_detectable_effect_degenerate_and_seeds_needed():
 def test_nonneg_lstsq_matches_scipy_nnls():
     from scipy.optimize import nnls
 
-    from alnb.metrics import nonneg_lstsq
+    from alnb.evaluation.metrics import nonneg_lstsq
 
     rng = np.random.default_rng(0)
     for _ in range(50):

@@ -1,4 +1,4 @@
-"""Streaming, resumable scoring (alnb.engines, alnb.scoring.score_pool) and the Ray engine: an interrupted scoring
+"""Streaming, resumable scoring (alnb.acquisition.engines, alnb.acquisition.scoring.score_pool) and the Ray engine: an interrupted scoring
 continues where it stopped and ends with the same files; Ray workers give the single-process numbers exactly."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 import alnb  # noqa: F401
-from alnb import cli, engines, scoring
-from alnb import mc as U
-from alnb.workspace import Workspace
+from alnb.apps import cli
+from alnb.acquisition import engines
+from alnb.acquisition import scoring
+from alnb.model import mc as U
+from alnb.core.workspace import Workspace
 
 OUTPUTS = ["scores.csv", "detections.csv", "metrics/thresholds.json", "metrics/difficulty_vs_errors.json"]
 
@@ -132,7 +134,7 @@ def test_part_store_load_orders_rows_and_prefers_matching_paths(model, tiny_data
 
 
 def test_cli_score_and_its_errors(tiny_dataset, tmp_path, capsys, monkeypatch):
-    from alnb.pretrain import CHECKPOINT
+    from alnb.model.pretrain import CHECKPOINT
 
     ws = _ws(tiny_dataset, tmp_path / "ws")
     args = ["score", "--workspace", str(ws.root), "--model", str(CHECKPOINT), "--T", "3", "--imgsz", "64",
@@ -196,7 +198,7 @@ def test_study_on_ray_equals_the_local_engine(local_ray, tiny_dataset, tmp_path)
     the local engine: same selections, same models, same numbers (only the timing fields differ)."""
     import json
 
-    from alnb import study as S
+    from alnb.loop import study as S
 
     kw = dict(grid="smoke", seeds=[0], strategies=["random", "hybrid"], rounds=2, threads=1, progress=False, log=None)
     loc = S.run_study(tmp_path / "local", tiny_dataset, **kw)

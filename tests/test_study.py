@@ -1,4 +1,4 @@
-"""The strategy study (alnb.study): interval / verdict / label-savings maths on hand-made tables, the grid, an end to
+"""The strategy study (alnb.loop.study): interval / verdict / label-savings maths on hand-made tables, the grid, an end to
 end smoke study with resume after an interruption, ``alnb study``, and the notebooks' recorded key numbers."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import study as S
+from alnb.loop import study as S
 
 
 # ------------------------------------------------------------------------------------------------------------ maths
@@ -54,7 +54,7 @@ def test_paired_difference_figure_keeps_verdicts_inside_the_axes():
     import matplotlib
 
     matplotlib.use("Agg")
-    from alnb import study_plots
+    from alnb.figures import study_plots
 
     t = _table()
     fig = study_plots.paired_difference(S.paired_differences(t), S.verdicts(t))
@@ -243,7 +243,7 @@ def test_a_test_set_added_to_a_finished_study_is_evaluated_without_retraining(ti
 
 @pytest.mark.slow
 def test_cli_study_smoke(tiny_dataset, tmp_path, capsys):
-    from alnb import cli
+    from alnb.apps import cli
 
     out = tmp_path / "st"
     assert cli.main(["study", "--data", str(tiny_dataset), "--out", str(out), "--grid", "smoke", "--estimate"]) == 0
@@ -262,8 +262,8 @@ def test_cli_study_smoke(tiny_dataset, tmp_path, capsys):
 # ------------------------------------------------------------------------------------------- notebook key numbers
 def run_notebooks_02_to_05(tiny_dataset, base) -> dict:
     """Notebooks 02 -> 05 on the tiny dataset, seeded, smoke profile; returns {name: key numbers}."""
-    from alnb import pipeline
-    from alnb.notebooks import read_key_numbers, run_notebook
+    from alnb.loop import pipeline
+    from alnb.ui.notebooks import read_key_numbers, run_notebook
 
     ws = pipeline.setup(base / "ws", tiny_dataset, n_val=10, n_gt1=10, seed=0)
     pipeline.train_and_evaluate(ws, "CAL1", ["GT1"], "smoke", seed=0)

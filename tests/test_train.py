@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from alnb import dropout
-from alnb.dropout import MCDropoutConv2d, dropout_modules, set_mc
-from alnb.workspace import Workspace
+from alnb.model import dropout
+from alnb.model.dropout import MCDropoutConv2d, dropout_modules, set_mc
+from alnb.core.workspace import Workspace
 
 
 # --------------------------------------------------------------------------------------------------- no training
 def test_profiles_and_overrides():
-    from alnb.train import PROFILES, get_profile
+    from alnb.model.train import PROFILES, get_profile
 
     assert {"smoke", "quick", "paper"} <= set(PROFILES)
     assert PROFILES["smoke"].imgsz <= 64 and PROFILES["smoke"].epochs <= 2
@@ -38,7 +38,7 @@ def test_profiles_and_overrides():
 def test_tiny_model_yaml_scale_and_dropout_trainer_model():
     from ultralytics.nn.tasks import DetectionModel
 
-    from alnb.train import dropout_trainer, model_cfg
+    from alnb.model.train import dropout_trainer, model_cfg
 
     d = model_cfg("yolov8-tiny.yaml")
     assert d["scale"] == "t"
@@ -60,7 +60,7 @@ def test_tiny_model_yaml_scale_and_dropout_trainer_model():
 
 
 def test_auto_device_and_missing_weights(tmp_path):
-    from alnb.train import auto_device, load_model
+    from alnb.model.train import auto_device, load_model
 
     assert auto_device() == ("0" if torch.cuda.is_available() else "cpu")
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -77,7 +77,7 @@ def _ckpt_model(path):
 @pytest.fixture(scope="module")
 def trained(tiny_dataset, tmp_path_factory):
     """One smoke training run (1 epoch, 64 px) on a tiny workspace, with checks recorded by callbacks."""
-    from alnb.train import train_cal
+    from alnb.model.train import train_cal
 
     ws = Workspace.create(tmp_path_factory.mktemp("ws") / "ws", tiny_dataset, n_val=10, n_gt1=10, seed=0,
                           progress=False)
@@ -99,7 +99,7 @@ def trained(tiny_dataset, tmp_path_factory):
 
 @pytest.mark.slow
 def test_smoke_training_writes_run_and_cache_reuses(trained):
-    from alnb.train import RUN_FILE, load_run, train_cal
+    from alnb.model.train import RUN_FILE, load_run, train_cal
 
     ws, res, _ = trained
     assert res.run_dir == ws.root / "runs" / "CAL1" and not res.reused
@@ -118,7 +118,7 @@ def test_smoke_training_writes_run_and_cache_reuses(trained):
 
 @pytest.mark.slow
 def test_cache_key_follows_labels_and_config(trained):
-    from alnb.train import run_key
+    from alnb.model.train import run_key
 
     ws, res, _ = trained
     data_yaml = ws.root / "data" / "CAL1.yaml"
@@ -139,7 +139,7 @@ def test_cache_key_follows_labels_and_config(trained):
 
 @pytest.mark.slow
 def test_same_seed_same_weights_on_cpu(trained):
-    from alnb.train import train_cal
+    from alnb.model.train import train_cal
 
     ws, res, _ = trained
     if res.info["device"] != "cpu":
@@ -156,8 +156,8 @@ def test_same_seed_same_weights_on_cpu(trained):
 def test_thread_count_is_recorded_keyed_and_reproducible(trained):
     """The thread count changes a CPU model's numbers, so it is in alnb_run.json and the cache key; the same seed and
     the same count give bit-identical weights."""
-    from alnb.cpu import default_threads
-    from alnb.train import train_cal
+    from alnb.core.cpu import default_threads
+    from alnb.model.train import train_cal
 
     ws, res, _ = trained
     if res.info["device"] != "cpu":
@@ -174,7 +174,7 @@ def test_thread_count_is_recorded_keyed_and_reproducible(trained):
 def test_channels_last_is_keyed_reproducible_and_saved_in_the_usual_layout(trained):
     """The smoke / quick profiles train in channels-last layout on CPU: recorded, in the cache key (other kernels,
     other sums), the same seed gives bit-identical weights, and the checkpoint is stored contiguous (NCHW)."""
-    from alnb.train import get_profile, train_cal
+    from alnb.model.train import get_profile, train_cal
 
     ws, res, _ = trained
     if res.info["device"] != "cpu":
@@ -198,9 +198,9 @@ def test_reported_map_is_pycocotools_on_the_auto_label_boxes(trained):
     users get as auto-labels, down to the sweep confidence)."""
     from test_metrics import _coco_eval
 
-    from alnb.evaluation import evaluate, predict_boxes
-    from alnb.metrics import SWEEP_CONF, xywhn_to_xyxy
-    from alnb.train import load_model
+    from alnb.evaluation.step import evaluate, predict_boxes
+    from alnb.evaluation.metrics import SWEEP_CONF, xywhn_to_xyxy
+    from alnb.model.train import load_model
 
     ws, res, _ = trained
     ev = evaluate(ws, "CAL1", save=False)
@@ -220,7 +220,7 @@ def test_reported_map_is_pycocotools_on_the_auto_label_boxes(trained):
 
 @pytest.mark.slow
 def test_dropout_trained_in_saved_and_reloaded(trained):
-    from alnb.train import load_model
+    from alnb.model.train import load_model
 
     ws, res, seen = trained
     n_convs = 6  # 3 scales x (box branch, class branch)
@@ -253,7 +253,7 @@ def test_dropout_trained_in_saved_and_reloaded(trained):
 
 @pytest.mark.slow
 def test_evaluate_counts_are_consistent(trained):
-    from alnb.evaluation import evaluate, per_class_frame, per_image_frame
+    from alnb.evaluation.step import evaluate, per_class_frame, per_image_frame
 
     ws, res, _ = trained
     r = evaluate(ws, "CAL1", conf=0.001)
@@ -286,8 +286,8 @@ def test_copied_run_takes_its_folder_name(trained):
     operating point is recorded and found under it, so auto-labelling with it works."""
     import shutil
 
-    from alnb.evaluation import evaluate, operating_point
-    from alnb.train import load_run
+    from alnb.evaluation.step import evaluate, operating_point
+    from alnb.model.train import load_run
 
     ws, res, _ = trained
     shutil.copytree(res.run_dir, ws.root / "runs" / "CALX")
@@ -307,7 +307,7 @@ def test_copied_run_takes_its_folder_name(trained):
 
 @pytest.mark.slow
 def test_notebook_01_smoke(tiny_dataset, tmp_path):
-    from alnb.notebooks import run_notebook
+    from alnb.ui.notebooks import run_notebook
 
     ws = Workspace.create(tmp_path / "ws", tiny_dataset, n_val=10, n_gt1=10, seed=0, progress=False)
     run_notebook("01_train_gt1", tmp_path / "out", {"workspace": str(ws.root), "profile": "smoke"})
@@ -321,7 +321,7 @@ def test_notebook_01_smoke(tiny_dataset, tmp_path):
 
 @pytest.mark.slow
 def test_start_from_local_weights(trained, tmp_path):
-    from alnb.train import train_cal
+    from alnb.model.train import train_cal
 
     ws, res, _ = trained
     with pytest.raises(FileNotFoundError, match="never"):
@@ -336,8 +336,8 @@ def test_start_from_local_weights(trained, tmp_path):
 def test_smoke_profile_predicts_real_boxes_and_scores(trained):
     """The smoke profile starts from the shipped checkpoint: one epoch gives non-empty predictions, so the tests
     exercise real operating points, scores and tiers (not an all-failed pool with score 0)."""
-    from alnb.evaluation import evaluate, operating_point
-    from alnb.scoring import score_pool
+    from alnb.evaluation.step import evaluate, operating_point
+    from alnb.acquisition.scoring import score_pool
 
     ws, res, _ = trained
     assert res.info["model"].endswith("weld-defect-tiny.pt")
@@ -350,7 +350,7 @@ def test_smoke_profile_predicts_real_boxes_and_scores(trained):
 
 
 def test_repeat_factors_follow_lvis_rule():
-    from alnb.train import repeat_factors
+    from alnb.model.train import repeat_factors
 
     # 10 images: class 0 in all of them, class 1 in one (f = 0.1), one image has no box at all
     labels = [np.array([0, 0])] * 8 + [np.array([0, 1]), np.array([], dtype=int)]
@@ -364,7 +364,7 @@ def test_repeat_factors_follow_lvis_rule():
 
 
 def test_oversample_list_repeats_rare_images_deterministically(tmp_path):
-    from alnb.train import oversample_list
+    from alnb.model.train import oversample_list
 
     img_dir, lab_dir = tmp_path / "view" / "images", tmp_path / "view" / "labels"
     img_dir.mkdir(parents=True)
@@ -388,7 +388,7 @@ def test_oversample_list_repeats_rare_images_deterministically(tmp_path):
 
 @pytest.mark.slow
 def test_repeat_factor_sampling_in_a_real_run(trained):
-    from alnb.train import train_cal
+    from alnb.model.train import train_cal
 
     ws, res, _ = trained
     rfs = train_cal(ws, "CAL1_rfs", "GT1", "smoke", seed=0, verbose=False, repeat_thresh=0.9)
@@ -396,3 +396,53 @@ def test_repeat_factor_sampling_in_a_real_run(trained):
     assert rfs.info["n_train"] == 10 == len(set(lines))  # images, each listed by its repeat factor
     assert rfs.info["resampling"]["n_samples"] == len(lines) > 10 and rfs.info["resampling"]["max_repeat"] >= 2
     assert rfs.key != res.key  # the oversampled list and the threshold are part of the cache key
+
+
+# ------------------------------------------------------------------------------------------------- round recipes
+def test_recipes_are_named_and_checked():
+    from alnb.model.train import RECIPES, get_profile, recipe_of
+
+    assert list(RECIPES) == ["finetune", "finetune-lowlr", "shrink-perturb", "fresh"]
+    assert recipe_of("quick").name == get_profile("quick").round_recipe
+    assert recipe_of(get_profile("quick", round_recipe="fresh")).warm is False
+    assert recipe_of(get_profile("quick", finetune_epochs=None)).name == "fresh"  # no warm start without it
+    with pytest.raises(ValueError, match="unknown round_recipe 'warm'"):
+        get_profile("quick", round_recipe="warm")
+
+
+@pytest.mark.slow
+def test_shrink_perturb_checkpoint_scales_weights_keeps_dfl_and_is_seeded(trained, tmp_path):
+    from alnb.model.train import shrink_perturb_checkpoint
+
+    _, res, _ = trained
+    a = shrink_perturb_checkpoint(res.weights, tmp_path / "s", 0.5, 0.0, seed=3)
+    b = shrink_perturb_checkpoint(res.weights, tmp_path / "t", 0.5, 0.01, seed=3)
+    c = shrink_perturb_checkpoint(res.weights, tmp_path / "u", 0.5, 0.01, seed=3)
+    src, sa, sb, sc = (_ckpt_model(w).state_dict() for w in (res.weights, a, b, c))
+    dfl = [k for k in src if ".dfl." in k]
+    assert dfl and all(torch.equal(sa[k], src[k]) for k in dfl)  # the fixed box decoder is untouched
+    conv = next(k for k in src if k.endswith("conv.weight") and ".dfl." not in k)
+    assert torch.allclose(sa[conv].float(), 0.5 * src[conv].float(), atol=1e-3)  # shrink alone: exactly half
+    assert not torch.equal(sb[conv], sa[conv]) and all(torch.equal(sb[k], sc[k]) for k in sb)  # seeded noise
+    assert all(torch.equal(sa[k], src[k]) for k in src if "running_" in k)  # BatchNorm statistics kept
+    assert shrink_perturb_checkpoint(res.weights, tmp_path / "s", 0.5, 0.0, seed=3) == a  # cached by its inputs
+
+
+@pytest.mark.slow
+def test_round_recipe_decides_start_epochs_and_learning_rate(trained):
+    from alnb.loop import pipeline
+    from alnb.loop import selection as sel
+
+    ws, res, _ = trained
+    sel.commit(ws, sorted(ws.stems("POOL"))[:4], "CONTROL", info={"rule": "test"})
+    pipeline.ensure_labelled(ws, "CONTROL", log=None)
+    tags = ["GT1", "CONTROL"]
+    ft = pipeline.train_and_evaluate(ws, "R_ft", tags, "smoke", round_recipe="finetune", verbose=False)["train"]
+    low = pipeline.train_and_evaluate(ws, "R_low", tags, "smoke", round_recipe="finetune-lowlr",
+                                      lr0=0.004, verbose=False)["train"]
+    fresh = pipeline.train_and_evaluate(ws, "R_fresh", tags, "smoke", round_recipe="fresh", epochs=2,
+                                        verbose=False)["train"]
+    assert ft.info["recipe"] == "finetune" and ft.info["model"] == str(res.weights)  # from CAL1
+    assert low.info["recipe"] == "finetune-lowlr" and low.info["args"]["lr0"] == pytest.approx(0.001)
+    assert fresh.info["recipe"] == "fresh" and fresh.info["model"].endswith("weld-defect-tiny.pt")
+    assert fresh.info["epochs_run"] == 2 and ft.info["epochs_run"] == 1  # smoke: finetune_epochs = 1

@@ -3,8 +3,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from alnb import weld
-from alnb.data import load_dataset
+from alnb.datasets import weld
+from alnb.core.data import load_dataset
 
 
 def _tree_hash(root):

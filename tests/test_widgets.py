@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alnb import pipeline
-from alnb import select as sel
-from alnb.widgets import DifficultyController, DifficultyExplorer, difficulty_explorer
+from alnb.loop import pipeline
+from alnb.loop import selection as sel
+from alnb.ui.widgets import DifficultyController, DifficultyExplorer, difficulty_explorer
 
 
 def scored_workspace(ws):
@@ -212,7 +212,7 @@ def test_budget_mode_strategy_study_rule_is_the_hardest_failed_first(tiny_worksp
 
 
 def test_cost_line_before_the_commit(tiny_workspace):
-    from alnb.widgets import predicted_cost
+    from alnb.ui.widgets import predicted_cost
 
     ws = tiny_workspace
     s = scored_workspace(ws)
@@ -228,7 +228,7 @@ def test_cost_line_before_the_commit(tiny_workspace):
     assert cost["assisted_h"] == pytest.approx(want_h) and cost["manual_h"] == pytest.approx((16 * n + 3 * n) / 3600)
     assert predicted_cost(4, 0, float("nan"), 0.5)["assisted_h"] != predicted_cost(4, 0, float("nan"), 0.5)["assisted_h"]
     html = c.summary_html()
-    from alnb.display import format_hours
+    from alnb.ui.display import format_hours
 
     assert want_h < 1 and f"<b class='alnb-cost-hours'>{format_hours(want_h)}</b>" in html
     assert f"{round(want_h * 60)} min</b>" in html and "0.0 h" not in html  # a small selection: minutes
@@ -271,15 +271,15 @@ def test_paging_through_a_tier_and_failed_candidates(tiny_workspace):
 @pytest.mark.parametrize("hours, text", [(1.43, "1.4 h"), (1.0, "1.0 h"), (0.999, "1.0 h"), (0.25, "15 min"),
                                          (0.043, "3 min"), (0.005, "< 1 min"), (float("nan"), "n/a"), (None, "n/a")])
 def test_hours_under_one_hour_read_in_minutes(hours, text):
-    from alnb.display import format_hours
+    from alnb.ui.display import format_hours
 
     assert format_hours(hours) == text
 
 
 # ------------------------------------------------------------------------------------------------- the review cut
 def hand_plan(n: int = 8, model: str = "CAL1", stems=None):
-    """A hand-made review plan of ``n`` images (alnb.review.make_plan + curve with bootstrap draws)."""
-    from alnb import review as rv
+    """A hand-made review plan of ``n`` images (alnb.loop.review.make_plan + curve with bootstrap draws)."""
+    from alnb.loop import review as rv
 
     stems = list(stems) if stems is not None else [f"img{i:02d}" for i in range(n)]
     n = len(stems)
@@ -296,8 +296,8 @@ def hand_plan(n: int = 8, model: str = "CAL1", stems=None):
 
 
 def test_review_controller_value_moves_hours_and_residuals():
-    from alnb.display import format_hours
-    from alnb.widgets import ReviewController
+    from alnb.ui.display import format_hours
+    from alnb.ui.widgets import ReviewController
 
     plan, cv, summary = hand_plan()
     c = ReviewController(plan, cv, summary)
@@ -343,8 +343,8 @@ def test_review_controller_value_moves_hours_and_residuals():
 
 
 def test_review_explorer_slider_drives_the_controller_and_accepts(tiny_workspace):
-    from alnb.formats.common import read_autolabels
-    from alnb.widgets import ReviewController, ReviewExplorer
+    from alnb.labels.formats.common import read_autolabels
+    from alnb.ui.widgets import ReviewController, ReviewExplorer
 
     ws = tiny_workspace
     pool = sorted(ws.stems("POOL"))[:8]

@@ -3,8 +3,8 @@ import hashlib
 import pytest
 import yaml
 
-from alnb.workspace import Workspace, WorkspaceError, has_tag, make_split, with_tag
-from alnb.data import load_dataset
+from alnb.core.workspace import Workspace, WorkspaceError, has_tag, make_split, with_tag
+from alnb.core.data import load_dataset
 
 
 def _hash(root):

@@ -1,19 +1,13 @@
-"""One module per labelling tool's format, behind two plain dict registries (the way ultralytics keeps its callbacks
-in one dict): the CLI's ``--format`` choices and :mod:`alnb.labelio`'s dispatch are derived from them, never repeated.
+"""Deprecated import path: ``alnb.formats`` is :mod:`alnb.labels.formats` (this alias goes in the next release)."""
 
-``EXPORTERS[fmt](ws, queue, out_dir, *, tag, model, url_prefix, document_root)`` writes the queue with its
-auto-labels as pre-annotations into ``out_dir`` (each exporter takes the options it needs and ignores the rest).
+import importlib
+import sys
+import warnings
 
-``PARSERS[fmt](path, ctx)`` reads people's labels from ``path`` into a
-:class:`alnb.formats.common.ParseContext` (items, skipped tasks, problems); it never writes anything.
+from alnb.labels import formats as _module
 
-To add a tool: a module here with ``export`` and/or ``parse`` built on :mod:`alnb.formats.common`, and one line in
-each dict it supports.
-"""
-
-from __future__ import annotations
-
-from alnb.formats import coco, cvat, labelstudio, yolo
-
-EXPORTERS = {"labelstudio": labelstudio.export, "cvat": cvat.export, "coco": coco.export}
-PARSERS = {"labelstudio": labelstudio.parse, "coco": coco.parse, "yolo": yolo.parse}
+warnings.warn("alnb.formats moved to alnb.labels.formats; import it from there (the old path goes in the next release)",
+              DeprecationWarning, stacklevel=2)
+for _sub in ("common", "coco", "cvat", "labelstudio", "yolo"):
+    sys.modules[f"{__name__}.{_sub}"] = importlib.import_module(f"alnb.labels.formats.{_sub}")
+sys.modules[__name__] = _module

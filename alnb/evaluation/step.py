@@ -1,20 +1,16 @@
 """The VAL1 evaluation step: predict with a trained model, choose its operating point, measure it, write JSON.
 
 This is the one place that decides which boxes a number describes.  Every figure comes from **one prediction pass**
-over the set, the same path the auto-labels take (:func:`predict_boxes`: ultralytics ``predict``, single-label NMS at
-IoU :data:`alnb.metrics.NMS_IOU`, the model's training size, letterboxed), kept down to confidence
-:data:`alnb.metrics.SWEEP_CONF`:
+over the set, the same path the auto-labels take (:func:`predict_boxes`: single-label NMS at IoU
+:data:`alnb.evaluation.metrics.NMS_IOU`, the model's training size, letterboxed, down to confidence
+:data:`alnb.evaluation.metrics.SWEEP_CONF`): COCO-style mAP50 / mAP50-95 (:func:`alnb.evaluation.metrics.coco_map`)
+and precision / recall / F1 / boost at the operating point (:func:`alnb.evaluation.metrics.choose_conf`).
+Ultralytics' own validator scores other boxes; :func:`map_scores` computes it only on request
+(``ultralytics_map=True``), labelled as such.
 
-* **mAP50 / mAP50-95**: COCO-style (:func:`alnb.metrics.coco_map`, equal to pycocotools' ``COCOeval`` on the same
-  boxes) over those predictions — the mAP of the boxes a user of alnb actually gets.  Ultralytics' own validator
-  (multi-label NMS, confidence floor 0.001, rectangular batches) scores other boxes and gives somewhat higher numbers
-  (on the demo's CAL1 0.753 vs 0.720 mAP50 in the previous code); :func:`map_scores` still computes it on request
-  (``ultralytics_map=True``), labelled as such.
-* **precision / recall / F1 / boost** at the operating point (one confidence threshold; :func:`alnb.metrics.
-  choose_conf`), by class-aware greedy matching at IoU ``iou_thr``.
-
-The arithmetic lives in :mod:`alnb.metrics` (pure); this module reads the workspace and the model and writes
-``metrics/eval_<model>.json`` and ``metrics/operating_point_<model>.json``.
+Reads the workspace and the model, writes ``metrics/eval_<model>.json`` and ``metrics/operating_point_<model>.json``;
+the arithmetic lives in :mod:`alnb.evaluation.metrics` (pure).
+Design notes: docs/design/evaluation.md
 """
 
 from __future__ import annotations
@@ -23,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alnb.labeltimes import resolve_costs
-from alnb.metrics import (FIXED_CONF, NMS_IOU, OP_RULES, SWEEP_CONF, CostModel, choose_conf, coco_map,  # noqa: F401
+from alnb.evaluation.labeltimes import resolve_costs
+from alnb.evaluation.metrics import (FIXED_CONF, NMS_IOU, OP_RULES, SWEEP_CONF, CostModel, choose_conf, coco_map,  # noqa: F401
                           cost_calibration,
                           counts_at, efficiency_boost, match_image, overall_counts, prf, threshold_curve,
                           xywhn_to_xyxy)
@@ -51,7 +47,7 @@ def _resolve_weights(ws, name_or_weights):
     """(display name, weights path, run info or None) for a run name, a TrainResult or a .pt path."""
     from pathlib import Path
 
-    from alnb.train import load_run
+    from alnb.model.train import load_run
 
     w = getattr(name_or_weights, "weights", None)
     if w is not None:
@@ -74,8 +70,8 @@ def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=
     Ultralytics reads the labels from the workspace ``view/`` (the trainable labels), so the tag's images must all
     have trainable labels (VAL1 always has).  The val output folder is ``runs/<name>_val_<tag>`` in the workspace.
     """
-    from alnb.train import auto_device, load_model
-    from alnb.workspace import WorkspaceError, atomic_write_text
+    from alnb.model.train import auto_device, load_model
+    from alnb.core.workspace import WorkspaceError, atomic_write_text
 
     m = ws.manifest()
     stems = ws.stems(tag, manifest=m)
@@ -112,7 +108,7 @@ def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=
 def operating_point(ws, name: str, *, recompute: bool = False, rule: str | None = None, tag: str = "VAL1") -> float:
     """The auto-label confidence of model ``name``: chosen on ``tag`` (VAL1) by :func:`evaluate` and recorded in
     ``metrics/operating_point_<name>.json``; computed (one prediction pass over VAL1) when missing or stale."""
-    from alnb.metrics import DEFAULT_OP_RULE
+    from alnb.evaluation.metrics import DEFAULT_OP_RULE
 
     rule = rule or DEFAULT_OP_RULE
     rec = None
@@ -120,7 +116,7 @@ def operating_point(ws, name: str, *, recompute: bool = False, rule: str | None 
         rec = ws.load_json(f"operating_point_{name}")
     except Exception:  # noqa: BLE001 - missing or unreadable: compute it
         rec = None
-    from alnb.train import load_run
+    from alnb.model.train import load_run
 
     key = load_run(ws, name).key if (ws.root / "runs" / name).is_dir() else None
     if rec is None or recompute or rec.get("key") != key or rec.get("rule") != rule:
@@ -136,14 +132,14 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
     """Evaluate a CAL model on the images of ``tag`` at the auto-labelling operating point (module docstring).
 
     Predicts once down to confidence :data:`SWEEP_CONF`, matches predictions to the ground truth (``ws.true_labels``)
-    with :func:`alnb.metrics.match_image` at IoU >= ``iou_thr``, and reports per class and overall: instances,
+    with :func:`alnb.evaluation.metrics.match_image` at IoU >= ``iou_thr``, and reports per class and overall: instances,
     predictions, TP, FP, FN, precision, recall, F1 and the expected labelling efficiency boost at the operating point,
     plus COCO-style mAP50 / mAP50-95 of the same predictions.  A class with no instance in the set is *not
     measurable*: its recall/F1/boost/AP are NaN (``null`` in JSON), never 0.
 
-    The operating point: ``conf=None`` (default) chooses it on this set with :func:`alnb.metrics.choose_conf`
+    The operating point: ``conf=None`` (default) chooses it on this set with :func:`alnb.evaluation.metrics.choose_conf`
     (``op_rule``: ``"f1"``, ``"seconds"`` = fewest predicted labelling seconds, ``"precision"`` = the lowest cut
-    with precision >= ``target_precision``; default :data:`alnb.metrics.DEFAULT_OP_RULE`) and, for VAL1, records it
+    with precision >= ``target_precision``; default :data:`alnb.evaluation.metrics.DEFAULT_OP_RULE`) and, for VAL1, records it
     in ``metrics/operating_point_<name>.json`` (read by auto-labelling, :func:`operating_point`); a number fixes it.
     The figures at the study's fixed confidence :data:`FIXED_CONF` and at the other rules' cuts are reported beside
     (``at_fixed_conf``, ``at_rules``); ``curve`` holds precision / recall / F1 per cut.
@@ -152,7 +148,7 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
     ----------
     ws : Workspace
     name_or_weights : str, Path or TrainResult
-        A run name in ``ws`` (``"CAL1"``), a ``.pt`` path or a :class:`alnb.train.TrainResult`.
+        A run name in ``ws`` (``"CAL1"``), a ``.pt`` path or a :class:`alnb.model.train.TrainResult`.
     conf : float, optional
         Operating point (confidence threshold of auto-labels); None = choose it (see above).
     iou_thr : float
@@ -160,18 +156,18 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
     tag : str
         Images to evaluate on (default VAL1, which has human labels).
     costs : CostModel, optional
-        Labelling cost model (default :class:`alnb.metrics.CostModel`).
+        Labelling cost model (default :class:`alnb.evaluation.metrics.CostModel`).
     imgsz : int, optional
         Inference size (default: the training size stored in the weights).
     with_map : bool
         Compute the COCO-style mAP (cheap: no extra pass).
     ultralytics_map : bool
-        Also run ultralytics' own validator (another pass over the set, other boxes: see the module docstring) and
+        Also run ultralytics' own validator (another pass over the set, other boxes: docs/design/evaluation.md) and
         report it as ``ultralytics_mAP50`` / ``ultralytics_mAP50-95``.
     nms_iou : float
         NMS IoU of the predictions (:data:`NMS_IOU`, as for auto-labels).
     threads : int, optional
-        CPU threads (:mod:`alnb.cpu`; default the policy's).
+        CPU threads (:mod:`alnb.core.cpu`; default the policy's).
     save : bool
         Write ``metrics/eval_<name>.json`` in the workspace (``eval_<name>_<tag>`` when ``tag`` is not VAL1).
 
@@ -183,9 +179,9 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
         map_boxes (what the mAP describes), at_fixed_conf {conf, overall}, at_rules {rule: {conf, overall}},
         curve``.  Use :func:`per_class_frame` / :func:`per_image_frame` for tables.
     """
-    from alnb.cpu import cpu_threads
-    from alnb.metrics import DEFAULT_OP_RULE
-    from alnb.train import load_model
+    from alnb.core.cpu import cpu_threads
+    from alnb.evaluation.metrics import DEFAULT_OP_RULE
+    from alnb.model.train import load_model
 
     op_rule = op_rule or DEFAULT_OP_RULE
     costs, costs_source = resolve_costs(ws, costs)  # measured seconds once the workspace has enough annotations
@@ -306,8 +302,8 @@ def per_image_frame(result: dict):
 def predict_at_operating_point(ws, model: str, stems, *, threads=None) -> dict:
     """``{stem: (pred (n, 6) cls x0 y0 x1 y1 conf in pixels, (h, w))}``: the auto-labels ``model`` (a run of the
     workspace) gives the images ``stems`` at its operating point (:func:`operating_point`)."""
-    from alnb.cpu import cpu_threads
-    from alnb.train import load_model, load_run
+    from alnb.core.cpu import cpu_threads
+    from alnb.model.train import load_model, load_run
 
     stems = list(stems)
     if not stems:
@@ -325,9 +321,9 @@ def predict_at_operating_point(ws, model: str, stems, *, threads=None) -> dict:
 
 def write_prelabels(ws, model: str, stems, preds: dict | None = None) -> Path:
     """Write ``autolabels/<model>/<stem>.txt`` for ``stems`` from :func:`predict_at_operating_point` (the
-    pre-annotations of a labelling queue), in the auto-label format (:func:`alnb.metrics.autolabel_lines`)."""
-    from alnb.metrics import autolabel_lines
-    from alnb.workspace import atomic_write_text
+    pre-annotations of a labelling queue), in the auto-label format (:func:`alnb.evaluation.metrics.autolabel_lines`)."""
+    from alnb.evaluation.metrics import autolabel_lines
+    from alnb.core.workspace import atomic_write_text
 
     preds = predict_at_operating_point(ws, model, stems) if preds is None else preds
     out = ws.root / "autolabels" / model
@@ -342,7 +338,7 @@ def prelabel_boxes(ws, model: str, stems) -> dict:
     """``{stem: (pred (n, 6) cls x0 y0 x1 y1 conf in pixels, (h, w))}``: the pre-annotations people get for
     ``stems`` -- the auto-label files ``autolabels/<model>/<stem>.txt`` (MC scoring's, or :func:`write_prelabels`'),
     written now from :func:`predict_at_operating_point` for the images that have none."""
-    from alnb.formats.common import read_autolabels
+    from alnb.core.data import read_autolabels
 
     stems = list(stems)
     d = ws.root / "autolabels" / model
@@ -362,9 +358,9 @@ def selection_cost(ws, stems, model: str, costs: CostModel | None = None, *, iou
                    preds: dict | None = None) -> dict:
     """What labelling ``stems`` costs when people correct ``model``'s pre-annotations (:func:`prelabel_boxes`: the
     auto-label files the queue exports): every proposal verified, false ones deleted, misses drawn, per-image time
-    (:func:`alnb.metrics.labelling_seconds`), against the images' trainable labels (people's or, in simulation mode,
+    (:func:`alnb.evaluation.metrics.labelling_seconds`), against the images' trainable labels (people's or, in simulation mode,
     the revealed truth).  Returns ``images, boxes, proposals, tp, fp, fn, manual_s, assisted_s, model``."""
-    from alnb.metrics import labelling_seconds
+    from alnb.evaluation.metrics import labelling_seconds
 
     costs = resolve_costs(ws, costs)[0]
     stems = list(stems)
@@ -393,9 +389,9 @@ def evaluate_external(ws, name: str, data_dir, *, conf: float | None = None, cos
     boost at the operating point.  ``save_predictions``: an ``.npz`` for :func:`load_predictions` (the paired
     bootstrap of the study's evaluation noise).  Returns ``mAP50, mAP50-95, precision, recall, f1, boost, conf,
     n_images``."""
-    from alnb.cpu import cpu_threads
-    from alnb.data import load_dataset
-    from alnb.train import load_model, load_run
+    from alnb.core.cpu import cpu_threads
+    from alnb.core.data import load_dataset
+    from alnb.model.train import load_model, load_run
 
     costs = costs or CostModel()
     ds = load_dataset(data_dir, progress=False)

@@ -2,18 +2,13 @@
 (:class:`ImportProblem`), the per-image diff against the workspace's labels, the all-or-nothing commit, and the
 summary people read.
 
-The format modules (:mod:`alnb.formats.labelstudio`, ``cvat``, ``coco``, ``yolo``) build on this module and never on
-each other; :mod:`alnb.labelio` drives them through the registry in :mod:`alnb.formats`.
+The format modules (:mod:`alnb.labels.formats.labelstudio`, ``cvat``, ``coco``, ``yolo``) build on this module and never on
+each other; :mod:`alnb.labels.labelio` drives them through the registry in :mod:`alnb.labels.formats`.
 
-Box conventions (each conversion lives in its format's module; inside alnb every box is YOLO ``cx cy w h``):
+Box conventions (each conversion lives in its format's module; inside alnb every box is YOLO ``cx cy w h``): YOLO txt
+centre, normalised 0-1; COCO top-left, pixels; Label Studio top-left, percent 0-100.
 
-============  ========  ===============
-format        origin    units
-============  ========  ===============
-YOLO txt      centre    normalised 0-1
-COCO          top-left  pixels
-Label Studio  top-left  percent 0-100
-============  ========  ===============
+Design notes: docs/design/labelling-formats.md
 """
 
 from __future__ import annotations
@@ -30,8 +25,9 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 
-from alnb.data import EDGE_TOL, LabelError, parse_label_lines, read_label_text
-from alnb.workspace import (FILE_MODE, TMP_PREFIX, TMP_SUFFIX, WorkspaceError, atomic_write_json, atomic_write_text,
+from alnb.core.data import (  # noqa: F401  (read_autolabels re-exported: the formats' reader of auto-label files)
+    EDGE_TOL, LabelError, parse_label_lines, read_autolabels, read_label_text)
+from alnb.core.workspace import (FILE_MODE, TMP_PREFIX, TMP_SUFFIX, WorkspaceError, atomic_write_json, atomic_write_text,
                             has_tag, tag_set)
 
 QUEUE_COLUMNS = ["rank", "stem", "image", "width", "height", "score", "tier", "failed", "model", "auto_file", "n_auto"]
@@ -88,41 +84,10 @@ def now() -> str:
 
 # ------------------------------------------------------------------------------------------------------ the queue
 def load_scores(ws) -> pd.DataFrame | None:
-    """``scores.csv`` of the workspace (:func:`alnb.scoretable.load_scores`), or None when it does not exist yet."""
-    from alnb.scoretable import load_scores as _load
+    """``scores.csv`` of the workspace (:func:`alnb.core.scoretable.load_scores`), or None when it does not exist yet."""
+    from alnb.core.scoretable import load_scores as _load
 
     return _load(ws) if (ws.root / "scores.csv").is_file() else None
-
-
-def read_autolabels(path, n_classes: int) -> np.ndarray:
-    """Read one auto-label file: an (n, 6) float64 array ``cls cx cy w h conf`` (conf NaN for 5-column lines).
-
-    An empty file means the model found nothing.  Raises :class:`alnb.data.LabelError` naming the file and line for a
-    malformed line (the box part is checked like any dataset label line).
-    """
-    path = Path(path)
-    out = []
-    for ln, raw in enumerate(path.read_text().splitlines(), start=1):
-        parts = raw.split()
-        if not parts:
-            continue
-        conf = np.nan
-        if len(parts) == 6:
-            try:
-                conf = float(parts[5])
-            except ValueError:
-                conf = -1.0
-            if not 0.0 <= conf <= 1.0:
-                raise LabelError("bad_confidence", path, ln, f"confidence {parts[5]!r} is not a number in 0..1; "
-                                                             f"auto-label lines are 'class cx cy w h conf'. Re-run the "
-                                                             f"auto-labelling.")
-            parts = parts[:5]
-        try:
-            parse_label_lines(" ".join(parts), n_classes, file=path)
-        except LabelError as e:
-            raise LabelError(e.kind, path, ln, e.message) from None
-        out.append([float(p) for p in parts] + [conf])
-    return np.asarray(out, np.float64).reshape(-1, 6)
 
 
 def autolabel_boxes(ws, row) -> np.ndarray | None:
@@ -164,7 +129,7 @@ def queue(ws, tag: str | None = "GT2", stems=None, model: str | None = None, ord
         ``auto_model`` of each row ('' = no pre-annotations).
     order : {"difficulty", "given"}
         ``difficulty`` (default): the order below; ``given``: the order of ``stems`` as passed (the review plan's
-        queue, :func:`alnb.reviewstep.export_review`).
+        queue, :func:`alnb.loop.reviewstep.export_review`).
 
     Returns
     -------
@@ -334,7 +299,7 @@ def check_duplicate_boxes(ctx: ParseContext):
 
 # ------------------------------------------------------------------------------------- diff against the workspace
 def selection_tags(tag) -> list | None:
-    """``tag`` argument of :func:`alnb.labelio.import_labels` as a list of tags (None = any image): ``"GT2"``,
+    """``tag`` argument of :func:`alnb.labels.labelio.import_labels` as a list of tags (None = any image): ``"GT2"``,
     ``"GT2,CONTROL"``, ``["GT2", "CONTROL"]``, ``None`` / ``"any"``."""
     if tag is None or (isinstance(tag, str) and tag.strip().lower() == "any"):
         return None

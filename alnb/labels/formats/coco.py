@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alnb.formats.common import ParseContext, autolabel_boxes, read_json
-from alnb.workspace import atomic_write_json
+from alnb.labels.formats.common import ParseContext, autolabel_boxes, read_json
+from alnb.core.workspace import atomic_write_json
 
 
 def instances(ws, q, tag=None, model=None) -> tuple:

@@ -1,66 +1,23 @@
 """Acquisition: per-detection uncertainty -> image scores -> strategies that order the POOL.
 
-Everything here is a pure function on arrays and tables (no files, no model), so each piece is tested on hand-made
-inputs.  :mod:`alnb.mc` measures the per-detection statistics; :mod:`alnb.scoring` writes the tables.
+Pure: arrays and tables in, arrays, tables and stem lists out (no files, no model).  :mod:`alnb.model.mc` measures
+the per-detection statistics; :mod:`alnb.acquisition.scoring` writes the tables.
 
-Per-detection uncertainty (:func:`detection_uncertainty`)
----------------------------------------------------------
-* ``decision_unc`` in [0, 1]: how doubtful the **auto-label decision** is at the operating point ``conf_op``:
-  ``h(q) / ln 2`` with ``q = conf ** (ln 0.5 / ln conf_op)``, the confidence mapped monotonically so that the operating
-  point becomes 0.5.  It is 1 for a box right at the threshold and falls towards 0 for boxes far above it (sure
-  auto-labels) and far below it (sure background).  The plain class entropy ``cls_unc = h(conf) / ln 2``
-  (:mod:`alnb.mc`) peaks at conf 0.5 instead, so with an operating point of ~0.08 it *rises* with the confidence of
-  every box between 0.08 and 0.5: on the demo its box-level AUROC for "this auto-label is a false positive" was 0.27
-  (below chance), ``decision_unc``'s 0.73.  Without an operating point ``cls_unc`` is used.
-* ``loc_unc = 1 - 2 ** (-box_spread / box_ref)`` in [0, 1): ``box_spread`` is already relative to the box size
-  (corner std / sqrt(w h)); ``box_ref`` is **derived from the data**: the median ``box_spread`` of the scored
-  candidates (:func:`box_ref_from`), so a typical box has ``loc_unc = 0.5`` whatever the model, image size or T.
-  (The old fixed reference 0.05 sat below the median spread of the demo, 0.070, so ``loc_unc`` was ~0.75 for almost
-  every box.)
-* ``hybrid = (decision_unc + loc_unc) / 2``: the mean of the two, in [0, 1).  The old noisy-OR ``1 - (1-a)(1-b)`` is
-  never below the larger component, so with two components around 0.5-0.7 it saturates near 1 (demo median
-  0.94); the mean keeps the range and weighs "is the decision right?" and "is the box right?" equally.
+* :func:`detection_uncertainty`: ``decision_unc`` (doubt of the auto-label decision at ``conf_op``), ``loc_unc``
+  (box spread against the data-derived ``box_ref``, :func:`box_ref_from`) and ``hybrid``, their mean, in [0, 1).
+* :func:`image_scores`: an image's ``score`` is the mean of its ``TOP_K`` largest ``hybrid`` values.
+* :data:`STRATEGIES`: ``{name: fn(pool, k, rng) -> stems}`` (first = most wanted; add one with one line);
+  :func:`select` is the one entry point and gives every strategy the same share of empty images
+  (``round(k * n_empty / n)``, seeded) and seeded tie-breaks; ``whole_pool`` strategies (the study rule) excepted.
 
-Image score (:func:`image_scores`)
-----------------------------------
-The image ``score`` is the **mean of the ``TOP_K`` largest** per-detection ``hybrid`` values over the image's
-candidates (every mean-prediction detection above ``cand_conf``; all of them when fewer).  Why top-k mean: a *sum*
-(or the old ``-ln prod(1 - hybrid)``) grows with the number of candidate boxes, so "hard" meant "crowded"; a plain
-*mean* lets many confident boxes hide one wrong box; the *max* rests on one box.  The mean of the few most uncertain
-boxes is high when some boxes are doubtful, and does not grow with the count.  ``sum``, ``mean`` and ``max`` are kept
-beside it (``score_sum``, ``score_mean``, ``score_max``) and compared in ``metrics/difficulty_vs_errors.json``.  The
-other image columns (``cls_unc``, ``entropy``, ``mutual_info``, ``box_spread``) use the same top-k mean;
-``least_conf = 1 - max`` mean class probability over all anchors; ``count_var`` the variance of the detection count
-over the passes.
-
-Strategies (:data:`STRATEGIES`)
--------------------------------
-A strategy is a function ``fn(pool, k, rng) -> list of stems`` (the ``k`` images to label, first = most wanted), with
-a docstring; :data:`STRATEGIES` is a plain ``{name: fn}`` dict (like ultralytics' callbacks; CLI choices come from it)
-and :func:`select` is the one entry point.  Random is just another strategy, so the control arm runs through the
-same code as the method (baal's heuristics).
-
-**One rule for failed and empty images, applied by** :func:`select` **to every strategy.**  An image with no candidate
-detection at all (``n_cand == 0``, *empty*) has no per-detection statistic, so no uncertainty strategy can place it.
-Giving such images the top of every scale would make every strategy pick the same random empty images; the bottom
-would hide them.  Instead every strategy gets the **same share of empty images**: ``round(k * n_empty / n)`` of
-them, drawn at random with the run's seed, and ranks only the other images (failed images with candidates below
-the auto-label threshold are scored like any other).  Ties are broken by a seeded random permutation.  The study
-rule is the one exception (``whole_pool``): failed images are part of its definition.
-
-Adding a strategy = one function + one registry line::
-
-    def my_strategy(pool, k, rng):
-        \"\"\"Highest mutual information of the single most uncertain box.\"\"\"
-        return top_k(pool, pool.scores["mutual_info"], k, rng)
-
-    STRATEGIES["my_strategy"] = my_strategy
+Design notes: docs/design/uncertainty-and-strategies.md
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -69,7 +26,7 @@ TOP_K = 3  # detections averaged per image in the default image score (see modul
 BOX_REF_FALLBACK = 0.05  # box_ref when no candidate has a positive spread (T=1 or dropout off): the old default
 SHORTLIST_FACTOR = 3  # uncertainty+diversity: shortlist SHORTLIST_FACTOR * k most uncertain images (PPAL uses 2-4x)
 FEATURE_EPS = 1e-8  # floor of a feature's standard deviation when embeddings are standardised
-EPS = 1e-7  # probability clamp of decision_unc (as in alnb.mc)
+EPS = 1e-7  # probability clamp of decision_unc (as in alnb.model.mc)
 IMAGE_COMPONENTS = ["cls_unc", "decision_unc", "entropy", "mutual_info", "box_spread"]
 AGGREGATIONS = ("topk", "mean", "max", "sum")
 
@@ -94,8 +51,9 @@ def localisation_unc(box_spread, box_ref: float) -> np.ndarray:
 
 
 def decision_unc(conf, conf_op: float) -> np.ndarray:
-    """Uncertainty of the auto-label decision at the operating point, in [0, 1] (module docstring): binary entropy
-    (bits) of ``conf ** (ln 0.5 / ln conf_op)``; 1 at ``conf == conf_op``, towards 0 far above and far below it."""
+    """Uncertainty of the auto-label decision at the operating point, in [0, 1]: binary entropy (bits) of
+    ``conf ** (ln 0.5 / ln conf_op)``; 1 at ``conf == conf_op``, towards 0 far above and far below it (why:
+    docs/design/uncertainty-and-strategies.md)."""
     if not 0 < conf_op < 1:
         raise ValueError(f"the operating point must be in (0, 1), got {conf_op}")
     q = np.clip(np.asarray(conf, dtype=np.float64), EPS, 1 - EPS) ** (math.log(0.5) / math.log(conf_op))
@@ -188,7 +146,7 @@ class Pool:
         ``stem`` + score columns (:func:`image_scores`: ``score``, ``least_conf``, ``entropy``, ``mutual_info``,
         ``box_spread``, ``count_var``, ``failed``, ``n_cand`` ...), one row per image that may be selected.
     embeddings : ndarray, optional
-        (n, C) image features, rows aligned with ``scores`` (:func:`alnb.mc.pooled_features`); diversity needs them.
+        (n, C) image features, rows aligned with ``scores`` (:func:`alnb.model.mc.pooled_features`); diversity needs them.
     thresholds : tuple, optional
         ``(t_medium, t_hard)`` for the study rule.
     detections : DataFrame, optional
@@ -228,7 +186,7 @@ class Pool:
 
     def column(self, name: str) -> np.ndarray:
         if name not in self.scores:
-            raise KeyError(f"the score table has no column {name!r}: score the pool with alnb.scoring.score_pool "
+            raise KeyError(f"the score table has no column {name!r}: score the pool with alnb.acquisition.scoring.score_pool "
                            f"(columns: {list(self.scores.columns)})")
         return self.scores[name].to_numpy(np.float64)
 
@@ -299,54 +257,103 @@ def kmeans_pp(x, k: int, rng: np.random.Generator, *, first: int | None = None) 
 
 
 # ------------------------------------------------------------------------------------------------------ strategies
+@dataclass(frozen=True)
+class StrategyInfo:
+    """What :func:`select` needs to know about a strategy, declared where it is registered (:func:`strategy`).
+
+    ``whole_pool``: the strategy defines its own size and takes failed images as part of its rule (no budget, no
+    split of failed / empty images); ``failed_share``: failed images only at their POOL share; ``needs``: what the
+    pool must carry besides scores (``embeddings``, ``detections``, ``pred_s``, ``thresholds``)."""
+
+    name: str
+    fn: Callable
+    whole_pool: bool = False
+    failed_share: bool = False
+    needs: tuple = ()
+
+
+STRATEGIES: dict = {}
+"""Every acquisition strategy by name: ``fn(pool, k, rng) -> stems``.  Add one with one function and the
+:func:`strategy` decorator line above it."""
+
+STRATEGY_INFO: dict = {}
+""":class:`StrategyInfo` of every strategy of :data:`STRATEGIES`, by name."""
+
+
+def strategy(name: str, *, whole_pool: bool = False, failed_share: bool = False, needs: tuple = ()):
+    """Register the decorated ``fn(pool, k, rng) -> stems`` as strategy ``name`` with its metadata."""
+    def register(fn):
+        if name in STRATEGIES:
+            raise ValueError(f"strategy {name!r} is registered twice")
+        STRATEGIES[name] = fn
+        STRATEGY_INFO[name] = StrategyInfo(name, fn, whole_pool, failed_share, tuple(needs))
+        return fn
+    return register
+
+
+def info(name: str) -> StrategyInfo:
+    """The :class:`StrategyInfo` of strategy ``name`` (default metadata for a function put into :data:`STRATEGIES`
+    directly)."""
+    return STRATEGY_INFO.get(name) or StrategyInfo(name, STRATEGIES[name])
+
+
+@strategy("random")
 def random_strategy(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Random: a uniform random sample (the control arm)."""
     return list(pool.stems[rng.permutation(len(pool))[:k]])
 
 
+@strategy("least_confidence")
 def least_confidence(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Least confidence: highest ``1 - max`` class probability of the image (the plain baseline)."""
     return top_k(pool, pool.column("least_conf"), k, rng)
 
 
+@strategy("entropy")
 def entropy(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Entropy: highest predictive entropy of the mean class probabilities (top-k mean over detections)."""
     return top_k(pool, pool.column("entropy"), k, rng)
 
 
+@strategy("bald")
 def bald(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """BALD: highest mutual information between prediction and dropout mask (epistemic part; top-k mean)."""
     return top_k(pool, pool.column("mutual_info"), k, rng)
 
 
+@strategy("localisation")
 def localisation(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Localisation: largest box spread over the MC passes, relative to box size (top-k mean)."""
     return top_k(pool, pool.column("box_spread"), k, rng)
 
 
+@strategy("count_variance")
 def count_variance(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Count variance: the number of detections varies most over the MC passes."""
     return top_k(pool, pool.column("count_var"), k, rng)
 
 
+@strategy("hybrid")
 def hybrid(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Hybrid: the study's difficulty score (top-k mean of (decision + localisation uncertainty) / 2)."""
     return top_k(pool, pool.column("score"), k, rng)
 
 
+@strategy("hybrid_sum")
 def hybrid_sum(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Hybrid, summed over all candidate boxes (favours crowded images; kept as the contrast to top-k)."""
     return top_k(pool, pool.column("score_sum"), k, rng)
 
 
+@strategy("study_rule", whole_pool=True, needs=("thresholds",))
 def study_rule(pool: Pool, k: int | None, rng: np.random.Generator) -> list:
     """Study rule: failed images first, then medium + hard at the thresholds, hardest first (budget = its own size).
 
     With a budget ``k`` the first ``k`` of that order over the whole pool (the budgeted rule, whatever the
-    thresholds).  The one definition is :func:`alnb.select.study_rule` / :func:`alnb.select.budgeted` (the widget
+    thresholds).  The one definition is :func:`alnb.acquisition.tiers.study_rule` / :func:`alnb.acquisition.tiers.budgeted` (the widget
     uses it too); ties are broken by stem, so ``rng`` is not used.
     """
-    from alnb import select as sel
+    from alnb.acquisition import tiers as sel
 
     if k is None:
         if pool.thresholds is None:
@@ -355,15 +362,16 @@ def study_rule(pool: Pool, k: int | None, rng: np.random.Generator) -> list:
     return sel.budgeted(pool.scores, int(k))
 
 
-study_rule.whole_pool = True  # failed images are part of the rule's definition: select() does not split them off
 
 
+@strategy("coreset", needs=("embeddings",))
 def coreset(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Core-set (diversity only): k-center greedy on standardised pooled backbone features, random first centre."""
     x = standardise(pool.need_embeddings("coreset"))
     return list(pool.stems[k_center_greedy(x, k, rng)])
 
 
+@strategy("uncertain_diverse", needs=("embeddings",))
 def uncertain_diverse(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Uncertainty + diversity (PPAL-style): shortlist the ``SHORTLIST_FACTOR * k`` highest hybrid scores, then
     k-means++ seeding on their pooled features, starting at the most uncertain image."""
@@ -376,7 +384,7 @@ def uncertain_diverse(pool: Pool, k: int, rng: np.random.Generator) -> list:
 
 
 def class_weights_from_eval(ev: dict) -> dict:
-    """``{class_id: 1 - AP50}`` of a VAL1 evaluation (:func:`alnb.evaluation.evaluate`): the classes the model is
+    """``{class_id: 1 - AP50}`` of a VAL1 evaluation (:func:`alnb.evaluation.step.evaluate`): the classes the model is
     weakest on weigh most; a class VAL1 cannot measure gets the largest weight of the others (or 1)."""
     ap = {int(r["class_id"]): r.get("mAP50") for r in ev["per_class"]}
     w = {c: 1.0 - float(v) for c, v in ap.items() if v is not None and np.isfinite(float(v))}
@@ -384,6 +392,7 @@ def class_weights_from_eval(ev: dict) -> dict:
     return {c: w.get(c, top) for c in ap}
 
 
+@strategy("class_balanced", needs=("detections",))
 def class_balanced(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Class-balanced uncertainty: the largest ``hybrid`` uncertainty of a box times the weakness ``1 - AP50`` (VAL1)
     of its predicted class, so doubtful boxes of the classes the model is worst on come first (in the spirit of
@@ -391,7 +400,7 @@ def class_balanced(pool: Pool, k: int, rng: np.random.Generator) -> list:
     Detection", CVPRW 2022; Yang et al., "Plug and Play Active Learning for Object Detection", CVPR 2024)."""
     if pool.detections is None or pool.class_weights is None:
         raise ValueError("strategy 'class_balanced' needs the pool's detections and the model's class weights "
-                         "(alnb.scoring.load_pool gives both)")
+                         "(alnb.acquisition.scoring.load_pool gives both)")
     d = pool.detections
     d = d[d["stem"].astype(str).isin(set(pool.stems))]
     w = d["cls"].astype(int).map(pool.class_weights).fillna(1.0).to_numpy(float)
@@ -399,52 +408,35 @@ def class_balanced(pool: Pool, k: int, rng: np.random.Generator) -> list:
     return top_k(pool, v.reindex(pool.stems).to_numpy(float), k, rng)
 
 
+@strategy("study_rule_capped", failed_share=True, needs=("thresholds",))
 def study_rule_capped(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Study rule with failed images priced, not first: medium + hard hardest first, and failed images (nothing above
-    the auto-label threshold: mostly defect-free radiographs the model was right about, README) only at their share
-    of the POOL, the same rule :func:`select` applies to empty images - each costs a quick "no defect" look, and
-    taking them first spent a third of the study rule's budget on them."""
+    the auto-label threshold: mostly defect-free radiographs the model was right about,
+    docs/results/2026-12-06-strategy-study.md) only at their share of the POOL, the same rule :func:`select` applies
+    to empty images - each costs a quick "no defect" look, and taking them first spent a third of the study rule's
+    budget on them."""
     return top_k(pool, pool.column("score"), k, rng)
 
 
+@strategy("cost_normalised", needs=("pred_s",))
 def cost_normalised(pool: Pool, k: int, rng: np.random.Generator) -> list:
     """Uncertainty per predicted labelling second: the hybrid ``score`` over the image's predicted assisted seconds
-    ``pred_s`` (:func:`alnb.metrics.predicted_seconds`), the cost-sensitive ranking of Settles, Craven & Friedland,
+    ``pred_s`` (:func:`alnb.evaluation.metrics.predicted_seconds`), the cost-sensitive ranking of Settles, Craven & Friedland,
     "Active learning with real annotation costs" (NIPS workshop 2008) - cheap doubtful images first."""
     if "pred_s" not in pool.scores:
         raise ValueError("strategy 'cost_normalised' needs predicted seconds per image (pool.scores['pred_s']: "
-                         "alnb.metrics.predicted_seconds)")
+                         "alnb.evaluation.metrics.predicted_seconds)")
     return top_k(pool, pool.column("score") / np.maximum(pool.column("pred_s"), 1e-9), k, rng)
 
 
-study_rule_capped.failed_share = True  # failed images only at their POOL share (select / ranking)
 
 
-STRATEGIES = {
-    "random": random_strategy,
-    "least_confidence": least_confidence,
-    "entropy": entropy,
-    "bald": bald,
-    "localisation": localisation,
-    "count_variance": count_variance,
-    "hybrid": hybrid,
-    "hybrid_sum": hybrid_sum,
-    "study_rule": study_rule,
-    "coreset": coreset,
-    "uncertain_diverse": uncertain_diverse,
-    "class_balanced": class_balanced,
-    "study_rule_capped": study_rule_capped,
-    "cost_normalised": cost_normalised,
-}
-"""Every acquisition strategy by name: ``fn(pool, k, rng) -> stems``.  Add one with one line."""
 
 DEFAULT_BUDGET_STRATEGY = "random"
 """The strategy a *budgeted* selection uses unless told otherwise (``alnb run --budget K``, notebook 03's and 06's
 budget mode, ``rule="budget"``): the one with the best measured result per labelling second on the weld data, or
-random when none beats it.  Measured (README, "Strategy study" and "The cycles protocol"; 5 seeds, quick profile):
-no strategy beats random per labelling second -- at 1,500 predicted seconds every strategy's paired interval
-against random contains 0, and for the same 100 images the uncertainty selections cost 1.2-2.0x random's assisted
-seconds (their per-image gain, at most +2 points of mAP50-95, does not make up for it).  So the default is random;
+random when none beats it.  No strategy beats random per labelling second (docs/results/2026-12-06-strategy-study.md,
+docs/results/2026-12-03-cycles.md; the numbers: docs/design/uncertainty-and-strategies.md), so the default is random;
 ``strategy=`` (``--strategy``) picks any other, ``study_rule`` = the seed's order (failed first, then hardest).  The
 seed's walk-through (notebook 03 without a budget) keeps the study rule itself."""
 
@@ -457,7 +449,7 @@ SCORE_COLUMNS = {"least_confidence": "least_conf", "entropy": "entropy", "bald":
 def describe() -> pd.DataFrame:
     """Name and first docstring line of every registered strategy."""
     return pd.DataFrame([{"strategy": n, "description": (f.__doc__ or "").strip().split("\n")[0],
-                          "whole_pool": bool(getattr(f, "whole_pool", False))} for n, f in STRATEGIES.items()])
+                          "whole_pool": info(n).whole_pool} for n, f in STRATEGIES.items()])
 
 
 def _failed_mask(pool: Pool, strategy: str) -> np.ndarray:
@@ -465,7 +457,7 @@ def _failed_mask(pool: Pool, strategy: str) -> np.ndarray:
     ``failed_share`` (:func:`study_rule_capped`)."""
     n = len(pool)
     mask = pool.scores["n_cand"].to_numpy() == 0 if "n_cand" in pool.scores else np.zeros(n, bool)
-    if getattr(STRATEGIES[strategy], "failed_share", False) and "failed" in pool.scores:
+    if info(strategy).failed_share and "failed" in pool.scores:
         mask = mask | pool.scores["failed"].to_numpy(bool)
     return mask
 
@@ -485,7 +477,7 @@ def select(strategy: str, pool: Pool, k: int | None, *, seed: int = 0, budget_s:
         return select_seconds(strategy, pool, budget_s, seed=seed)
     fn = STRATEGIES[strategy]
     rng = np.random.default_rng(seed)
-    if getattr(fn, "whole_pool", False):
+    if info(strategy).whole_pool:
         return list(fn(pool, k, rng))
     if k is None or int(k) != k or k < 0:
         raise ValueError(f"strategy {strategy!r} needs a budget k >= 0, got {k!r}")
@@ -512,7 +504,7 @@ def ranking(strategy: str, pool: Pool, *, seed: int = 0) -> list:
     prefix holds about their POOL share, the image-budget rule of :func:`select`."""
     fn = STRATEGIES[strategy]
     rng = np.random.default_rng(seed)
-    if getattr(fn, "whole_pool", False):
+    if info(strategy).whole_pool:
         return list(fn(pool, len(pool), rng))
     held = _failed_mask(pool, strategy)
     rest = pool.subset(~held)
@@ -531,7 +523,7 @@ def select_seconds(strategy: str, pool: Pool, budget_s: float, *, seed: int = 0)
     image in the strategy's order would not fit)."""
     if "pred_s" not in pool.scores:
         raise ValueError("a budget in seconds needs predicted seconds per image (pool.scores['pred_s']: "
-                         "alnb.metrics.predicted_seconds)")
+                         "alnb.evaluation.metrics.predicted_seconds)")
     if not budget_s >= 0:
         raise ValueError(f"a seconds budget must be >= 0, got {budget_s!r}")
     cost = dict(zip(pool.stems, pool.scores["pred_s"].to_numpy(float)))

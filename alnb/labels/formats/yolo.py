@@ -1,7 +1,7 @@
 """YOLO label folders or zips (any depth; CVAT's *YOLO 1.1* export included): ``<stem>.txt`` files with lines
 ``class cx cy w h`` (centre, normalised).  Class ids are mapped by name through ``obj.names`` / ``classes.txt`` /
 ``data.yaml`` when present, else taken as workspace ids; an empty file means *no objects*.  Import only (the export for
-CVAT is :mod:`alnb.formats.cvat`).
+CVAT is :mod:`alnb.labels.formats.cvat`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from alnb.data import LabelError, parse_label_lines
-from alnb.formats.common import ParseContext
+from alnb.core.data import LabelError, parse_label_lines
+from alnb.labels.formats.common import ParseContext
 
 _YOLO_META = {"obj.names", "classes.txt", "obj.data", "train.txt", "valid.txt", "val.txt", "test.txt"}
 

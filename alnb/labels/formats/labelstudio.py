@@ -1,6 +1,6 @@
 """Label Studio: the labelling config, tasks with pre-annotations (export), a *JSON* project export (import), and
 the one conversion between Label Studio's boxes (top-left, percent 0-100) and alnb's (YOLO centre, normalised 0-1),
-which the export, the import and the ML backend (:mod:`alnb.serve`) all use.
+which the export, the import and the ML backend (:mod:`alnb.apps.serve`) all use.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 
-from alnb.formats.common import ParseContext, autolabel_boxes, read_json
-from alnb.labeltimes import annotation_record
-from alnb.workspace import WorkspaceError, atomic_write_json, atomic_write_text
+from alnb.labels.formats.common import ParseContext, autolabel_boxes, read_json
+from alnb.evaluation.labeltimes import annotation_record
+from alnb.core.workspace import WorkspaceError, atomic_write_json, atomic_write_text
 
 #: Default Label Studio image URL prefix: Label Studio's *local files* serving.  The image path after ``?d=`` is
 #: relative to ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` (by default that variable when it is set, else the dataset
-#: folder, see :func:`alnb.labelio.export_queue`).
+#: folder, see :func:`alnb.labels.labelio.export_queue`).
 LS_URL_PREFIX = "/data/local-files/?d="
 DOCUMENT_ROOT_ENV = "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"  # Label Studio's own local-files setting
 LS_FROM_NAME, LS_TO_NAME = "label", "image"  # names used in the labelling config and in every result
 TIER_NAME, DIFFICULTY_NAME = "alnb_tier", "alnb_difficulty"  # the backend's read-outs (labelstudio_config)
-TIER_CHOICES = ("easy", "medium", "hard", "failed")  # alnb.select.CATEGORIES (failed overrides the score's tier)
+TIER_CHOICES = ("easy", "medium", "hard", "failed")  # alnb.acquisition.tiers.CATEGORIES (failed overrides the score's tier)
 
 _PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45", "#fabed4",
             "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075"]
@@ -76,7 +76,7 @@ def labelstudio_config(names, from_name: str = LS_FROM_NAME, to_name: str = LS_T
     """Label Studio labelling-config XML for rectangle boxes with the class list ``names`` (one colour each).
 
     Paste it into *Settings > Labeling Interface > Code*; the ``from_name``/``to_name`` match the exported tasks.
-    ``difficulty=True`` (the config :mod:`alnb.serve` writes) adds two read-outs of the model's view of the image that
+    ``difficulty=True`` (the config :mod:`alnb.apps.serve` writes) adds two read-outs of the model's view of the image that
     its predictions fill in: the tier (``<Choices name="alnb_tier">``: easy / medium / hard / failed) and the
     MC-dropout difficulty score (``<Number name="alnb_difficulty">``, 0-1, higher = harder).  They are not labels:
     the import reads the boxes only.
@@ -126,7 +126,7 @@ def parse_config(xml: str) -> dict:
 
 def task_score(difficulty: float, failed: bool) -> float | None:
     """Label Studio's prediction ``score`` of a task, made so that sorting it **ascending** lists the images in the
-    labelling-queue order (:func:`alnb.formats.common.queue`): images the model found nothing in first, then the
+    labelling-queue order (:func:`alnb.labels.formats.common.queue`): images the model found nothing in first, then the
     hardest.  ``0.5 * (1 - difficulty) + (0 if failed else 0.5)``: failed images in (0, 0.5], the others in
     (0.5, 1]; within each group lower = harder.  Label Studio reads a prediction score as the model's confidence,
     which this is in spirit (low = the model is unsure).  None when the image has no difficulty score."""
@@ -186,7 +186,7 @@ def image_url(rel_image: str, url_prefix: str, dataset_root: Path, document_root
 
 
 def tasks(ws, q, url_prefix: str = LS_URL_PREFIX, document_root=None) -> list:
-    """Label Studio tasks of a queue (:func:`alnb.formats.common.queue`), each with its one prediction."""
+    """Label Studio tasks of a queue (:func:`alnb.labels.formats.common.queue`), each with its one prediction."""
     names = ws.names
     out = []
     for row in q.to_dict("records"):
@@ -387,7 +387,7 @@ def _region_box(r, rid: str, stem: str, ctx: ParseContext, W: int, H: int):
 
 def _prediction_boxes(result, ctx: ParseContext) -> np.ndarray:
     """The boxes ``cls cx cy w h`` of a prediction's regions (what the annotator was shown), for the action counts of
-    :mod:`alnb.labeltimes`; regions that are not a box of a workspace class are left out (a prediction is never
+    :mod:`alnb.evaluation.labeltimes`; regions that are not a box of a workspace class are left out (a prediction is never
     imported as a label)."""
     out = []
     for r in result if isinstance(result, list) else []:

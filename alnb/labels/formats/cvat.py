@@ -1,6 +1,6 @@
 """CVAT: the queue as a *YOLO 1.1* annotation zip (``obj.data``, ``obj.names``, ``obj_train_data/<stem>.txt``,
 ``train.txt``) to upload as annotations of a CVAT task holding the same images.  CVAT's own *YOLO 1.1* export comes
-back through the ``yolo`` import (:mod:`alnb.formats.yolo`).
+back through the ``yolo`` import (:mod:`alnb.labels.formats.yolo`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from alnb.formats.common import autolabel_boxes, write_bytes_atomic, yolo_line
+from alnb.labels.formats.common import autolabel_boxes, write_bytes_atomic, yolo_line
 
 CVAT_ZIP = "cvat_yolo1.1.zip"
 

@@ -1,0 +1,1 @@
+"""Workspace, data reading and validation, the workspace lock, CPU threads, logs, offline mode."""

@@ -1,0 +1,1 @@
+"""Dataset generators: the synthetic weld radiographs."""

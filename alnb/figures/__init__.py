@@ -1,0 +1,1 @@
+"""Figure functions (each returns a matplotlib Figure) and the figure steps the loop writes."""

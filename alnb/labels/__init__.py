@@ -1,0 +1,1 @@
+"""Labels in and out: labelling-tool formats (Label Studio, CVAT, COCO, YOLO) and the import/export round trip."""

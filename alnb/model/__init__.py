@@ -1,0 +1,1 @@
+"""The detector: training profiles and runs, the dropout head, MC-dropout sampling, the shipped checkpoint."""
