@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -439,3 +440,148 @@ def test_review_queue_exported_in_plan_order_and_imported_back(scored_ws, tmp_pa
     assert (prov.loc[review[2:] + accepted, "provenance"] == "machine-accepted").all()
     assert cli.main(argv + ["labelstudio"]) == 2
     assert "the chosen cut reviews no image" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ the final set: URLs and freshness
+def _final_copy(scored_ws, tmp_path):
+    import shutil
+
+    ws = _fresh_copy(scored_ws, tmp_path)
+    shutil.rmtree(ws.root / "final", ignore_errors=True)
+    for p in (ws.root / "metrics" / "review_final.json", ws.root / "metrics" / "review_accept.json"):
+        p.unlink(missing_ok=True)
+    return ws
+
+
+def test_final_label_studio_urls_follow_the_document_root(scored_ws, tmp_path, capsys, monkeypatch):
+    """``alnb review --accept --document-root`` / ``--url-prefix``: the final Label Studio tasks' image URLs are the
+    queue export's for the same images (same function, same defaults); a document root without the dataset is one
+    clear error naming both folders, before anything changes; a refresh keeps the settings final/ was written with."""
+    from alnb.apps import cli
+    from alnb.labels import labelio
+    from alnb.labels.formats.labelstudio import DOCUMENT_ROOT_ENV
+    from alnb.loop import reviewstep
+
+    monkeypatch.delenv(DOCUMENT_ROOT_ENV, raising=False)
+    ws = _final_copy(scored_ws, tmp_path)
+    argv = ["review", "--workspace", str(ws.root), "--fraction", "0.5", "--accept"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = ws.manifest_path.read_bytes()
+    assert cli.main(argv + ["--document-root", str(elsewhere)]) == 2
+    err = capsys.readouterr().err
+    assert "is not below the Label Studio document root" in err and "Traceback" not in err
+    assert str(elsewhere.resolve()) in err and str(ws.dataset_root) in err
+    assert ws.manifest_path.read_bytes() == before and not (ws.root / "final").exists()
+    assert cli.main(["review", "--workspace", str(ws.root), "--document-root", str(elsewhere)]) == 2
+    assert "only --accept writes" in capsys.readouterr().err
+
+    def urls(path):
+        return {t["data"]["alnb_stem"]: t["data"]["image"] for t in json.loads(Path(path).read_text())}
+
+    root = ws.dataset_root.parent  # a document root above the dataset folder
+    assert cli.main(argv + ["--document-root", str(root)]) == 0
+    capsys.readouterr()
+    final = urls(ws.root / "final" / "labelstudio" / "tasks.json")
+    stems = sorted(final)
+    assert len(stems) >= 10
+    q = labelio.export_queue(ws, "labelstudio", out_dir=tmp_path / "q", tag=None, stems=stems, document_root=root)
+    assert final == urls(q / "tasks.json")
+    assert all(u.startswith(f"/data/local-files/?d={ws.dataset_root.name}/") for u in final.values())
+    # the refresh after an import keeps these settings, whatever the shell says now
+    monkeypatch.setenv(DOCUMENT_ROOT_ENV, str(elsewhere))
+    assert reviewstep.refresh_final(ws, log=None) == []
+    assert urls(ws.root / "final" / "labelstudio" / "tasks.json") == final
+    # the defaults are the queue export's: $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT, else the dataset folder
+    monkeypatch.setenv(DOCUMENT_ROOT_ENV, str(root))
+    out = reviewstep.export_final(ws, tmp_path / "f_env")
+    q = labelio.export_queue(ws, "labelstudio", out_dir=tmp_path / "q_env", tag=None, stems=stems)
+    assert urls(out["labelstudio"] / "tasks.json") == urls(q / "tasks.json") == final
+    monkeypatch.delenv(DOCUMENT_ROOT_ENV)
+    out = reviewstep.export_final(ws, tmp_path / "f_plain", url_prefix="http://localhost:8081/")
+    q = labelio.export_queue(ws, "labelstudio", out_dir=tmp_path / "q_plain", tag=None, stems=stems,
+                             url_prefix="http://localhost:8081/")
+    assert urls(out["labelstudio"] / "tasks.json") == urls(q / "tasks.json")
+    assert urls(ws.root / "final" / "labelstudio" / "tasks.json") == final  # other folders leave final/ as it was
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_imports_refresh_the_final_set_and_change_nothing_else(scored_ws, tmp_path, capsys):
+    """A person's label for a machine-accepted image, through ``alnb import-labels`` or the loop's label step
+    (:func:`alnb.loop.pipeline.ensure_labelled`): final/ then carries the person's label, marked human, and every
+    other file of final/ is byte for byte the same."""
+    from alnb.apps import cli
+    from alnb.labels.formats.common import yolo_line
+    from alnb.loop import pipeline, reviewstep
+    from alnb.loop.selection import commit
+
+    ws = _final_copy(scored_ws, tmp_path)
+    reviewstep.write_plan(ws, fraction=0.5, n_boot=10)
+    rec = reviewstep.accept(ws)
+    final = ws.root / "final"
+    s, s2 = rec["accepted"][:2]
+    old = _snapshot(final)
+    assert reviewstep.refresh_final(ws, log=None) == [] and _snapshot(final) == old  # nothing changed: no write
+
+    folder = tmp_path / "person"
+    folder.mkdir()
+    (folder / f"{s}.txt").write_text("1 0.4 0.5 0.2 0.1\n")
+    assert cli.main(["import-labels", str(folder), "--workspace", str(ws.root), "--format", "yolo", "--tag",
+                     "any"]) == 0
+    assert "final label set (with provenance) updated" in capsys.readouterr().out
+    new = _snapshot(final)
+    assert new["yolo/labels/" + f"{s}.txt"].decode() == "1 0.4 0.5 0.2 0.1\n"
+    prov = pd.read_csv(final / "yolo" / "provenance.csv", dtype={"stem": str}, keep_default_na=False)
+    assert prov.set_index("stem").at[s, "provenance"] == "human"
+    _only_image_changed(old, new, s, ws)
+
+    # the loop's label step (here the simulated annotator reveals the dataset's label) refreshes final/ the same way
+    commit(ws, [s2], "GT3")
+    old = new
+    logs = []
+    pipeline.ensure_labelled(ws, "GT3", log=logs.append)
+    assert any("final label set (with provenance) updated" in x for x in logs)
+    new = _snapshot(final)
+    p = reviewstep.provenance(ws).set_index("stem")
+    assert p.at[s2, "provenance"] == "human"
+    truth = [yolo_line(*b) for b in reviewstep._boxes(p.at[s2, "label_file"], len(ws.names))]
+    assert new[f"yolo/labels/{s2}.txt"].decode() == "\n".join(truth) + ("\n" if truth else "")
+    _only_image_changed(old, new, s2, ws)
+
+
+def _only_image_changed(old, new, s, ws):
+    """``new`` (a snapshot of final/) differs from ``old`` only in what belongs to image ``s``."""
+    import io
+
+    assert set(new) == set(old)
+    same = {k for k in old if old[k] == new[k]}
+    assert set(old) - same <= {f"yolo/labels/{s}.txt", "yolo/provenance.csv", "coco/instances.json",
+                               "labelstudio/tasks.json", "cvat/cvat_yolo1.1.zip"}
+    a, b = (pd.read_csv(io.BytesIO(x["yolo/provenance.csv"]), dtype={"stem": str}, keep_default_na=False)
+            .set_index("stem") for x in (old, new))
+    assert a.drop(index=s).equals(b.drop(index=s)) and a.at[s, "provenance"] == "machine-accepted"
+
+    def coco(x):
+        c = json.loads(x["coco/instances.json"])
+        stem = {im["id"]: im["alnb_stem"] for im in c["images"]}
+        anns = {}
+        for an in c["annotations"]:
+            anns.setdefault(stem[an["image_id"]], []).append({k: v for k, v in an.items() if k != "id"})
+        return {im["alnb_stem"]: im for im in c["images"]}, anns, c["categories"]
+
+    (ia, aa, ca), (ib, ab, cb) = coco(old), coco(new)
+    assert ca == cb and {k: v for k, v in ia.items() if k != s} == {k: v for k, v in ib.items() if k != s}
+    assert {k: v for k, v in aa.items() if k != s} == {k: v for k, v in ab.items() if k != s}
+    assert ib[s]["alnb_provenance"] == "human" and all(x["alnb_provenance"] == "human" for x in ab.get(s, []))
+    ta, tb = ({t["data"]["alnb_stem"]: t for t in json.loads(x["labelstudio/tasks.json"])} for x in (old, new))
+    assert {k: v for k, v in ta.items() if k != s} == {k: v for k, v in tb.items() if k != s}
+    assert tb[s]["annotations"] and not tb[s]["predictions"] and tb[s]["data"]["alnb_provenance"] == "human"
+    name = Path(ws.manifest().set_index("stem").at[s, "image"]).stem
+    za, zb = (zipfile.ZipFile(io.BytesIO(x["cvat/cvat_yolo1.1.zip"])) for x in (old, new))
+    assert za.namelist() == zb.namelist()
+    for n in za.namelist():
+        if n not in (f"obj_train_data/{name}.txt", "provenance.csv"):
+            assert za.read(n) == zb.read(n), n

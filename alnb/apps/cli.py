@@ -161,6 +161,12 @@ def _add_review_parser(sub):
     r.add_argument("--accept", action="store_true",
                    help="accept the model's labels of the images after the cut (marked machine-accepted in the "
                         "manifest and in every export under <workspace>/final/); people's labels are never replaced")
+    r.add_argument("--url-prefix", default=None,
+                   help="with --accept: the image URL prefix of the final Label Studio tasks (default "
+                        "/data/local-files/?d= : Label Studio's local files), as for export-queue")
+    r.add_argument("--document-root", default=None,
+                   help="with --accept: folder the final Label Studio image URLs are relative to (default: "
+                        "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT when set, else the dataset folder), as for export-queue")
 
 
 def _add_score_parser(sub):
@@ -614,16 +620,17 @@ def _dispatch(args, argv) -> int:
                 out = labelio.export_queue(ws, args.format, out_dir=args.out, tag=tag, **kw)
             print(f"[alnb] {tag} queue exported for {args.format}: {out}")
             return 0
-        summary = labelio.import_labels(ws, args.source, args.format, tag=args.tag, overwrite=args.overwrite,
-                                        annotation=args.annotation,
-                                        dry_run=args.dry_run)
-        print("[alnb] " + labelio.describe_import(summary, args.source, dry_run=args.dry_run))
-        if not args.dry_run and (ws.root / "metrics" / "review_accept.json").is_file():
-            from alnb.loop import reviewstep  # the final label set follows the reviewed labels
+        kw = dict(tag=args.tag, overwrite=args.overwrite, annotation=args.annotation)
+        if args.dry_run:
+            summary = labelio.import_labels(ws, args.source, args.format, dry_run=True, **kw)
+            print("[alnb] " + labelio.describe_import(summary, args.source, dry_run=True))
+            return 0
+        from alnb.loop import reviewstep  # the final label set (if any) follows the imported labels
 
-            with workspace_lock(ws.root, "alnb import-labels (final label set)"):
-                reviewstep.export_final(ws)
-            print(f"[alnb] final label set (with provenance) updated: {ws.root / reviewstep.FINAL_DIR}")
+        with workspace_lock(ws.root, "alnb import-labels"):
+            summary = labelio.import_labels(ws, args.source, args.format, **kw)
+            print("[alnb] " + labelio.describe_import(summary, args.source))
+            reviewstep.refresh_final(ws, log=print)
         return 0
     if args.command == "notebooks":
         from alnb.core.workspace import check_location
@@ -685,12 +692,19 @@ def _run_review(args) -> int:
 
     ws = Workspace.open(args.workspace)
     cut = {"fraction": args.fraction, "hours": args.hours, "max_error_rate": args.max_error_rate}
+    final_kw = {k: v for k, v in (("url_prefix", args.url_prefix), ("document_root", args.document_root))
+                if v is not None}
+    if final_kw and not args.accept:
+        raise ValueError("--url-prefix / --document-root set the image URLs of the final label set, which only "
+                         "--accept writes: add --accept or leave them out. Nothing was done.")
     with workspace_lock(ws.root, "alnb review" + (" --accept" if args.accept else ""), log=print):
+        if args.accept:  # a document root without the dataset: refused before the plan is written
+            reviewstep.check_document_root(ws, reviewstep.final_settings(ws, **final_kw))
         res = reviewstep.write_plan(ws, method=args.method, seed=args.seed, **cut)
         print(reviewstep.describe(res["summary"]))
         print(f"[alnb] plan: {ws.root / reviewstep.PLAN_FILE}, {ws.root / 'metrics' / 'review_plan.json'}")
         if args.accept:
-            rec = reviewstep.accept(ws)
+            rec = reviewstep.accept(ws, **final_kw)
             print(f"[alnb] accepted the labels of {rec['model']} on {rec['n_accepted']} image(s) (machine-accepted); "
                   f"{rec['n_review']} image(s) wait for review: export them with pre-annotations (alnb export-queue "
                   f"--workspace {ws.root} --review --format labelstudio) and import the reviewed labels (alnb "

@@ -280,8 +280,11 @@ def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log
                     prelabels: str | None = None) -> dict:
     """:func:`alnb.loop.selection.label_selection`; raises :class:`alnb.core.workspace.WaitingForLabels` (the CLI: exit code 3,
     with the next command) while labels are still missing.  Labels people gave are never overwritten: a ``source``
-    that changes them is refused with a per-image diff (:class:`alnb.labels.labelio.ImportProblem`)."""
+    that changes them is refused with a per-image diff (:class:`alnb.labels.labelio.ImportProblem`).  A final label
+    set written before (``<workspace>/final/``, ``alnb review --accept``) is refreshed with the new labels
+    (:func:`alnb.loop.reviewstep.refresh_final`), so it never keeps machine labels of images people have labelled."""
     from alnb.labels.labelio import describe_import
+    from alnb.loop.reviewstep import refresh_final
 
     if source is not None and ws.mode == "simulation":
         _log(f"[alnb] note: {ws.dataset_root} labels every image (simulation mode), so the {tag} labels are revealed "
@@ -289,6 +292,7 @@ def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log
     st = sel.label_selection(ws, tag, source=source, fmt=fmt, annotation=annotation, prelabels=prelabels)
     if st["imported"] is not None:
         _log("[alnb] " + describe_import(st["imported"], source), log)
+    refresh_final(ws, log=lambda msg: _log(msg, log))
     if st["waiting"]:
         raise WaitingForLabels(tag, st["n"], st["waiting"], st["queue"])
     return st

@@ -4,8 +4,10 @@ auto-labels of the images a plan leaves unreviewed; export the final label set w
 The numbers come from the pure :mod:`alnb.loop.review`; this module only reads and writes files:
 ``scores/<MODEL>/val1_scores.csv``, ``review_plan.csv``, ``review_curve.csv``, ``metrics/review_plan.json``,
 ``metrics/review_plan_rounds.json``; with ``--accept`` (:func:`accept`) ``accepted/<stem>.txt``,
-``label_source='accepted'``, ``metrics/review_accept.json`` and ``final/`` (:func:`export_final`).  The dataset folder
-is never written; a label a person gave (``human``) or the dataset gave (``oracle``) is never replaced.
+``label_source='accepted'``, ``metrics/review_accept.json`` and ``final/`` (:func:`export_final`; its Label Studio
+URL settings in ``metrics/review_final.json``).  Every label import (``alnb import-labels``, ``alnb run --labels``)
+refreshes ``final/`` when it exists (:func:`refresh_final`).  The dataset folder is never written; a label a person
+gave (``human``) or the dataset gave (``oracle``) is never replaced.
 
 Provenance (:func:`provenance`): ``human``, ``machine-reviewed`` (people's labels on an image the plan sent to
 review) or ``machine-accepted`` (the model's labels, accepted without a look).
@@ -311,13 +313,18 @@ def export_review(ws, fmt: str, out_dir=None, **kw) -> Path:
 
 
 # -------------------------------------------------------------------------------------------------------- accept
-def accept(ws, *, plan: pd.DataFrame | None = None, reviewed: int | None = None) -> dict:
+def accept(ws, *, plan: pd.DataFrame | None = None, reviewed: int | None = None, url_prefix: str | None = None,
+           document_root=None) -> dict:
     """Accept the model's labels of every image after the first ``reviewed`` rows of the plan (default: the chosen
     cut of ``metrics/review_plan.json``): ``accepted/<stem>.txt`` (YOLO, the auto-labels without confidence),
     ``label_source='accepted'``; images the cut now sends to review lose an earlier acceptance.  Rows labelled by
     people or the dataset (``human`` / ``oracle``) are never touched.  Writes ``metrics/review_accept.json`` and the
-    final label set (:func:`export_final`)."""
+    final label set (:func:`export_final`, with ``url_prefix`` / ``document_root`` for its Label Studio image URLs;
+    a dataset outside the document root is refused before anything changes)."""
     from alnb.labels.formats.common import read_autolabels, yolo_line, now
+
+    final_kw = final_settings(ws, url_prefix, document_root)
+    check_document_root(ws, final_kw)  # before anything is accepted
 
     if plan is None:
         plan, _, summary = load_plan(ws)
@@ -362,7 +369,7 @@ def accept(ws, *, plan: pd.DataFrame | None = None, reviewed: int | None = None)
     rec = {"time": now(), "model": model, "reviewed": reviewed, "n_accepted": len(take), "n_review": len(review),
            "review": review, "accepted": take, "reviewed_before": before}
     ws.save_json("review_accept", rec)
-    rec["final"] = {fmt: str(p) for fmt, p in export_final(ws).items()}
+    rec["final"] = {fmt: str(p) for fmt, p in _write_final(ws, None, final_kw)[0].items()}
     return rec
 
 
@@ -408,33 +415,149 @@ def _boxes(path, n_classes) -> np.ndarray:
     return np.asarray(rows, np.float64).reshape(-1, 5)
 
 
-def export_final(ws, out_dir=None) -> dict:
+FINAL_SETTINGS = "review_final"  # metrics/review_final.json: the Label Studio URL settings final/ was written with
+
+
+def final_settings(ws, url_prefix: str | None = None, document_root=None) -> dict:
+    """The Label Studio URL settings of the final label set, as :func:`export_final` records them: ``url_prefix``
+    (default :data:`alnb.labels.formats.labelstudio.LS_URL_PREFIX`) and ``document_root``, with the queue export's
+    default (``$LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` when it is set, else the dataset folder: recorded as None)
+    resolved now, as an absolute path, so a later refresh (:func:`refresh_final`) from another shell or folder writes
+    the same URLs."""
+    import os
+
+    from alnb.labels.formats.labelstudio import DOCUMENT_ROOT_ENV, LS_URL_PREFIX
+
+    if document_root is None:
+        document_root = os.environ.get(DOCUMENT_ROOT_ENV) or None
+    if document_root is not None:
+        document_root = os.path.abspath(Path(document_root).expanduser())
+    return {"url_prefix": LS_URL_PREFIX if url_prefix is None else str(url_prefix), "document_root": document_root}
+
+
+def recorded_final_settings(ws) -> dict:
+    """The settings ``final/`` was last written with (``metrics/review_final.json``); a final set written before they
+    were recorded used the default prefix and the dataset folder."""
+    from alnb.labels.formats.labelstudio import LS_URL_PREFIX
+
+    p = ws.root / "metrics" / f"{FINAL_SETTINGS}.json"
+    rec = {}
+    if p.is_file():
+        try:
+            rec = ws.load_json(FINAL_SETTINGS)
+        except ValueError:
+            rec = {}
+    return {"url_prefix": str(rec.get("url_prefix") or LS_URL_PREFIX), "document_root": rec.get("document_root")}
+
+
+def check_document_root(ws, settings: dict):
+    """Refuse (WorkspaceError naming both folders, :func:`alnb.labels.formats.labelstudio.image_url`) a document root
+    that does not contain the dataset folder."""
+    from alnb.labels.formats.labelstudio import image_url
+
+    m = ws.manifest()
+    for img in m["image"].head(1):
+        image_url(img, settings["url_prefix"], ws.dataset_root, settings["document_root"] or ws.dataset_root)
+
+
+def _put(path: Path, data) -> bool:
+    """Write ``data`` (text or bytes) atomically unless ``path`` already holds exactly it; whether it was written."""
+    from alnb.labels.formats.common import write_bytes_atomic
+
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        if path.read_bytes() == raw:
+            return False
+    except OSError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, raw)
+    return True
+
+
+def _json(obj) -> str:
+    import json
+
+    return json.dumps(obj, indent=2) + "\n"
+
+
+def export_final(ws, out_dir=None, *, url_prefix: str | None = None, document_root=None) -> dict:
     """The final label set in every format, each label marked with its provenance (:func:`provenance`):
 
     * ``yolo/labels/<stem>.txt`` + ``yolo/provenance.csv`` + ``yolo/classes.txt`` (YOLO files carry no attributes);
     * ``coco/instances.json``: ``alnb_provenance`` on every image and annotation (``machine-accepted`` ones also
       ``alnb_model``);
     * ``labelstudio/tasks.json``: people's labels as ``annotations``, machine-accepted labels as ``predictions``
-      (``model_version`` ``machine-accepted:<MODEL>``), ``data.alnb_provenance`` on every task;
+      (``model_version`` ``machine-accepted:<MODEL>``), ``data.alnb_provenance`` on every task; ``data.image`` is
+      the image URL exactly as the queue export writes it (:func:`alnb.labels.formats.labelstudio.image_url`):
+      ``url_prefix`` (default ``/data/local-files/?d=``) + the path relative to ``document_root`` (default
+      ``$LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` when it is set, else the dataset folder);
     * ``cvat/cvat_yolo1.1.zip``: CVAT's YOLO 1.1 layout with ``provenance.csv`` inside.
-    """
-    from alnb.labels.formats.common import write_bytes_atomic, yolo_line
-    from alnb.labels.formats.cvat import CVAT_ZIP, yolo11_zip
 
+    Default folder ``<workspace>/final`` (its settings are recorded in ``metrics/review_final.json`` for
+    :func:`refresh_final`).  A dataset outside ``document_root`` is refused (WorkspaceError naming both folders)
+    before anything is written; files whose content stays the same are not rewritten, and label files of images no
+    longer in the set are removed.  Returns ``{format: folder}``.
+    """
+    return _write_final(ws, out_dir, final_settings(ws, url_prefix, document_root))[0]
+
+
+def refresh_final(ws, *, log=print) -> list | None:
+    """After labels changed (``alnb import-labels``, ``alnb run --labels`` / :func:`alnb.loop.pipeline.ensure_labelled`):
+    rewrite ``<workspace>/final/`` when one was written before, from the current manifest and acceptance record with
+    the settings it was written with (:func:`recorded_final_settings`), so it never keeps machine labels of images
+    people have labelled since.  Only files whose content changes are written; returns their paths (a line in
+    ``log`` when there are some), or None when there is no final label set."""
+    from alnb.core.lock import workspace_lock
+
+    out = ws.root / FINAL_DIR
+    if not out.is_dir():
+        return None
+    with workspace_lock(ws.root, "final label set (refresh)"):
+        try:
+            changed = _write_final(ws, None, recorded_final_settings(ws))[1]
+        except WorkspaceError as e:
+            raise WorkspaceError(f"the labels are in, but the final label set {out} could not be refreshed: {e}") \
+                from e
+    if changed and log:
+        log(f"[alnb] final label set (with provenance) updated: {out} ({len(changed)} file(s) changed)")
+    return changed
+
+
+def _write_final(ws, out_dir, settings: dict) -> tuple:
+    """:func:`export_final` with resolved ``settings`` (:func:`final_settings`): ``({format: folder}, changed paths)``."""
+    from alnb.labels.formats.common import yolo_line
+    from alnb.labels.formats.cvat import CVAT_ZIP, yolo11_zip
+    from alnb.labels.formats.labelstudio import image_url, region
+
+    default = out_dir is None
     out = Path(out_dir) if out_dir is not None else ws.root / FINAL_DIR
     prov = provenance(ws)
     names, nc = ws.names, len(ws.names)
+    root = settings["document_root"] if settings["document_root"] is not None else ws.dataset_root
+    # the image URLs first: a dataset outside the document root is refused before anything is written
+    urls = {r["stem"]: image_url(r["image"], settings["url_prefix"], ws.dataset_root, root)
+            for r in prov.to_dict("records")}
     boxes = {r["stem"]: _boxes(r["label_file"], nc) for r in prov.to_dict("records")}
     table = prov.drop(columns=["label_file"]).assign(n_boxes=[len(boxes[s]) for s in prov["stem"]])
-    paths = {}
+    paths, changed = {}, []
+
+    def put(path, data):
+        if _put(path, data):
+            changed.append(path)
+
     # YOLO
     y = out / "yolo"
     (y / "labels").mkdir(parents=True, exist_ok=True)
     for s, b in boxes.items():
         lines = [yolo_line(*x) for x in b]
-        atomic_write_text(y / "labels" / f"{s}.txt", "\n".join(lines) + ("\n" if lines else ""))
-    atomic_write_text(y / "classes.txt", "\n".join(names) + "\n")
-    atomic_write_text(y / "provenance.csv", table.to_csv(index=False))
+        put(y / "labels" / f"{s}.txt", "\n".join(lines) + ("\n" if lines else ""))
+    for f in sorted((y / "labels").glob("*.txt")):  # images no longer in the set (e.g. sent to review again)
+        if f.stem not in boxes:
+            f.unlink()
+            changed.append(f)
+    put(y / "classes.txt", "\n".join(names) + "\n")
+    put(y / "provenance.csv", table.to_csv(index=False))
     paths["yolo"] = y
     # COCO
     images, anns = [], []
@@ -444,42 +567,37 @@ def export_final(ws, out_dir=None) -> dict:
               "alnb_provenance": r["provenance"]}
         images.append(im)
         for c, cx, cy, w, h in boxes[r["stem"]]:
-            bbox = [(cx - w / 2) * W, (cy - h / 2) * H, w * W, h * H]
+            bbox = [float(v) for v in ((cx - w / 2) * W, (cy - h / 2) * H, w * W, h * H)]
             a = {"id": len(anns) + 1, "image_id": i, "category_id": int(c) + 1, "bbox": bbox,
                  "area": bbox[2] * bbox[3], "iscrowd": 0, "alnb_provenance": r["provenance"]}
             if r["provenance"] == "machine-accepted":
                 a["alnb_model"] = r["model"]
             anns.append(a)
-    (out / "coco").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "coco" / "instances.json", {
+    put(out / "coco" / "instances.json", _json({
         "info": {"description": "alnb final label set; alnb_provenance: human | machine-reviewed | machine-accepted"},
         "licenses": [], "categories": [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(names)],
-        "images": images, "annotations": anns})
+        "images": images, "annotations": anns}))
     paths["coco"] = out / "coco"
     # Label Studio
-    from urllib.parse import quote
-
-    from alnb.labels.formats.labelstudio import LS_URL_PREFIX, region
-
     tasks = []
     for r in prov.to_dict("records"):
         W, H = r["width"], r["height"]
         result = [region(f"{r['stem']}_{k}", names[int(c)], (cx, cy, w, h), float("nan"), W, H)
                   for k, (c, cx, cy, w, h) in enumerate(boxes[r["stem"]])]
-        task = {"data": {"image": LS_URL_PREFIX + quote(r["image"]), "alnb_stem": r["stem"],
-                         "alnb_provenance": r["provenance"]}, "annotations": [], "predictions": []}
+        task = {"data": {"image": urls[r["stem"]], "alnb_stem": r["stem"], "alnb_provenance": r["provenance"]},
+                "annotations": [], "predictions": []}
         if r["provenance"] == "machine-accepted":
             task["predictions"].append({"model_version": f"machine-accepted:{r['model']}", "result": result})
         else:
             task["annotations"].append({"result": result, "alnb_provenance": r["provenance"]})
         tasks.append(task)
-    (out / "labelstudio").mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "labelstudio" / "tasks.json", tasks)
+    put(out / "labelstudio" / "tasks.json", _json(tasks))
     paths["labelstudio"] = out / "labelstudio"
     # CVAT (YOLO 1.1 zip)
     zipped = yolo11_zip(names, [(r["image"], boxes[r["stem"]]) for r in prov.to_dict("records")],
                         extra={"provenance.csv": table.to_csv(index=False)})
-    (out / "cvat").mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(out / "cvat" / CVAT_ZIP, zipped)
+    put(out / "cvat" / CVAT_ZIP, zipped)
     paths["cvat"] = out / "cvat"
-    return paths
+    if default:  # how final/ was written, for refresh_final
+        _put(ws.root / "metrics" / f"{FINAL_SETTINGS}.json", _json(settings))
+    return paths, changed

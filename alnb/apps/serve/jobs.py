@@ -66,6 +66,9 @@ def train_next(ws, source, *, profile: str = "quick", seed: int = 0, T: int = 20
     tag, model = gt_tag(k), cal_name(k)
     summary = labelio.import_labels(ws, source, "labelstudio", tag=None, annotation=annotation)
     log("[alnb] " + labelio.describe_import(summary, source))
+    from alnb.loop.reviewstep import refresh_final
+
+    refresh_final(ws, log=log)  # a final label set written before never keeps machine labels people have replaced
     m = ws.manifest()
     earlier = set(ws.stems(*[gt_tag(j) for j in range(2, k)], manifest=m)) if k > 2 else set()
     trainable = set(ws.stems("POOL", manifest=m)) - set(ws.stems("VAL1", "GT1", manifest=m)) - earlier
