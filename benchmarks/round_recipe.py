@@ -5,6 +5,7 @@ Usage::
 
     python benchmarks/round_recipe.py BASE [BASE ...] [--sizes 0 100 250] [--recipes ...] [--test TEST_DIR]
                                       [--out results.json]
+    python benchmarks/round_recipe.py BASE --summary-of results.json   # the table of a finished (or partial) run
 
 Each ``BASE`` is a simulation workspace with a finished CAL1 (a study seed's base, e.g. ``runs/study/seed0``;
 different split seeds give the repeats).  It is copied to ``BASE-recipe/`` (the original is never touched).  For
@@ -97,8 +98,11 @@ def diagnose(base: str, profile: str, seed: int) -> int:
 
 
 def summarise(rows: list, recipes, sizes) -> list:
-    """Per recipe and size: mean gain over CAL1 (the base's ``fresh`` at n = 0) with a 95 % t-interval over bases,
-    per measure; and the share of fresh training's gain at the same size."""
+    """Per recipe and size, over the bases (mean and 95 % t-interval of the paired differences), per measure:
+    ``gain`` = the model - CAL1 (GT1 alone, the base's ``fresh`` at n = 0); ``labels`` = the model - the same recipe
+    at n = 0 (what the new images add under that recipe, its extra epochs on GT1 taken out: flattering for a recipe
+    that first loses ground); ``share`` = the recipe's mean ``gain`` / fresh training's mean ``gain`` at the same size
+    (both from CAL1: what a round's model is worth against what fresh training makes of the same images)."""
     import numpy as np
 
     from alnb.evaluation.stats import interval
@@ -108,7 +112,7 @@ def summarise(rows: list, recipes, sizes) -> list:
     out = []
     for n in sizes:
         for rec in recipes:
-            have = [b for b in bases if (b, n, rec) in by and (b, 0, "fresh") in by]
+            have = [b for b in bases if (b, n, rec) in by and (b, 0, "fresh") in by and (b, 0, rec) in by]
             if not have:
                 continue
             line = {"n": n, "recipe": rec, "bases": len(have),
@@ -116,14 +120,13 @@ def summarise(rows: list, recipes, sizes) -> list:
             for m in ("val_mAP50", "val_mAP50-95", "test_mAP50", "test_mAP50-95"):
                 if by[(have[0], n, rec)][m] is None:
                     continue
-                gains = [by[(b, n, rec)][m] - by[(b, 0, "fresh")][m] for b in have]
-                line[m] = interval(gains)
-                fresh = [b for b in have if (b, n, "fresh") in by]
-                if n and fresh:
-                    fg = [by[(b, n, "fresh")][m] - by[(b, 0, "fresh")][m] for b in fresh]
-                    line[m]["share_of_fresh"] = (float(np.mean([by[(b, n, rec)][m] - by[(b, 0, "fresh")][m]
-                                                                for b in fresh])) / float(np.mean(fg))
-                                                 if np.mean(fg) > 0 else None)
+                line[m] = interval([by[(b, n, rec)][m] - by[(b, 0, "fresh")][m] for b in have])
+                if n:
+                    line[f"labels_{m}"] = interval([by[(b, n, rec)][m] - by[(b, 0, rec)][m] for b in have])
+                    fresh = [b for b in have if (b, n, "fresh") in by]
+                    fg = float(np.mean([by[(b, n, "fresh")][m] - by[(b, 0, "fresh")][m] for b in fresh])) \
+                        if fresh else float("nan")
+                    line[m]["share_of_fresh"] = (line[m]["mean"] / fg if fg > 0 else None)
             out.append(line)
     return out
 
@@ -131,19 +134,23 @@ def summarise(rows: list, recipes, sizes) -> list:
 def print_table(summary: list):
     def cell(d):
         if d is None:
-            return f"{'':>24}"
-        return f"{100 * d['mean']:+6.1f} [{100 * d['lo']:+5.1f}, {100 * d['hi']:+5.1f}]".rjust(24)
+            return f"{'':>22}"
+        return f"{100 * d['mean']:+5.1f} [{100 * d['lo']:+5.1f}, {100 * d['hi']:+5.1f}]".rjust(22)
 
-    print("\nGain over CAL1 (GT1 alone), points of mAP, mean [95 % t-interval] over the bases; "
-          "share = the recipe's gain / fresh training's gain (mAP50-95)")
-    print(f"{'+images':>7} {'recipe':<15} {'n':>2} {'train s':>8} {'VAL1 mAP50':>24} {'VAL1 mAP50-95':>24} "
-          f"{'TEST mAP50':>24} {'TEST mAP50-95':>24} {'share VAL1':>10} {'share TEST':>10}")
+    n_b = max((s["bases"] for s in summary), default=0)
+    print(f"\nPoints of mAP, mean [95 % t-interval] over {n_b} bases.  gain = the model - CAL1 (GT1 alone); "
+          "labels = the model - the same recipe on GT1 alone (what the new images add); share = gain / fresh "
+          "training's gain (mAP50-95)")
+    print(f"{'+images':>7} {'recipe':<15} {'n':>2} {'train s':>8} {'gain VAL1 mAP50-95':>22} {'gain TEST mAP50-95':>22} "
+          f"{'labels VAL1 50-95':>22} {'labels TEST 50-95':>22} {'share VAL1':>10} {'share TEST':>10} "
+          f"{'gain VAL1 mAP50':>22} {'gain TEST mAP50':>22}")
     for s in summary:
         sv = (s.get("val_mAP50-95") or {}).get("share_of_fresh")
         st = (s.get("test_mAP50-95") or {}).get("share_of_fresh")
-        print(f"{s['n']:>7} {s['recipe']:<15} {s['bases']:>2} {s['train_s']:8.0f} {cell(s.get('val_mAP50'))} "
-              f"{cell(s.get('val_mAP50-95'))} {cell(s.get('test_mAP50'))} {cell(s.get('test_mAP50-95'))} "
-              f"{'' if sv is None else f'{sv:10.2f}':>10} {'' if st is None else f'{st:10.2f}':>10}")
+        print(f"{s['n']:>7} {s['recipe']:<15} {s['bases']:>2} {s['train_s']:8.0f} {cell(s.get('val_mAP50-95'))} "
+              f"{cell(s.get('test_mAP50-95'))} {cell(s.get('labels_val_mAP50-95'))} "
+              f"{cell(s.get('labels_test_mAP50-95'))} {'' if sv is None else f'{sv:10.2f}':>10} "
+              f"{'' if st is None else f'{st:10.2f}':>10} {cell(s.get('val_mAP50'))} {cell(s.get('test_mAP50'))}")
 
 
 def main(argv=None) -> int:
@@ -158,9 +165,16 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="JSON file the rows are written to as they finish")
     ap.add_argument("--seed", type=int, default=0, help="training seed and the seed of the random draws")
     ap.add_argument("--diagnose", action="store_true", help="why the fine-tune first loses ground (first BASE)")
+    ap.add_argument("--summary-of", default=None, help="print the table of an --out file of an earlier run and stop")
     args = ap.parse_args(argv)
     if args.diagnose:
         return diagnose(args.bases[0], args.profile, args.seed)
+    if args.summary_of:
+        saved = json.loads(Path(args.summary_of).read_text())
+        rows = saved["rows"] if isinstance(saved, dict) else saved
+        print_table(summarise(rows, [r for r in RECIPES if any(x["recipe"] == r for x in rows)],
+                              sorted({x["n"] for x in rows})))
+        return 0
 
     import numpy as np
 

@@ -148,3 +148,13 @@ def test_profile_text_is_not_a_repr():
 
     text = narrative.profile_text(get_profile("smoke"))
     assert text.startswith("smoke profile: model ") and "Profile(" not in text and "epochs" in text
+
+
+def test_profile_text_names_the_round_recipe():
+    from alnb.model.train import get_profile
+
+    assert "round models (CAL2, Control, ...): finetune, 10 epochs from the previous round's model" in \
+        narrative.profile_text(get_profile("quick", round_recipe="finetune"))
+    assert "round models (CAL2, Control, ...): fresh, 25 epochs from the start, as CAL1" in \
+        narrative.profile_text(get_profile("quick", round_recipe="fresh"))
+    assert "round models (CAL2, Control, ...): fresh, 100 epochs" in narrative.profile_text(get_profile("paper"))

@@ -360,3 +360,24 @@ def test_report_says_what_each_set_cost_and_why_they_differ(tiny_workspace):
     comp = json.loads((ws.root / "metrics" / "comparison.json").read_text())
     assert comp["selections"]["GT2"]["boxes"] == g["boxes"] and comp["noise"]["mAP50"]["sd"] > 0
     plt.close("all")
+
+
+def test_report_says_which_recipe_trained_each_model(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from alnb.ui.report import recipe_lines
+
+    runs = {"CAL1": {"model": "/x/alnb/models/weld-defect-tiny.pt", "epochs_run": 25, "recipe": None},
+            "CAL2": {"model": str(tmp_path / "runs" / "CAL1" / "weights" / "best.pt"), "epochs_run": 10,
+                     "recipe": "finetune-lowlr"},
+            "Control": {"model": "/x/alnb/models/weld-defect-tiny.pt", "epochs_run": 25, "recipe": "fresh"},
+            "CAL3": {"model": str(tmp_path / "runs" / "CAL2" / "weights" / "best.pt"), "epochs_run": 10}}  # old run
+    for name, info in runs.items():
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        (tmp_path / "runs" / name / "alnb_run.json").write_text(json.dumps(info))
+    line = recipe_lines(SimpleNamespace(root=tmp_path), dict.fromkeys(["CAL1", "CAL2", "Control", "CAL3", "CAL4"]))[0]
+    assert "CAL1 trained from the profile's start checkpoint, 25 epochs" in line
+    assert "CAL2 fine-tuned from CAL1 at a quarter of the learning rate, 10 epochs" in line
+    assert "Control trained afresh from the profile's start checkpoint, as CAL1, 25 epochs" in line
+    assert "CAL3 fine-tuned from CAL2, 10 epochs" in line and "CAL4" not in line  # no run file: not listed

@@ -42,6 +42,7 @@ def _count(v: str):
 def build_parser() -> argparse.ArgumentParser:
     from alnb.acquisition.strategies import DEFAULT_BUDGET_STRATEGY, STRATEGIES
     from alnb.labels.formats import EXPORTERS, PARSERS  # the --format choices come from the registries, never by hand
+    from alnb.model.recipes import RECIPES
 
     p = argparse.ArgumentParser(prog="alnb", description="Active-learning notebooks for object detection.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     _annotation_arg(r)
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     r.add_argument("--imgsz", type=int, default=None, help="override the profile's image size")
+    r.add_argument("--round-recipe", default=None, choices=list(RECIPES),
+                   help="how CAL2, Control and every later round model train (default: the profile's; "
+                        "benchmarks/round_recipe.py measures them side by side)")
     r.add_argument("--start", default=None,
                    help="starting checkpoint for CAL1: a local .pt (e.g. your COCO-pretrained yolov8n.pt), or 'none' "
                         "for random weights (default: the profile's; quick = the shipped weld-defect-tiny.pt)")
@@ -585,6 +589,8 @@ def _dispatch(args, argv) -> int:
                      if v is not None}
         if args.start is not None:
             overrides["start"] = None if args.start.lower() in ("none", "scratch", "") else args.start
+        if args.round_recipe is not None:
+            overrides["round_recipe"] = args.round_recipe
         check_location(args.workspace, args.data)
         with workspace_lock(args.workspace, shlex.join(["alnb", *argv]), log=print):
             try:

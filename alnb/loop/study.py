@@ -1,32 +1,17 @@
 """The experiment harness: acquisition strategies x labelling budgets x rounds x seeds, cached, resumable, local or
 on a Ray cluster.
 
-One **seed** is one repetition of the whole study: the split (VAL1 / GT1 / POOL) is drawn with that seed in the seed
-workspace ``<study_dir>/seed<k>/``, CAL1 is trained there on GT1 with that seed and scores the POOL once (MC dropout
-with that seed).  Every (strategy, budget) then runs its own **chain** of ``rounds`` active-learning cycles in its own
-workspace ``<study_dir>/seed<k>/chains/<strategy>__<budget>/`` (the same split; CAL1, its operating point and its
-scores copied in): in round r the strategy picks ``budget`` images (a number of images, ``<s>s`` labelling seconds
-predicted from the auto-labels, or ``rule`` = the study rule's own size) with the chain's current model's scores
-(:func:`alnb.acquisition.strategies.select`, random draws with the round's seed), the simulated annotator reveals them, a model
-is trained on GT1 + every image the chain took so far exactly as CAL2 / CAL<k> are (:func:`alnb.loop.pipeline.
-train_and_evaluate`, which decides about warm starts) and evaluated on the seed's VAL1 at its operating point
-(and on a held-out TEST set with ``test``), and, unless it is the last round, it MC-scores what is left of the POOL
-for the next round.  ``random`` runs the same chain (the control arm is just another strategy), so with
-``rounds=1`` this is the one-step protocol of the seed's study and with ``rounds=3`` the cycles protocol of the
-active-detection papers (MI-AOD, CALD, PPAL: 5-7 cycles from a small start).
+One **seed** = one split (``<study_dir>/seed<k>/``) with its CAL1 and POOL scores; every (strategy, budget) runs its
+own **chain** of ``rounds`` cycles there (``chains/<strategy>__<budget>/``): the strategy picks ``budget`` images
+with the chain's current model's scores, the simulated annotator reveals them, a model trains on GT1 + everything the
+chain took exactly as CAL<k> does (:func:`alnb.loop.pipeline.train_and_evaluate`) and is evaluated on VAL1 (and a
+held-out TEST set).  ``random`` is just another strategy (the control arm).  Every finished round writes one row file
+under ``results/`` and is never touched again, so an interrupted study resumes; ``engine="ray"`` runs the chains as
+Ray tasks with bit-identical numbers.  Results: :func:`results_table`, :func:`summarise`, :func:`paired_differences`,
+:func:`verdicts`, :func:`label_savings`, :func:`seconds_savings`; ``alnb study`` writes the CSVs, figures and
+``report.md``.
 
-Cache and resume: every finished (seed, strategy, budget, round) writes one row file ``<study_dir>/results/
-seed<k>__<strategy>__<budget>__r<round>.json`` and is never touched again; an interrupted run reuses its trained
-models (``alnb.model.train.train_cal``'s cache) and finished rounds.  The chains are independent once a seed's CAL1 and
-scores exist, so ``engine="ray"`` runs them as Ray tasks (one training per task, ``threads`` CPUs each) with the same
-files and bit-identical numbers (the thread count is fixed for the whole study and recorded in ``study.json``).
-
-Results: :func:`results_table` (one tidy row per run, plus one ``gt1_only`` row per seed: CAL1 at round 0, the
-common start of every curve), :func:`summarise` (means and 95 % t-intervals over seeds), :func:`paired_differences`
-and :func:`verdicts` (each strategy minus random *on the same seed*, interpolated on that seed's random curve when
-the image counts or seconds differ; with the smallest effect the seeds could detect), :func:`label_savings` and
-:func:`seconds_savings` (what random needs for the same mAP).  ``alnb study`` / :func:`run_study` write
-``results.csv``, ``summary.csv``, ``verdicts.csv``, ``savings.csv``, ``figures/`` and ``report.md``.
+Design notes: docs/design/study.md
 """
 
 from __future__ import annotations

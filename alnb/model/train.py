@@ -37,6 +37,8 @@ from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # alnb/models: the yaml and the shipped checkpoint
 RUN_FILE = "alnb_run.json"
+from alnb.model.recipes import RECIPES, Recipe  # noqa: E402,F401  (re-exported: the profile field's names)
+
 KEY_VERSION = 2  # 2: the thread count and device kind joined the key (alnb.core.cpu); torch's version is in it too
 
 
@@ -173,33 +175,6 @@ def check_imgsz(imgsz, flag: str = "imgsz"):
             hint = ""
         raise ValueError(f"{flag} must be a whole number of pixels that is a multiple of {MODEL_STRIDE} (the network's "
                          f"largest stride), got {imgsz}{hint}. Nothing was done.")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a round model is trained (:attr:`Profile.round_recipe`; measured side by side by
-    ``benchmarks/round_recipe.py``).
-
-    ``warm``: start from the previous round's model (the chain's own, :func:`alnb.loop.pipeline.warm_start_run`)
-    for the profile's ``finetune_epochs``; else from the profile's ``start`` for its full ``epochs``, as CAL1.
-    ``lr_scale``: a warm start's ``lr0`` is the profile's times this.  ``shrink`` / ``perturb``: shrink and perturb
-    (Ash & Adams, NeurIPS 2020) -- every weight tensor of the start is scaled by ``shrink`` and gets Gaussian noise
-    of ``perturb`` times its own standard deviation (:func:`shrink_perturb_checkpoint`) before training.
-    """
-
-    name: str
-    warm: bool
-    lr_scale: float = 1.0
-    shrink: float | None = None
-    perturb: float = 0.0
-
-
-RECIPES = {r.name: r for r in (
-    Recipe("finetune", warm=True),
-    Recipe("finetune-lowlr", warm=True, lr_scale=0.25),
-    Recipe("shrink-perturb", warm=True, shrink=0.5, perturb=0.01),
-    Recipe("fresh", warm=False),
-)}
 
 
 def recipe_of(profile) -> Recipe:

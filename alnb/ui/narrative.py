@@ -117,7 +117,14 @@ def profile_text(profile) -> str:
     if getattr(profile, "start", None):
         parts.append(f"starting from {profile.start}")
     if getattr(profile, "finetune_epochs", None):
-        parts.append(f"{profile.finetune_epochs} epochs when warm-started")
+        from alnb.model.train import recipe_of
+
+        rec = recipe_of(profile)
+        parts.append(f"round models (CAL2, Control, ...): {rec.name}" + (
+            f", {profile.finetune_epochs} epochs from the previous round's model" if rec.warm else
+            f", {profile.epochs} epochs from the start, as CAL1"))
+    else:
+        parts.append(f"round models (CAL2, Control, ...): fresh, {profile.epochs} epochs from the start, as CAL1")
     if getattr(profile, "repeat_thresh", None):
         parts.append(f"repeat-factor sampling below {profile.repeat_thresh:g}")
     return ", ".join(parts)

@@ -826,6 +826,38 @@ def dataset_description(ws: Workspace) -> str:
     return f"**Your dataset** `{rel}`: {n} images; classes: {classes}."
 
 
+RECIPE_TEXT = {"finetune": "fine-tuned from {start}", "finetune-lowlr": "fine-tuned from {start} at a quarter of the "
+               "learning rate", "shrink-perturb": "trained from {start} shrunk and perturbed", "fresh": "trained afresh "
+               "from the profile's start checkpoint, as CAL1"}
+"""How a model's round recipe (:data:`alnb.model.train.RECIPES`, recorded in its ``alnb_run.json``) reads in the
+report."""
+
+
+def recipe_lines(ws, evals: dict) -> list:
+    """One line saying how each evaluated model was trained (its recipe, start and epochs, from
+    ``runs/<name>/alnb_run.json``), so every number in the report names the protocol that produced it."""
+    import json
+
+    parts = []
+    for name in evals:
+        f = ws.root / "runs" / name / "alnb_run.json"
+        if not f.is_file():
+            continue
+        info = json.loads(f.read_text())
+        start = Path(str(info.get("model", ""))).parent.parent.name if str(info.get("model", "")).endswith(
+            "best.pt") else None
+        recipe = info.get("recipe") or ("finetune" if start else "fresh")  # runs from before recipes were recorded
+        if name == "CAL1" and not info.get("recipe"):
+            how = "trained from the profile's start checkpoint"
+        else:
+            how = RECIPE_TEXT.get(recipe, recipe).format(start=start or "its start")
+        parts.append(f"{md_escape(name)} {how}, {info.get('epochs_run', 'n/a')} epochs")
+    if not parts:
+        return []
+    return ["How each model was trained (its round recipe; `runs/<model>/alnb_run.json`): " + "; ".join(parts)
+            + ".", ""]
+
+
 def _rules_section(evals: dict) -> list:
     """The report's lines on the two operating-point rules (:func:`operating_rules_table`); none without data."""
     t = operating_rules_table(evals)
@@ -898,6 +930,7 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float | No
           "CAL1 is trained on GT1, CAL2 on GT1 + GT2, Control on GT1 + Control. **VAL1 is held out: no model is "
           "trained on it** (the study's text can be read as adding the validation set to training; we do not). "
           f"All three are evaluated on the same VAL1 at their operating points ({op}).", "",
+          *recipe_lines(ws, evals),
           "## Results on VAL1", "",
           f"mAP50 / mAP50-95: the evaluation step's, on VAL1. boost = manual / assisted labelling time by the cost "
           f"model; beside it the hours on the {n_val} VAL1 images (manual h: drawing every box, assisted h: "
