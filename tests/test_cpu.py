@@ -55,6 +55,7 @@ def test_second_job_waits_for_the_cores(tmp_path, monkeypatch):
     """A job that wants cores another alnb process holds waits for them (saying who holds them) instead of sharing
     them; a killed holder releases them."""
     monkeypatch.setenv(cpu.ENV_DIR, str(tmp_path))
+    monkeypatch.delenv(cpu.ENV_WAIT, raising=False)  # the default (wait), whatever the shell running the tests says
     n = cpu.usable_cores()
     p = subprocess.Popen([sys.executable, "-c", HOLD, str(n), "3"], stdout=subprocess.PIPE, text=True,
                          env={**__import__("os").environ, cpu.ENV_DIR: str(tmp_path)})
