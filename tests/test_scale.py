@@ -56,7 +56,9 @@ def test_device_list_reaches_ultralytics_ddp(tiny_workspace, monkeypatch, device
     assert parse_device(seen["device"]) == "0,1"
 
 
-def test_alnb_run_passes_device(monkeypatch, tmp_path):
+@pytest.mark.parametrize("flags, key, value", [(["--device", "0,1"], "device", "0,1"),
+                                               (["--round-recipe", "fresh"], "round_recipe", "fresh")])
+def test_alnb_run_passes_its_training_options(monkeypatch, tmp_path, flags, key, value):
     from alnb.apps import headless
 
     seen = {}
@@ -68,8 +70,13 @@ def test_alnb_run_passes_device(monkeypatch, tmp_path):
     monkeypatch.setattr(headless, "run", fake_run)
     with pytest.raises(_Stop):
         cli._dispatch(cli.build_parser().parse_args(["run", "--data", str(tmp_path / "d"), "--workspace",
-                                                     str(tmp_path / "w"), "--device", "0,1"]), [])
-    assert seen["device"] == "0,1"
+                                                     str(tmp_path / "w"), *flags]), [])
+    assert seen[key] == value
+
+
+def test_alnb_run_refuses_an_unknown_round_recipe():
+    with pytest.raises(SystemExit):  # argparse names the choices (from alnb.model.recipes.RECIPES)
+        cli.build_parser().parse_args(["run", "--data", "d", "--workspace", "w", "--round-recipe", "warm"])
 
 
 @pytest.mark.slow
@@ -91,21 +98,3 @@ def test_scale_benchmark_smoke(tmp_path):
     assert [row["counts"]["imported"] for row in imp] == [10, 10]
     assert res["dominating"] in steps and "| scoring |" in res["markdown"]
     assert "growth exponents" in r.stdout and "dominating step at a POOL of 40" in r.stdout
-
-
-def test_alnb_run_passes_the_round_recipe(monkeypatch, tmp_path):
-    from alnb.apps import headless
-
-    seen = {}
-
-    def fake_run(data_dir, workspace, **kw):
-        seen.update(kw)
-        raise _Stop
-
-    monkeypatch.setattr(headless, "run", fake_run)
-    with pytest.raises(_Stop):
-        cli._dispatch(cli.build_parser().parse_args(["run", "--data", str(tmp_path / "d"), "--workspace",
-                                                     str(tmp_path / "w"), "--round-recipe", "fresh"]), [])
-    assert seen["round_recipe"] == "fresh"
-    with pytest.raises(SystemExit):  # argparse names the choices (from alnb.model.recipes.RECIPES)
-        cli.build_parser().parse_args(["run", "--data", "d", "--workspace", "w", "--round-recipe", "warm"])
