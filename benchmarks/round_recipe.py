@@ -121,6 +121,9 @@ def summarise(rows: list, recipes, sizes) -> list:
                 if by[(have[0], n, rec)][m] is None:
                     continue
                 line[m] = interval([by[(b, n, rec)][m] - by[(b, 0, "fresh")][m] for b in have])
+                vs = [b for b in have if (b, n, "fresh") in by]
+                if vs:  # paired on the base: the recipe - fresh training on the same images
+                    line[f"vs_fresh_{m}"] = interval([by[(b, n, rec)][m] - by[(b, n, "fresh")][m] for b in vs])
                 if n:
                     line[f"labels_{m}"] = interval([by[(b, n, rec)][m] - by[(b, 0, rec)][m] for b in have])
                     fresh = [b for b in have if (b, n, "fresh") in by]
@@ -140,17 +143,18 @@ def print_table(summary: list):
     n_b = max((s["bases"] for s in summary), default=0)
     print(f"\nPoints of mAP, mean [95 % t-interval] over {n_b} bases.  gain = the model - CAL1 (GT1 alone); "
           "labels = the model - the same recipe on GT1 alone (what the new images add); share = gain / fresh "
-          "training's gain (mAP50-95)")
+          "training's gain (mAP50-95); - fresh = the recipe - fresh training on the same base and images")
     print(f"{'+images':>7} {'recipe':<15} {'n':>2} {'train s':>8} {'gain VAL1 mAP50-95':>22} {'gain TEST mAP50-95':>22} "
           f"{'labels VAL1 50-95':>22} {'labels TEST 50-95':>22} {'share VAL1':>10} {'share TEST':>10} "
-          f"{'gain VAL1 mAP50':>22} {'gain TEST mAP50':>22}")
+          f"{'gain VAL1 mAP50':>22} {'gain TEST mAP50':>22} {'- fresh VAL1 50-95':>22} {'- fresh TEST 50-95':>22}")
     for s in summary:
         sv = (s.get("val_mAP50-95") or {}).get("share_of_fresh")
         st = (s.get("test_mAP50-95") or {}).get("share_of_fresh")
         print(f"{s['n']:>7} {s['recipe']:<15} {s['bases']:>2} {s['train_s']:8.0f} {cell(s.get('val_mAP50-95'))} "
               f"{cell(s.get('test_mAP50-95'))} {cell(s.get('labels_val_mAP50-95'))} "
               f"{cell(s.get('labels_test_mAP50-95'))} {'' if sv is None else f'{sv:10.2f}':>10} "
-              f"{'' if st is None else f'{st:10.2f}':>10} {cell(s.get('val_mAP50'))} {cell(s.get('test_mAP50'))}")
+              f"{'' if st is None else f'{st:10.2f}':>10} {cell(s.get('val_mAP50'))} {cell(s.get('test_mAP50'))} "
+              f"{cell(s.get('vs_fresh_val_mAP50-95'))} {cell(s.get('vs_fresh_test_mAP50-95'))}")
 
 
 def main(argv=None) -> int:
