@@ -4,6 +4,7 @@ predicted vs actual residual errors, over several seeds' workspaces (simulation 
 Usage::
 
     python benchmarks/review_plan.py WORKSPACE [WORKSPACE ...] [--seed 0] [--n-boot 200] [--calibration-bins]
+        [--recalibrate on|off|both]
 
 ``WORKSPACE``: a simulation workspace whose POOL has been scored (the demo's ``runs/weld`` after notebook 02, or a
 study's ``seed<k>`` bases: one per seed).  The only file written is the VAL1 score cache
@@ -13,7 +14,9 @@ reviewing everything takes; at each, every order's residual wrong boxes and erro
 labels decides how many images fit).  Over the workspaces: paired differences against random with 95 % Student-t
 intervals (:func:`alnb.evaluation.stats.interval`), and how many reported cuts hold the actual residuals inside the predicted
 95 % interval.  The issue's goal: at most half of random's residual wrong boxes at the hours where random leaves a
-quarter of them.
+quarter of them.  ``--recalibrate``: the second-stage count recalibration on, off (default: the plan's default,
+:data:`alnb.loop.review.RECALIBRATE`) or ``both``: each variant's numbers, then the coverage, the goal's ratio and the
+cross-fitted VAL1 count errors side by side.
 """
 
 from __future__ import annotations
@@ -43,9 +46,9 @@ def hours_random_leaves(plan, truth, share: float = 0.25, *, seed: int = 0) -> f
     return float(sec[int(np.flatnonzero(left <= share * total + 1e-9)[0])])
 
 
-def one(ws_path, *, seed: int, n_boot: int) -> tuple:
+def one(ws_path, *, seed: int, n_boot: int, recalibrate: bool | None = None) -> tuple:
     ws = Workspace.open(ws_path)
-    res = reviewstep.build_plan(ws, seed=seed, n_boot=n_boot, fraction=0.5)
+    res = reviewstep.build_plan(ws, seed=seed, n_boot=n_boot, fraction=0.5, recalibrate=recalibrate)
     plan, cv, s = res["plan"], res["curve"], res["summary"]
     if not s["simulation"]:
         raise SystemExit(f"{ws_path}: not a simulation workspace (the POOL's truth is needed).")
@@ -71,12 +74,13 @@ def one(ws_path, *, seed: int, n_boot: int) -> tuple:
     return pd.DataFrame(rows), pd.DataFrame(cov), s
 
 
-def calibration_bins(workspaces, *, seed: int = 0, bins: int = 8) -> tuple:
+def calibration_bins(workspaces, *, seed: int = 0, bins: int = 8, recalibrate: bool | None = None) -> tuple:
     """Predicted vs true per image, pooled over ``workspaces``: means per quantile bin of the predicted wrong boxes
     (``e_fp + e_fn`` against ``n_fp + n_fn``) and of ``p_error`` (against the share of images with an error)."""
     rows = []
     for w in workspaces:
-        p = reviewstep.build_plan(Workspace.open(w), seed=seed, n_boot=20, fraction=0.5)["plan"]
+        p = reviewstep.build_plan(Workspace.open(w), seed=seed, n_boot=20, fraction=0.5,
+                                  recalibrate=recalibrate)["plan"]
         rows.append(p.assign(pred=p["e_fp"] + p["e_fn"], act=p["n_fp"] + p["n_fn"],
                              err=p["has_error"].astype(str).str.lower().isin(("true", "1"))))
     d = pd.concat(rows, ignore_index=True)
@@ -86,29 +90,21 @@ def calibration_bins(workspaces, *, seed: int = 0, bins: int = 8) -> tuple:
             d.groupby("pbin")[["p_error", "err"]].mean().round(2))
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("workspaces", nargs="+")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-boot", type=int, default=rv.N_BOOT)
-    ap.add_argument("--calibration-bins", action="store_true",
-                    help="only print predicted vs true per image, pooled, in 8 quantile bins (the diagnosis)")
-    a = ap.parse_args(argv)
-    t0 = time.time()
-    if a.calibration_bins:
-        for table in calibration_bins(a.workspaces, seed=a.seed):
-            print(table)
-        print(f"{time.time() - t0:.0f} s")
-        return 0
-    eq, cov = [], []
+VARIANTS = {"off": False, "on": True}
+
+
+def report(a, recalibrate) -> tuple:
+    """One variant's full output (the numbers of the original benchmark); returns ``(eq, cov, summaries)``."""
+    eq, cov, sums = [], [], {}
     for w in a.workspaces:
-        e, c, s = one(w, seed=a.seed, n_boot=a.n_boot)
+        e, c, s = one(w, seed=a.seed, n_boot=a.n_boot, recalibrate=recalibrate)
         eq.append(e)
         cov.append(c)
-        print(f"{w}: {s['n_images']} images, model {s['model']}, calibration {s['calibration']['method']}; review all "
+        sums[w] = s
+        print(f"{w}: {s['n_images']} images, model {s['model']}, calibration {s['calibration']['method']}"
+              f"{' + count recalibration' if s['calibration']['recalibrated'] else ''}; review all "
               f"{s['review_all_h']:.2f} h predicted, draw all {s['manual_all_h']:.2f} h")
     eq, cov = pd.concat(eq, ignore_index=True), pd.concat(cov, ignore_index=True)
-    pd.set_option("display.width", 200)
     print("\nresidual errors at equal true review hours (mean over workspaces):")
     print(eq.groupby(["at", "order"])[["hours", "reviewed", "wrong_boxes", "err_images"]].mean().round(2))
     print("\npaired differences against random (order - random), mean [95 % interval], n workspaces:")
@@ -120,12 +116,98 @@ def main(argv=None) -> int:
         for k in ("wrong_boxes", "err_images"):
             iv = interval((g[k] - base.loc[g.index, k]).to_numpy(float))
             print(f"  {at:>20} {how:>16} {k:>11}: {iv['mean']:+8.1f} [{iv['lo']:+.1f}, {iv['hi']:+.1f}] n={iv['n']}")
-    h = eq[(eq["at"] == "random leaves 25 %")].pivot(index="workspace", columns="order", values="wrong_boxes")
     print(f"\ngoal (plan <= half of random's residual wrong boxes where random leaves 25 %): plan/random = "
-          f"{(h['plan'] / h['random']).round(3).tolist()}")
+          f"{goal_ratios(eq).round(3).tolist()}")
     print(f"\npredicted vs actual residuals: {int(cov['inside'].sum())} of {len(cov)} reported cuts inside the "
           f"predicted 95 % interval")
     print(cov.round(2).to_string(index=False))
+    return eq, cov, sums
+
+
+def goal_ratios(eq) -> pd.Series:
+    h = eq[(eq["at"] == "random leaves 25 %")].pivot(index="workspace", columns="order", values="wrong_boxes")
+    return h["plan"] / h["random"]
+
+
+def side_by_side(res: dict, *, seed: int, n_boot: int):
+    """Coverage, the goal's ratio and the cross-fitted VAL1 count errors of each variant next to each other."""
+    print("\n=== side by side: second-stage count recalibration off vs on ===")
+    cov = {v: r[1].set_index(["workspace", "reviewed", "what"]) for v, r in res.items()}
+    t = pd.DataFrame(index=cov["off"].index)
+    for v, c in cov.items():  # the actual residuals too: each variant's order accepts its own images
+        t[f"{v}: actual"], t[f"{v}: pred"], t[f"{v}: lo"], t[f"{v}: hi"], t[f"{v}: in"] = \
+            c["actual"], c["predicted"], c["lo"], c["hi"], c["inside"]
+    for v, c in cov.items():
+        by = c.groupby(level="what")["inside"]
+        print(f"{v:>3}: {int(c['inside'].sum())} of {len(c)} reported cuts inside the predicted 95 % interval "
+              f"({', '.join(f'{k} {int(n)} of {len(g)}' for (k, n), (_, g) in zip(by.sum().items(), by))}); "
+              f"actual below the interval at {int((c['actual'] < c['lo']).sum())}, above at "
+              f"{int((c['actual'] > c['hi']).sum())}")
+    print(t.round(2).to_string())
+    print("\nresidual wrong boxes at the reported cuts that accept images, predicted - actual (mean, mean |.|) and "
+          "the 95 % interval's mean width, per review fraction:")
+    for v, c in cov.items():
+        w = c.xs("wrong_boxes", level="what").reset_index()
+        w["diff"], w["width"] = w["predicted"] - w["actual"], w["hi"] - w["lo"]
+        by = w.groupby("reviewed").agg(bias=("diff", "mean"), mae=("diff", lambda d: d.abs().mean()),
+                                       width=("width", "mean")).round(1)
+        print(f"  {v:>3}: " + "; ".join(f"reviewed {j}: {r.bias:+.1f}, {r.mae:.1f}, width {r.width:.1f}"
+                                         for j, r in by.iterrows()))
+    print("\ngoal's ratio plan/random where random leaves 25 % (per workspace; mean):")
+    for v, r in res.items():
+        g = goal_ratios(r[0])
+        print(f"  {v:>3}: {g.round(3).tolist()}; mean {g.mean():.3f}")
+    print(f"\nthe default cut (at most {100 * reviewstep.DEFAULT_MAX_ERROR_RATE:.0f} % of accepted images with an "
+          "error): reviewed, accepted; residual wrong boxes predicted [95 %] / actual")
+    for w in res["off"][2]:
+        parts = []
+        for v in res:
+            c = reviewstep.build_plan(Workspace.open(w), seed=seed, n_boot=n_boot,
+                                      recalibrate=VARIANTS[v])["summary"]["cut"]
+            parts.append(f"{v}: {c['reviewed']}, {c['accepted']}; {c['wrong_boxes']:.1f} [{c['wrong_boxes_lo']:.0f}, "
+                         f"{c['wrong_boxes_hi']:.0f}] / {c['actual_wrong_boxes']:.0f}")
+        print(f"  {w}: " + " | ".join(parts))
+    print("\nVAL1, cross-fitted (the second stage nested inside each fold): mean absolute error and total of the "
+          "expected counts vs the truth")
+    for w in res["off"][2]:
+        parts = []
+        for v, r in res.items():
+            s = r[2][w]["calibration"]
+            ev = s["cross_fitted"][s["method"]]
+            parts.append(f"{v}: mae fp {ev['mae_fp']:.3f} fn {ev['mae_fn']:.3f}, fp {ev['fp_predicted']:.1f} of "
+                         f"{ev['fp']}, fn {ev['fn_predicted']:.1f} of {ev['fn']}")
+        print(f"  {w}: " + " | ".join(parts))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("workspaces", nargs="+")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-boot", type=int, default=rv.N_BOOT)
+    ap.add_argument("--calibration-bins", action="store_true",
+                    help="only print predicted vs true per image, pooled, in 8 quantile bins (the diagnosis)")
+    ap.add_argument("--recalibrate", choices=("on", "off", "both"), default=None,
+                    help="the second-stage count recalibration (default: the plan's default); both: side by side")
+    a = ap.parse_args(argv)
+    pd.set_option("display.width", 200)
+    names = {None: [None], "both": ["off", "on"]}.get(a.recalibrate, [a.recalibrate])
+    variants = {v: (None if v is None else VARIANTS[v]) for v in names}
+    t0 = time.time()
+    if a.calibration_bins:
+        for v, r in variants.items():
+            if v is not None:
+                print(f"--- second-stage count recalibration {v} ---")
+            for table in calibration_bins(a.workspaces, seed=a.seed, recalibrate=r):
+                print(table)
+        print(f"{time.time() - t0:.0f} s")
+        return 0
+    res = {}
+    for v, r in variants.items():
+        if v is not None:
+            print(f"\n=== second-stage count recalibration {v} ===")
+        res[v] = report(a, r)
+    if set(res) == {"off", "on"}:
+        side_by_side(res, seed=a.seed, n_boot=a.n_boot)
     print(f"\n{time.time() - t0:.0f} s")
     return 0
 

@@ -168,6 +168,8 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=4, help="training epochs per measurement (the first is warm-up)")
     ap.add_argument("--repeats", type=int, default=2, help="interleaved rounds over all arms")
     ap.add_argument("--mc-images", type=int, default=120, help="POOL images per MC-scoring measurement")
+    ap.add_argument("--arms", nargs="+", metavar="ARM", choices=list(TRAIN_ARMS),
+                    help="only these training arms (the first is the ratios' base); skips evaluation and MC scoring")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
@@ -187,13 +189,14 @@ def main(argv=None):
     print(f"[train_speed] {ws}, profile {a.profile}, {usable_cores()} usable cores, {a.epochs} epochs per "
           f"measurement, {a.repeats} interleaved rounds; load average before: {os.getloadavg()[0]:.2f}", flush=True)
     rows = []
+    arms = a.arms or list(TRAIN_ARMS)
     for r in range(a.repeats):
-        for arm in TRAIN_ARMS:
-            keep = str(weights) if (r == 0 and arm == "before") else None
+        for arm in arms:
+            keep = str(weights) if (r == 0 and arm == "before" and not a.arms) else None
             rows.append(_spawn(a, "train", arm, *([keep] if keep else [])))
             print(f"  round {r + 1}: {arm:<54} epoch {rows[-1]['epoch_s']:6.2f} s  val {rows[-1]['val_s']:5.2f} s",
                   flush=True)
-        for arm in ("before", "today"):
+        for arm in ("before", "today") if not a.arms else ():
             rows.append(_spawn(a, "eval", arm, weights))
             rows.append(_spawn(a, "mc", arm, weights))
     weights.unlink(missing_ok=True)
@@ -201,19 +204,25 @@ def main(argv=None):
     def med(kind, arm, key):
         return _median([x[key] for x in rows if x["kind"] == kind and x["arm"] == arm])
 
-    base = med("train", "before", "epoch_s")
+    base = med("train", arms[0], "epoch_s")
     samples = rows[0]["samples"]
     print(f"\nTraining ({a.profile}: {prof.model} at {prof.imgsz} px, batch {prof.batch}, {samples} samples per "
           f"epoch of GT1; VAL1 {rows[0]['n_val']} images); medians of {a.repeats}:")
-    w = max(map(len, TRAIN_ARMS))
+    w = max(map(len, arms))
     print(f"{'arm':<{w}} {'threads':>7} {'epoch s':>8} {'img/s':>7} {'ratio':>6} {'val s':>6} {'val ratio':>9} "
           f"{'peak GiB':>8}")
-    vbase = med("train", "before", "val_s")
-    for arm in TRAIN_ARMS:
+    vbase = med("train", arms[0], "val_s")
+    for arm in arms:
         ep, vs = med("train", arm, "epoch_s"), med("train", arm, "val_s")
         thr = next(x["threads"] for x in rows if x.get("arm") == arm and x["kind"] == "train")
         print(f"{arm:<{w}} {thr:>7} {ep:8.2f} {samples / ep:7.1f} {base / ep:5.2f}x {vs:6.2f} {vbase / vs:8.2f}x "
               f"{med('train', arm, 'peak_gib'):8.2f}")
+    if a.arms:
+        spread = {arm: sorted(round(x["epoch_s"], 2) for x in rows if x["kind"] == "train" and x["arm"] == arm)
+                  for arm in arms}
+        print("\nper-repeat epoch seconds (sorted): " + "; ".join(f"{k}: {v}" for k, v in spread.items()))
+        print(f"[train_speed] {time.perf_counter() - t_start:.0f} s in all; load average after: {os.getloadavg()[0]:.2f}")
+        return
     today = TODAY
     n_val = -(-prof.epochs // prof.val_every) if prof.val_every > 1 else prof.epochs
     t_before = prof.epochs * base + (n_val + 1) * vbase  # + ultralytics' re-validation of best.pt

@@ -217,6 +217,13 @@ def test_step_writes_the_plan_with_predictions_next_to_the_truth(scored_ws):
     text = reviewstep.describe(s)
     assert "chosen cut (fraction=0.5): review 10 images" in text
     assert json.loads((ws.root / "metrics" / "review_plan_rounds.json").read_text())["CAL1"]["n_images"] == 20
+    # the second-stage count recalibration: on by default, recorded, and only the counts change without it
+    assert rv.RECALIBRATE and s["calibration"]["recalibrated"] is True
+    assert "expected counts recalibrated" in text
+    off = reviewstep.build_plan(ws, fraction=0.5, n_boot=30, recalibrate=False)
+    assert off["summary"]["calibration"]["recalibrated"] is False
+    pe = off["plan"].set_index("stem")["p_error"]
+    assert pe.loc[plan["stem"]].to_numpy() == pytest.approx(plan["p_error"].to_numpy())
 
 
 def test_review_figure_and_report_section(scored_ws):
@@ -585,3 +592,106 @@ def _only_image_changed(old, new, s, ws):
     for n in za.namelist():
         if n not in (f"obj_train_data/{name}.txt", "provenance.csv"):
             assert za.read(n) == zb.read(n), n
+
+
+# ------------------------------------------------------------------------------- pure: second-stage recalibration
+def _step_table(n, seed):
+    """Known truth a Poisson regression on these features cannot follow: missed boxes 0.05 per image below score 0.5,
+    1.5 above (false boxes 0.02 / 0.8); everything else constant.  Returns (table, true mean of n_fn)."""
+    rng = np.random.default_rng(seed)
+    score = rng.random(n)
+    m_fn, m_fp = np.where(score < 0.5, 0.05, 1.5), np.where(score < 0.5, 0.02, 0.8)
+    fp, fn, n_det = rng.poisson(m_fp), rng.poisson(m_fn), np.full(n, 3)
+    return pd.DataFrame({"stem": [f"s{i:05d}" for i in range(n)], "n_det": n_det, "n_cand": n_det + 1,
+                         "score": score, "score_sum": 3 * score, "count_var": np.zeros(n), "failed": np.zeros(n, bool),
+                         "least_conf": score, "n_fp": fp, "n_fn": fn, "has_error": (fp + fn) > 0,
+                         "n_gt": n_det - fp + fn}), m_fn
+
+
+def test_recalibrated_counts_match_the_true_means_where_the_poisson_fit_over_predicts():
+    cal_t, _ = _step_table(2000, 0)
+    new, m = _step_table(4000, 99)
+    b = np.minimum((new["score"].to_numpy() * 10).astype(int), 9)  # deciles of the score; the step is at 5
+    dev = {}
+    for r in (False, True):
+        p = rv.predict(rv.fit_calibration(rv.features(cal_t), cal_t, recalibrate=r), rv.features(new))
+        dev[r] = pd.Series(p["e_fn"].to_numpy() - m).groupby(b).mean()
+    away = [0, 1, 2, 3, 6, 7, 8, 9]  # bins next to the step are blurred by any smooth first stage
+    # the log-linear fit over-predicts the low end (about 0.3-0.5 extra misses per image in bins 3-4) ...
+    assert dev[False].iloc[:5].max() > 0.25 and dev[False].abs().max() > 0.5
+    # ... the second stage recovers the true mean in every bin away from the step, and the low half's total
+    assert dev[True].loc[away].abs().max() < 0.1
+    assert dev[True].iloc[:5].mean() == pytest.approx(0.0, abs=0.03)
+
+
+def test_recalibration_is_monotone_and_leaves_p_error_alone():
+    t = _step_table(800, 1)[0]
+    X = rv.features(t)
+    on, off = rv.fit_calibration(X, t, recalibrate=True), rv.fit_calibration(X, t)
+    assert on.recalibrated and not off.recalibrated and on.to_dict()["recalibrated"] is True
+    for k in ("fp", "fn"):
+        assert np.all(np.diff(on.params["recal"][k][1]) >= 0)  # non-decreasing knots
+    grid = np.linspace(0, 1, 201)
+    g = _step_table(201, 2)[0].assign(score=grid, score_sum=3 * grid)
+    p_on, p_off = rv.predict(on, rv.features(g)), rv.predict(off, rv.features(g))
+    order = np.argsort(p_off["e_fn"].to_numpy(), kind="stable")
+    assert np.all(np.diff(p_on["e_fn"].to_numpy()[order]) >= -1e-12)  # monotone in the first stage's mean
+    assert p_on["p_error"].tolist() == p_off["p_error"].tolist()
+
+
+def test_second_stage_is_fitted_on_out_of_fold_predictions_and_cross_fitted_itself():
+    t = _step_table(120, 3)[0]
+    X = rv.features(t)
+    cal = rv.fit_calibration(X, t, recalibrate=True, k=5, seed=4)
+    oof = rv.cross_fit(X, t, k=5, seed=4)  # the first stage's out-of-fold means
+    for k in ("fp", "fn"):
+        ref = rv.isotonic(oof[f"e_{k}"], t[f"n_{k}"])
+        assert cal.params["recal"][k][1].tolist() == pytest.approx(ref[1].tolist())
+    # nested: an image's own truth moves neither its first stage nor the map it is recalibrated by
+    a = rv.cross_fit(X, t, k=5, seed=0, recalibrate=True)
+    f, i = rv.folds(len(t), 5, 0), 11
+    t2 = t.copy()
+    t2.loc[f == f[i], ["n_fp", "n_fn", "has_error"]] = [7, 9, True]  # the whole of image 11's fold changes
+    b = rv.cross_fit(X, t2, k=5, seed=0, recalibrate=True)
+    assert a.loc[f == f[i]].to_numpy() == pytest.approx(b.loc[f == f[i]].to_numpy())
+    assert not np.allclose(a.loc[f != f[i], "e_fn"], b.loc[f != f[i], "e_fn"])
+    tr = f != f[i]
+    own = rv.fit_calibration(X[tr], t[tr], recalibrate=True, k=5, seed=0)
+    assert rv.predict(own, X[[i]]).iloc[0].tolist() == pytest.approx(a.iloc[i].tolist())
+
+
+def test_copies_of_one_image_share_a_fold():
+    t = _step_table(40, 5)[0]
+    g = np.r_[np.arange(40), np.arange(10)]  # images 0-9 twice, as in a bootstrap resample
+    tt, X = t.iloc[g].reset_index(drop=True), rv.features(t)[g]
+    a = rv.cross_fit(X, tt, k=5, seed=0, groups=g)
+    tt2 = tt.copy()
+    tt2.loc[g == 3, ["n_fp", "n_fn", "has_error"]] = [8, 8, True]  # both copies of image 3
+    b = rv.cross_fit(X, tt2, k=5, seed=0, groups=g)
+    assert a.loc[g == 3].to_numpy() == pytest.approx(b.loc[g == 3].to_numpy())
+    assert a.loc[40 + 3].tolist() == pytest.approx(a.loc[3].tolist())
+    # without groups the copy sits in another fold and sees its twin's truth
+    c, d = rv.cross_fit(X, tt, k=5, seed=0), rv.cross_fit(X, tt2, k=5, seed=0)
+    assert not np.allclose(c.loc[g == 3].to_numpy(), d.loc[g == 3].to_numpy())
+
+
+def test_bootstrap_refits_the_second_stage_so_intervals_follow_it():
+    val, new = _step_table(400, 6)[0], _step_table(300, 7)[0]
+    low = (new["score"] < 0.4).to_numpy()  # the images a cut would accept: true misses 0.05 each
+    Xc, Xp = rv.features(val), rv.features(new)
+    b_on = rv.bootstrap_predictions(Xc, val, Xp, method="logistic", n_boot=30, seed=0, recalibrate=True)
+    b_off = rv.bootstrap_predictions(Xc, val, Xp, method="logistic", n_boot=30, seed=0)
+    fn_on = np.mean([b["e_fn"].to_numpy()[low].sum() for b in b_on])
+    fn_off = np.mean([b["e_fn"].to_numpy()[low].sum() for b in b_off])
+    truth = 0.05 * low.sum()
+    assert abs(fn_off - truth) > 0.5 * truth  # the first stage alone: far off in every refit
+    assert fn_on == pytest.approx(truth, rel=0.5)
+    # each refit's second stage is its own: the replicates differ, and replay the same for the same seed
+    assert len({round(float(b["e_fn"].sum()), 9) for b in b_on}) > 1
+    again = rv.bootstrap_predictions(Xc, val, Xp, method="logistic", n_boot=30, seed=0, recalibrate=True)
+    assert all(x.equals(y) for x, y in zip(b_on, again))
+
+
+def test_recalibration_skipped_below_three_images():
+    t = _step_table(2, 8)[0]
+    assert not rv.fit_calibration(rv.features(t), t, recalibrate=True).recalibrated

@@ -3,7 +3,9 @@ tables out; the step that reads and writes the workspace is :mod:`alnb.loop.revi
 
 * :func:`features` -> :func:`fit_calibration` / :func:`predict`: per image ``p_error`` = P(>= 1 auto-label error),
   ``e_fp`` / ``e_fn`` = expected false / missed boxes, fitted where the truth is known (VAL1; ``method`` logistic,
-  isotonic or auto); :func:`cross_fit` / :func:`compare_methods` give out-of-fold numbers.
+  isotonic or auto); :func:`cross_fit` / :func:`compare_methods` give out-of-fold numbers.  ``recalibrate``: a
+  second stage maps each first-stage expected count through an isotonic fit of the true count on the calibration
+  set's out-of-fold predictions (the map never sees the images it is judged on; refitted in every bootstrap refit).
 * :func:`review_seconds` / :func:`manual_seconds`: the :class:`alnb.evaluation.metrics.CostModel` on an image.
 * :func:`plan_order` sorts by expected wrong boxes fixed per review second; :func:`curve` gives every cut's review
   hours, predicted residual errors (95 % interval) and hours saved; :func:`choose_cut` picks one.
@@ -29,6 +31,7 @@ RIDGE = 1.0  # L2 penalty of the logistic / Poisson fits on standardised feature
 N_FOLDS = 5  # cross-fitting folds on the calibration set
 N_BOOT = 200  # bootstrap refits for the intervals
 LEVEL = 0.95  # the intervals' coverage
+RECALIBRATE = True  # the plan recalibrates the counts by default (5 seeds: docs/results/2026-12-07-review-plan.md)
 
 
 # ------------------------------------------------------------------------------------------------------- features
@@ -110,14 +113,19 @@ def _iso_predict(knots, x) -> np.ndarray:
 
 @dataclass
 class Calibration:
-    """A fitted calibration: ``method`` and its parameters (standardisation + GLM coefficients, or isotonic knots)."""
+    """A fitted calibration: ``method`` and its parameters (standardisation + GLM coefficients, or isotonic knots;
+    ``params["recal"]``: the second stage's isotonic knots for ``fp`` / ``fn``, None when it is off)."""
 
     method: str
     params: dict
     n: int
 
+    @property
+    def recalibrated(self) -> bool:
+        return self.params.get("recal") is not None
+
     def to_dict(self) -> dict:
-        return {"method": self.method, "n_images": self.n}
+        return {"method": self.method, "n_images": self.n, "recalibrated": self.recalibrated}
 
 
 def _truth(truth: pd.DataFrame) -> tuple:
@@ -125,9 +133,13 @@ def _truth(truth: pd.DataFrame) -> tuple:
     return (t["has_error"].to_numpy(bool).astype(float), t["n_fp"].to_numpy(float), t["n_fn"].to_numpy(float))
 
 
-def fit_calibration(X, truth: pd.DataFrame, *, method: str = "logistic", iso_x=None) -> Calibration:
+def fit_calibration(X, truth: pd.DataFrame, *, method: str = "logistic", iso_x=None, recalibrate: bool = False,
+                    k: int = N_FOLDS, seed: int = 0, groups=None) -> Calibration:
     """Fit ``p_error``, ``e_fp``, ``e_fn`` on a labelled set: ``X`` (:func:`features`), ``truth`` columns
-    ``has_error, n_fp, n_fn`` (:func:`alnb.acquisition.difficulty.match_errors`); ``iso_x`` the isotonic score (isotonic only)."""
+    ``has_error, n_fp, n_fn`` (:func:`alnb.acquisition.difficulty.match_errors`); ``iso_x`` the isotonic score
+    (isotonic only).  ``recalibrate``: add the second stage, an isotonic map per count from the first stage's
+    out-of-fold expected count (``k`` folds dealt by ``seed`` over the distinct ``groups``: a bootstrap's copies of
+    one image stay in one fold) to the true count; skipped (None) when fewer than 3 distinct images are given."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     X = np.asarray(X, float)
@@ -143,6 +155,11 @@ def fit_calibration(X, truth: pd.DataFrame, *, method: str = "logistic", iso_x=N
     else:
         x = np.asarray(iso_x, float)
         params = {"p": isotonic(x, err), "fp": isotonic(x, fp), "fn": isotonic(x, fn)}
+    params["recal"] = None
+    g = np.arange(len(X)) if groups is None else np.asarray(groups)
+    if recalibrate and len(np.unique(g)) >= 3:
+        oof = cross_fit(X, truth, method=method, iso_x=iso_x, k=k, seed=seed, groups=g, recalibrate=False)
+        params["recal"] = {"fp": isotonic(oof["e_fp"], fp), "fn": isotonic(oof["e_fn"], fn)}
     return Calibration(method, params, len(X))
 
 
@@ -157,6 +174,8 @@ def predict(cal: Calibration, X, *, iso_x=None) -> pd.DataFrame:
     else:
         x = np.asarray(iso_x, float)
         p, fp, fn = (_iso_predict(cal.params[k], x) for k in ("p", "fp", "fn"))
+    if cal.params.get("recal") is not None:  # the second stage: first-stage mean -> calibrated mean
+        fp, fn = _iso_predict(cal.params["recal"]["fp"], fp), _iso_predict(cal.params["recal"]["fn"], fn)
     return pd.DataFrame({"p_error": np.clip(p, 0.0, 1.0), "e_fp": np.maximum(fp, 0.0), "e_fn": np.maximum(fn, 0.0)})
 
 
@@ -169,17 +188,21 @@ def folds(n: int, k: int = N_FOLDS, seed: int = 0) -> np.ndarray:
 
 
 def cross_fit(X, truth: pd.DataFrame, *, method: str = "logistic", iso_x=None, k: int = N_FOLDS,
-              seed: int = 0) -> pd.DataFrame:
+              seed: int = 0, groups=None, recalibrate: bool = False) -> pd.DataFrame:
     """Out-of-fold predictions on the calibration set itself: image i is predicted by a model fitted on the other
-    folds only (never on its own truth)."""
+    folds only (never on its own truth); with ``recalibrate`` that model's second stage is cross-fitted inside those
+    other folds, so it never sees fold i either.  ``groups``: rows with one group value share a fold."""
     X = np.asarray(X, float)
-    f = folds(len(X), k, seed)
+    g = np.arange(len(X)) if groups is None else np.asarray(groups)
+    ug, inv = np.unique(g, return_inverse=True)
+    f = folds(len(ug), k, seed)[inv]
     out = pd.DataFrame(index=np.arange(len(X)), columns=["p_error", "e_fp", "e_fn"], dtype=float)
     xs = np.zeros(len(X)) if iso_x is None else np.asarray(iso_x, float)
     t = truth.reset_index(drop=True)
     for j in np.unique(f):
         tr, te = f != j, f == j
-        cal = fit_calibration(X[tr], t[tr], method=method, iso_x=xs[tr])
+        cal = fit_calibration(X[tr], t[tr], method=method, iso_x=xs[tr], recalibrate=recalibrate, k=k, seed=seed,
+                              groups=g[tr])
         out.loc[te] = predict(cal, X[te], iso_x=xs[te]).to_numpy()
     return out.astype(float)
 
@@ -196,9 +219,13 @@ def calibration_quality(pred: pd.DataFrame, truth: pd.DataFrame) -> dict:
             "fn": int(fn.sum()), "fn_predicted": float(pred["e_fn"].sum())}
 
 
-def compare_methods(X, truth: pd.DataFrame, *, iso_x, k: int = N_FOLDS, seed: int = 0) -> dict:
-    """Cross-fitted :func:`calibration_quality` of every method; ``chosen`` = the lower Brier (logistic on a tie)."""
-    res = {m: calibration_quality(cross_fit(X, truth, method=m, iso_x=iso_x, k=k, seed=seed), truth)
+def compare_methods(X, truth: pd.DataFrame, *, iso_x, k: int = N_FOLDS, seed: int = 0,
+                    recalibrate: bool = False) -> dict:
+    """Cross-fitted :func:`calibration_quality` of every method (with ``recalibrate``: its second stage cross-fitted
+    inside each fold's training part); ``chosen`` = the lower Brier (logistic on a tie; the second stage leaves
+    ``p_error`` alone, so it never changes the choice)."""
+    res = {m: calibration_quality(cross_fit(X, truth, method=m, iso_x=iso_x, k=k, seed=seed,
+                                            recalibrate=recalibrate), truth)
            for m in METHODS}
     res["chosen"] = min(METHODS, key=lambda m: (round(res[m]["brier"], 12), METHODS.index(m)))
     return res
@@ -330,16 +357,20 @@ def residual_draws(boot_preds: list, *, seed: int = 0) -> dict:
 
 
 def bootstrap_predictions(X_cal, truth: pd.DataFrame, X, *, method: str, iso_cal=None, iso_x=None,
-                          n_boot: int = N_BOOT, seed: int = 0) -> list:
-    """Predictions for ``X`` from ``n_boot`` calibrations refitted on bootstrap resamples of the calibration set."""
+                          n_boot: int = N_BOOT, seed: int = 0, recalibrate: bool = False) -> list:
+    """Predictions for ``X`` from ``n_boot`` calibrations refitted on bootstrap resamples of the calibration set
+    (``recalibrate``: the second stage too, cross-fitted inside each resample with one image's copies in one fold
+    and the folds dealt afresh per resample)."""
     rng = np.random.default_rng(seed)
+    fold_seeds = np.random.default_rng([seed, 1]).integers(0, 2 ** 31, n_boot)
     X_cal = np.asarray(X_cal, float)
     t = truth.reset_index(drop=True)
     iso_cal = np.zeros(len(X_cal)) if iso_cal is None else np.asarray(iso_cal, float)
     out = []
-    for _ in range(n_boot):
+    for b in range(n_boot):
         i = rng.integers(0, len(X_cal), len(X_cal))
-        cal = fit_calibration(X_cal[i], t.iloc[i], method=method, iso_x=iso_cal[i])
+        cal = fit_calibration(X_cal[i], t.iloc[i], method=method, iso_x=iso_cal[i], recalibrate=recalibrate,
+                              seed=int(fold_seeds[b]), groups=i)
         out.append(predict(cal, X, iso_x=iso_x))
     return out
 

@@ -100,11 +100,12 @@ def pool_rows(ws, model: str) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------------ the plan
 def build_plan(ws, *, model: str | None = None, costs: CostModel | None = None, method: str = "auto",
                seed: int = 0, n_boot: int = rv.N_BOOT, fraction: float | None = None, hours: float | None = None,
-               max_error_rate: float | None = None, device=None) -> dict:
+               max_error_rate: float | None = None, recalibrate: bool | None = None, device=None) -> dict:
     """Everything the plan step computes, nothing written: ``{"plan", "curve", "summary"}``.
 
     ``model``: the scoring model (default the latest); ``method``: ``auto`` (lower cross-fitted Brier on VAL1),
-    ``logistic`` or ``isotonic``; the cut by one of ``fraction`` / ``hours`` / ``max_error_rate`` (default
+    ``logistic`` or ``isotonic``; ``recalibrate``: the second-stage count recalibration (default
+    :data:`alnb.loop.review.RECALIBRATE`); the cut by one of ``fraction`` / ``hours`` / ``max_error_rate`` (default
     :data:`DEFAULT_MAX_ERROR_RATE`)."""
     costs = resolve_costs(ws, costs)[0]
     model = model or latest_model(ws)
@@ -114,14 +115,15 @@ def build_plan(ws, *, model: str | None = None, costs: CostModel | None = None, 
         raise WorkspaceError(f"{ws.root}: no unlabelled POOL image scored by {model} is left to plan a review for.")
     Xc, Xp = rv.features(val), rv.features(pool)
     iso_c, iso_p = val[rv.ISOTONIC_FEATURE].to_numpy(float), pool[rv.ISOTONIC_FEATURE].to_numpy(float)
-    evidence = rv.compare_methods(Xc, val, iso_x=iso_c, seed=seed)
+    recal = rv.RECALIBRATE if recalibrate is None else bool(recalibrate)
+    evidence = rv.compare_methods(Xc, val, iso_x=iso_c, seed=seed, recalibrate=recal)
     chosen = evidence["chosen"] if method == "auto" else method
-    cal = rv.fit_calibration(Xc, val, method=chosen, iso_x=iso_c)
+    cal = rv.fit_calibration(Xc, val, method=chosen, iso_x=iso_c, recalibrate=recal, seed=seed)
     plan = rv.make_plan(pool, rv.predict(cal, Xp, iso_x=iso_p), costs=costs)
     pos = {s: i for i, s in enumerate(pool["stem"])}
     idx = [pos[s] for s in plan["stem"]]
     boots = rv.bootstrap_predictions(Xc, val, Xp[idx], method=chosen, iso_cal=iso_c, iso_x=iso_p[idx],
-                                     n_boot=n_boot, seed=seed)
+                                     n_boot=n_boot, seed=seed, recalibrate=recal)
     draws = rv.residual_draws(boots, seed=seed)
     truth = None
     if ws.mode == "simulation" and all(c in plan for c in ("has_error", "n_fp", "n_fn", "n_gt")):
@@ -135,6 +137,7 @@ def build_plan(ws, *, model: str | None = None, costs: CostModel | None = None, 
     reported = sorted({rv.choose_cut(cv, fraction=f) for f in rv.REPORT_FRACTIONS} | {j})
     summary = {"model": model, "n_images": int(len(plan)), "seed": seed, "costs": costs.to_dict(),
                "calibration": {"method": chosen, "asked": method, "n_val1": int(len(val)),
+                               "recalibrated": cal.recalibrated,
                                "features": list(rv.FEATURE_NAMES), "isotonic_feature": rv.ISOTONIC_FEATURE,
                                "cross_fitted": evidence, "folds": rv.N_FOLDS, "n_boot": n_boot},
                "order": "expected wrong boxes (false + missed) fixed per review second, highest first",
@@ -247,7 +250,9 @@ def describe(summary: dict) -> str:
     ev = cal["cross_fitted"]
     lines = [f"review plan for {summary['n_images']} unlabelled POOL images, auto-labels of {summary['model']}; "
              f"calibration {cal['method']} on {cal['n_val1']} VAL1 images (cross-fitted Brier: logistic "
-             f"{ev['logistic']['brier']:.3f}, isotonic {ev['isotonic']['brier']:.3f})",
+             f"{ev['logistic']['brier']:.3f}, isotonic {ev['isotonic']['brier']:.3f})"
+             + ("; expected counts recalibrated (cross-fitted isotonic second stage)" if cal.get("recalibrated")
+                else ""),
              f"review everything {summary['review_all_h']:.2f} h; draw everything by hand "
              f"{summary['manual_all_h']:.2f} h",
              "  reviewed  hours  accepted  err.images [95 %]      wrong boxes [95 %]     saved h"

@@ -943,6 +943,7 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float | No
           markdown_table(per_class_wide(pc, metrics=("precision", "recall", "boost", "saved h"))), "",
           *_rules_section(evals),
           *rounds_section(ws),
+          *next_round_section(ws),
           *review_plan_section(ws),
           *labelling_seconds_section(ws, evals),
           "## Figures", ""]
@@ -1066,6 +1067,72 @@ def rounds_figure(ws: Workspace):
     out = plots.save_figure(fig, "rounds_curves", ws)
     plt.close(fig)
     return out
+
+
+# ---------------------------------------------------------------------------------------------------- next round
+def next_round_markdown(res) -> list:
+    """The "Next round" lines (markdown) of a :class:`alnb.loop.forecaststep.NextRound`: the forecast per measure
+    with its interval, the model and where the interval comes from, the stop rule's advice with the numbers behind it,
+    and :data:`alnb.loop.forecast.CAVEAT`."""
+    from alnb.loop.forecast import CAVEAT
+
+    md = ["## Next round", ""]
+    if not res.ok:
+        return md + [f"No forecast: {md_escape(res.note)}.", "", f"*{CAVEAT}*", ""]
+    pts = pd.DataFrame([{"round": r.round, "model": r.model, "images": r.images,
+                         **{m: r.measures[m] for m in res.forecasts},
+                         "new labelling h": _num(r.new_labelling_s) / 3600} for r in res.rounds])
+    last = res.rounds[-1]
+    rows = []
+    for m, f in res.forecasts.items():
+        g = res.gains[m]
+        rows.append({"measure": m, f"now ({last.model})": last.measures[m], f"forecast at {res.n_next}": f.mean,
+                     f"{f.level:.0%} interval": f"{f.low:.3f} to {f.high:.3f}", "gain": f"{g.mean:+.3f}",
+                     "gain interval": f"{g.low:+.3f} to {g.high:+.3f}", "model": f.model,
+                     "interval from": res.interval_source[m]})
+    src = []
+    for m, f in res.forecasts.items():
+        if res.interval_source[m] == "backtest":
+            b = (res.backtest or {}).get("measures", {}).get(m) or {}
+            src.append(f"{m}: the backtest's one-step-ahead error sd {b.get('error_scale', float('nan')):.4f} and "
+                       f"bias {b.get('bias', float('nan')):+.4f} (subtracted) over {b.get('n_forecasts', 'n/a')} "
+                       f"forecasts of {md_escape(Path(res.backtest['file']).name)}")
+        else:
+            src.append(f"{m}: {md_escape(f.note)}")
+    a = res.advice
+    reason = a.reason[:-len(CAVEAT)].rstrip() if a.reason.endswith(CAVEAT) else a.reason
+    reason = reason.split(": ", 1)[1] if reason.startswith(("stop: ", "continue: ")) else reason
+    nums = pd.DataFrame([{"number": k, "value": v if isinstance(v, str) else f"{_num(v):.4g}"}
+                         for k, v in a.numbers.items()])
+    rv = res.review or {}
+    review = ("no review plan in this workspace" if not rv else
+              f"{md_escape(rv['model'])}'s plan: reviewing all {rv['images']} unlabelled images "
+              f"{_num(rv['review_all_h']):.2f} h, its cut {_num(rv['cut_h']):.2f} h"
+              + (f"; {_num(rv['hours_saved_per_point']):.2f} review h saved per point of mAP50-95 "
+                 f"({md_escape(rv['note'])})" if rv.get("hours_saved_per_point") is not None
+                 else f" ({md_escape(rv.get('note', ''))})" if rv.get("note") else "")
+              + (f"; hours rule {md_escape(rv['hours_rule'])}" if rv.get("hours_rule") else ""))
+    change = ("not measured" if res.label_change is None else f"{res.label_change:.1%} of boxes changed")
+    hours = "unknown" if res.next_round_hours is None else f"{res.next_round_hours:.2f} h"
+    return md + [
+        f"Is round {res.next_round} worth it? The CAL chain's learning curve on VAL1 ({len(res.rounds)} rounds, "
+        f"cumulative labelled images, GT1 included) extrapolated to {res.n_next} images: +{res.budget} "
+        f"({md_escape(res.budget_source)}).", "",
+        markdown_table(pts), "", markdown_table(pd.DataFrame(rows)), "",
+        "Intervals: " + "; ".join(src) + ".", "",
+        f"Next round's labelling: {hours} ({md_escape(res.hours_note)}). Review plan: {review}. Auto-label change "
+        f"since the last round: {change} ({md_escape(res.label_change_note)}).", "",
+        f"**Advice: {'stop' if a.stop else 'continue'}.** {md_escape(reason)}", "",
+        "The numbers behind it:", "", markdown_table(nums), "",
+        f"*{CAVEAT}*", ""]
+
+
+def next_round_section(ws: Workspace) -> list:
+    """:func:`alnb.loop.forecaststep.write_forecast` (``metrics/forecast.json``) and its :func:`next_round_markdown`."""
+    from alnb.loop.forecaststep import write_forecast
+
+    md = next_round_markdown(write_forecast(ws))
+    return md[:-1] + ["The forecast's record: `metrics/forecast.json`.", ""]
 
 
 # --------------------------------------------------------------------------------------------------- review plan
