@@ -8,6 +8,7 @@ workspace.  Nothing else in the package writes these files.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from alnb.evaluation.labeltimes import resolve_costs
 from alnb.acquisition.engines import ENGINES, PART_SIZE, PartStore, score_local, score_ray, scoring_key
 from alnb.model.mc import MCScorer
 from alnb.acquisition.tiers import assign_tiers, choose_thresholds, load_scores
+from alnb.core.records import Options, takes_options
 
 EMBEDDINGS_FILE = "embeddings.npz"  # pooled backbone features of the scored POOL images (stems + matrix)
 
@@ -75,6 +77,41 @@ def _resolve_model(ws, model):
     return name, model, None
 
 
+@dataclass(frozen=True)
+class ScoreOptions(Options):
+    """The settings of :func:`score_pool` (its parameters of the same names and defaults, documented there):
+    ``score_pool(ws, "CAL1", options=ScoreOptions(T=4))``.  What is scored (the model, ``model_name``, ``exclude``)
+    stays an argument of the call."""
+
+    # MC-dropout sampling (alnb.model.mc.mc_predict)
+    T: int = 20
+    conf: float | None = None  # None: the model's operating point on VAL1
+    iou: float | None = None  # None: the evaluation's NMS IoU
+    imgsz: int | None = None
+    batch: int = 8
+    p: float | None = None
+    cand_conf: float | None = None
+    seed: int = 0
+    # thresholds and tiers (alnb.acquisition.tiers.choose_thresholds)
+    target_fraction: float = 0.6
+    hard_share: float = 0.4
+    t_medium: float | None = None
+    t_hard: float | None = None
+    progress: bool = True
+    device: object = None
+    # image scores (alnb.acquisition.strategies.image_scores)
+    box_ref: float | None = None
+    aggregation: str = "topk"
+    top_k: int = acq.TOP_K
+    # where and how the images are scored (alnb.acquisition.engines)
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    part_size: int = PART_SIZE
+    threads: int | None = None
+
+
+@takes_options(ScoreOptions)
 def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: float | None = None, *,
                imgsz: int | None = None, batch: int = 8, p: float | None = None, cand_conf: float | None = None,
                seed: int = 0, target_fraction: float = 0.6, hard_share: float = 0.4, t_medium: float | None = None,
@@ -83,6 +120,9 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
                engine: str = "local", address: str | None = None, workers: int | None = None,
                part_size: int = PART_SIZE, threads=None, exclude=None) -> pd.DataFrame:
     """Auto-label and MC-score every POOL image of the workspace; write all outputs; return the score table.
+
+    ``options=ScoreOptions(...)`` gives the settings in one object instead of keywords (:class:`ScoreOptions`); a
+    keyword beside it for one of its fields is a TypeError (:func:`alnb.core.records.takes_options`).
 
     Scoring is streamed and resumable: the raw results go to ``scoring/<key>/part-*.npz`` every ``part_size``
     images, and a rerun with the same model and settings scores only the images that have no part yet (after

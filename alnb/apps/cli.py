@@ -432,7 +432,7 @@ def _report_error(err: BaseException, argv, debug: bool) -> int:
 def _print_status(ws, as_json: bool):
     from alnb.loop.pipeline import loop_status
 
-    st = loop_status(ws)
+    st = {**loop_status(ws).to_dict(), "forecast": _forecast_status(ws)}
     if as_json:
         print(json.dumps(st, indent=2, default=str))
         return
@@ -454,7 +454,21 @@ def _print_status(ws, as_json: bool):
     from alnb.evaluation.labeltimes import workspace_costs
 
     print(f"costs:     {workspace_costs(ws)[1]}")
+    fcst = st["forecast"]
+    print(f"forecast:  {fcst['line'] if 'line' in fcst else fcst['error']}")
     print(f"next:      {st['next']}")
+
+
+def _forecast_status(ws) -> dict:
+    """The next round's forecast for ``alnb status`` (:func:`alnb.loop.forecaststep.next_round_forecast`, nothing
+    written), or ``{"error": why}`` when the workspace's records cannot be read: the status itself still prints."""
+    from alnb.core.workspace import WorkspaceError
+    from alnb.loop.forecaststep import next_round_forecast
+
+    try:
+        return next_round_forecast(ws).to_dict()
+    except (WorkspaceError, ValueError) as e:
+        return {"error": f"not available ({e})"}
 
 
 def main(argv=None) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from alnb.core.records import Options, Record, takes_options
 from alnb.loop.pipeline import _check_budget, _log, budget_strategy, next_round, setup, train_and_evaluate
 from alnb.ui.report import compare
 
@@ -22,12 +24,63 @@ def _diagnostic_figures(ws, model: str) -> list:
     return sorted(figs)
 
 
+@dataclass(frozen=True)
+class RunOptions(Options):
+    """The settings of :func:`run` (its parameters of the same names and defaults, documented there):
+    ``run(data, ws, options=RunOptions(profile="smoke", rounds=3))``.  The folders (``data_dir``, ``workspace``) and
+    ``command`` stay arguments of the call; ``train_overrides`` are :func:`run`'s extra keywords (``epochs=5``)."""
+
+    profile: str = "quick"
+    seed: int = 0
+    T: int = 20
+    # the dataset (generated) and its split
+    generate: bool = False
+    n_images: int = 774
+    image_size: int = 512
+    data_seed: int = 0
+    n_val: int = 178
+    n_gt1: int = 177
+    conf: float | None = None
+    # labels of the selections (real mode)
+    labels: object = None
+    label_format: str = "yolo"
+    annotation: object = None
+    # every round's selection
+    rule: str = "study"
+    budget: int | None = None
+    strategy: str | None = None
+    rounds: int = 2
+    review_plan: bool = False
+    # output
+    log: object = print
+    verbose: bool = False
+    train_overrides: dict | None = None  # profile overrides of every training (run's **train_overrides)
+
+    def kwargs(self) -> dict:
+        out = super().kwargs()
+        return {**{k: v for k, v in out.items() if k != "train_overrides"}, **(self.train_overrides or {})}
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult(Record):
+    """What :func:`run` returns (also ``res["report"]`` ..., the dict's keys before)."""
+
+    workspace: Path
+    report: Path  # report.md
+    figures: Path  # the figures folder
+    seconds: float  # the whole run
+
+
+@takes_options(RunOptions)
 def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20, generate: bool = False,
         n_images: int = 774, image_size: int = 512, data_seed: int = 0, n_val=178, n_gt1=177, conf=None, labels=None,
         label_format: str = "yolo", rule: str = "study", budget=None, log=print, annotation=None, rounds: int = 2,
         strategy: str | None = None, verbose: bool = False, command=None, review_plan: bool = False,
-        **train_overrides) -> dict:
-    """Every step headless, in order; returns ``{"workspace", "report", "figures", "seconds"}``.
+        **train_overrides) -> RunResult:
+    """Every step headless, in order; returns :class:`RunResult` (``workspace``, ``report``, ``figures``,
+    ``seconds``).  ``options=RunOptions(...)`` gives the settings in one object instead of keywords; a keyword beside
+    it for one of its fields (or one of its ``train_overrides``) is a TypeError
+    (:func:`alnb.core.records.takes_options`).
 
     Each step's own output (ultralytics' training log, progress bars) goes to ``<workspace>/logs/<step>.log``; only
     the ``[alnb]`` lines reach ``log``'s terminal (``verbose=True``: everything, as it is printed).
@@ -82,4 +135,4 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     rep = step("comparison + report", compare, ws)
     total = round(time.perf_counter() - t0, 1)
     ws.save_json("run_times", {"profile": profile, "rounds": int(rounds), "seconds": times, "total_s": total})
-    return {"workspace": ws.root, "report": rep, "figures": ws.figures_dir, "seconds": total}
+    return RunResult(workspace=ws.root, report=rep, figures=ws.figures_dir, seconds=total)

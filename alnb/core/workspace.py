@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -94,13 +95,15 @@ def _json_default(o):
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
+    if isinstance(o, Mapping):  # a typed result (alnb.core.records.Record): its dict
+        return dict(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def _clean_nan(o):
     if isinstance(o, float) and not np.isfinite(o):
         return None
-    if isinstance(o, dict):
+    if isinstance(o, (dict, Mapping)):  # a dict, or a typed result (alnb.core.records.Record) written as its dict
         return {k: _clean_nan(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
         return [_clean_nan(v) for v in o]

@@ -15,15 +15,56 @@ Design notes: docs/design/evaluation.md
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from alnb.core.records import Record
 from alnb.evaluation.labeltimes import resolve_costs
 from alnb.evaluation.metrics import (FIXED_CONF, NMS_IOU, OP_RULES, SWEEP_CONF, CostModel, choose_conf, coco_map,  # noqa: F401
                           cost_calibration,
                           counts_at, efficiency_boost, match_image, overall_counts, prf, threshold_curve,
                           xywhn_to_xyxy)
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult(Record):
+    """What :func:`evaluate` returns (and ``metrics/eval_<model>.json`` holds: :meth:`to_dict`).
+
+    Attributes are the typed way (``ev.map50``, ``ev.overall["precision"]``); the record is also the read-only
+    mapping it was as a dict, keys as in the JSON file (``ev["mAP50"]``, ``ev["mAP50-95"]``).
+    """
+
+    name: str  # the model (run name, or the weights' run folder / file stem)
+    weights: str  # path of the weights evaluated
+    tag: str  # the images evaluated on (VAL1)
+    conf: float  # the operating point: confidence cut of the auto-labels
+    conf_rule: str  # how it was chosen: "f1", "seconds", "precision" or "fixed"
+    operating_point: dict  # {conf, rule, chosen_on, ...} as alnb.evaluation.metrics.choose_conf gives it
+    iou_thr: float  # IoU of a match
+    nms_iou: float  # NMS IoU of the predictions
+    costs: dict  # the labelling cost model (CostModel.to_dict())
+    costs_source: str  # where the costs come from (measured / literature defaults)
+    n_images: int
+    overall: dict  # counts, precision, recall, F1, boost, seconds at the operating point
+    per_class: list  # one dict per class (per_class_frame makes the table)
+    per_image: list  # one dict per image: stem, tp, fp, fn, n_gt, n_pred (per_image_frame)
+    not_measurable: list  # class names with no instance in the set
+    at_fixed_conf: dict  # {conf: FIXED_CONF, overall}
+    at_rules: dict  # {rule: {conf, overall}} for the rules "f1" and "seconds"
+    cost_calibration: dict
+    curve: dict  # precision / recall per confidence cut 0.05 ... 0.95
+    map50: float  # key "mAP50": COCO-style mAP50 of the prediction path (NaN without with_map)
+    map50_95: float  # key "mAP50-95"
+    map_boxes: str  # what the mAP describes
+    train: dict  # the run's profile, seconds, n_train, epochs_run, key, threads ({} for a bare .pt)
+    ultralytics_map50: float | None = None  # key "ultralytics_mAP50": only with ultralytics_map=True
+    ultralytics_map50_95: float | None = None  # key "ultralytics_mAP50-95"
+
+    KEYS = {"map50": "mAP50", "map50_95": "mAP50-95", "ultralytics_map50": "ultralytics_mAP50",
+            "ultralytics_map50_95": "ultralytics_mAP50-95"}
+    OPTIONAL = frozenset({"ultralytics_map50", "ultralytics_map50_95"})
 
 
 def predict_boxes(model, image_paths, conf: float = 0.25, imgsz: int | None = None, device=None, batch: int = 16,
@@ -128,7 +169,7 @@ def operating_point(ws, name: str, *, recompute: bool = False, rule: str | None 
 def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.5, tag: str = "VAL1",
              costs: CostModel | None = None, *, imgsz: int | None = None, device=None, with_map: bool = True,
              save: bool = True, op_rule: str | None = None, target_precision: float = 0.8, nms_iou: float = NMS_IOU,
-             ultralytics_map: bool = False, threads=None) -> dict:
+             ultralytics_map: bool = False, threads=None) -> EvalResult:
     """Evaluate a CAL model on the images of ``tag`` at the auto-labelling operating point (module docstring).
 
     Predicts once down to confidence :data:`SWEEP_CONF`, matches predictions to the ground truth (``ws.true_labels``)
@@ -173,11 +214,11 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
 
     Returns
     -------
-    dict
-        ``name, weights, tag, conf, conf_rule, iou_thr, costs, n_images, overall, per_class (list of dicts),
-        per_image (list of dicts: stem, tp, fp, fn, n_gt, n_pred), not_measurable (class names), mAP50, mAP50-95,
-        map_boxes (what the mAP describes), at_fixed_conf {conf, overall}, at_rules {rule: {conf, overall}},
-        curve``.  Use :func:`per_class_frame` / :func:`per_image_frame` for tables.
+    EvalResult
+        The fields and keys of :class:`EvalResult` (``name, weights, tag, conf, conf_rule, operating_point,
+        iou_thr, nms_iou, costs, n_images, overall, per_class, per_image, not_measurable, at_fixed_conf, at_rules,
+        curve``, ``mAP50`` / ``mAP50-95`` as ``map50`` / ``map50_95``, ``map_boxes``, ``train``).  Use
+        :func:`per_class_frame` / :func:`per_image_frame` for tables.
     """
     from alnb.core.cpu import cpu_threads
     from alnb.evaluation.metrics import DEFAULT_OP_RULE
@@ -277,7 +318,7 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
                                                  "fixed_conf": FIXED_CONF})
     if save:
         ws.save_json(f"eval_{name}" if tag == "VAL1" else f"eval_{name}_{tag}", result)
-    return result
+    return EvalResult.from_dict(result)
 
 
 def per_class_frame(result: dict):

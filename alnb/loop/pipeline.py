@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,7 +19,45 @@ import matplotlib.pyplot as plt
 from alnb.loop import selection as sel
 from alnb.evaluation.labeltimes import resolve_costs
 from alnb.core.lock import locked, workspace_lock
+from alnb.core.records import Record
 from alnb.core.workspace import WaitingForLabels, Workspace, WorkspaceError
+
+
+@dataclass(frozen=True, eq=False)
+class TrainEvalResult(Record):
+    """What :func:`train_and_evaluate` returns: the training run and its VAL1 evaluation (also ``r["train"]``,
+    ``r["eval"]``, the dict's keys before)."""
+
+    train: object  # alnb.model.train.TrainResult
+    eval: object  # alnb.evaluation.step.EvalResult
+
+
+@dataclass(frozen=True, eq=False)
+class RoundResult(Record):
+    """What :func:`next_round` returns: each chain's model of the round (also ``r["cal"]``, ``r["control"]``)."""
+
+    cal: TrainEvalResult  # CAL<k>
+    control: TrainEvalResult  # Control<k>
+
+
+@dataclass(frozen=True, eq=False)
+class LoopStatus(Record):
+    """What :func:`loop_status` returns (``alnb status``; ``--json`` prints :meth:`to_dict`).  Also the read-only
+    mapping it was as a dict (``st["next"]``); a caller that adds keys builds a dict: ``{**st.to_dict(), ...}``."""
+
+    workspace: str
+    dataset: str
+    mode: str  # "simulation" or "real"
+    round: int  # the round the next step belongs to
+    rounds: int  # the rounds planned (planned_rounds)
+    sets: dict  # {tag: images}
+    labels: dict  # {selection tag: {n, labelled, waiting (stems), ...}}
+    queue: dict  # {selection tag: its Label Studio tasks.json} where images wait for labels
+    trainings: dict  # {model: finished}
+    scores: bool  # scores.csv exists
+    report: bool  # report.md exists
+    lock: dict | None  # the workspace lock's holder (alnb.core.lock.holder_status), None when free
+    next: str  # the next step, one sentence
 
 
 def _log(msg, log=print):
@@ -94,9 +133,9 @@ def warm_start_run(ws: Workspace, name: str, tags, profile="quick", warm_start="
 
 @locked
 def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", seed: int = 0, conf=None,
-                       iou_thr: float = 0.5, warm_start="auto", **overrides) -> dict:
+                       iou_thr: float = 0.5, warm_start="auto", **overrides) -> TrainEvalResult:
     """Train ``name`` on ``tags`` (cached) and evaluate it on VAL1 at its operating point; returns
-    ``{"train", "eval"}``.  ``conf=None`` chooses the operating point on VAL1 (:func:`alnb.evaluation.step.evaluate`);
+    :class:`TrainEvalResult` (``.train``, ``.eval``).  ``conf=None`` chooses the operating point on VAL1 (:func:`alnb.evaluation.step.evaluate`);
     ``warm_start`` see :func:`warm_start_run`; the profile's round recipe (:data:`alnb.model.train.RECIPES`) decides
     how a model with a warm start trains (epochs, learning rate, shrink and perturb) or whether it starts afresh."""
     from alnb.evaluation.step import evaluate
@@ -111,7 +150,7 @@ def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", s
     else:
         res = train_cal(ws, name, tags, profile, seed=seed, recipe="fresh" if name != "CAL1" else None, **overrides)
     ev = evaluate(ws, name, conf=conf, iou_thr=iou_thr, tag="VAL1")
-    return {"train": res, "eval": ev}
+    return TrainEvalResult(train=res, eval=ev)
 
 
 def recipe_start(ws: Workspace, profile, start: str, seed: int = 0) -> dict:
@@ -346,9 +385,9 @@ def _finished(ws: Workspace, name: str) -> bool:
     return (d / "alnb_run.json").is_file() and (d / "weights" / "best.pt").is_file()
 
 
-def loop_status(ws: Workspace) -> dict:
-    """Where the loop stands: the round, set sizes, labelled / waiting per selection, finished trainings, the lock
-    holder and the next step (``next``: one sentence)."""
+def loop_status(ws: Workspace) -> LoopStatus:
+    """Where the loop stands (:class:`LoopStatus`): the round, set sizes, labelled / waiting per selection, finished
+    trainings, the lock holder and the next step (``next``: one sentence)."""
     from alnb.core.lock import holder_status
     from alnb.core.scoretable import scores_file
     from alnb.core.workspace import cal_name, control_name, control_tag, gt_tag
@@ -394,9 +433,9 @@ def loop_status(ws: Workspace) -> dict:
                + (f", queue {queue[t]}" if t in queue else "") + f"; then {cmd}")
     else:  # simulation mode: the simulated annotator labels the selections inside the run
         nxt = f"round {current}, {todo[1]}: {rerun_command(ws)}"
-    return {"workspace": str(ws.root), "dataset": str(ws.dataset_root), "mode": ws.mode, "round": current,
-            "rounds": n_rounds, "sets": counts, "labels": labels, "queue": queue, "trainings": runs, **have,
-            "lock": holder_status(ws.root), "next": nxt}
+    return LoopStatus(workspace=str(ws.root), dataset=str(ws.dataset_root), mode=ws.mode, round=current,
+                      rounds=n_rounds, sets=counts, labels=labels, queue=queue, trainings=runs, **have,
+                      lock=holder_status(ws.root), next=nxt)
 
 
 def _check_budget(ws: Workspace, rule: str, budget):
@@ -461,7 +500,7 @@ def check_round_ready(ws: Workspace, k: int) -> None:
 def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, T: int = 20, conf=None,
                rule: str = "study", budget=None, labels=None, label_format: str = "yolo", annotation=None,
                step=None, log=print, strategy: str | None = None, review_plan: bool = False,
-               **train_overrides) -> dict:
+               **train_overrides) -> RoundResult:
     """Round ``k`` >= 2 of the loop (round 2 = GT2 / CAL2 / Control, the seed's study; ``alnb run`` runs every
     round through here): CAL<k-1> auto-labels and MC-scores the POOL images no earlier round selected,
     GT<k> is chosen from those scores (``rule`` / ``budget`` / ``strategy`` as :func:`select_round`), labelled, and CAL<k> trains on
@@ -498,4 +537,4 @@ def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, 
     ctl = step(f"round {k}: {control_name(k)} (GT1 + the control chain)", train_and_evaluate, ws, control_name(k),
                train_tags("control", k), profile, seed=seed, conf=conf, **train_overrides)
     step(f"round {k}: labelling costs", record_round, ws, k)
-    return {"cal": cal, "control": ctl}
+    return RoundResult(cal=cal, control=ctl)

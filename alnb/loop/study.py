@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from alnb.acquisition import strategies as acq
+from alnb.core.records import Options, takes_options
 from alnb.evaluation.stats import interval, t_quantile  # noqa: F401  (moved there; re-exported)
 
 REFERENCE = "random"  # the strategy every other one is compared with
@@ -755,6 +756,44 @@ def _describe(kind, args) -> str:
     return f"seed {args[3]}: CAL1" if kind == "base" else f"seed {args[3]}: {args[4]} @ {args[5]}"
 
 
+@dataclass(frozen=True)
+class StudyOptions(Options):
+    """The settings of :func:`run_study` (its parameters of the same names and defaults, documented there):
+    ``run_study(out, data, options=StudyOptions(grid="smoke", seeds=[0, 1]))``.  Where the study goes and what it
+    reads (``study_dir``, ``data_dir``) and ``estimate_only`` stay arguments of the call."""
+
+    # the grid and the fields that override it (get_grid)
+    grid: str | Grid = "small"
+    strategies: list | None = None
+    budgets: list | None = None
+    seeds: list | None = None
+    profile: str | None = None
+    T: int | None = None
+    n_val: int | None = None
+    n_gt1: int | None = None
+    rounds: int | None = None
+    test: int | None = None
+    # the dataset, when the study generates it
+    generate: bool = False
+    n_images: int = 774
+    image_size: int = 512
+    data_seed: int = 0
+    # output
+    progress: bool = True
+    log: object = print
+    # every training; where the tasks run
+    train_overrides: dict | None = None
+    engine: str = "local"
+    address: str | None = None
+    threads: int | None = None
+    workers: int | None = None
+    verbose: bool = False
+    # the labelling cost model
+    costs: object = None  # alnb.evaluation.metrics.CostModel
+    costs_source: str | None = None
+
+
+@takes_options(StudyOptions)
 def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=None, budgets=None, seeds=None,
               profile: str | None = None, T: int | None = None, n_val=None, n_gt1=None, rounds: int | None = None,
               test: int | None = None, generate: bool = False, n_images: int = 774, image_size: int = 512,
@@ -763,6 +802,9 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
               threads: int | None = None, workers: int | None = None, verbose: bool = False,
               costs=None, costs_source: str | None = None) -> StudyResult | dict:
     """Run (or resume) a study grid and write its table, figures and report into ``study_dir``.
+
+    ``options=StudyOptions(...)`` gives the settings in one object instead of keywords (:class:`StudyOptions`); a
+    keyword beside it for one of its fields is a TypeError (:func:`alnb.core.records.takes_options`).
 
     Every task's own output (ultralytics' training logs) goes to ``<study_dir>/logs/`` (:func:`task_log`); the
     terminal shows one progress bar over the tasks (``verbose=True``: everything, as it is printed).

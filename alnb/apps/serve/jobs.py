@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 from alnb.apps.serve.client import LabelStudioAPI
@@ -89,7 +90,7 @@ def train_next(ws, source, *, profile: str = "quick", seed: int = 0, T: int = 20
     scoring.score_pool(ws, model=model, T=T, seed=mc_seed, progress=False)
     return {"model": model, "round": k, "model_version": model_version(ws, model), "selection": tag,
             "n_selected": len(chosen), "import": labelio.summary_counts(summary), "reused": bool(res["train"].reused),
-            "train_seconds": res["train"].seconds, "mAP50": res["eval"].get("mAP50") if isinstance(res["eval"], dict)
+            "train_seconds": res["train"].seconds, "mAP50": res["eval"].get("mAP50") if isinstance(res["eval"], Mapping)
             else None}
 
 
