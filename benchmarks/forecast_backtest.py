@@ -15,7 +15,10 @@ Each ``INPUT`` is one of
 * the rows JSON of ``benchmarks/round_recipe.py`` (``{"rows": [...]}``): one chain per base workspace from the
   ``--recipe`` rows (default ``fresh``: +0 = CAL1 on GT1, +100, +250 images, nested draws); x = GT1 + the extra
   images, GT1's size read from the base's ``runs/CAL1/alnb_run.json`` (``n_train``), else ``--n-gt1``; measures VAL1
-  ``mAP50-95`` and ``test_mAP50-95``.
+  ``mAP50-95`` and ``test_mAP50-95``;
+* a workspace of ``alnb run --rounds N`` (a folder with ``workspace.json``): two chains, the CAL chain (CAL1, CAL2,
+  ... as :func:`alnb.loop.forecaststep.finished_rounds` reads them) and the control chain (CAL1, Control,
+  Control3, ... at the same labelled images); measures VAL1 ``mAP50-95`` and ``recall``.
 
 Printed, per measure and curve: the forecasts made (every chain, every k >= 2 fitted points predicting point k+1),
 mean absolute error, bias (mean of predicted - measured; negative: the curve under-predicts), error sd, and the
@@ -111,6 +114,32 @@ def recipe_chains(path, *, recipe: str = "fresh", n_gt1: int | None = None) -> d
     return dict(out)
 
 
+def workspace_chains(ws_dir) -> dict:
+    """``{measure: {chain name: (n, y)}}``: the CAL and control chains of an ``alnb run --rounds N`` workspace."""
+    from alnb.core.workspace import Workspace, control_name
+    from alnb.loop.forecaststep import MEASURES, finished_rounds
+
+    ws = Workspace.open(ws_dir)
+    rounds = finished_rounds(ws)
+    out = defaultdict(dict)
+    for measure in MEASURES:
+        cal = [(r.images, r.measures[measure]) for r in rounds if _finite(r.measures[measure])]
+        ctl = [(rounds[0].images, rounds[0].measures[measure])] if rounds else []
+        for r in rounds[1:]:
+            p = ws.root / "metrics" / f"eval_{control_name(r.round)}.json"
+            if not p.is_file():
+                break
+            ev = json.loads(p.read_text())
+            v = ev.get("mAP50-95") if measure == "mAP50-95" else (ev.get("overall") or {}).get("recall")
+            if _finite(v):
+                ctl.append((r.images, float(v)))
+        for name, pts in (("cal", cal), ("control", ctl)):
+            c = _chain(pts)
+            if c is not None:
+                out[measure][f"{Path(ws_dir).name}/{name}"] = c
+    return dict(out)
+
+
 def run(chains: dict, level: float = 0.9) -> dict:
     """``{measure: {curve: numbers}}``: the backtest of every curve, with and without its own error scale."""
     out = {}
@@ -166,7 +195,8 @@ def _clean(obj):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("inputs", nargs="+", help="alnb study folders and/or round_recipe.py rows JSON files")
+    ap.add_argument("inputs", nargs="+", help="alnb study folders, round_recipe.py rows JSON files and/or alnb run "
+                                              "--rounds N workspaces")
     ap.add_argument("--recipe", default="fresh", help="round_recipe.py rows: the recipe whose rows form the chains")
     ap.add_argument("--n-gt1", type=int, default=None, help="round_recipe.py rows: GT1's size when the base's "
                                                             "runs/CAL1/alnb_run.json cannot be read")
@@ -181,7 +211,8 @@ def main(argv=None) -> int:
         if not p.exists():
             print(f"forecast_backtest: {p} does not exist", file=sys.stderr)
             return 2
-        got = study_chains(p) if p.is_dir() else recipe_chains(p, recipe=args.recipe, n_gt1=args.n_gt1)
+        got = (workspace_chains(p) if (p / "workspace.json").is_file() else study_chains(p)) if p.is_dir() \
+            else recipe_chains(p, recipe=args.recipe, n_gt1=args.n_gt1)
         for measure, ch in got.items():
             chains[measure].update(ch)
     if not chains:

@@ -213,6 +213,16 @@ def test_backtest_benchmark_reads_study_and_recipe_chains_and_the_step_reads_its
     assert json.loads(out.read_text())["measures"]["recall"]["loglinear"]["error_scale"] is None
     assert step.interval_source == {"mAP50-95": "backtest", "recall": "OLS"}
     assert step.forecasts["mAP50-95"].model == "loglinear" and step.backtest["file"] == str(out)
+    # a workspace of alnb run --rounds N: the CAL chain and the control chain (CAL1, Control, Control3 at the same
+    # labelled images as CAL1, CAL2, CAL3)
+    ws.save_json("eval_Control", {"mAP50-95": 0.31, "overall": {"recall": 0.6}})
+    ws.save_json("eval_Control3", {"mAP50-95": 0.33, "overall": {"recall": 0.7}})
+    wch = bench.workspace_chains(ws.root)
+    name = ws.root.name
+    assert wch["mAP50-95"][f"{name}/cal"][1].tolist() == pytest.approx([y(n) for n in N])
+    assert wch["mAP50-95"][f"{name}/control"][0].tolist() == list(N)
+    assert wch["mAP50-95"][f"{name}/control"][1].tolist() == pytest.approx([y(10), 0.31, 0.33])
+    assert wch["recall"][f"{name}/control"][1].tolist() == pytest.approx([RECALL[0], 0.6, 0.7])
 
 
 def test_after_round_forecasts_as_it_stood_then(tiny_workspace):
