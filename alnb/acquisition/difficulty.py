@@ -21,6 +21,7 @@ import pandas as pd
 
 from alnb.acquisition.strategies import SCORE_COLUMNS
 from alnb.acquisition.tiers import TIERS, assign_tiers, choose_thresholds
+from alnb.evaluation.metrics import match_image, xywhn_to_xyxy
 
 BOX_COLUMNS = ("hybrid", "decision_unc", "cls_unc", "loc_unc", "entropy", "mutual_info", "box_spread", "conf_std",
                "low_conf")
@@ -55,8 +56,6 @@ def spearman(a, b) -> float:
 
 # ---------------------------------------------------------------------------------------------------------- errors
 def _gt_boxes(ws, manifest, stem):
-    from alnb.evaluation.metrics import xywhn_to_xyxy
-
     w, h = float(manifest.at[stem, "width"]), float(manifest.at[stem, "height"])
     gt = np.asarray(ws.true_labels(stem), dtype=np.float64).reshape(-1, 5)
     return np.column_stack([gt[:, 0], xywhn_to_xyxy(gt[:, 1:5], w, h)]) if len(gt) else np.zeros((0, 5))
@@ -68,8 +67,6 @@ def match_errors(ws, detections: pd.DataFrame, stems, *, iou_thr: float = 0.5) -
     Returns ``(images, detections)``: ``images`` one row per stem (``stem, n_gt, n_tp, n_fp, n_fn, n_err,
     has_error``), ``detections`` the above-threshold rows of ``detections`` with ``is_fp`` added.
     """
-    from alnb.evaluation.metrics import match_image
-
     m = ws.manifest().set_index("stem")
     det = detections[detections["above"].astype(bool)] if len(detections) else detections
     groups = {s: g for s, g in det.groupby("stem")} if len(det) else {}

@@ -25,8 +25,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from alnb.model.mc import MCResult, MCScorer
+from alnb.core.workspace import FILE_MODE, atomic_write_json
+from alnb.model.dropout import dropout_modules
 
 ENGINES = ("local", "ray")
 PART_SIZE = 256  # images per part file (and per Ray task): ~400 parts for 100k images; an interruption loses < 1 part
@@ -41,9 +44,8 @@ class EngineUnavailable(ValueError):
 # ---------------------------------------------------------------------------------------------------------- keys
 def model_fingerprint(net) -> str:
     """SHA-256 of a model's state dict (names, shapes, dtypes, bytes) and its dropout probabilities."""
+    # heavy, imported where used (not at module import): torch, tqdm, ray
     import torch
-
-    from alnb.model.dropout import dropout_modules
 
     h = hashlib.sha256()
     for name, t in net.state_dict().items():
@@ -80,8 +82,6 @@ class PartStore:
         self.description = description
 
     def _ensure(self):
-        from alnb.core.workspace import atomic_write_json
-
         if not self.dir.is_dir():
             self.dir.mkdir(parents=True, exist_ok=True)
         if self.description is not None and not (self.dir / "settings.json").is_file():
@@ -108,8 +108,6 @@ class PartStore:
 
     def write_bytes(self, data: bytes) -> Path:
         """Write one part atomically (temporary file + rename); its name is a hash of its stems."""
-        from alnb.core.workspace import FILE_MODE
-
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             stems = z["img_stem"].tolist()
         self._ensure()
@@ -130,8 +128,6 @@ class PartStore:
 
     def add_timing(self, seconds: float, n_images: int):
         """Add scoring time to ``timing.json`` (all runs of this key together: the cost of the whole pool)."""
-        from alnb.core.workspace import atomic_write_json
-
         t = self.timing()
         self._ensure()
         atomic_write_json(self.dir / "timing.json", {"seconds": t["seconds"] + float(seconds),
@@ -147,8 +143,6 @@ class PartStore:
     def load(self, items, settings: dict | None = None) -> MCResult:
         """The results of ``items`` (``(stem, path)`` pairs), rows in that order, detections image by image in their
         ``det`` order.  An image is taken from the first part that holds it with the same path."""
-        import pandas as pd
-
         items = [(str(s), str(p)) for s, p in items]
         arrays, part_of_image, part_of_det = [], [], []
         for i, f in enumerate(self.parts()):

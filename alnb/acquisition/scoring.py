@@ -8,6 +8,9 @@ workspace.  Nothing else in the package writes these files.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +22,13 @@ from alnb.acquisition import difficulty as dif
 from alnb.evaluation.labeltimes import resolve_costs
 from alnb.acquisition.engines import ENGINES, PART_SIZE, PartStore, score_local, score_ray, scoring_key
 from alnb.model.mc import MCScorer
-from alnb.acquisition.tiers import assign_tiers, choose_thresholds, load_scores
+from alnb.acquisition.tiers import assign_tiers, choose_thresholds, eligible, load_scores
 from alnb.core.records import Options, takes_options
+from alnb.core.cpu import cpu_threads
+from alnb.core.scoretable import SCORES_DIR, scores_file
+from alnb.core.workspace import FILE_MODE, atomic_write_text
+from alnb.evaluation.metrics import FIXED_CONF, NMS_IOU, autolabel_lines, predicted_seconds
+from alnb.evaluation.step import operating_point
 
 EMBEDDINGS_FILE = "embeddings.npz"  # pooled backbone features of the scored POOL images (stems + matrix)
 
@@ -30,8 +38,6 @@ def autolabel_texts(detections: pd.DataFrame, images: pd.DataFrame) -> dict:
     ``cls cx cy w h conf`` (:func:`alnb.evaluation.metrics.autolabel_lines`: normalised, highest confidence first, ties in
     detection order); images without one are absent.  What :func:`write_autolabels` writes and what
     :mod:`alnb.apps.serve` answers for an image scored on the fly."""
-    from alnb.evaluation.metrics import autolabel_lines
-
     det = detections[detections["above"].to_numpy(bool)] if len(detections) else detections
     text = {}
     if len(det):
@@ -47,8 +53,6 @@ def write_autolabels(ws, model_name: str, detections: pd.DataFrame, images: pd.D
 
     One file per row of ``images``; lines from :func:`autolabel_texts`.
     """
-    from alnb.core.workspace import atomic_write_text
-
     out = ws.root / "autolabels" / model_name
     out.mkdir(parents=True, exist_ok=True)
     text = autolabel_texts(detections, images)
@@ -62,6 +66,7 @@ def _resolve_model(ws, model):
     """(name, model object, imgsz or None) for a run name, a weights path or a model object."""
     if isinstance(model, str) and not model.endswith((".pt", ".yaml")):
         try:
+            # heavy, imported where used (not at module import): alnb.model.train (ultralytics)
             from alnb.model import train
         except ImportError as e:  # pragma: no cover - train module missing
             raise ImportError("alnb.model.train is needed to load a run by name; pass weights= instead.") from e
@@ -170,8 +175,6 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
     ``metrics/difficulty_vs_errors.json``; manifest: ``auto_model`` for the scored images and ``label_source='auto'``
     where it was ``none`` (human/oracle labels are never touched).
     """
-    from alnb.core.workspace import atomic_write_text
-
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "ray":
@@ -180,13 +183,8 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
         _import_ray()  # a clear message before any work when the extra is missing
     name, mdl, run_imgsz = _resolve_model(ws, model)
     if conf is None:  # the model's operating point, chosen on VAL1 (alnb.evaluation.step.evaluate)
-        from alnb.evaluation.step import operating_point
-        from alnb.evaluation.metrics import FIXED_CONF
-
         conf = operating_point(ws, name) if isinstance(model, str) and not model.endswith(".pt") else FIXED_CONF
     if iou is None:  # the same NMS as evaluation (alnb.evaluation.metrics.NMS_IOU)
-        from alnb.evaluation.metrics import NMS_IOU
-
         iou = NMS_IOU
     if exclude is None:
         exclude = _trained_on(ws, model)
@@ -212,8 +210,6 @@ def score_pool(ws, model="CAL1", T: int = 20, conf: float | None = None, iou: fl
               f"({store.dir}); scoring the other {len(todo)}")
     seconds = 0.0
     if todo and engine == "local":
-        from alnb.core.cpu import cpu_threads
-
         with cpu_threads(threads, device=device, what=f"MC scoring in {ws.root}"):
             seconds = score_local(scorer, todo, store, part_size=part_size, progress=progress)
     elif todo:
@@ -286,10 +282,6 @@ def _trained_on(ws, model) -> list:
 def keep_model_copy(ws, name: str) -> Path:
     """Copy the latest scoring outputs (:data:`MODEL_FILES`) to ``scores/<name>/``, where round k's selection reads
     the scores of the model that chose it (:func:`alnb.core.scoretable.scores_file`) after later rounds rescored."""
-    import shutil
-
-    from alnb.core.scoretable import SCORES_DIR
-
     out = ws.root / SCORES_DIR / name
     for rel in MODEL_FILES:
         src = ws.root / rel
@@ -338,14 +330,10 @@ def score_more(scorer: MCScorer, items, info: dict, thresholds: dict) -> tuple:
 
 def save_embeddings(ws, stems, embeddings) -> Path:
     """Write ``embeddings.npz`` (``stems``, ``embeddings``) atomically."""
-    import os
-    import tempfile
-
     p = ws.root / EMBEDDINGS_FILE
     fd, tmp = tempfile.mkstemp(dir=ws.root, suffix=".npz")
     os.close(fd)
     np.savez(tmp, stems=np.asarray(stems, dtype=str), embeddings=np.asarray(embeddings, dtype=np.float32))
-    from alnb.core.workspace import FILE_MODE
 
     os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; the workspace's files are readable like any other
     os.replace(tmp, p)
@@ -355,8 +343,6 @@ def save_embeddings(ws, stems, embeddings) -> Path:
 def load_embeddings(ws, stems=None, model: str | None = None) -> np.ndarray | None:
     """Pooled features of ``stems`` (rows in that order) from ``embeddings.npz`` (``model``: that model's copy);
     None when the file is missing."""
-    from alnb.core.scoretable import scores_file
-
     p = scores_file(ws, EMBEDDINGS_FILE, model)
     if not p.is_file():
         return None
@@ -379,10 +365,6 @@ def load_pool(ws, *, manifest=None, thresholds: tuple | None = None, model: str 
     With the scoring model's VAL1 evaluation on file (``metrics/eval_<MODEL>.json``) the pool also carries the class
     weights (:func:`alnb.acquisition.strategies.class_weights_from_eval`) and each image's predicted assisted labelling seconds
     ``pred_s`` under ``costs`` (:func:`alnb.evaluation.metrics.predicted_seconds` with the evaluation's ``cost_calibration``)."""
-    from alnb.evaluation.metrics import predicted_seconds
-    from alnb.acquisition.tiers import eligible
-    from alnb.core.scoretable import scores_file
-
     costs = resolve_costs(ws, costs)[0]
     scores = eligible(load_scores(ws, model), ws.manifest() if manifest is None else manifest, exclude)
     emb = load_embeddings(ws, list(scores["stem"]), model)
@@ -401,8 +383,6 @@ def load_pool(ws, *, manifest=None, thresholds: tuple | None = None, model: str 
 
 def retier(ws, t_medium: float, t_hard: float) -> pd.DataFrame:
     """Re-cut the tiers of ``scores.csv`` with new thresholds, save them and the thresholds; return the table."""
-    from alnb.core.workspace import atomic_write_text
-
     scores = assign_tiers(load_scores(ws), t_medium, t_hard)
     atomic_write_text(ws.root / "scores.csv", scores.to_csv(index=False))
     try:

@@ -22,6 +22,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from alnb.acquisition import tiers as sel
+
 TOP_K = 3  # detections averaged per image in the default image score (see module docstring)
 BOX_REF_FALLBACK = 0.05  # box_ref when no candidate has a positive spread (T=1 or dropout off): the old default
 SHORTLIST_FACTOR = 3  # uncertainty+diversity: shortlist SHORTLIST_FACTOR * k most uncertain images (PPAL uses 2-4x)
@@ -353,8 +355,6 @@ def study_rule(pool: Pool, k: int | None, rng: np.random.Generator) -> list:
     thresholds).  The one definition is :func:`alnb.acquisition.tiers.study_rule` / :func:`alnb.acquisition.tiers.budgeted` (the widget
     uses it too); ties are broken by stem, so ``rng`` is not used.
     """
-    from alnb.acquisition import tiers as sel
-
     if k is None:
         if pool.thresholds is None:
             raise ValueError("the study rule at its own size needs thresholds (pool.thresholds = (t_medium, t_hard))")

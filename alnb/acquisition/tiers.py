@@ -17,11 +17,14 @@ Design notes: docs/design/uncertainty-and-strategies.md
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from alnb.core.scoretable import SelectionError, check_scores, load_scores  # noqa: F401  (re-exported)
 from alnb.core.workspace import Workspace, has_tag
+from alnb.core.scoretable import scores_file
 
 TIERS = ("easy", "medium", "hard")  # from the score alone (tier_of)
 TIER_BARS = {"easy": 1, "medium": 2, "hard": 3}  # difficulty bars drawn per tier
@@ -128,10 +131,6 @@ def tier_counts(scores: pd.DataFrame, t_medium: float, t_hard: float) -> dict:
 def default_thresholds(ws: Workspace, model: str | None = None) -> tuple:
     """``(t_medium, t_hard)`` chosen by the scoring step (``metrics/thresholds.json``; ``model``: that model's
     scoring, ``scores/<model>/thresholds.json``)."""
-    import json
-
-    from alnb.core.scoretable import scores_file
-
     if model is None:
         th = ws.load_json("thresholds")
     else:

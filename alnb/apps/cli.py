@@ -40,6 +40,7 @@ def _count(v: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # start-up: each command's modules are imported where used, so `alnb --help` stays fast
     from alnb.acquisition.strategies import DEFAULT_BUDGET_STRATEGY, STRATEGIES
     from alnb.labels.formats import EXPORTERS, PARSERS  # the --format choices come from the registries, never by hand
     from alnb.model.recipes import RECIPES

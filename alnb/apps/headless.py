@@ -7,17 +7,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from alnb.core.records import Options, Record, takes_options
 from alnb.loop.pipeline import _check_budget, _log, budget_strategy, next_round, setup, train_and_evaluate
 from alnb.ui.report import compare
+from alnb.core.logs import quiet
+from alnb.figures.plots import diagnostic_figures
 
 
 def _diagnostic_figures(ws, model: str) -> list:
     """:func:`alnb.figures.plots.diagnostic_figures` saved and closed (headless); returns the figure names."""
-    import matplotlib.pyplot as plt
-
-    from alnb.figures.plots import diagnostic_figures
-
     figs = diagnostic_figures(ws, model)
     for fig in figs.values():
         plt.close(fig)
@@ -104,8 +104,6 @@ def run(data_dir, workspace, profile: str = "quick", seed: int = 0, T: int = 20,
     times = {}
 
     def step(name, fn, *a, **k):
-        from alnb.core.logs import quiet
-
         t = time.perf_counter()
         _log(f"[alnb] {name} ...", log)
         path = Path(workspace) / "logs" / (re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") + ".log")

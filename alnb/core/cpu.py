@@ -152,6 +152,7 @@ def cpu_threads(threads=None, *, device=None, what: str = "alnb", log=print, cla
     ``claim=False`` sets the threads without claiming core slots (short requests of a server that may run while its
     own background training holds them).  Nested blocks reuse the outer block's count and slots.
     """
+    # heavy, imported where used (not at module import): torch, ultralytics
     import torch
 
     if device not in (None, "", "cpu") and str(device).lower() != "cpu":

@@ -251,6 +251,7 @@ def image_size(path) -> tuple:
     orientations 5-8 swap width and height for JPEG/MPO/PNG/AVIF; for other formats (WebP, TIFF) the image is decoded
     with OpenCV, whose handling varies by version.  Decodes the whole image, so a truncated file raises here.
     """
+    # heavy, imported where used (not at module import): PIL, cv2, tqdm
     from PIL import Image
 
     with Image.open(path) as im:

@@ -26,7 +26,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from alnb.core.workspace import WorkspaceError
+from alnb.core.workspace import WorkspaceError, check_folder
 
 LOCK_NAME = ".alnb.lock"
 ENV = "ALNB_WORKSPACE_LOCKS"
@@ -147,8 +147,6 @@ def _open_locked(root: Path) -> int:
             if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise _not_writable(root, e) from None
             if e.errno in (errno.EEXIST, errno.ENOTDIR):  # the workspace path is a file: say so, not "File exists"
-                from alnb.core.workspace import check_folder
-
                 check_folder(root)
             raise
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import sys
 from pathlib import Path
 
 
@@ -49,8 +50,6 @@ class FoldedLog:
         self.lines = 0
 
     def __enter__(self):
-        import sys
-
         self._had_folder = self.path.parent.is_dir()
         self.buf = io.StringIO()
         target = _Echo(self.buf, sys.stdout, self.echo) if self.echo else self.buf

@@ -37,6 +37,7 @@ _PATCHED = False
 
 def local_font(font: str = "Arial.ttf") -> Path:
     """Return a font file that is already on disk (matplotlib's DejaVu Sans); never downloads."""
+    # heavy, imported where used (not at module import): matplotlib, ultralytics
     import matplotlib
 
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from alnb.core.data import Dataset, dataset_folder, load_dataset, read_label_text
+from alnb.core.data import Dataset, dataset_folder, load_dataset, read_label_text, read_labels
 
 MANIFEST_COLUMNS = ["stem", "image", "label_file", "label_state", "n_boxes", "width", "height", "tags",
                     "label_source", "auto_model", "problem"]
@@ -687,8 +687,6 @@ class Workspace:
     # ---- labels
     def trainable_labels(self, stem: str, manifest: pd.DataFrame | None = None) -> np.ndarray:
         """The labels of ``stem`` that training may use, (n, 5) ``cls cx cy w h``; raises if hidden."""
-        from alnb.core.data import read_labels
-
         m = self.manifest() if manifest is None else manifest
         row = m.loc[m["stem"] == stem].iloc[0]
         src = self.label_source_file(row)
@@ -789,6 +787,7 @@ def excluded_summary(ws: Workspace, limit: int = 10) -> str:
 
 def load_image(ws: Workspace, stem: str, manifest: pd.DataFrame | None = None):
     """Read one dataset image as uint8 grayscale/RGB array (for figures)."""
+    # heavy, imported where used (not at module import): cv2
     import cv2
 
     m = ws.manifest() if manifest is None else manifest

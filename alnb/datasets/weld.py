@@ -234,6 +234,7 @@ def generate(out_dir: str | Path, cfg: WeldConfig | None = None, progress: bool 
     already holds exactly this configuration is left as it is (so re-running a notebook is cheap).
     Returns the dataset folder as a ``Path``.
     """
+    # heavy, imported where used (not at module import): tqdm
     from tqdm.auto import tqdm
 
     cfg = cfg or WeldConfig()

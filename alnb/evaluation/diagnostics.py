@@ -15,6 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from alnb.core.workspace import load_image
+from alnb.evaluation.metrics import (NMS_IOU, SWEEP_CONF, coco_accumulate, coco_matches, coco_pr_curves,
+                                     confusion_counts, match_image, xywhn_to_xyxy, xyxy_to_xywhn)
+from alnb.evaluation.step import operating_point, predict_boxes
+
 MATCH_IOU = 0.5  # IoU for the confusion matrix (the evaluation's default ``iou_thr``)
 
 
@@ -22,8 +27,7 @@ def predictions(ws, model: str, tag: str = "VAL1", stems=None, conf: float | Non
     """``[(stem, pred (n, 6) cls x0 y0 x1 y1 conf in pixels, gt (m, 5) cls x0 y0 x1 y1, (h, w))]`` for the images of
     ``tag`` (or ``stems``) predicted by the finished run ``model`` down to ``conf`` (default the evaluation's sweep
     floor, :data:`alnb.evaluation.metrics.SWEEP_CONF`) with the auto-label NMS; predictions sorted by descending confidence."""
-    from alnb.evaluation.step import predict_boxes
-    from alnb.evaluation.metrics import NMS_IOU, SWEEP_CONF, xywhn_to_xyxy
+    # heavy, imported where used (not at module import): alnb.model.train (torch/ultralytics)
     from alnb.model.train import load_model, load_run
 
     m = ws.manifest()
@@ -52,8 +56,6 @@ def diagnostics(preds: list, names, conf: float, iou_thr: float = MATCH_IOU) -> 
     points), "precision" (per class in ``classes``, at IoU 0.5; NaN beyond the recall reached), "matrix" ((nc+1,
     nc+1) counts), "n_images", "n_gt"}``.
     """
-    from alnb.evaluation.metrics import coco_accumulate, coco_matches, coco_pr_curves, confusion_counts
-
     names = list(names)
     nc = len(names)
     pred = [p for _, p, _, _ in preds]
@@ -76,8 +78,6 @@ def diagnostics(preds: list, names, conf: float, iou_thr: float = MATCH_IOU) -> 
 
 def model_diagnostics(ws, model: str, tag: str = "VAL1", iou_thr: float = MATCH_IOU) -> dict:
     """:func:`diagnostics` of ``model`` on ``tag`` at the model's own operating point (chosen on VAL1)."""
-    from alnb.evaluation.step import operating_point
-
     return diagnostics(predictions(ws, model, tag), ws.names, operating_point(ws, model), iou_thr=iou_thr)
 
 
@@ -109,8 +109,6 @@ def disagreement_panels(image, stem: str, gt, preds: dict, confs: dict, names, *
     pixels; ``scale``: (sx, sy) from those to ``image``'s pixels; ``iou_thrs``: each model's matching IoU (default
     0.5, the evaluation's).  The counts are the evaluation's (:func:`alnb.evaluation.metrics.match_image`).
     """
-    from alnb.evaluation.metrics import match_image, xyxy_to_xywhn
-
     h, w = image.shape[:2]
     sx, sy = scale
 
@@ -143,8 +141,6 @@ def side_by_side_items(ws, evals: dict, rows: list, models=("CAL1", "CAL2", "Con
     """Panels for :func:`alnb.figures.plots.side_by_side`: per image of ``rows`` (:func:`disagreement`) the ground truth,
     then each model's auto-labels at its own operating point (:func:`disagreement_panels`: TP green, FP red, missed
     truth boxes dashed)."""
-    from alnb.core.workspace import load_image
-
     models = [m for m in models if m in evals]
     stems = [r["stem"] for r in rows]
     preds = {m: {p[0]: p for p in predictions(ws, m, stems=stems, conf=float(evals[m]["conf"]))} for m in models}

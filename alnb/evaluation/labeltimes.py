@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from alnb.evaluation.metrics import CostModel, box_iou, nonneg_lstsq
+from alnb.evaluation.metrics import CostModel, box_iou, efficiency_boost, nonneg_lstsq
 
 KEEP_IOU = 0.95  # a proposal the person did not change (Label Studio rounds coordinates; a nudge is a move)
 MOVE_IOU = 0.5  # a proposal moved or resized but kept (the evaluation's TP threshold); below: deleted + drawn
@@ -276,8 +276,6 @@ DEFAULTS_NOTE = ("the literature defaults of alnb.evaluation.metrics.CostModel: 
 def boost_both(evals: dict, fitted: CostModel, defaults: CostModel = CostModel()) -> pd.DataFrame:
     """Each model's boost on its evaluation set (VAL1) under the literature defaults and under the fitted costs, from
     the counts its evaluation recorded (``overall``: instances, predictions, fp, fn; ``n_images``)."""
-    from alnb.evaluation.metrics import efficiency_boost
-
     rows = []
     for model, ev in evals.items():
         ov = ev.get("overall") or {}

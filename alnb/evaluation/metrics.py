@@ -14,6 +14,7 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from itertools import combinations
 
 import numpy as np
 
@@ -599,8 +600,6 @@ def cost_calibration(preds: list, gts: list, thr: float, *, bins: int = CAL_BINS
 def nonneg_lstsq(X, y) -> np.ndarray:
     """Least squares with non-negative coefficients for a few columns: the best of the unconstrained solutions on
     every subset of columns whose coefficients are all >= 0 (exact for the handful of columns used here)."""
-    from itertools import combinations
-
     X, y = np.asarray(X, float), np.asarray(y, float)
     p = X.shape[1]
     best, best_r = np.zeros(p), float(np.sum(y ** 2))

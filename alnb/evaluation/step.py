@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import yaml
 
 from alnb.core.records import Record
 from alnb.evaluation.labeltimes import resolve_costs
@@ -26,6 +28,10 @@ from alnb.evaluation.metrics import (FIXED_CONF, NMS_IOU, OP_RULES, SWEEP_CONF, 
                           cost_calibration,
                           counts_at, efficiency_boost, match_image, overall_counts, prf, threshold_curve,
                           xywhn_to_xyxy)
+from alnb.core.cpu import cpu_threads
+from alnb.core.data import load_dataset, read_autolabels
+from alnb.core.workspace import WorkspaceError, atomic_write_text
+from alnb.evaluation.metrics import DEFAULT_OP_RULE, autolabel_lines, labelling_seconds
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,8 +92,7 @@ def predict_boxes(model, image_paths, conf: float = 0.25, imgsz: int | None = No
 
 def _resolve_weights(ws, name_or_weights):
     """(display name, weights path, run info or None) for a run name, a TrainResult or a .pt path."""
-    from pathlib import Path
-
+    # heavy, imported where used (not at module import): alnb.model.train (torch/ultralytics)
     from alnb.model.train import load_run
 
     w = getattr(name_or_weights, "weights", None)
@@ -112,7 +117,6 @@ def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=
     have trainable labels (VAL1 always has).  The val output folder is ``runs/<name>_val_<tag>`` in the workspace.
     """
     from alnb.model.train import auto_device, load_model
-    from alnb.core.workspace import WorkspaceError, atomic_write_text
 
     m = ws.manifest()
     stems = ws.stems(tag, manifest=m)
@@ -123,7 +127,6 @@ def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=
                              f" mAP needs them in view/labels.")
     ws.sync_view(m)
     lst = ws.write_list(f"eval_{tag}", stems)
-    import yaml
 
     data = {"path": str(ws.root / "view"), "train": str(lst), "val": str(lst), "names": dict(enumerate(ws.names))}
     data_yaml = ws.path("data", f"eval_{tag}.yaml")
@@ -149,8 +152,6 @@ def map_scores(ws, weights, tag: str = "VAL1", imgsz: int | None = None, device=
 def operating_point(ws, name: str, *, recompute: bool = False, rule: str | None = None, tag: str = "VAL1") -> float:
     """The auto-label confidence of model ``name``: chosen on ``tag`` (VAL1) by :func:`evaluate` and recorded in
     ``metrics/operating_point_<name>.json``; computed (one prediction pass over VAL1) when missing or stale."""
-    from alnb.evaluation.metrics import DEFAULT_OP_RULE
-
     rule = rule or DEFAULT_OP_RULE
     rec = None
     try:
@@ -220,8 +221,6 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
         curve``, ``mAP50`` / ``mAP50-95`` as ``map50`` / ``map50_95``, ``map_boxes``, ``train``).  Use
         :func:`per_class_frame` / :func:`per_image_frame` for tables.
     """
-    from alnb.core.cpu import cpu_threads
-    from alnb.evaluation.metrics import DEFAULT_OP_RULE
     from alnb.model.train import load_model
 
     op_rule = op_rule or DEFAULT_OP_RULE
@@ -323,16 +322,12 @@ def evaluate(ws, name_or_weights, conf: float | None = None, iou_thr: float = 0.
 
 def per_class_frame(result: dict):
     """Per-class table (pandas) of an :func:`evaluate` result, indexed by class name."""
-    import pandas as pd
-
     df = pd.DataFrame(result["per_class"]).set_index("class")
     return df.astype({"precision": float, "recall": float, "f1": float, "boost": float})
 
 
 def per_image_frame(result: dict):
     """Per-image TP/FP/FN table (pandas) of an :func:`evaluate` result, worst images (most errors) first."""
-    import pandas as pd
-
     df = pd.DataFrame(result["per_image"])
     if len(df):
         df = df.assign(errors=df["fp"] + df["fn"]).sort_values(["errors", "stem"], ascending=[False, True])
@@ -343,7 +338,6 @@ def per_image_frame(result: dict):
 def predict_at_operating_point(ws, model: str, stems, *, threads=None) -> dict:
     """``{stem: (pred (n, 6) cls x0 y0 x1 y1 conf in pixels, (h, w))}``: the auto-labels ``model`` (a run of the
     workspace) gives the images ``stems`` at its operating point (:func:`operating_point`)."""
-    from alnb.core.cpu import cpu_threads
     from alnb.model.train import load_model, load_run
 
     stems = list(stems)
@@ -363,9 +357,6 @@ def predict_at_operating_point(ws, model: str, stems, *, threads=None) -> dict:
 def write_prelabels(ws, model: str, stems, preds: dict | None = None) -> Path:
     """Write ``autolabels/<model>/<stem>.txt`` for ``stems`` from :func:`predict_at_operating_point` (the
     pre-annotations of a labelling queue), in the auto-label format (:func:`alnb.evaluation.metrics.autolabel_lines`)."""
-    from alnb.evaluation.metrics import autolabel_lines
-    from alnb.core.workspace import atomic_write_text
-
     preds = predict_at_operating_point(ws, model, stems) if preds is None else preds
     out = ws.root / "autolabels" / model
     for s in stems:
@@ -379,8 +370,6 @@ def prelabel_boxes(ws, model: str, stems) -> dict:
     """``{stem: (pred (n, 6) cls x0 y0 x1 y1 conf in pixels, (h, w))}``: the pre-annotations people get for
     ``stems`` -- the auto-label files ``autolabels/<model>/<stem>.txt`` (MC scoring's, or :func:`write_prelabels`'),
     written now from :func:`predict_at_operating_point` for the images that have none."""
-    from alnb.core.data import read_autolabels
-
     stems = list(stems)
     d = ws.root / "autolabels" / model
     missing = [s for s in stems if not (d / f"{s}.txt").is_file()]
@@ -401,8 +390,6 @@ def selection_cost(ws, stems, model: str, costs: CostModel | None = None, *, iou
     auto-label files the queue exports): every proposal verified, false ones deleted, misses drawn, per-image time
     (:func:`alnb.evaluation.metrics.labelling_seconds`), against the images' trainable labels (people's or, in simulation mode,
     the revealed truth).  Returns ``images, boxes, proposals, tp, fp, fn, manual_s, assisted_s, model``."""
-    from alnb.evaluation.metrics import labelling_seconds
-
     costs = resolve_costs(ws, costs)[0]
     stems = list(stems)
     preds = prelabel_boxes(ws, model, stems) if preds is None else preds
@@ -430,8 +417,6 @@ def evaluate_external(ws, name: str, data_dir, *, conf: float | None = None, cos
     boost at the operating point.  ``save_predictions``: an ``.npz`` for :func:`load_predictions` (the paired
     bootstrap of the study's evaluation noise).  Returns ``mAP50, mAP50-95, precision, recall, f1, boost, conf,
     n_images``."""
-    from alnb.core.cpu import cpu_threads
-    from alnb.core.data import load_dataset
     from alnb.model.train import load_model, load_run
 
     costs = costs or CostModel()

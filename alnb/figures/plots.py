@@ -9,12 +9,24 @@ its own to show), scripts save it, and nothing needs ``plt.close``.  Text is at 
 
 from __future__ import annotations
 
+import io
+import json
+import re
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.text import Text
+
+from alnb.acquisition.tiers import TIER_BARS, categorise, check_scores
+from alnb.core.workspace import load_image
+from alnb.evaluation.diagnostics import MATCH_IOU, model_diagnostics
+from alnb.evaluation.metrics import xyxy_to_xywhn
+from alnb.labels.labelio import read_autolabels
 
 DPI = 150
 DISPLAY_DPI = 100  # dpi of the PNG a notebook shows (the inline backend's default): 1 figure inch = 100 px
@@ -53,8 +65,6 @@ def strategy_colour(name: str) -> str:
 def set_colour(name: str) -> str:
     """Colour of a set or of the model trained on it (:data:`SET_COLOURS`): ``GT1``/``CAL1``, ``GT2``/``CAL2``,
     ``Control``/``CONTROL``/``random``, ``POOL``, ``VAL1``; ``GT<k>``/``CAL<k>`` for later rounds."""
-    import re
-
     n = str(name)
     alias = {"CONTROL": "Control", "random": "Control", "CAL1": "GT1", "CAL2": "GT2"}
     n = alias.get(n, n)
@@ -72,8 +82,6 @@ class NotebookFigure(Figure):
     """A :class:`~matplotlib.figure.Figure` outside pyplot that IPython displays as one PNG (``_repr_png_``)."""
 
     def _repr_png_(self) -> bytes:
-        import io
-
         buf = io.BytesIO()
         self.savefig(buf, format="png", dpi=DISPLAY_DPI, bbox_inches="tight")
         return buf.getvalue()
@@ -81,6 +89,7 @@ class NotebookFigure(Figure):
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize, **kw):
     """``(fig, axes)`` like ``plt.subplots`` but without pyplot state (see the module docstring)."""
+    # heavy, imported where used (not at module import): matplotlib, seaborn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     fig = NotebookFigure(figsize=figsize, dpi=DISPLAY_DPI)
@@ -111,7 +120,6 @@ def save_figure(fig, name: str, out_dir, formats=FORMATS) -> dict:
 
 def class_distribution(counts: "dict[str, dict[str, int]]", title: str = "Instances per class"):
     """Grouped bar chart: ``counts`` maps subset name -> {class name: instances} (seaborn)."""
-    import pandas as pd
     import seaborn as sns
 
     rows = [{"subset": s, "class": c, "instances": int(n)} for s, d in counts.items() for c, n in d.items()]
@@ -233,8 +241,6 @@ def place_box_labels(ax, fontsize: float = MIN_FONT) -> list:
 
 def n_bars(tier: str) -> int:
     """Lit difficulty bars of a category: the tier's (:data:`alnb.acquisition.tiers.TIER_BARS`); failed lights all three."""
-    from alnb.acquisition.tiers import TIER_BARS
-
     return 3 if tier == "failed" else TIER_BARS.get(tier, 0)
 
 
@@ -285,10 +291,6 @@ def tier_thumbnails(ws, scores, stems, tier: str, *, n_in_tier: int, model: str 
     operating point ``conf`` is drawn dashed in magenta ("best below"), so an empty radiograph (no candidate at
     all) and a missed defect (a candidate just below the threshold) look different.
     """
-    from alnb.labels.labelio import read_autolabels
-    from alnb.evaluation.metrics import xyxy_to_xywhn
-    from alnb.core.workspace import load_image
-
     m = ws.manifest()
     sc = scores.set_index("stem")["score"]
     best = best_candidates(detections, stems) if tier == "failed" else {}
@@ -324,8 +326,6 @@ LINE = 1.25  # line height in units of the font size (matplotlib's linespacing 1
 
 def _text_px(fig, text: str, fontsize: float) -> tuple:
     """(width, height) in display pixels of ``text`` drawn at ``fontsize`` on ``fig`` (its renderer, its dpi)."""
-    from matplotlib.text import Text
-
     t = Text(0, 0, text, fontsize=fontsize)
     t.set_figure(fig)
     ext = t.get_window_extent(fig.canvas.get_renderer())
@@ -427,8 +427,6 @@ def image_grid(items, names, ncols: int = 3, size: float = 3.1, title: str | Non
 
 def sample_images(ws, stems, ncols: int = 3, title: str | None = None):
     """Grid of dataset images with their trainable labels (hidden POOL labels are not shown)."""
-    from alnb.core.workspace import load_image
-
     m = ws.manifest()
     items = []
     for s in stems:
@@ -473,10 +471,6 @@ def score_histogram(scores, t_medium: float, t_hard: float, bins: int = 40, titl
     that a threshold cuts is split there (:func:`split_edges`), so every bar holds one tier only.
     Returns the Figure.
     """
-    from matplotlib.patches import Patch
-
-    from alnb.acquisition.tiers import categorise, check_scores
-
     s = check_scores(scores)
     cat = categorise(s, t_medium, t_hard)
     fig, ax = (ax.figure, ax) if ax is not None else new_figure(figsize=(9, 3.4))
@@ -618,8 +612,6 @@ def training_curves(results, title: str | None = None):
     without validation (``Profile.val_every``) are skipped, not drawn as 0.  Each panel's title says what it shows,
     the axis labels stay short and the legends sit under the panels (never on a curve or the title).
     """
-    import pandas as pd
-
     df = results if isinstance(results, pd.DataFrame) else pd.read_csv(results)
     df = df.rename(columns=lambda c: c.strip())
     fig, (a1, a2) = new_figure(1, 2, figsize=(MAX_WIDTH, 4.0))
@@ -708,9 +700,6 @@ def uncertainty_grid(ws, scores, detections, stems, ncols: int = 3, size: float 
     threshold (``above``) are drawn.  Titles give the difficulty bars, stem, tier and score (``FAILED`` when nothing
     was found).
     """
-    from alnb.evaluation.metrics import xyxy_to_xywhn
-    from alnb.core.workspace import load_image
-
     cm = plt.get_cmap(cmap)
     sc = scores.set_index("stem")
     det = detections[detections["above"].astype(str).str.lower().isin(["true", "1"])] if len(detections) else detections
@@ -742,8 +731,6 @@ def errors_vs_difficulty(dve: dict, title: str | None = None):
     The images per tier are in the tick labels (one number when both scores' tiers hold the same count), the legend
     sits under the panel (never on a bar or beside its neighbour).
     """
-    from matplotlib.patches import Patch
-
     tiers = ["easy", "medium", "hard", "failed"]
     fig, (ax, ax2) = new_figure(1, 2, figsize=(MAX_WIDTH, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     xs = np.arange(len(tiers))
@@ -801,9 +788,6 @@ def _loss_total(df):
 def run_starts(runs: dict) -> dict:
     """``{model: the run it was fine-tuned from}`` for the runs of ``runs`` (``{model: results.csv path}``) that
     started from another run's weights (``runs/<parent>/weights/*.pt`` in ``alnb_run.json``'s ``model``)."""
-    import json
-    from pathlib import Path
-
     out = {}
     for name, res in runs.items():
         if not isinstance(res, (str, Path)):
@@ -827,8 +811,6 @@ def training_curves_compare(runs: dict, title: str | None = None, starts: dict |
     A model fine-tuned from another run of the figure (``starts`` ``{model: parent}``; default read from the runs'
     ``alnb_run.json``, :func:`run_starts`) is drawn after its parent's last epoch, not from epoch 1: CAL2 and Control
     start from CAL1's weights, and the x axis counts the epochs behind each point."""
-    import pandas as pd
-
     starts = {**run_starts(runs), **(starts or {})}
     frames = {}
     for name, res in runs.items():
@@ -1038,10 +1020,6 @@ def diagnostic_figures(ws, model: str = "CAL1", tag: str = "VAL1", save: bool = 
     confusion matrix at its operating point on ``tag``: ``{"<model>_pr_curves" | "_ap_per_class" |
     "_confusion_matrix": figure}`` (lower-case model name), written to ``figures/`` when ``save``.  Notebook 01 and the
     headless ``alnb run`` draw the same three figures, and ``report.md`` embeds them."""
-    import json
-
-    from alnb.evaluation.diagnostics import MATCH_IOU, model_diagnostics
-
     ev_path = ws.root / "metrics" / f"eval_{model}.json"
     ev = json.loads(ev_path.read_text()) if ev_path.is_file() else {}
     iou = float(ev.get("iou_thr", MATCH_IOU))

@@ -5,6 +5,8 @@ Every function returns a matplotlib ``Figure`` (save it with :func:`alnb.figures
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -100,8 +102,6 @@ def difficulty_comparison(dve: dict):
 
     Each panel names its measure on its x axis, its title is wrapped to the panel and its legend sits under it (never
     on the longest, best bars)."""
-    import textwrap
-
     st = pd.DataFrame(dve.get("strategies", {})).T
     n_panels = 3 if dve.get("box_level") else 2
     fig, axes = _new_figure(1, n_panels, figsize=(9.5, 4.6), squeeze=False)

@@ -29,6 +29,7 @@ from alnb.labels.formats.common import (BOX_ATOL, PROBLEM_FIELDS, QUEUE_COLUMNS,
 from alnb.labels.formats.cvat import CVAT_ZIP  # noqa: F401
 from alnb.labels.formats.labelstudio import LS_FROM_NAME, LS_TO_NAME, LS_URL_PREFIX, labelstudio_config  # noqa: F401
 from alnb.core.workspace import atomic_write_text
+from alnb.core.lock import workspace_lock
 
 EXPORT_FORMATS = tuple(EXPORTERS)
 IMPORT_FORMATS = tuple(PARSERS)
@@ -154,7 +155,6 @@ def import_labels(ws, source, fmt: str, tag="GT2", overwrite: bool = False, dry_
     check_annotation_choice(annotation, fmt)
     if dry_run:
         return _import_labels(ws, source, fmt, tag, overwrite, dry_run, annotation)
-    from alnb.core.lock import workspace_lock
 
     with workspace_lock(ws.root, "import-labels"):
         return _import_labels(ws, source, fmt, tag, overwrite, dry_run, annotation)

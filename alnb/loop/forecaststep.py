@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from alnb.loop import forecast as fc
+from alnb.core.data import LabelError, read_autolabels
+from alnb.core.workspace import cal_name, gt_tag, train_tags
+from alnb.loop.selection import pool_stems
 
 FORECAST_FILE = "forecast"  # metrics/forecast.json: what write_forecast wrote last
 BACKTEST_FILE = "forecast_backtest"  # metrics/forecast_backtest.json: the error scale a backtest measured
@@ -124,8 +127,6 @@ def _json(ws, name: str):
 
 def finished_rounds(ws, manifest=None) -> list:
     """The CAL chain's evaluated rounds 1, 2, ... (consecutive from CAL1) as :class:`RoundPoint`."""
-    from alnb.core.workspace import cal_name, train_tags
-
     m = ws.manifest() if manifest is None else manifest
     out, k = [], 1
     while (ev := _json(ws, f"eval_{cal_name(k)}")) is not None:
@@ -221,9 +222,6 @@ def _review(ws, rounds: list) -> dict | None:
 def _label_change(ws, k: int) -> tuple:
     """:func:`alnb.loop.forecast.label_change` between CAL<k-1>'s and CAL<k>'s auto-labels of the images both
     auto-labelled (``autolabels/<MODEL>/<stem>.txt``), or ``(None, why not)``."""
-    from alnb.core.data import LabelError, read_autolabels
-    from alnb.core.workspace import cal_name
-
     a, b = (ws.root / "autolabels" / cal_name(j) for j in (k - 1, k))
     missing = [d.name for d in (a, b) if not d.is_dir()]
     if missing:
@@ -262,9 +260,6 @@ def next_round_forecast(ws, *, budget: int | None = None, model: str | None = No
     the review plan's hours per point only with a backtest interval (an OLS interval from a few rounds is too wide
     for it, docs/design/forecast.md); ``target``: stop once VAL1 mAP50-95 reaches it.  ``after_round``: forecast as
     it stood after that round (later rounds ignored), to hold a forecast against a round measured since."""
-    from alnb.core.workspace import gt_tag
-    from alnb.loop.selection import pool_stems
-
     m = ws.manifest()
     rounds = finished_rounds(ws, m)
     if after_round is not None:

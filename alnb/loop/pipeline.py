@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 from alnb.loop import selection as sel
 from alnb.evaluation.labeltimes import resolve_costs
-from alnb.core.lock import locked, workspace_lock
+from alnb.core.lock import holder_status, locked, workspace_lock
 from alnb.core.records import Record
-from alnb.core.workspace import WaitingForLabels, Workspace, WorkspaceError
+from alnb.core.workspace import (WaitingForLabels, Workspace, WorkspaceError, cal_name, check_location, control_name,
+                                 control_tag, excluded_summary, gt_tag, model_round, setup_summary, tag_round,
+                                 train_tags)
+from alnb.acquisition import strategies as acq
+from alnb.acquisition.strategies import Pool
+from alnb.core.scoretable import load_scores, scores_file
+from alnb.evaluation.step import evaluate, selection_cost
+from alnb.figures import plots
+from alnb.labels.labelio import describe_import
+from alnb.loop.reviewstep import refresh_final, update_plan
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,8 +86,8 @@ def setup(workspace, data_dir, generate: bool = False, n_images: int = 774, imag
     workspace already exists (fixed images rejoin the POOL).  ``log`` gets a summary of excluded images, classes
     without GT1 instances and what the re-validation changed.
     """
+    # heavy, imported where used: alnb.datasets.weld, alnb.model.train, alnb.acquisition.scoring
     from alnb.datasets import weld
-    from alnb.core.workspace import check_location, excluded_summary, setup_summary
 
     check_location(workspace, data_dir)
     with workspace_lock(workspace, "setup", log=log):
@@ -115,7 +127,6 @@ def warm_start_run(ws: Workspace, name: str, tags, profile="quick", warm_start="
     starts from CAL1.  A start that has not finished yet gives None (the profile's start).
     """
     from alnb.model.train import _finished_info, get_profile
-    from alnb.core.workspace import cal_name, control_name, model_round
 
     if warm_start not in ("auto", *WARM_START_RULES):
         return warm_start
@@ -138,7 +149,6 @@ def train_and_evaluate(ws: Workspace, name: str, tags, profile: str = "quick", s
     :class:`TrainEvalResult` (``.train``, ``.eval``).  ``conf=None`` chooses the operating point on VAL1 (:func:`alnb.evaluation.step.evaluate`);
     ``warm_start`` see :func:`warm_start_run`; the profile's round recipe (:data:`alnb.model.train.RECIPES`) decides
     how a model with a warm start trains (epochs, learning rate, shrink and perturb) or whether it starts afresh."""
-    from alnb.evaluation.step import evaluate
     from alnb.model.train import get_profile, recipe_of, train_cal
 
     prof = get_profile(profile, **{k: v for k, v in overrides.items() if k != "epochs"})
@@ -176,21 +186,16 @@ def selection_pool(ws: Workspace, thresholds: tuple | None = None, *, model: str
     """The candidate POOL for every selection: eligible rows of ``scores.csv`` (``model``: that model's scores) +
     embeddings; with ``scored=False`` or before scoring, the eligible POOL stems alone (enough for the random
     strategy).  Images carrying a tag of ``exclude`` are left out."""
-    from alnb.acquisition.strategies import Pool
-    from alnb.core.scoretable import scores_file
     from alnb.acquisition.scoring import load_pool
 
     if scored and scores_file(ws, "scores.csv", model).is_file():
         return load_pool(ws, thresholds=thresholds, model=model, exclude=exclude)
-    import pandas as pd
 
     return Pool(pd.DataFrame({"stem": sel.pool_stems(ws.manifest(), exclude)}), None, thresholds)
 
 
 def budget_strategy(strategy: str | None = None) -> str:
     """The strategy of a budgeted selection: ``strategy``, else :data:`alnb.acquisition.strategies.DEFAULT_BUDGET_STRATEGY`."""
-    from alnb.acquisition import strategies as acq
-
     name = strategy or acq.DEFAULT_BUDGET_STRATEGY
     if name not in acq.STRATEGIES:
         raise ValueError(f"strategy must be one of {sorted(acq.STRATEGIES)}, not {name!r}.")
@@ -208,8 +213,6 @@ def budget_rule_text(n: int, strategy: str | None = None) -> str:
 def round_seed(seed: int, k: int) -> int:
     """The seed of round ``k``'s draws: ``seed`` itself in round 2 (the seed's numbers), then a number derived from
     ``(seed, k)`` (numpy SeedSequence), so every round's random draws are their own and reproducible."""
-    import numpy as np
-
     return int(seed) if k == 2 else int(np.random.SeedSequence([int(seed), int(k)]).generate_state(1)[0])
 
 
@@ -227,10 +230,6 @@ def select_round(ws: Workspace, k: int, rule: str = "study", t_medium=None, t_ha
     The record (``metrics/selection.json`` for GT2, ``metrics/gt<k>.json`` after) names the model whose scores chose
     it (``scores_model``).
     """
-    from alnb.acquisition import strategies as acq
-    from alnb.core.scoretable import load_scores
-    from alnb.core.workspace import cal_name, gt_tag
-
     model = cal_name(k - 1)
     src = model if k > 2 else None  # round 2 reads the workspace's scores.csv, as notebooks 02-03 always did
     scored_by = str(load_scores(ws, src)["model"].iloc[0]) if k > 2 else model
@@ -271,8 +270,6 @@ def select_gt2(ws: Workspace, rule: str = "study", t_medium=None, t_hard=None, b
 
 def selection_figures(ws: Workspace, model: str = "CAL1", n_thumbs: int = 8) -> dict:
     """Score histogram at the committed thresholds + thumbnails of the hard tier; saved into ``figures/``."""
-    from alnb.figures import plots
-
     info = ws.load_json("selection")
     tm, th = info["t_medium"], info["t_hard"]
     scores = sel.eligible(sel.load_scores(ws), ws.manifest())
@@ -292,9 +289,6 @@ def make_control(ws: Workspace, seed: int = 0, n: int | None = None, *, k: int =
     (:func:`alnb.acquisition.strategies.select`, the same code path as GT<k>) with ``n`` (default ``|GT<k>|``) images, drawn
     from the POOL images the control chain has not taken yet, with the round's own seed (:func:`round_seed`).
     Returns the stems."""
-    from alnb.acquisition import strategies as acq
-    from alnb.core.workspace import control_tag, gt_tag
-
     gt = ws.stems(gt_tag(k))
     if n is None:
         if not gt:
@@ -322,9 +316,6 @@ def ensure_labelled(ws: Workspace, tag: str, source=None, fmt: str = "yolo", log
     that changes them is refused with a per-image diff (:class:`alnb.labels.labelio.ImportProblem`).  A final label
     set written before (``<workspace>/final/``, ``alnb review --accept``) is refreshed with the new labels
     (:func:`alnb.loop.reviewstep.refresh_final`), so it never keeps machine labels of images people have labelled."""
-    from alnb.labels.labelio import describe_import
-    from alnb.loop.reviewstep import refresh_final
-
     if source is not None and ws.mode == "simulation":
         _log(f"[alnb] note: {ws.dataset_root} labels every image (simulation mode), so the {tag} labels are revealed "
              f"from the dataset and {source} is not read.", log)
@@ -342,8 +333,6 @@ def rerun_command(ws: Workspace, labels: bool = False) -> str:
     given (``metrics/run_command.json``, written by ``alnb run``), else one rebuilt from ``workspace.json`` (split
     sizes, seed) and CAL1's profile -- never one that the split check would refuse with advice to ``--overwrite``.
     ``labels``: add ``--labels EXPORT.json --label-format labelstudio`` (the real loop's label steps)."""
-    import shlex
-
     argv = None
     saved = ws.root / "metrics" / "run_command.json"
     if saved.is_file():
@@ -370,8 +359,6 @@ def rerun_command(ws: Workspace, labels: bool = False) -> str:
 def planned_rounds(ws: Workspace) -> int:
     """The rounds the loop is to run: ``metrics/run_plan.json`` (``alnb run --rounds``), at least the last round
     that has a selection, at least 2."""
-    from alnb.core.workspace import tag_round
-
     try:
         planned = int(ws.load_json("run_plan").get("rounds", 2))
     except (WorkspaceError, ValueError, TypeError, AttributeError):
@@ -388,10 +375,6 @@ def _finished(ws: Workspace, name: str) -> bool:
 def loop_status(ws: Workspace) -> LoopStatus:
     """Where the loop stands (:class:`LoopStatus`): the round, set sizes, labelled / waiting per selection, finished
     trainings, the lock holder and the next step (``next``: one sentence)."""
-    from alnb.core.lock import holder_status
-    from alnb.core.scoretable import scores_file
-    from alnb.core.workspace import cal_name, control_name, control_tag, gt_tag
-
     m = ws.manifest()
     ws.check_selections(m)  # a hand-edited tag (GT2 -> GT3) is named, never reported as round 3
     counts = ws.tag_counts(m)
@@ -454,9 +437,6 @@ def record_round(ws: Workspace, k: int, costs=None) -> dict:
     labelling seconds of its new images when people correct the chain's previous model's auto-labels
     (:func:`alnb.evaluation.step.selection_cost`: CAL<k-1> for GT<k>, Control<k-1> (CAL1 in round 2) for the control
     images)."""
-    from alnb.evaluation.step import selection_cost
-    from alnb.core.workspace import cal_name, control_name, control_tag, gt_tag, train_tags
-
     costs = resolve_costs(ws, costs)[0]
     if k > 2 and not (ws.root / "metrics" / f"round_{k - 1}.json").is_file():
         record_round(ws, k - 1, costs)  # e.g. round 2 run by notebooks 03-04, which do not record it
@@ -483,8 +463,6 @@ def record_round(ws: Workspace, k: int, costs=None) -> dict:
 def check_round_ready(ws: Workspace, k: int) -> None:
     """Raise :class:`WorkspaceError` saying what to run first unless round ``k`` (>= 3) can start: both models of
     round ``k - 1`` (CAL<k-1>, Control<k-1>) trained and evaluated on VAL1."""
-    from alnb.core.workspace import cal_name, control_name
-
     if int(k) != k or k < 3:
         raise WorkspaceError(f"round = {k}: this step runs rounds 3, 4, ... (round 2 is notebooks 03-04); "
                              "give 3 or more.")
@@ -511,7 +489,6 @@ def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, 
     (:func:`alnb.loop.reviewstep.update_plan`: VAL1 scored by CAL<k-1>, one line per model in
     ``metrics/review_plan_rounds.json``); it changes no selection, model or number of the loop."""
     from alnb.acquisition.scoring import score_pool
-    from alnb.core.workspace import cal_name, control_name, control_tag, gt_tag, train_tags
 
     if int(k) != k or k < 2:
         raise ValueError(f"next_round runs round 2 (GT2 / CAL2 / Control), 3, ...; got {k}")
@@ -520,8 +497,6 @@ def next_round(ws: Workspace, k: int, profile: str = "quick", *, seed: int = 0, 
     step(f"round {k}: auto-label + MC-dropout scores with {cal_name(k - 1)}", score_pool, ws, model=cal_name(k - 1),
          T=T, conf=conf, seed=seed, progress=False)
     if review_plan:
-        from alnb.loop.reviewstep import update_plan
-
         step(f"round {k}: review plan with {cal_name(k - 1)}", update_plan, ws, cal_name(k - 1), log=log, seed=seed)
     gt = step(f"round {k}: select {gt_tag(k)}", select_round, ws, k, rule=rule, budget=budget, seed=seed,
               strategy=strategy)

@@ -17,15 +17,29 @@ Design notes: docs/design/review-plan.md
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from alnb.loop import review as rv
-from alnb.evaluation.labeltimes import resolve_costs
+from alnb.evaluation.labeltimes import resolve_costs, workspace_costs
 from alnb.evaluation.metrics import CostModel
 from alnb.core.workspace import WorkspaceError, atomic_write_json, atomic_write_text, has_tag
+from alnb.acquisition import difficulty as dif
+from alnb.acquisition import strategies as acq
+from alnb.core.cpu import cpu_threads
+from alnb.core.data import parse_label_lines, read_label_text
+from alnb.core.lock import workspace_lock
+from alnb.core.scoretable import SCORES_DIR, scores_file
+from alnb.labels import labelio
+from alnb.labels.formats.common import now, read_autolabels, write_bytes_atomic, yolo_line
+from alnb.labels.formats.cvat import CVAT_ZIP, yolo11_zip
+from alnb.labels.formats.labelstudio import DOCUMENT_ROOT_ENV, LS_URL_PREFIX, image_url, region
+from alnb.loop.selection import load_scores
 
 ACCEPTED_DIR = "accepted"  # <workspace>/accepted/<stem>.txt: the machine labels accepted without a look
 PLAN_FILE, CURVE_FILE, VAL1_FILE = "review_plan.csv", "review_curve.csv", "val1_scores.csv"
@@ -38,8 +52,6 @@ HUMAN_SOURCES = ("human", "oracle")
 # ---------------------------------------------------------------------------------------------------------- inputs
 def latest_model(ws) -> str:
     """The model that scored the POOL last (``scores.csv``): the newest round's model."""
-    from alnb.loop.selection import load_scores
-
     s = load_scores(ws)
     if "model" not in s or not len(s):
         raise WorkspaceError(f"{ws.root / 'scores.csv'} names no model: score the POOL again (alnb score).")
@@ -50,9 +62,7 @@ def val1_scores(ws, model: str, *, device=None, progress: bool = False) -> pd.Da
     """VAL1 scored by ``model`` with the POOL's scorer and scale (:func:`alnb.acquisition.scoring.pool_scorer`), with each image's
     auto-label errors (``has_error, n_fp, n_fn, n_gt``); cached in ``scores/<model>/val1_scores.csv`` while the
     scoring key (model + settings) is the same."""
-    from alnb.acquisition import strategies as acq
-    from alnb.acquisition import difficulty as dif
-    from alnb.core.scoretable import SCORES_DIR
+    # heavy, imported where used (not at module import): alnb.acquisition.scoring (torch)
     from alnb.acquisition.scoring import pool_scorer
 
     info = ws.load_json("mc_scoring")
@@ -70,7 +80,6 @@ def val1_scores(ws, model: str, *, device=None, progress: bool = False) -> pd.Da
         raise WorkspaceError(f"{ws.manifest_path}: no VAL1 images to calibrate the review plan on.")
     scorer, info = pool_scorer(ws, model, device=device)
     mi = man.set_index("stem")
-    from alnb.core.cpu import cpu_threads
 
     with cpu_threads(None, device=device, what=f"VAL1 scoring for the review plan in {ws.root}"):
         res = scorer.score([(s, ws.dataset_root / mi.at[s, "image"]) for s in stems])
@@ -88,8 +97,6 @@ def val1_scores(ws, model: str, *, device=None, progress: bool = False) -> pd.Da
 def pool_rows(ws, model: str) -> pd.DataFrame:
     """The POOL rows of ``model``'s score table whose labels are still the machine's (``label_source`` auto, none or
     accepted): what the plan orders.  Images people or the dataset labelled are never in it."""
-    from alnb.loop.selection import load_scores
-
     s = load_scores(ws, model)
     m = ws.manifest()
     ok = has_tag(m, "POOL") & ~has_tag(m, "VAL1") & ~has_tag(m, "GT1") & ~has_tag(m, "EXCLUDED")
@@ -179,8 +186,6 @@ def write_plan(ws, **kw) -> dict:
 
 def newest_model(ws) -> str:
     """The newest model of the CAL chain that is trained and evaluated on VAL1 (``CAL<k>`` with the highest k)."""
-    import re
-
     found = []
     for d in (ws.root / "runs").glob("CAL*"):
         m = re.fullmatch(r"CAL(\d+)", d.name)
@@ -194,8 +199,6 @@ def newest_model(ws) -> str:
 
 def scored_by(ws, model: str) -> bool:
     """Whether ``model`` has scored the POOL (its score table exists: ``scores/<model>/`` or the latest one)."""
-    from alnb.core.scoretable import scores_file
-
     return scores_file(ws, "scores.csv", model).is_file()
 
 
@@ -206,8 +209,6 @@ def plan_with_newest(ws, *, model: str | None = None, T: int = 20, conf=None, se
     annotations exist, else the literature defaults: :func:`alnb.evaluation.labeltimes.workspace_costs`), then
     :func:`write_plan` (``kw``: the cut, ``method``, ``n_boot``).  Returns its result plus ``costs_note`` (where the
     seconds come from) and ``scored_now`` (whether the POOL was scored here)."""
-    from alnb.evaluation.labeltimes import workspace_costs
-
     model = model or newest_model(ws)
     scored_now = not scored_by(ws, model)
     if scored_now:
@@ -300,8 +301,6 @@ def export_review(ws, fmt: str, out_dir=None, **kw) -> Path:
     prediction score descending (or by ``alnb_rank`` ascending) reviews in plan order.  Default folder
     ``<workspace>/export/review/<fmt>``; ``kw``: ``url_prefix``, ``document_root``.  Refuses (WorkspaceError) a
     plan whose model's auto-labels are gone, and a cut that reviews nothing."""
-    from alnb.labels import labelio
-
     split = review_split(ws)
     if not (ws.root / "autolabels" / split["model"]).is_dir():
         raise WorkspaceError(f"{ws.root / PLAN_FILE} is the plan of {split['model']}'s auto-labels, but "
@@ -326,8 +325,6 @@ def accept(ws, *, plan: pd.DataFrame | None = None, reviewed: int | None = None,
     people or the dataset (``human`` / ``oracle``) are never touched.  Writes ``metrics/review_accept.json`` and the
     final label set (:func:`export_final`, with ``url_prefix`` / ``document_root`` for its Label Studio image URLs;
     a dataset outside the document root is refused before anything changes)."""
-    from alnb.labels.formats.common import read_autolabels, yolo_line, now
-
     final_kw = final_settings(ws, url_prefix, document_root)
     check_document_root(ws, final_kw)  # before anything is accepted
 
@@ -412,8 +409,6 @@ def provenance(ws, manifest: pd.DataFrame | None = None) -> pd.DataFrame:
 def _boxes(path, n_classes) -> np.ndarray:
     """(n, 5) ``class cx cy w h`` of a label file, checked like any label file (:func:`alnb.core.data.parse_label_lines`)
     but read at full precision: the final set carries a person's numbers as written (float32 made 0.3 0.3000000119)."""
-    from alnb.core.data import parse_label_lines, read_label_text
-
     text = read_label_text(path)
     parse_label_lines(text, n_classes, file=path)
     rows = [[float(v) for v in line.split()] for line in text.splitlines() if line.strip()]
@@ -429,10 +424,6 @@ def final_settings(ws, url_prefix: str | None = None, document_root=None) -> dic
     default (``$LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` when it is set, else the dataset folder: recorded as None)
     resolved now, as an absolute path, so a later refresh (:func:`refresh_final`) from another shell or folder writes
     the same URLs."""
-    import os
-
-    from alnb.labels.formats.labelstudio import DOCUMENT_ROOT_ENV, LS_URL_PREFIX
-
     if document_root is None:
         document_root = os.environ.get(DOCUMENT_ROOT_ENV) or None
     if document_root is not None:
@@ -443,8 +434,6 @@ def final_settings(ws, url_prefix: str | None = None, document_root=None) -> dic
 def recorded_final_settings(ws) -> dict:
     """The settings ``final/`` was last written with (``metrics/review_final.json``); a final set written before they
     were recorded used the default prefix and the dataset folder."""
-    from alnb.labels.formats.labelstudio import LS_URL_PREFIX
-
     p = ws.root / "metrics" / f"{FINAL_SETTINGS}.json"
     rec = {}
     if p.is_file():
@@ -458,8 +447,6 @@ def recorded_final_settings(ws) -> dict:
 def check_document_root(ws, settings: dict):
     """Refuse (WorkspaceError naming both folders, :func:`alnb.labels.formats.labelstudio.image_url`) a document root
     that does not contain the dataset folder."""
-    from alnb.labels.formats.labelstudio import image_url
-
     m = ws.manifest()
     for img in m["image"].head(1):
         image_url(img, settings["url_prefix"], ws.dataset_root, settings["document_root"] or ws.dataset_root)
@@ -467,8 +454,6 @@ def check_document_root(ws, settings: dict):
 
 def _put(path: Path, data) -> bool:
     """Write ``data`` (text or bytes) atomically unless ``path`` already holds exactly it; whether it was written."""
-    from alnb.labels.formats.common import write_bytes_atomic
-
     raw = data.encode() if isinstance(data, str) else data
     try:
         if path.read_bytes() == raw:
@@ -481,8 +466,6 @@ def _put(path: Path, data) -> bool:
 
 
 def _json(obj) -> str:
-    import json
-
     return json.dumps(obj, indent=2) + "\n"
 
 
@@ -513,8 +496,6 @@ def refresh_final(ws, *, log=print) -> list | None:
     the settings it was written with (:func:`recorded_final_settings`), so it never keeps machine labels of images
     people have labelled since.  Only files whose content changes are written; returns their paths (a line in
     ``log`` when there are some), or None when there is no final label set."""
-    from alnb.core.lock import workspace_lock
-
     out = ws.root / FINAL_DIR
     if not out.is_dir():
         return None
@@ -531,10 +512,6 @@ def refresh_final(ws, *, log=print) -> list | None:
 
 def _write_final(ws, out_dir, settings: dict) -> tuple:
     """:func:`export_final` with resolved ``settings`` (:func:`final_settings`): ``({format: folder}, changed paths)``."""
-    from alnb.labels.formats.common import yolo_line
-    from alnb.labels.formats.cvat import CVAT_ZIP, yolo11_zip
-    from alnb.labels.formats.labelstudio import image_url, region
-
     default = out_dir is None
     out = Path(out_dir) if out_dir is not None else ws.root / FINAL_DIR
     prov = provenance(ws)

@@ -36,6 +36,8 @@ from alnb.acquisition.tiers import (  # noqa: F401  (re-exported: the rules the 
 )
 from alnb.core.lock import locked
 from alnb.core.workspace import Workspace, WorkspaceError, has_tag, tag_set, with_tag
+from alnb.evaluation.step import write_prelabels
+from alnb.labels import labelio
 
 
 # ------------------------------------------------------------------------------------------------------------- commit
@@ -126,7 +128,6 @@ def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yo
     have = [s for s in stems if rows.at[s, "label_file"] and rows.at[s, "label_source"] not in ("human", "oracle")]
     if have:
         m = ws.reveal(have, m)
-    from alnb.labels import labelio
 
     imported = None
     if label_status(ws, tag)["waiting"] and source is not None:
@@ -139,8 +140,6 @@ def label_selection(ws: Workspace, tag: str = "GT2", source=None, fmt: str = "yo
     queue = None
     if todo:
         if prelabels:  # the queue's pre-annotations come from this model (e.g. Control<k-1> for CONTROL<k>)
-            from alnb.evaluation.step import write_prelabels
-
             write_prelabels(ws, prelabels, todo)
         queue = Path(labelio.export_queue(ws, export_fmt, out_dir=ws.root / "export" / f"{tag}_{export_fmt}",
                                           tag=None, stems=todo, model=prelabels))

@@ -32,6 +32,14 @@ import pandas as pd
 from alnb.acquisition import strategies as acq
 from alnb.core.records import Options, takes_options
 from alnb.evaluation.stats import interval, t_quantile  # noqa: F401  (moved there; re-exported)
+from alnb.core.cpu import ENV_THREADS, default_threads
+from alnb.core.logs import quiet
+from alnb.core.scoretable import scores_file
+from alnb.core.workspace import WorkspaceError, atomic_write_json, atomic_write_text, cal_name, gt_tag, train_tags
+from alnb.evaluation import stats
+from alnb.evaluation.metrics import CostModel, coco_bootstrap_diff, coco_matches, labelling_seconds, predicted_seconds
+from alnb.evaluation.step import evaluate, evaluate_external, load_predictions
+from alnb.loop import selection as sel
 
 REFERENCE = "random"  # the strategy every other one is compared with
 BASELINE = "gt1_only"  # CAL1 (GT1 alone): round 0, the start of every learning curve
@@ -160,8 +168,6 @@ def min_detectable_effect(sd: float, n: int, level: float = LEVEL, power: float 
     """The smallest true mean paired difference a two-sided t-test over ``n`` seeds at ``level`` detects with
     probability ``power``, given the paired differences' standard deviation ``sd``: ``(t_{(1+level)/2, n-1} +
     t_{power, n-1}) * sd / sqrt(n)`` (the usual normal-approximation formula with t quantiles; NaN for n < 2)."""
-    from alnb.evaluation import stats
-
     if n < 2 or not np.isfinite(sd):
         return float("nan")
     return float(stats.min_detectable_effect(sd, n, alpha=1 - level, power=power))
@@ -249,8 +255,6 @@ def record_noise(ws, study_dir) -> dict:
     (:func:`noise_from_study` on ``<study_dir>/results.csv``, each measure with its source), which the workspace's
     one-seed verdicts then use (:func:`alnb.ui.report.measured_noise`; measures the study cannot give keep the
     project's default).  Returns the record."""
-    from alnb.core.workspace import WorkspaceError
-
     study_dir = Path(study_dir)
     path = study_dir / "results.csv"
     if not path.is_file():
@@ -396,7 +400,7 @@ def estimate_seconds(study_dir, grid: Grid, *, pool_size: int | None = None, wor
     ``pool_size`` sizes the study rule's budget and the seconds budgets (default: a 419-image POOL, the study's).
     ``train_overrides``: the study's (``epochs``, ``finetune_epochs=None`` = every model trained fresh, ...).
     """
-    from alnb.evaluation.metrics import CostModel
+    # heavy, imported where used: tqdm, matplotlib and the alnb modules that load them
     from alnb.model.train import get_profile
 
     prof = get_profile(grid.profile, **dict(train_overrides or {}))
@@ -439,8 +443,6 @@ def _selection_costs(scores: pd.DataFrame, manifest: pd.DataFrame, stems, costs)
     """Boxes and labelling seconds of a selection: manual (draw every box) and assisted (correct the auto-labels of
     the model that scored the pool -- the pre-annotations the queue would carry: verify each proposal, delete false
     positives, draw misses; :func:`alnb.evaluation.metrics.labelling_seconds`)."""
-    from alnb.evaluation.metrics import labelling_seconds
-
     s = scores.set_index("stem").loc[list(stems)]
     n_gt = manifest.set_index("stem").loc[list(stems), "n_boxes"].astype(int)
     n_pred = s["n_det"].astype(int)
@@ -456,8 +458,6 @@ def _selection_costs(scores: pd.DataFrame, manifest: pd.DataFrame, stems, costs)
 
 
 def _write_row(path: Path, row: dict):
-    from alnb.core.workspace import atomic_write_json
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, row)
 
@@ -480,7 +480,6 @@ def _test_eval(ws, name: str, test_dir: Path | None, out: Path) -> dict | None:
     paired bootstrap of the evaluation noise)."""
     if test_dir is None:
         return None
-    from alnb.evaluation.step import evaluate_external
 
     r = evaluate_external(ws, name, test_dir, save_predictions=out)
     return {k: r[k] for k in ("mAP50", "mAP50-95", "precision", "recall", "boost", "n_images")}
@@ -504,7 +503,6 @@ def run_base(study_dir, data_dir, grid: Grid, seed: int, *, costs=None, train_ov
     and returns it (``trained``: whether CAL1 was trained now)."""
     from alnb.loop import pipeline
     from alnb.acquisition import scoring
-    from alnb.evaluation.metrics import CostModel
 
     costs = costs or CostModel()
     overrides = dict(train_overrides or {})
@@ -559,9 +557,6 @@ def run_chain(study_dir, data_dir, grid: Grid, seed: int, strategy: str, budget,
     the run names trained now)."""
     from alnb.loop import pipeline
     from alnb.acquisition import scoring
-    from alnb.loop import selection as sel
-    from alnb.evaluation.metrics import CostModel
-    from alnb.core.workspace import cal_name, gt_tag, train_tags
 
     costs = costs or CostModel()
     overrides = dict(train_overrides or {})
@@ -626,9 +621,6 @@ def _with_predicted_seconds(ws, pool, model: str, costs):
     """The pool with ``pred_s``: each image's predicted assisted labelling seconds from its auto-labels and the
     model's VAL1 cost calibration (:func:`alnb.evaluation.metrics.predicted_seconds`); an evaluation written before the
     calibration existed is redone (same model, same numbers, plus the calibration)."""
-    from alnb.evaluation.step import evaluate
-    from alnb.evaluation.metrics import predicted_seconds
-
     ev = ws.load_json(f"eval_{model}")
     if "cost_calibration" not in ev:
         ev = evaluate(ws, model, costs=costs)
@@ -638,8 +630,6 @@ def _with_predicted_seconds(ws, pool, model: str, costs):
 
 
 def _scores_path(ws, name, model):
-    from alnb.core.scoretable import scores_file
-
     return scores_file(ws, name, model)
 
 
@@ -697,9 +687,6 @@ def task_log(args: tuple, kind: str) -> Path:
 def _task(kind: str, threads: int, *args, verbose: bool = False, **kwargs):
     """One unit of study work with the study's thread count (the same in this process and in a Ray worker); its
     training logs go to :func:`task_log` (``verbose``: printed instead)."""
-    from alnb.core.cpu import ENV_THREADS
-    from alnb.core.logs import quiet
-
     with _env(**{ENV_THREADS: threads}), quiet(task_log(args, kind), verbose):
         return (run_base if kind == "base" else run_chain)(*args, **kwargs)
 
@@ -840,11 +827,6 @@ def run_study(study_dir, data_dir, *, grid: str | Grid = "small", strategies=Non
     """
     from tqdm.auto import tqdm
 
-    from alnb.evaluation.metrics import CostModel
-
-    from alnb.core.cpu import default_threads
-    from alnb.core.workspace import atomic_write_json
-
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     g = get_grid(grid, strategies=strategies, budgets=budgets, seeds=seeds, profile=profile, T=T, n_val=n_val,
@@ -916,9 +898,6 @@ def variance_split(study_dir, table: pd.DataFrame, *, metric: str = "mAP50", n_b
     the difference on the TEST images (the same resampled images for both models, :func:`alnb.evaluation.metrics.
     coco_bootstrap`); ``training`` = what is left (total - evaluation, at least 0): the noise of which images were
     drawn and how the model trained.  Empty without TEST predictions (``test=0``)."""
-    from alnb.evaluation.step import load_predictions
-    from alnb.evaluation.metrics import coco_bootstrap_diff, coco_matches
-
     def matches(f):
         preds, gts, nc = load_predictions(f)
         return coco_matches(preds, gts, nc)
@@ -956,7 +935,6 @@ def write_outputs(study_dir, table: pd.DataFrame) -> StudyResult:
 
     from alnb.figures import study_plots
     from alnb.figures.plots import save_figure
-    from alnb.core.workspace import atomic_write_text
 
     study_dir = Path(study_dir)
     summ = summarise(table)
@@ -991,8 +969,6 @@ def _md(df: pd.DataFrame, digits: int = 3) -> str:
 def write_report(study_dir, table, summ, ver, sav, ssav=None, var=None) -> Path:
     """``report.md``: grid, the round-by-round summary with intervals, paired verdicts with the smallest detectable
     effect, label and seconds savings, where the variance comes from, figures."""
-    from alnb.core.workspace import atomic_write_text
-
     study_dir = Path(study_dir)
     info = json.loads((study_dir / "study.json").read_text()) if (study_dir / "study.json").is_file() else {}
     g = info.get("grid", {})

@@ -41,6 +41,7 @@ class MCDropoutConv2d(nn.Conv2d):
 
 def detect_head(model: nn.Module):
     """The ultralytics ``Detect`` module (last layer) of a DetectionModel or YOLO wrapper."""
+    # heavy, imported where used (not at module import): ultralytics
     from ultralytics.nn.modules.head import Detect
 
     net = getattr(model, "model", model)  # YOLO -> DetectionModel

@@ -22,6 +22,7 @@ import hashlib
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,9 @@ import torch.nn.functional as F
 
 import alnb  # noqa: F401  (offline settings before ultralytics)
 from alnb.core import offline as _offline
-from alnb.model.dropout import dropout_modules, set_mc
+from alnb.model.dropout import dropout_modules, install_dropout_head, set_mc
+from alnb.core.cpu import current_threads
+from alnb.core.offline import yolo
 
 EPS = 1e-7  # probability clamp of the entropies and the box-size floor (pixels) of box_spread
 LN2 = math.log(2.0)  # entropy of a coin flip: the scale of cls_unc
@@ -104,6 +107,7 @@ def _prepare_net(model, device, fuse: bool = True):
 def read_image(path) -> np.ndarray:
     """Read an image as ultralytics' predictor does (BGR uint8, 3 channels); clear error if unreadable."""
     _offline.ensure_offline()
+    # heavy, imported where used (not at module import): ultralytics, torchvision, tqdm, torch
     from ultralytics.utils.patches import imread
 
     im = imread(str(path))
@@ -682,11 +686,7 @@ class MCScorer:
         enclosing :func:`alnb.core.cpu.cpu_threads` block, else 1), each on one intra-op thread (:func:`batch_invariant`),
         so the numbers never depend on it.
         """
-        from concurrent.futures import ThreadPoolExecutor
-
         from tqdm.auto import tqdm
-
-        from alnb.core.cpu import current_threads
 
         items = _items(images)
         if workers is None:
@@ -842,9 +842,6 @@ def untrained_dropout_model(model: str = "yolov8n.yaml", imgsz: int = 64, p: flo
     usual confidence thresholds.  Never use it to score real data.
     """
     import torch
-
-    from alnb.core.offline import yolo
-    from alnb.model.dropout import install_dropout_head
 
     torch.manual_seed(seed)
     y = yolo(model)

@@ -16,6 +16,7 @@ Design notes: docs/design/pretrain.md
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
@@ -44,6 +45,7 @@ def make_corpus(out: str | os.PathLike, n_images: int = RECIPE["n_images"], n_va
     ``out/weld`` holds the generated radiographs (six-class labels, untouched); ``out/agnostic`` holds symlinks to
     the images and labels whose class ids are all 0 (``defect``), split into train/val lists.
     """
+    # heavy, imported where used (not at module import): alnb.datasets.weld (cv2), alnb.model.train (torch/ultralytics)
     from alnb.datasets import weld
 
     if seed == 0:
@@ -94,7 +96,6 @@ def pretrain(out: str | os.PathLike = "data/pretrain", dest: str | os.PathLike =
                "val_mAP50": float(m.get("metrics/mAP50(B)", float("nan"))),
                "val_mAP50-95": float(m.get("metrics/mAP50-95(B)", float("nan"))),
                "bytes": dest.stat().st_size}
-    import json
 
     dest.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

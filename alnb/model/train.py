@@ -20,16 +20,22 @@ import hashlib
 import json
 import numbers
 import os
+import pickle
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import yaml
 
-from alnb.core.offline import ensure_offline
+from alnb.core.offline import ensure_offline, yolo
 from alnb.model.dropout import install_dropout_head
+from alnb.core.cpu import cpu_threads, default_threads
+from alnb.core.data import read_labels
+from alnb.core.workspace import atomic_write_json, atomic_write_text
 
 ensure_offline()
 
@@ -150,6 +156,7 @@ PROFILES = {
 
 
 def _ultralytics_arg_names() -> set:
+    # heavy, imported where used (not at module import): ultralytics, torch
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
     return set(DEFAULT_CFG_DICT)
@@ -243,8 +250,6 @@ def get_profile(name: str | Profile = "quick", **overrides) -> Profile:
     if "dropout" in own and not 0 <= own["dropout"] < 1:
         raise ValueError(f"dropout must be in [0, 1), got {own['dropout']}")
     if own.get("threads") is not None:
-        from alnb.core.cpu import default_threads
-
         own["threads"] = default_threads(own["threads"])  # a whole number >= 1, or a clear error
     return dataclasses.replace(prof, **own, extra={**prof.extra, **rest})
 
@@ -290,9 +295,6 @@ def checkpoint_problem(path) -> str | None:
 
     Loads the file (a few tens of ms for the models used here): a truncated file, a text or image file renamed
     ``.pt`` and a bare ``state_dict`` all fail here, with their reason, instead of deep inside ultralytics."""
-    import pickle
-    import zipfile
-
     import torch
 
     path = Path(path)
@@ -366,8 +368,6 @@ def load_model(weights):
 
     Dropout head convs come back as :class:`alnb.model.dropout.MCDropoutConv2d` (off unless MC mode is switched on).
     """
-    from alnb.core.offline import yolo
-
     w = getattr(weights, "weights", weights)
     if not Path(w).is_file():
         raise FileNotFoundError(f"weights file {w} does not exist: train the model first (alnb.model.train.train_cal / "
@@ -485,8 +485,6 @@ def repeat_factors(labels, thresh: float) -> "np.ndarray":
     class ``c``, ``r_c = max(1, sqrt(thresh / f_c))`` and an image's factor is the largest ``r_c`` of its classes
     (1 for an image without boxes).
     """
-    import numpy as np
-
     sets = [np.unique(np.asarray(c, dtype=int)) for c in labels]
     if not sets:
         return np.zeros(0)
@@ -504,10 +502,6 @@ def oversample_list(list_file: Path, thresh: float, n_classes: int, seed: int = 
 
     Labels are read from ``view/labels`` next to each image (the training labels); returns counts for the run info.
     """
-    import numpy as np
-
-    from alnb.core.data import read_labels
-
     paths = [p for p in Path(list_file).read_text().splitlines() if p.strip()]
     labels = []
     for p in paths:
@@ -517,7 +511,6 @@ def oversample_list(list_file: Path, thresh: float, n_classes: int, seed: int = 
     rng = np.random.default_rng(seed)
     n = np.floor(r).astype(int) + (rng.random(len(r)) < r - np.floor(r))
     lines = [p for p, k in zip(paths, n) for _ in range(int(k))]
-    from alnb.core.workspace import atomic_write_text
 
     atomic_write_text(Path(list_file), "\n".join(lines) + ("\n" if lines else ""))
     return {"n_images": len(paths), "n_samples": len(lines), "max_repeat": int(n.max()) if len(n) else 0}
@@ -650,8 +643,6 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
                 {"yaml": prof.model, "yaml_sha256": _file_sha(yaml_file) if yaml_file else None})
     import ultralytics
 
-    from alnb.core.cpu import cpu_threads, default_threads
-
     args = {**prof.train_args(), "seed": int(seed), "deterministic": True}
     on_cpu = device.lower() == "cpu"
     threads = default_threads(prof.threads) if on_cpu else None  # changes a CPU model's numbers: in the key
@@ -716,7 +707,6 @@ def train_cal(ws, name: str, tags, profile: str | Profile = "quick", *, force: b
             "resampling": resampled,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "ultralytics": ultralytics.__version__, "torch": torch.__version__}
-    from alnb.core.workspace import atomic_write_json
 
     atomic_write_json(run_dir / RUN_FILE, info)
     return _result_from_info(run_dir, info, reused=False)

@@ -4,6 +4,9 @@ nothing here computes a score."""
 
 from __future__ import annotations
 
+import math
+import os
+
 import pandas as pd
 
 
@@ -12,6 +15,7 @@ def init_tables():
     """Load itables' JavaScript into the notebook once, offline (no CDN): sortable, paged, searchable tables in a
     live or trusted notebook; a saved notebook that is not trusted shows itables' static preview (the first rows and
     "(N more rows not shown)")."""
+    # heavy, imported where used (not at module import): itables, alnb.figures.plots (matplotlib)
     import itables
 
     itables.init_notebook_mode(all_interactive=False, connected=False)  # only the tables we ask for
@@ -58,8 +62,6 @@ def training_summary(res, log: FoldedLog | None = None, root=None) -> str:
     """A few lines on a training run (:class:`alnb.model.train.TrainResult`): trained or reused, epochs, images, seconds,
     and, from ``results.csv``, ultralytics' VAL1 mAP50 at the best and at the last validated epoch (saying so when
     the last is the best: still improving when training stopped).  ``root``: paths are shown relative to it."""
-    import os
-
     info = res.info
     lines = [f"{res.name}: {'reused (same data and settings)' if res.reused else 'trained'}, "
              f"{info.get('epochs_run', '?')} epoch(s) on {info.get('n_train', '?')} images in {res.seconds:.0f} s"]
@@ -85,8 +87,6 @@ def training_summary(res, log: FoldedLog | None = None, root=None) -> str:
 def format_hours(hours: float) -> str:
     """A labelling time for people: ``1.4 h`` from one hour on, ``25 min`` below it (so a small selection never
     reads ``0.0 h``), ``< 1 min`` below a minute, ``n/a`` when unknown."""
-    import math
-
     try:
         h = float(hours)
     except (TypeError, ValueError):

@@ -117,6 +117,7 @@ def profile_text(profile) -> str:
     if getattr(profile, "start", None):
         parts.append(f"starting from {profile.start}")
     if getattr(profile, "finetune_epochs", None):
+        # heavy, imported where used (not at module import): alnb.model.train (torch/ultralytics)
         from alnb.model.train import recipe_of
 
         rec = recipe_of(profile)

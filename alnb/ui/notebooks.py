@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from pathlib import Path
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
@@ -25,6 +28,7 @@ def run_notebook(name: str, out_dir, parameters: dict | None = None, progress: b
     for a notebook the user ran and saved, so its interactive tables (itables) work when it is opened here; on any
     other machine (or unsigned) it shows their static previews.
     """
+    # heavy, imported where used (not at module import): papermill, nbformat, IPython
     import papermill as pm
 
     src = NOTEBOOK_DIR / f"{name}.ipynb"
@@ -54,8 +58,6 @@ KEY_NUMBERS_META = "alnb_key_numbers"  # output metadata key holding the exact k
 
 
 def _clean_number(v):
-    import math
-
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if hasattr(v, "item"):  # numpy scalars
@@ -115,8 +117,6 @@ def read_key_numbers(executed) -> dict:
     """The key numbers recorded in an executed notebook: the last output carrying :data:`KEY_NUMBERS_META`
     metadata (:func:`record_key_numbers`), or, in a notebook executed before that, its last
     :data:`KEY_NUMBERS_MARK` line."""
-    import json
-
     nb = json.loads(Path(executed).read_text())
     found = None
     for o in _outputs(nb):
@@ -143,8 +143,6 @@ left alone (``3 most uncertain``, ``T=20``, ``1 green bar`` are definitions, not
 def prose_numbers(nb: dict) -> list:
     """``[(cell index, number)]`` quoted in the notebook's markdown cells (:data:`PROSE_NUMBER`), outside inline
     code and code blocks (settings and formulas are written as code)."""
-    import re
-
     out = []
     for i, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") != "markdown":
@@ -175,9 +173,6 @@ def unbacked_prose_numbers(executed) -> list:
     """Figures the markdown of an executed notebook quotes that none of its outputs shows: ``[(cell, number)]``.
     A hand-typed result goes stale with the next recipe change; narrative numbers must be rendered from the run
     (a function in ``alnb`` building the text) or left out."""
-    import json
-    import re
-
     nb = json.loads(Path(executed).read_text()) if not isinstance(executed, dict) else executed
     shown = output_text(nb)
     missing = []

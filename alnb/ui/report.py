@@ -11,14 +11,28 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from alnb.core.lock import locked
-from alnb.core.workspace import Workspace, WorkspaceError, atomic_write_text
+from alnb.core.workspace import Workspace, WorkspaceError, atomic_write_text, cal_name, control_name
+from alnb.core.scoretable import load_scores, scores_file
+from alnb.evaluation import diagnostics
+from alnb.evaluation.labeltimes import (COEFS, DEFAULTS_NOTE, MIN_ANNOTATIONS, OUTLIER_RULE, boost_both, fit_table,
+                                        summarise)
+from alnb.evaluation.metrics import CostModel, efficiency_boost, predicted_cost
+from alnb.evaluation.stats import interval
+from alnb.evaluation.step import selection_cost
+from alnb.loop import reviewstep
+from alnb.loop.forecast import CAVEAT
+from alnb.loop.forecaststep import write_forecast
+from alnb.loop.selection import categorise, overlap
+from alnb.ui.display import format_hours
 
 MODELS = ("CAL1", "CAL2", "Control")
 FIGURES = {  # stable figure names -> caption
@@ -66,8 +80,6 @@ def per_class_table(evals: dict) -> pd.DataFrame:
     ``class, instances, measurable, precision, recall, f1, boost``).  A class without instances in VAL1 has NaN
     metrics and ``measurable=False`` (never 0).
     """
-    from alnb.evaluation.metrics import CostModel, efficiency_boost
-
     rows = []
     for model, ev in evals.items():
         costs = CostModel(**{k: v for k, v in (ev.get("costs") or {}).items() if k in CostModel.__dataclass_fields__})
@@ -195,8 +207,6 @@ def noise_bands(noise: dict | None) -> dict:
 def paired_interval(diffs) -> dict:
     """Mean and 95 % Student-t interval of paired differences (one per seed): ``{mean, lo, hi, sd, n}``
     (:func:`alnb.evaluation.stats.interval`); ``lo``/``hi`` NaN with fewer than two finite values."""
-    from alnb.evaluation.stats import interval
-
     return interval(diffs)
 
 
@@ -506,6 +516,7 @@ def per_class_wide(per_class: pd.DataFrame, metrics=("precision", "recall", "boo
 def tier_bars_image(ws: Workspace, tier: str) -> str:
     """Markdown for the difficulty bars of ``tier`` as a small SVG drawn into ``figures/tier_<tier>.svg`` (1 green /
     2 yellow / 3 red of 3 bars, 3 purple for failed, as on the figures; no emoji font needed)."""
+    # heavy, imported where used (not at module import): matplotlib, alnb.figures.plots (matplotlib)
     from alnb.figures.plots import tier_bars_svg
 
     p = ws.figures_dir / f"tier_{tier}.svg"
@@ -570,11 +581,6 @@ def selection_facts(ws: Workspace, model: str = "CAL1") -> dict:
     correcting ``model``'s auto-labels / drawing every box: ``metrics/round_2.json`` when recorded, else
     :func:`alnb.evaluation.step.selection_cost` when the auto-label files exist).  Plus ``"tier_errors"`` (auto-label
     error rate per category in simulation mode, ``metrics/difficulty_vs_errors.json``) when known."""
-    from alnb.evaluation.metrics import CostModel
-    from alnb.core.scoretable import load_scores, scores_file
-    from alnb.loop.selection import categorise
-    from alnb.evaluation.metrics import predicted_cost
-
     m = ws.manifest()
     sets = {name: ws.stems(tag, manifest=m) for name, tag in SETS.items()}
     sets = {k: v for k, v in sets.items() if v}
@@ -615,8 +621,6 @@ def selection_facts(ws: Workspace, model: str = "CAL1") -> dict:
             if rec.get("prelabels") == model and "new_assisted_s" in rec:
                 f.update(assisted_h=rec["new_assisted_s"] / 3600, manual_h=rec["new_manual_s"] / 3600)
             elif all((ws.root / "autolabels" / model / f"{s}.txt").is_file() for s in stems):
-                from alnb.evaluation.step import selection_cost
-
                 c = selection_cost(ws, stems, model, costs)
                 f.update(assisted_h=c["assisted_s"] / 3600, manual_h=c["manual_s"] / 3600)
         out[name] = f
@@ -654,8 +658,6 @@ def selection_story(facts: dict, model: str = "CAL1") -> str:
     :func:`selection_facts`: what each cost in hours, which categories each holds, the auto-label error rate per
     category (the failed tier's against the easy one's), defect-free images and the class mix.  "" without both
     sets."""
-    from alnb.ui.display import format_hours
-
     g, c = facts.get("GT2"), facts.get("Control")
     if not (g and c):
         return ""
@@ -758,7 +760,6 @@ def comparison_figures(ws: Workspace, evals: dict | None = None, disagreement: i
     import matplotlib.pyplot as plt
 
     from alnb.figures import plots
-    from alnb.loop.selection import overlap
 
     evals = evals or load_evals(ws)
     pc, summ = per_class_table(evals), summary_table(evals)
@@ -770,8 +771,6 @@ def comparison_figures(ws: Workspace, evals: dict | None = None, disagreement: i
     if runs:
         figs["training_curves_all"] = plots.training_curves_compare(runs)
     if disagreement and len(evals) > 1 and all("per_image" in ev for ev in evals.values()):
-        from alnb.evaluation import diagnostics
-
         rows = diagnostics.disagreement(evals, k=disagreement)
         if rows:
             models = [m for m in MODELS if m in evals]
@@ -800,10 +799,6 @@ def _json_or_none(ws, name):
 def dataset_description(ws: Workspace) -> str:
     """One sentence on the data: the embedded synthetic generator (with its settings) or the user's dataset,
     named relative to the workspace (no machine paths)."""
-    import os
-
-    import yaml
-
     root = Path(ws.dataset_root)
     try:
         rel = os.path.relpath(root, ws.root)
@@ -836,8 +831,6 @@ report."""
 def recipe_lines(ws, evals: dict) -> list:
     """One line saying how each evaluated model was trained (its recipe, start and epochs, from
     ``runs/<name>/alnb_run.json``), so every number in the report names the protocol that produced it."""
-    import json
-
     parts = []
     for name in evals:
         f = ws.root / "runs" / name / "alnb_run.json"
@@ -885,8 +878,6 @@ def write_report(ws: Workspace, evals: dict | None = None, tol_boost: float | No
     Control cost to label and why they differ (:func:`selection_story`) and ends with a glossary.
     Returns the report path.  Figures that exist in ``figures/`` are embedded; missing ones are skipped.
     """
-    from alnb.loop.selection import overlap
-
     evals = evals or load_evals(ws)
     pc, summ = per_class_table(evals), summary_table(evals)
     noise = noise or measured_noise(ws)
@@ -967,8 +958,6 @@ ROUND_MEASURES = ("mAP50", "mAP50-95", "recall", "boost")
 
 def evaluated_rounds(ws: Workspace) -> list:
     """Rounds ``k >= 2`` whose two models (CAL<k> and Control<k>) are both evaluated on VAL1, in order."""
-    from alnb.core.workspace import cal_name, control_name
-
     out, k = [], 2
     while all((ws.root / "metrics" / f"eval_{m}.json").is_file() for m in (cal_name(k), control_name(k))):
         out.append(k)
@@ -986,8 +975,6 @@ def rounds_table(ws: Workspace) -> pd.DataFrame:
     ``metrics/round_<k>.json``; 0 in round 1: GT1 is common to both chains), and :data:`ROUND_MEASURES` on VAL1.
     Rounds whose two models are not both evaluated are left out.
     """
-    from alnb.core.workspace import cal_name, control_name
-
     ks = evaluated_rounds(ws)
     if not (ws.root / "metrics" / "eval_CAL1.json").is_file():
         raise WorkspaceError(f"no metrics/eval_CAL1.json in {ws.root}: train and evaluate CAL1 first.")
@@ -1010,8 +997,6 @@ def round_verdicts(ws: Workspace, tol_boost: float | None = None, tol_map: float
     """:func:`verdict` of CAL<k> against Control<k> for every evaluated round ``k >= 2`` (one run per model: no
     intervals; ties within the workspace's measured noise, :func:`measured_noise`, unless tolerances are given), as
     ``[{"round", "a", "b", "outcome", "for_a", "for_b"}]``."""
-    from alnb.core.workspace import cal_name, control_name
-
     noise = noise or measured_noise(ws)
     out = []
     for k in evaluated_rounds(ws):
@@ -1074,8 +1059,6 @@ def next_round_markdown(res) -> list:
     """The "Next round" lines (markdown) of a :class:`alnb.loop.forecaststep.NextRound`: the forecast per measure
     with its interval, the model and where the interval comes from, the stop rule's advice with the numbers behind it,
     and :data:`alnb.loop.forecast.CAVEAT`."""
-    from alnb.loop.forecast import CAVEAT
-
     md = ["## Next round", ""]
     if not res.ok:
         return md + [f"No forecast: {md_escape(res.note)}.", "", f"*{CAVEAT}*", ""]
@@ -1129,8 +1112,6 @@ def next_round_markdown(res) -> list:
 
 def next_round_section(ws: Workspace) -> list:
     """:func:`alnb.loop.forecaststep.write_forecast` (``metrics/forecast.json``) and its :func:`next_round_markdown`."""
-    from alnb.loop.forecaststep import write_forecast
-
     md = next_round_markdown(write_forecast(ws))
     return md[:-1] + ["The forecast's record: `metrics/forecast.json`.", ""]
 
@@ -1140,7 +1121,6 @@ def review_plan_section(ws: Workspace) -> list:
     """"Review plan" (:mod:`alnb.loop.reviewstep`): the curve figure, the chosen cut and its numbers, the reported cuts
     (in simulation mode the actual residual errors and hours beside the predicted ones), the orders at equal hours
     and the review hours per round.  Empty when no plan was written (``alnb review``)."""
-    from alnb.loop import reviewstep
     from alnb.figures.plots import review_curve, save_figure
 
     if not (ws.root / "metrics" / "review_plan.json").is_file() or not (ws.root / reviewstep.CURVE_FILE).is_file():
@@ -1192,8 +1172,6 @@ def review_plan_section(ws: Workspace) -> list:
 
 def labelling_seconds_section(ws, evals: dict | None = None) -> list:
     """The report's "Labelling seconds: measured vs assumed" section (Markdown lines)."""
-    from alnb.evaluation.labeltimes import COEFS, DEFAULTS_NOTE, MIN_ANNOTATIONS, OUTLIER_RULE, boost_both, fit_table, summarise
-
     summary = summarise(ws)
     out = ["## Labelling seconds: measured vs assumed", ""]
     if summary is None:

@@ -6,19 +6,28 @@ widgets, so tests drive it directly or set ``.value`` on the shell's sliders and
 
 from __future__ import annotations
 
+import base64
+import html as _h
+import io
+import re
+
 import numpy as np
 import pandas as pd
 
+from alnb.loop import review as rv
+from alnb.loop import reviewstep
 from alnb.loop import selection as sel
 from alnb.evaluation.metrics import predicted_cost  # noqa: F401  (the cost line's prediction; re-exported)
+from alnb.acquisition import strategies as acq
+from alnb.core.workspace import gt_tag
+from alnb.evaluation.metrics import CostModel
+from alnb.ui.display import bars_cell, format_hours
 
 TIER_CHOICES = ("hard", "medium", "easy", "failed")
 
 
 def bars_html(tier: str) -> str:
     """The difficulty bars as inline HTML: 1 green = easy, 2 yellow = medium, 3 red = hard, 3 purple = failed."""
-    from alnb.ui.display import bars_cell
-
     return bars_cell(tier, tier == "failed").rsplit(" ", 1)[0]
 
 
@@ -52,6 +61,7 @@ class DifficultyController:
     def __init__(self, scores, t_medium: float, t_hard: float, manifest=None, ws=None, model: str = "CAL1",
                  bins: int = 40, rule: str = "study", budget: int | None = None, page_size: int = 8,
                  tag: str = "GT2", strategy: str | None = None, seed: int = 0):
+        # heavy, imported where used: ipywidgets, matplotlib, IPython, alnb.loop.pipeline, alnb.figures.plots
         from alnb.loop.pipeline import budget_strategy
         from alnb.figures.plots import histogram_edges
 
@@ -124,11 +134,7 @@ class DifficultyController:
     def _budget_selection(self) -> list:
         """The budget mode's images: :attr:`strategy` over the round's candidates with the round's seed, the same
         call :func:`alnb.loop.pipeline.select_round` commits (so what the explorer shows is what is committed)."""
-        import re
-
-        from alnb.acquisition import strategies as acq
         from alnb.loop.pipeline import round_seed, selection_pool
-        from alnb.core.workspace import gt_tag
 
         if self.strategy == "study_rule":
             return sel.budgeted(self.scores, self.budget)
@@ -163,8 +169,6 @@ class DifficultyController:
     # ---- cost of the selection
     def _model_pr(self) -> tuple:
         """(precision, recall, costs) of the auto-labelling model on VAL1 (``metrics/eval_<model>.json``)."""
-        from alnb.evaluation.metrics import CostModel
-
         try:
             ev = self.ws.load_json(f"eval_{self.model}")
         except Exception:  # noqa: BLE001 - no evaluation yet: no prediction
@@ -193,8 +197,6 @@ class DifficultyController:
     def cost_html(self) -> str:
         """The cost line shown before the commit (and a warning when the selection is most of the POOL); times
         under an hour in minutes (:func:`alnb.ui.display.format_hours`)."""
-        from alnb.ui.display import format_hours
-
         c = self.cost()
         hours = ("predicted <b class='alnb-cost-hours'>{}</b> correcting {}'s auto-labels, {} drawing every box "
                  "(cost model with {}'s precision / recall on VAL1)"
@@ -253,9 +255,6 @@ class DifficultyController:
         """Counts + GT2 status + cost, then the histogram as an embedded PNG: plain HTML that a saved notebook keeps
         and shows without a kernel (widgets need one).  The explorer shows it right above its sliders, so the
         histogram stays in view while a slider moves."""
-        import base64
-        import io
-
         fig = fig if fig is not None else self.figure()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
@@ -505,8 +504,6 @@ REVIEW_UNITS = ("fraction", "hours")
 
 def _signed_hours(h: float) -> str:
     """:func:`alnb.ui.display.format_hours`, with a minus sign for a negative time (reviewing costs more than drawing)."""
-    from alnb.ui.display import format_hours
-
     return ("-" + format_hours(-h)) if np.isfinite(h) and h < 0 else format_hours(h)
 
 
@@ -541,8 +538,6 @@ class ReviewController:
     @classmethod
     def from_workspace(cls, ws, unit: str = "fraction", value=None):
         """The plan written last (:func:`alnb.loop.reviewstep.write_plan`), its chosen cut as the starting value."""
-        from alnb.loop import reviewstep
-
         plan, cv, summary = reviewstep.load_plan(ws)
         return cls(plan, cv, summary, unit=unit, value=value, ws=ws)
 
@@ -569,8 +564,6 @@ class ReviewController:
 
     @value.setter
     def value(self, v) -> None:
-        from alnb.loop import review as rv
-
         lo, hi = self.range
         self._value = float(min(max(float(v), lo), hi))
         kw = {"fraction": self._value} if self.unit == "fraction" else {"hours": self._value}
@@ -578,8 +571,6 @@ class ReviewController:
 
     def cut(self) -> dict:
         """The numbers of the cut on screen (a row of the curve, :func:`alnb.loop.review.cut_summary`)."""
-        from alnb.loop import review as rv
-
         return rv.cut_summary(self.curve, self.reviewed)
 
     # ---- text
@@ -609,8 +600,6 @@ class ReviewController:
     def html(self) -> str:
         """The cut's numbers as HTML (classes ``alnb-review-hours``, ``alnb-review-residual``; ``data-value``: the
         exact value these numbers are for)."""
-        import html as _h
-
         unit = "share of the images reviewed" if self.unit == "fraction" else "review hours"
         return (f"<div class='alnb-review' data-value='{self._value!r}' data-reviewed='{self.reviewed}'>"
                 f"<p><b>Cut</b> ({unit} {self._value:.3g}, {self.model}'s plan): "
@@ -627,9 +616,6 @@ class ReviewController:
 
     def snapshot_html(self, fig=None) -> str:
         """Numbers + the curve as an embedded PNG (plain HTML that a saved notebook keeps without a kernel)."""
-        import base64
-        import io
-
         import matplotlib.pyplot as plt
 
         own = fig is None
@@ -645,8 +631,6 @@ class ReviewController:
     def accept(self) -> dict:
         """Accept the model's labels of every image after the cut on screen (:func:`alnb.loop.reviewstep.accept`: people's
         labels are never touched, accepted labels are marked machine-accepted) and write the final label set."""
-        from alnb.loop import reviewstep
-
         if self.ws is None:
             raise ValueError("accept() needs the workspace (ReviewController.from_workspace).")
         self.accepted_record = reviewstep.accept(self.ws, plan=self.plan, reviewed=self.reviewed)

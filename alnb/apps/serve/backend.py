@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from alnb.apps.serve.http import Server, dispatch
 from alnb.apps.serve.jobs import Trainer
 from alnb.apps.serve.predict import Predictor
 from alnb.apps.serve.snapshot import Snapshot, _stamp, load_snapshot
-from alnb.core.workspace import Workspace, WorkspaceError, atomic_write_json
+from alnb.core.workspace import Workspace, WorkspaceError, atomic_write_json, atomic_write_text
 from alnb.labels.formats import labelstudio as lsf
 
 
@@ -64,7 +65,6 @@ class Backend:
                               "T": int(self._snap.info.get("T", 20) if T is None else T),
                               "mc_seed": int(self._snap.info.get("seed", 0)), "annotation": annotation}
         self.config_path = self.dir / "label_config.xml"
-        from alnb.core.workspace import atomic_write_text
 
         atomic_write_text(self.config_path, lsf.labelstudio_config(self.ws.names, difficulty=True))
         self.predictor = Predictor(self)
@@ -212,8 +212,6 @@ class Backend:
 
 def serve(workspace, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, log=print, **options) -> int:
     """Run the backend until Ctrl-C (SIGINT) or SIGTERM; a running training job finishes in its own process."""
-    import signal
-
     backend = Backend(workspace, log=log, **options)
     httpd = Server(backend, host, port)
     _announce(backend, httpd, host, log)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -20,13 +22,18 @@ from pathlib import Path
 from alnb.apps.serve.client import LabelStudioAPI
 from alnb.apps.serve.common import SERVE_DIR, TOKEN_ENV, _now
 from alnb.apps.serve.snapshot import model_version
-from alnb.core.workspace import Workspace, WorkspaceError, atomic_write_json
+from alnb.core.workspace import Workspace, WorkspaceError, atomic_write_json, cal_name, gt_tag, train_tags
+from alnb.core.lock import ENV, WorkspaceBusy, holder_status, pid_alive, workspace_lock
+from alnb.labels import labelio
+from alnb.labels.labelio import ImportProblem
+from alnb.loop import selection as sel
+from alnb.loop.reviewstep import refresh_final
 
 
 def next_round_number(ws) -> int:
     """The round the next training makes: 2 + the number of finished CAL rounds after CAL1 (CAL2, CAL3, ...)."""
+    # heavy, imported where used: alnb.loop.pipeline (matplotlib), alnb.acquisition.scoring (torch)
     from alnb.loop import pipeline
-    from alnb.core.workspace import cal_name
 
     k = 2
     while pipeline._finished(ws, cal_name(k)):
@@ -57,17 +64,13 @@ def train_next(ws, source, *, profile: str = "quick", seed: int = 0, T: int = 20
     Raises :class:`alnb.labels.labelio.ImportProblem` (nothing imported) or :class:`alnb.core.workspace.WorkspaceError` (no
     labelled POOL image that no earlier round took).  The caller holds the workspace lock.
     """
-    from alnb.labels import labelio
     from alnb.loop import pipeline
     from alnb.acquisition import scoring
-    from alnb.loop import selection as sel
-    from alnb.core.workspace import cal_name, gt_tag, train_tags
 
     k = next_round_number(ws)
     tag, model = gt_tag(k), cal_name(k)
     summary = labelio.import_labels(ws, source, "labelstudio", tag=None, annotation=annotation)
     log("[alnb] " + labelio.describe_import(summary, source))
-    from alnb.loop.reviewstep import refresh_final
 
     refresh_final(ws, log=log)  # a final label set written before never keeps machine labels people have replaced
     m = ws.manifest()
@@ -134,8 +137,6 @@ def _job_main(root: str, job: str) -> int:
     """The training process (``python -c ...`` started by :class:`Trainer`, in its own session so Ctrl-C on the
     server does not stop it): its output goes to ``serve/jobs/<job>.log``, its outcome to ``serve/jobs/<job>.json``."""
     import alnb  # noqa: F401  (offline settings before ultralytics)
-    from alnb.labels.labelio import ImportProblem
-    from alnb.core.lock import WorkspaceBusy, workspace_lock
 
     rec = _read_job(root, job) or {"job": job}
     options = rec.get("options", {})
@@ -188,8 +189,6 @@ class Trainer:
     def _recover(self):
         """After a restart: a job whose process still runs is the current one; one whose process died is marked
         ``interrupted`` (its finished steps are cached, so starting again is cheap)."""
-        from alnb.core.lock import pid_alive
-
         for f in sorted(self.dir.glob("*.json")):
             rec = _read_job(self.root, f.stem)
             if not rec or rec.get("state") not in ("queued", "running"):
@@ -235,8 +234,6 @@ class Trainer:
 
     def _busy(self) -> dict | None:
         """The ``busy`` answer while a job runs or another command holds the workspace; None when free."""
-        from alnb.core.lock import holder_status
-
         if self.current is not None:
             rec = self.status(self.current) or {}
             return {"status": "busy", "job": self.current,
@@ -253,11 +250,6 @@ class Trainer:
 
     def _spawn(self, job: str):
         """The job's process (``_JOB_CODE``), its output appended to ``serve/jobs/<job>.log``, and its watcher."""
-        import subprocess
-        import sys
-
-        from alnb.core.lock import ENV
-
         env = {k: v for k, v in os.environ.items() if k != ENV}  # the job takes the workspace lock itself
         with open(self.dir / f"{job}.log", "ab") as out:
             proc = subprocess.Popen([sys.executable, "-c", _JOB_CODE, str(self.root), job], stdout=out,
@@ -281,8 +273,6 @@ class Trainer:
         self._done(job, proc.wait())
 
     def _watch_pid(self, job: str, pid: int):
-        from alnb.core.lock import pid_alive
-
         while pid_alive(pid):
             time.sleep(2)
         self._done(job, None)

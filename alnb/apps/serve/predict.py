@@ -25,6 +25,7 @@ from alnb.apps.serve.snapshot import Snapshot
 from alnb.core.workspace import WorkspaceError
 from alnb.labels.formats import labelstudio as lsf
 from alnb.labels.formats.common import read_autolabels
+from alnb.core.cpu import cpu_threads
 
 
 def _category(tier: str, failed: bool) -> str:
@@ -181,8 +182,8 @@ class Predictor:
 
     def _score(self, snap: Snapshot, stem, ref, path: Path) -> tuple:
         """:func:`alnb.acquisition.scoring.score_more` of one image: ``(scores, auto-label lines)``."""
+        # heavy, imported where used (not at module import): alnb.acquisition.scoring (torch)
         from alnb.acquisition import scoring
-        from alnb.core.cpu import cpu_threads
 
         # the policy's threads (alnb.core.cpu), without claiming core slots: a request must not wait for the
         # background training that holds them

@@ -8,11 +8,14 @@ from pathlib import Path
 
 from alnb.core.workspace import WorkspaceError
 from alnb.labels.formats.common import ParseContext
+from alnb.core.scoretable import load_scores
+from alnb.loop import reviewstep
 
 
 def model_version(ws, model: str) -> str:
     """``<run>-<first 8 hex of its cache key>`` (e.g. ``CAL2-1f3a9c0d``): names the run and changes with every
     retraining, so Label Studio asks for new predictions."""
+    # heavy, imported where used (not at module import): alnb.model.train (torch/ultralytics)
     from alnb.model.train import load_run
 
     return f"{model}-{load_run(ws, model).key[:8]}"
@@ -49,8 +52,6 @@ def _stamp(ws) -> tuple:
 
 def load_snapshot(ws) -> Snapshot:
     """The served model: the one whose auto-labels and scores are in the workspace (``metrics/mc_scoring.json``)."""
-    from alnb.core.scoretable import load_scores
-
     stamp = _stamp(ws)
     if not (ws.root / "metrics" / "mc_scoring.json").is_file() or not (ws.root / "scores.csv").is_file():
         raise WorkspaceError(f"{ws.root} has no scored model yet: train CAL1 and score the POOL first (`alnb run "
@@ -73,8 +74,6 @@ def review_order(ws, model: str) -> tuple:
     place ``review`` (its cut sends the image to review) or ``accepted`` (:func:`alnb.loop.reviewstep.review_split`), for
     :func:`alnb.labels.formats.labelstudio.review_task_score`; ``({}, why)`` without a plan, or with a plan of another
     model than the served one (its order is stale: ``alnb review`` again) or one that cannot be read."""
-    from alnb.loop import reviewstep
-
     if not (ws.root / reviewstep.PLAN_FILE).is_file():
         return {}, ""
     try:

@@ -13,6 +13,7 @@ Design notes: docs/design/labelling-formats.md
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from alnb.core.data import (  # noqa: F401  (read_autolabels re-exported: the fo
     EDGE_TOL, LabelError, parse_label_lines, read_autolabels, read_label_text)
 from alnb.core.workspace import (FILE_MODE, TMP_PREFIX, TMP_SUFFIX, WorkspaceError, atomic_write_json, atomic_write_text,
                             has_tag, tag_set)
+from alnb.core.scoretable import load_scores as _load
 
 QUEUE_COLUMNS = ["rank", "stem", "image", "width", "height", "score", "tier", "failed", "model", "auto_file", "n_auto"]
 SUMMARY_COLUMNS = ["stem", "image", "n_boxes", "action", "item", "note"]
@@ -85,8 +87,6 @@ def now() -> str:
 # ------------------------------------------------------------------------------------------------------ the queue
 def load_scores(ws) -> pd.DataFrame | None:
     """``scores.csv`` of the workspace (:func:`alnb.core.scoretable.load_scores`), or None when it does not exist yet."""
-    from alnb.core.scoretable import load_scores as _load
-
     return _load(ws) if (ws.root / "scores.csv").is_file() else None
 
 
@@ -417,7 +417,6 @@ def history_name(stem: str, stamp: str) -> str:
     name = f"{stem}.{stamp}.txt"
     if len(name.encode()) <= NAME_MAX:
         return name
-    import hashlib
 
     tag = "~" + hashlib.sha1(stem.encode()).hexdigest()[:10]
     room = NAME_MAX - len(f"{tag}.{stamp}.txt".encode())
