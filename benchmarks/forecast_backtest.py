@@ -11,7 +11,8 @@ Each ``INPUT`` is one of
 
 * an ``alnb study`` folder (its ``results/*.json`` rows): one chain per (seed, strategy, budget), the seed's
   ``gt1_only`` row (CAL1) first, then the chain's rounds; x = the round model's training images (GT1 included);
-  measures VAL1 ``mAP50-95`` and ``recall``, and ``test_mAP50-95`` when the study has a TEST set;
+  measures VAL1 ``mAP50-95`` and ``recall``, and ``test_mAP50-95`` when the study has a TEST set
+  (:func:`alnb.loop.forecaststep.study_chains`, which ``alnb study``'s report uses too);
 * the rows JSON of ``benchmarks/round_recipe.py`` (``{"rows": [...]}``): one chain per base workspace from the
   ``--recipe`` rows (default ``fresh``: +0 = CAL1 on GT1, +100, +250 images, nested draws); x = GT1 + the extra
   images, GT1's size read from the base's ``runs/CAL1/alnb_run.json`` (``n_train``), else ``--n-gt1``; measures VAL1
@@ -40,53 +41,12 @@ from statistics import NormalDist
 
 import numpy as np
 
-from alnb.loop.forecast import CURVES, backtest
+from alnb.loop.forecaststep import (  # noqa: F401  (study_chains, run: this benchmark's names, kept)
+    STUDY_MEASURES, backtest_chains as run, backtest_record, chain_of as _chain, _is_finite as _finite,
+    lowest_error_curve, study_chains)
 
-STUDY_MEASURES = {"mAP50-95": "mAP50-95", "recall": "recall", "test_mAP50-95": "test_mAP50-95"}
 RECIPE_MEASURES = {"mAP50-95": "val_mAP50-95", "test_mAP50-95": "test_mAP50-95"}
 DEFAULT_N_GT1 = 177  # GT1's size in the default split (alnb run --n-gt1)
-
-
-def _finite(v) -> bool:
-    try:
-        return v is not None and np.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _chain(points: list) -> tuple | None:
-    """(n, y) sorted by n, or None when it has fewer than 2 points or repeats an n."""
-    points = sorted(points)
-    n = np.array([p[0] for p in points], float)
-    if len(n) < 2 or np.any(np.diff(n) <= 0) or np.any(n <= 0):
-        return None
-    return n, np.array([p[1] for p in points], float)
-
-
-def study_chains(study_dir) -> dict:
-    """``{measure: {chain name: (n, y)}}`` from an ``alnb study`` folder's ``results/*.json`` rows."""
-    d = Path(study_dir)
-    files = sorted((d / "results").glob("*.json")) if (d / "results").is_dir() else sorted(d.glob("*.json"))
-    rows = [json.loads(f.read_text()) for f in files]
-    base = {r["seed"]: r for r in rows if r.get("strategy") == "gt1_only"}
-    groups = defaultdict(list)
-    for r in rows:
-        if r.get("strategy") != "gt1_only":
-            groups[(r["seed"], r["strategy"], str(r["budget"]))].append(r)
-    out = defaultdict(dict)
-    for (seed, strategy, budget), rs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        b = base.get(seed)
-        if b is None:
-            continue
-        n_gt1 = int(b.get("train_images") or 0)
-        chain = [b, *sorted(rs, key=lambda r: int(r["round"]))]
-        for key, col in STUDY_MEASURES.items():
-            pts = [(int(r.get("train_images") or (n_gt1 + int(r["images"]))), float(r[col])) for r in chain
-                   if _finite(r.get(col))]
-            c = _chain(pts) if len(pts) == len(chain) else None
-            if c is not None:
-                out[key][f"{d.name}/seed{seed}/{strategy}@{budget}"] = c
-    return dict(out)
 
 
 def recipe_chains(path, *, recipe: str = "fresh", n_gt1: int | None = None) -> dict:
@@ -140,29 +100,6 @@ def workspace_chains(ws_dir) -> dict:
     return dict(out)
 
 
-def run(chains: dict, level: float = 0.9) -> dict:
-    """``{measure: {curve: numbers}}``: the backtest of every curve, with and without its own error scale."""
-    out = {}
-    for measure, ch in chains.items():
-        pairs = list(ch.values())
-        out[measure] = {}
-        for model in CURVES:
-            bt = backtest(pairs, model=model, level=level)
-            corr = backtest(pairs, model=model, level=level, error_scale=bt.error_scale, bias=bt.bias) \
-                if np.isfinite(bt.error_scale) else None
-            per_k = {}
-            for k in sorted(set(bt.n_fitted.tolist())):
-                e = bt.errors[bt.n_fitted == k]
-                per_k[str(k)] = {"n_forecasts": int(len(e)), "mean_abs_error": float(np.abs(e).mean()),
-                                 "bias": float(e.mean()), "error_sd": float(e.std(ddof=1)) if len(e) >= 2 else None}
-            out[measure][model] = {
-                "chains": len(pairs), "n_forecasts": bt.n_forecasts, "mean_abs_error": bt.mean_abs_error,
-                "bias": bt.bias, "error_scale": bt.error_scale, "coverage_ols": bt.coverage,
-                "coverage_backtest": corr.coverage if corr is not None else None,
-                "errors": [float(e) for e in bt.errors], "by_fitted_points": per_k}
-    return out
-
-
 def table(result: dict, level: float) -> str:
     lines = []
     for measure, per in result.items():
@@ -177,20 +114,10 @@ def table(result: dict, level: float) -> str:
             lines.append(f"{model:<10} {v['n_forecasts']:>9} {f(v['mean_abs_error'], '.4f'):>8} "
                          f"{f(v['bias'], '+.4f'):>8} {f(v['error_scale'], '.4f'):>9} "
                          f"{f(v['coverage_ols'], '.0%'):>10} {f(v['coverage_backtest'], '.0%'):>9}")
-        best = min((m for m in per if per[m]["n_forecasts"]), key=lambda m: per[m]["mean_abs_error"], default=None)
+        best = lowest_error_curve(per)
         if best:
             lines.append(f"lowest MAE: {best} (the forecast step's choice with this file)")
     return "\n".join(lines)
-
-
-def _clean(obj):
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def main(argv=None) -> int:
@@ -227,13 +154,11 @@ def main(argv=None) -> int:
     print(f"\n(z for the backtest interval: {NormalDist().inv_cdf((1 + args.level) / 2):.4f}; 'cover bt' is in-sample)")
     out = Path(args.workspace) / "metrics" / "forecast_backtest.json" if args.workspace else Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rec = {"level": args.level, "chains": max(len(c) for c in chains.values()),
-           "inputs": [str(Path(i).resolve()) for i in args.inputs], "recipe": args.recipe,
-           "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": ["python", "benchmarks/forecast_backtest.py", *(sys.argv[1:] if argv is None else argv)],
-           "measures": result,
-           "chain_points": {m: {k: [[float(a), float(b)] for a, b in zip(*c)] for k, c in ch.items()}
-                            for m, ch in chains.items()}}
-    out.write_text(json.dumps(_clean(rec), indent=2) + "\n")
+    rec = backtest_record(chains, result, args.level, inputs=[str(Path(i).resolve()) for i in args.inputs],
+                          recipe=args.recipe, written=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                          command=["python", "benchmarks/forecast_backtest.py",
+                                   *(sys.argv[1:] if argv is None else argv)])
+    out.write_text(json.dumps(rec, indent=2) + "\n")
     print(f"written: {out}")
     return 0
 

@@ -235,3 +235,99 @@ def test_after_round_forecasts_as_it_stood_then(tiny_workspace):
     assert res.next_round_hours == pytest.approx(4 * 10.0 / 3600)  # round 2: 40 s for 4 images
     full = fs.next_round_forecast(ws)
     assert full.next_round == 4 and full.n_next == 22
+
+
+def _study_rows(rounds=3, test=True):
+    """Hand-made ``alnb study`` rows: seeds 0 and 1 (seed 1 shifted by +0.01), random@4 with ``rounds`` rounds and
+    hybrid@4 with 2; VAL1 mAP50-95 exactly log-linear in the training images (GT1 = 10, +4 per round), TEST
+    mAP50-95 the same + 0.02 (``test``), the other columns plausible."""
+    rows = []
+    for seed, off in ((0, 0.0), (1, 0.01)):
+        def row(strategy, budget, r, images):
+            n = 10 + images
+            return {"strategy": strategy, "budget": budget, "round": r, "seed": seed, "images": images,
+                    "new_images": 4 if r else 0, "boxes": 2 * images, "labelling_s": 10.0 * images,
+                    "manual_s": 20.0 * images, "train_images": n, "mAP50": y(n) + off + 0.3,
+                    "mAP50-95": y(n) + off, "precision": 0.6, "recall": 0.5 + 0.01 * r, "f1": 0.55, "boost": 1.5,
+                    "conf": 0.25, "test_mAP50-95": y(n) + off + 0.02 if test else None}
+        rows.append(row("gt1_only", 0, 0, 0))
+        rows += [row("random", 4, r, 4 * r) for r in range(1, rounds + 1)]
+        rows += [row("hybrid", 4, r, 4 * r) for r in range(1, min(rounds, 2) + 1)]
+    return rows
+
+
+def _write_rows(d, rows):
+    (d / "results").mkdir(parents=True)
+    for i, r in enumerate(rows):
+        (d / "results" / f"row{i}.json").write_text(json.dumps(r))
+    return d
+
+
+def test_study_report_backtests_the_studys_own_chains(tmp_path, tiny_workspace):
+    """``alnb study``'s report section "Forecast accuracy (backtest)": the chains of the study's rows (seed's
+    ``gt1_only`` first, x = training images), numbers equal to :func:`alnb.loop.forecast.backtest` on those chains
+    (exact log-linear chains: loglinear's MAE 0; flat's bias hand-computed), VAL1 and TEST; the study also writes
+    ``forecast_backtest.json`` in the benchmark's format, which the forecast step reads."""
+    from alnb.loop import study as S
+
+    d = _write_rows(tmp_path / "st", _study_rows())
+    table = S.results_table(d)
+    chains, res = S.forecast_backtest(table, name="st")
+    assert set(chains) == {"mAP50-95", "recall", "test_mAP50-95"}
+    assert sorted(chains["mAP50-95"]) == ["st/seed0/hybrid@4", "st/seed0/random@4", "st/seed1/hybrid@4",
+                                          "st/seed1/random@4"]
+    n, v = chains["mAP50-95"]["st/seed1/random@4"]
+    assert n.tolist() == [10, 14, 18, 22] and v.tolist() == pytest.approx([y(k) + 0.01 for k in (10, 14, 18, 22)])
+    # the same chains from the table's records and from the folder's row files
+    from_dir = fs.study_chains(d)
+    for m in chains:
+        assert {k: (a.tolist(), b.tolist()) for k, (a, b) in chains[m].items()} == \
+               {k: (a.tolist(), b.tolist()) for k, (a, b) in from_dir[m].items()}
+    for m in ("mAP50-95", "test_mAP50-95"):
+        for curve in fc.CURVES:
+            bt = fc.backtest(list(chains[m].values()), model=curve, level=0.9)
+            r = res[m][curve]
+            assert r["n_forecasts"] == bt.n_forecasts == 2 * (2 + 1)  # random: k = 2, 3; hybrid: k = 2
+            assert r["mean_abs_error"] == pytest.approx(bt.mean_abs_error) and r["bias"] == pytest.approx(bt.bias)
+            assert r["coverage_ols"] == pytest.approx(bt.coverage)
+    assert res["mAP50-95"]["loglinear"]["mean_abs_error"] == pytest.approx(0, abs=1e-9)
+    e2, e3 = (y(10) + y(14)) / 2 - y(18), (y(10) + y(14) + y(18)) / 3 - y(22)  # flat, any shift: the same
+    flat = res["test_mAP50-95"]["flat"]
+    assert flat["bias"] == pytest.approx((2 * e2 + e3) / 3) and flat["errors"] == pytest.approx([e2, e2, e3] * 2)
+
+    S.write_outputs(d, table)
+    rep = (d / "report.md").read_text()
+    sec = rep[rep.index("## Forecast accuracy (backtest)"):rep.index("## Figures")]
+    assert "VAL1 mAP50-95: 4 chain(s)." in sec and "TEST mAP50-95: 4 chain(s)." in sec
+    assert sec.count("Lowest mean absolute error: loglinear.") == 2
+    f = res["mAP50-95"]["flat"]
+    assert (f"| flat | 6 | {f['mean_abs_error']:.4f} | {f['bias']:+.4f} | {f['error_scale']:.4f} | "
+            f"{f['coverage_ols']:.0%} |") in sec
+    assert "| loglinear | 6 | 0.0000 |" in sec and "nothing to backtest" not in sec
+    bt_file = d / S.FORECAST_BACKTEST_FILE
+    rec = json.loads(bt_file.read_text())
+    assert rec["level"] == 0.9 and rec["chains"] == 4 and set(rec["measures"]) == {"mAP50-95", "recall",
+                                                                                   "test_mAP50-95"}
+    assert rec["measures"]["mAP50-95"]["flat"]["bias"] == pytest.approx(f["bias"])
+    assert rec["chain_points"]["mAP50-95"]["st/seed0/random@4"][0] == [10.0, pytest.approx(y(10))]
+    step = fs.next_round_forecast(rounds_ws(tiny_workspace), backtest=bt_file)
+    assert step.forecasts["mAP50-95"].model == "loglinear" and step.interval_source["mAP50-95"] == "backtest"
+
+
+def test_study_report_says_so_when_there_is_nothing_to_backtest(tmp_path):
+    """One round per chain (2 points: GT1 alone and round 1): no forecast, the report says so and names the fix;
+    without a TEST set no TEST chains; no forecast_backtest.json."""
+    from alnb.loop import study as S
+
+    d = _write_rows(tmp_path / "one", _study_rows(rounds=1, test=False))
+    table = S.results_table(d)
+    chains, res = S.forecast_backtest(table)
+    assert "test_mAP50-95" not in chains and len(chains["mAP50-95"]) == 4
+    assert all(v["n_forecasts"] == 0 for v in res["mAP50-95"].values())
+    lines = S.forecast_accuracy_lines(table, res)
+    assert lines[0] == "## Forecast accuracy (backtest)"
+    assert "One round per chain: nothing to backtest; run a cycles study with --rounds ≥ 3." in lines
+    S.write_outputs(d, table)
+    rep = (d / "report.md").read_text()
+    assert "## Forecast accuracy (backtest)" in rep and "run a cycles study with --rounds ≥ 3" in rep
+    assert "| loglinear |" not in rep and not (d / S.FORECAST_BACKTEST_FILE).exists()

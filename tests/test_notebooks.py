@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -249,3 +250,36 @@ def test_notebook_ends_with_what_it_shows_and_a_rounded_key_number_table(execute
             assert value == f"{exact[key]:.3g}", (key, value, exact[key])
     if name == "01_train_gt1":
         assert "Profile(" not in output_text(nb)
+
+
+def test_run_notebook_starts_a_new_kernel_when_one_does_not_come_up(tmp_path, monkeypatch, capsys):
+    """A kernel start that fails (a port taken between jupyter_client's choice and the kernel's bind: "Kernel didn't
+    respond in 60 seconds") is retried with a new kernel; any other error, or the last failed start, is raised."""
+    import papermill
+
+    from alnb.ui import notebooks
+
+    calls = []
+
+    def fake(src, dst, **kw):
+        calls.append(dst)
+        if len(calls) < fails_first:
+            raise RuntimeError("Kernel didn't respond in 60 seconds")
+        if error is not None:
+            raise error
+        Path(dst).write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake)
+    fails_first, error = 2, None
+    out = notebooks.run_notebook("00_setup", tmp_path, trust=False)
+    assert len(calls) == 2 and out.read_text() == "{}" and "starting a new one (try 2 of 3)" in capsys.readouterr().out
+    calls.clear()
+    fails_first, error = 1, RuntimeError("some cell failed")
+    with pytest.raises(RuntimeError, match="some cell failed"):
+        notebooks.run_notebook("00_setup", tmp_path, trust=False)
+    assert len(calls) == 1  # not a kernel start: not retried
+    calls.clear()
+    fails_first, error = notebooks.KERNEL_START_TRIES + 1, None
+    with pytest.raises(RuntimeError, match="Kernel didn't respond"):
+        notebooks.run_notebook("00_setup", tmp_path, trust=False)
+    assert len(calls) == notebooks.KERNEL_START_TRIES

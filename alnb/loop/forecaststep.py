@@ -9,6 +9,10 @@ written by ``benchmarks/forecast_backtest.py``) when there is one; hands arrays 
 and returns a :class:`NextRound`.  :func:`write_forecast` also writes ``metrics/forecast.json``.  Fewer than 2
 finished rounds give a NextRound with ``ok=False`` and a note, never an exception.
 
+The backtest over an ``alnb study``'s chains (per seed, strategy and budget: GT1 alone, then the rounds) is here too,
+pure over result rows (:func:`study_chains_from_rows`, :func:`backtest_chains`, :func:`backtest_record`) with a thin
+folder reader (:func:`study_chains`); ``benchmarks/forecast_backtest.py`` and the study report use them.
+
 Design notes: docs/design/forecast.md
 """
 
@@ -337,3 +341,106 @@ def write_forecast(ws, **kw) -> NextRound:
     res = next_round_forecast(ws, **kw)
     ws.save_json(FORECAST_FILE, res.to_dict())
     return res
+
+
+# ------------------------------------------------------------------------------- the backtest over a study's chains
+STUDY_MEASURES = ("mAP50-95", "recall", "test_mAP50-95")  # study row columns a chain is backtested on
+BACKTEST_LEVEL = 0.9  # nominal level of the backtest's intervals (that of next_round_forecast)
+STUDY_BASELINE = "gt1_only"  # a study seed's CAL1 row (alnb.loop.study.BASELINE): the first point of its chains
+
+
+def _is_finite(v) -> bool:
+    return math.isfinite(_float(v))
+
+
+def chain_of(points) -> tuple | None:
+    """``(n, y)`` arrays sorted by n from ``(n, y)`` pairs, or None when there are fewer than 2 points, an n repeats
+    or an n is not positive (no learning curve)."""
+    points = sorted(points)
+    n = np.array([p[0] for p in points], float)
+    if len(n) < 2 or np.any(np.diff(n) <= 0) or np.any(n <= 0):
+        return None
+    return n, np.array([p[1] for p in points], float)
+
+
+def _train_images(row: dict, n_gt1: int) -> float:
+    """The round model's training images: ``train_images``, else GT1's + the chain's cumulative ``images``."""
+    t = _float(row.get("train_images"))
+    return t if math.isfinite(t) and t > 0 else n_gt1 + _float(row.get("images"))
+
+
+def study_chains_from_rows(rows, *, name: str = "study", measures=STUDY_MEASURES) -> dict:
+    """``{measure: {"<name>/seed<s>/<strategy>@<budget>": (n, y)}}`` from a study's result rows (dicts: the
+    ``results/*.json`` files or the records of :func:`alnb.loop.study.results_table`): one chain per (seed, strategy,
+    budget), the seed's ``gt1_only`` row first, then the chain's rounds in order; x = the round model's training
+    images.  A measure a chain lacks in any of its points (NaN / null: no TEST set) drops that chain for it."""
+    rows = list(rows)
+    base = {r["seed"]: r for r in rows if r.get("strategy") == STUDY_BASELINE}
+    groups: dict = {}
+    for r in rows:
+        if r.get("strategy") != STUDY_BASELINE:
+            groups.setdefault((r["seed"], r["strategy"], str(r["budget"])), []).append(r)
+    out: dict = {}
+    for (seed, strategy, budget), rs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        b = base.get(seed)
+        if b is None:
+            continue
+        t = _float(b.get("train_images"))
+        n_gt1 = int(t) if math.isfinite(t) else 0
+        chain = [b, *sorted(rs, key=lambda r: int(r["round"]))]
+        for key in measures:
+            pts = [(_train_images(r, n_gt1), float(r[key])) for r in chain if _is_finite(r.get(key))]
+            c = chain_of(pts) if len(pts) == len(chain) and all(math.isfinite(p[0]) for p in pts) else None
+            if c is not None:
+                out.setdefault(key, {})[f"{name}/seed{seed}/{strategy}@{budget}"] = c
+    return out
+
+
+def study_chains(study_dir) -> dict:
+    """:func:`study_chains_from_rows` of an ``alnb study`` folder's ``results/*.json`` rows (or of the folder's own
+    ``*.json`` files when it has no ``results/``), chains named after the folder."""
+    d = Path(study_dir)
+    files = sorted((d / "results").glob("*.json")) if (d / "results").is_dir() else sorted(d.glob("*.json"))
+    return study_chains_from_rows([json.loads(f.read_text()) for f in files], name=d.name)
+
+
+def backtest_chains(chains: dict, level: float = BACKTEST_LEVEL) -> dict:
+    """``{measure: {curve: numbers}}``: :func:`alnb.loop.forecast.backtest` of every curve of
+    :data:`alnb.loop.forecast.CURVES` on ``{measure: {name: (n, y)}}``: ``chains``, ``n_forecasts``,
+    ``mean_abs_error``, ``bias``, ``error_scale``, ``coverage_ols`` (the OLS interval), ``coverage_backtest`` (with
+    its own error scale and bias: in-sample), ``errors`` and ``by_fitted_points`` (per k fitted points)."""
+    out = {}
+    for measure, ch in chains.items():
+        pairs = list(ch.values())
+        out[measure] = {}
+        for model in fc.CURVES:
+            bt = fc.backtest(pairs, model=model, level=level)
+            corr = fc.backtest(pairs, model=model, level=level, error_scale=bt.error_scale, bias=bt.bias) \
+                if np.isfinite(bt.error_scale) else None
+            per_k = {}
+            for k in sorted(set(bt.n_fitted.tolist())):
+                e = bt.errors[bt.n_fitted == k]
+                per_k[str(k)] = {"n_forecasts": int(len(e)), "mean_abs_error": float(np.abs(e).mean()),
+                                 "bias": float(e.mean()), "error_sd": float(e.std(ddof=1)) if len(e) >= 2 else None}
+            out[measure][model] = {
+                "chains": len(pairs), "n_forecasts": bt.n_forecasts, "mean_abs_error": bt.mean_abs_error,
+                "bias": bt.bias, "error_scale": bt.error_scale, "coverage_ols": bt.coverage,
+                "coverage_backtest": corr.coverage if corr is not None else None,
+                "errors": [float(e) for e in bt.errors], "by_fitted_points": per_k}
+    return out
+
+
+def lowest_error_curve(per_curve: dict) -> str | None:
+    """The curve with the lowest mean absolute error among those that made a forecast (None: none did)."""
+    return min((m for m in per_curve if per_curve[m]["n_forecasts"]),
+               key=lambda m: per_curve[m]["mean_abs_error"], default=None)
+
+
+def backtest_record(chains: dict, result: dict, level: float = BACKTEST_LEVEL, **extra) -> dict:
+    """The backtest file's JSON (``benchmarks/forecast_backtest.py``'s format, what :func:`load_backtest` reads):
+    ``level``, ``chains`` (the most chains of a measure), ``extra`` (inputs, command, ...), ``measures`` (``result``
+    of :func:`backtest_chains`) and ``chain_points``; NaN written as null."""
+    return _finite({"level": level, "chains": max((len(c) for c in chains.values()), default=0), **extra,
+                    "measures": result,
+                    "chain_points": {m: {k: [[float(a), float(b)] for a, b in zip(*c)] for k, c in ch.items()}
+                                     for m, ch in chains.items()}})

@@ -39,6 +39,7 @@ from alnb.core.workspace import WorkspaceError, atomic_write_json, atomic_write_
 from alnb.evaluation import stats
 from alnb.evaluation.metrics import CostModel, coco_bootstrap_diff, coco_matches, labelling_seconds, predicted_seconds
 from alnb.evaluation.step import evaluate, evaluate_external, load_predictions
+from alnb.loop import forecaststep as fs
 from alnb.loop import selection as sel
 
 REFERENCE = "random"  # the strategy every other one is compared with
@@ -55,6 +56,10 @@ DEFAULT_IMAGES_PER_S = {"smoke": 20.0, "quick": 46.0, "paper": 150.0}
 OVERHEAD_S = {"smoke": 5.0, "quick": 15.0, "paper": 30.0}  # per run: evaluation on VAL1 + selection
 # per seed: dataset validation + split, MC scoring of the POOL (docs/results/2026-12-07-measured-times.md)
 SEED_OVERHEAD_S = {"smoke": 5.0, "quick": 25.0, "paper": 30.0}
+# the report's forecast backtest: the measures it shows, and the file it writes (benchmarks/forecast_backtest.py's
+# format: a backtest file for alnb.loop.forecaststep)
+FORECAST_MEASURES = {"mAP50-95": "VAL1 mAP50-95", "test_mAP50-95": "TEST mAP50-95"}
+FORECAST_BACKTEST_FILE = "forecast_backtest.json"
 
 
 def parse_budget(budget) -> tuple:
@@ -954,8 +959,62 @@ def write_outputs(study_dir, table: pd.DataFrame) -> StudyResult:
                           paired_differences(table), verdicts(table)))):
         figs[name] = save_figure(fig, name, study_dir / "figures")
         plt.close(fig)
-    rep = write_report(study_dir, table, summ, ver, sav, ssav, var)
+    chains, bt = forecast_backtest(table, name=study_dir.name)
+    if any(v["n_forecasts"] for per in bt.values() for v in per.values()):
+        atomic_write_text(study_dir / FORECAST_BACKTEST_FILE, json.dumps(fs.backtest_record(
+            chains, bt, fs.BACKTEST_LEVEL, inputs=[str(study_dir.resolve())],
+            written=time.strftime("%Y-%m-%dT%H:%M:%S%z"), command=["alnb", "study"]), indent=2) + "\n")
+    rep = write_report(study_dir, table, summ, ver, sav, ssav, var, backtest=bt)
     return StudyResult(table, summ, ver, sav, study_dir, figs, rep, seconds_savings=ssav)
+
+
+def forecast_backtest(table: pd.DataFrame, *, name: str = "study", level: float = fs.BACKTEST_LEVEL) -> tuple:
+    """``(chains, result)``: the study's learning-curve chains (:func:`alnb.loop.forecaststep.study_chains_from_rows`
+    on the table's rows: per seed, strategy and budget, GT1 alone then the chain's rounds) and the one-step-ahead
+    backtest of every curve on them (:func:`alnb.loop.forecaststep.backtest_chains`)."""
+    chains = fs.study_chains_from_rows(table.to_dict("records"), name=name)
+    return chains, fs.backtest_chains(chains, level)
+
+
+def forecast_accuracy_lines(table: pd.DataFrame, result: dict, level: float = fs.BACKTEST_LEVEL) -> list:
+    """The report's section "Forecast accuracy (backtest)": per measure of :data:`FORECAST_MEASURES` the backtest
+    ``result`` has, per curve: forecasts, mean absolute error, bias, error sd, coverage of the nominal OLS interval,
+    and the lowest-error curve; a sentence instead when nothing could be backtested."""
+    pct = f"{level:.0%}".replace("%", " %")
+    lines = ["## Forecast accuracy (backtest)", "",
+             "How well the next-round forecast (`alnb.loop.forecast`) would have predicted this study's own rounds.  "
+             "One learning curve per seed, strategy and budget: GT1 alone (round 0), then the chain's rounds; x = the "
+             "round model's training images.  Every curve fitted to points 1..k (k >= 2) predicts point k+1; error = "
+             "predicted - measured (bias < 0: the curve under-predicts); coverage: how often the nominal "
+             f"{pct} OLS prediction interval held the measured value.", ""]
+    shown = [(m, label) for m, label in FORECAST_MEASURES.items()
+             if any(v["n_forecasts"] for v in (result.get(m) or {}).values())]
+    if not shown:
+        chain_rounds = table.loc[table["strategy"] != BASELINE, "round"]
+        if not len(chain_rounds) or int(chain_rounds.max()) <= 1:
+            lines += ["One round per chain: nothing to backtest; run a cycles study with --rounds ≥ 3.", ""]
+        else:
+            lines += ["No chain has 3 points with the measure (GT1 alone and 2 rounds): nothing to backtest.", ""]
+        return lines
+
+    def f(x, fmt):
+        return format(x, fmt) if x is not None and math.isfinite(x) else "n/a"
+
+    for m, label in shown:
+        per = result[m]
+        chains = next(iter(per.values()))["chains"]
+        lines += [f"{label}: {chains} chain(s).", "",
+                  f"| curve | forecasts | mean abs error | bias | error sd | coverage ({pct} OLS) |",
+                  "|---|---|---|---|---|---|"]
+        for curve, v in per.items():
+            lines.append(f"| {curve} | {v['n_forecasts']} | {f(v['mean_abs_error'], '.4f')} | "
+                         f"{f(v['bias'], '+.4f')} | {f(v['error_scale'], '.4f')} | {f(v['coverage_ols'], '.0%')} |")
+        lines += ["", f"Lowest mean absolute error: {fs.lowest_error_curve(per)}.", ""]
+    lines += [f"`{FORECAST_BACKTEST_FILE}` holds these numbers in `benchmarks/forecast_backtest.py`'s format (recall "
+              "too): copy it to a workspace's `metrics/forecast_backtest.json` and the forecast step uses its "
+              "lowest-error curve and error sd.  A few chains of a few rounds: every number here is itself "
+              "uncertain.", ""]
+    return lines
 
 
 def _md(df: pd.DataFrame, digits: int = 3) -> str:
@@ -966,9 +1025,10 @@ def _md(df: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(out)
 
 
-def write_report(study_dir, table, summ, ver, sav, ssav=None, var=None) -> Path:
+def write_report(study_dir, table, summ, ver, sav, ssav=None, var=None, backtest=None) -> Path:
     """``report.md``: grid, the round-by-round summary with intervals, paired verdicts with the smallest detectable
-    effect, label and seconds savings, where the variance comes from, figures."""
+    effect, label and seconds savings, where the variance comes from, the forecast backtest (``backtest``: the result of
+    :func:`forecast_backtest`, computed from ``table`` when None), figures."""
     study_dir = Path(study_dir)
     info = json.loads((study_dir / "study.json").read_text()) if (study_dir / "study.json").is_file() else {}
     g = info.get("grid", {})
@@ -1011,6 +1071,9 @@ def write_report(study_dir, table, summ, ver, sav, ssav=None, var=None) -> Path:
         lines += ["## Where the variance of the paired differences comes from (TEST set)", "", _md(var, 5), "",
                   "`evaluation`: paired bootstrap over the TEST images (both models on the same resampled images); "
                   "`training`: the rest (which images were drawn, how the models trained).", ""]
+    if backtest is None:
+        backtest = forecast_backtest(table, name=study_dir.name)[1]
+    lines += forecast_accuracy_lines(table, backtest)
     lines += ["## Figures", "", "![curves per image](figures/study_curves_images.png)", "",
               "![curves per labelling second](figures/study_curves_seconds.png)", "",
               "![paired differences](figures/study_paired_diff.png)", ""]

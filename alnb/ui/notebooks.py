@@ -9,6 +9,16 @@ from pathlib import Path
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 ORDER = ["00_setup", "01_train_gt1", "02_autolabel", "03_select_gt2", "04_random_control"]
+# A kernel that never answers at start-up is started again (nothing of the notebook ran yet): over TCP, jupyter_client
+# picks free ports and the kernel binds them a moment later, so another process taking one in between ("Address
+# already in use" in the kernel's log, "Kernel didn't respond in 60 seconds" here) fails a start that a retry passes.
+KERNEL_START_TRIES = 3
+_KERNEL_START_FAILURES = ("Kernel didn't respond", "Kernel died before replying")
+
+
+def kernel_start_failed(exc: BaseException) -> bool:
+    """True for the errors jupyter_client raises when a kernel did not come up (before any cell ran)."""
+    return isinstance(exc, RuntimeError) and any(m in str(exc) for m in _KERNEL_START_FAILURES)
 
 
 def available(names=ORDER) -> list:
@@ -22,7 +32,8 @@ def run_notebook(name: str, out_dir, parameters: dict | None = None, progress: b
 
     The kernel runs with the notebooks folder as its working directory (as in JupyterLab), so relative paths in the
     parameters cell such as ``"../runs/weld"`` mean the same thing in both.  Returns the executed copy's path.
-    Raises ``papermill.PapermillExecutionError`` naming the failing cell.
+    Raises ``papermill.PapermillExecutionError`` naming the failing cell.  A kernel that does not start is started
+    again, up to :data:`KERNEL_START_TRIES` times (:func:`kernel_start_failed`).
 
     ``trust``: sign the executed copy with this user's Jupyter notary (:func:`trust_notebook`), as JupyterLab does
     for a notebook the user ran and saved, so its interactive tables (itables) work when it is opened here; on any
@@ -37,9 +48,17 @@ def run_notebook(name: str, out_dir, parameters: dict | None = None, progress: b
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dst = out / f"{name}.ipynb"
-    pm.execute_notebook(str(src), str(dst), parameters=parameters or {}, cwd=str(NOTEBOOK_DIR),
-                        kernel_name="python3", progress_bar=progress, request_save_on_cell_execute=False,
-                        execution_timeout=timeout)
+    for attempt in range(1, KERNEL_START_TRIES + 1):
+        try:
+            pm.execute_notebook(str(src), str(dst), parameters=parameters or {}, cwd=str(NOTEBOOK_DIR),
+                                kernel_name="python3", progress_bar=progress, request_save_on_cell_execute=False,
+                                execution_timeout=timeout)
+            break
+        except RuntimeError as e:
+            if not kernel_start_failed(e) or attempt == KERNEL_START_TRIES:
+                raise
+            print(f"[alnb] {name}: the Jupyter kernel did not start ({e}); starting a new one "
+                  f"(try {attempt + 1} of {KERNEL_START_TRIES})", flush=True)
     if trust:
         trust_notebook(dst)
     return dst
