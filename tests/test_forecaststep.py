@@ -111,6 +111,12 @@ def test_backtest_scale_review_hours_and_label_change(tiny_workspace):
     assert res.label_change == pytest.approx(0.5) and "2 images both auto-labelled" in res.label_change_note
     rate = (0.1 - 0.08) * 12 / ((y(18) - y(14)) / 0.01)  # review hours saved per point of mAP50-95
     assert res.review["hours_saved_per_point"] == pytest.approx(rate) and "hours_rule" not in res.review
+    # the review hours of the 6 images left after round 4 (12 - 6), at CAL3's 0.08 h per image minus the drop the
+    # predicted gain buys; the interval follows the gain's (its high end gives the fewest hours)
+    drop = rate / 12
+    nxt = res.review["review_next_h"]
+    assert nxt["images_left"] == 6 and nxt["mean"] == pytest.approx((0.08 - drop * g.mean / 0.01) * 6)
+    assert nxt["low"] == pytest.approx(max(0.08 - drop * g.high / 0.01, 0) * 6) and nxt["high"] > nxt["mean"]
     hours = 6 * 15.0 / 3600
     n = res.advice.numbers
     assert n["hours_saved_low"] == pytest.approx(rate * g.low / 0.01) and n["next_round_hours"] == pytest.approx(hours)

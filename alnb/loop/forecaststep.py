@@ -223,6 +223,21 @@ def _review(ws, rounds: list) -> dict | None:
     return out
 
 
+def _review_next(review: dict, gain: fc.Forecast, left_after: int) -> dict:
+    """The review hours of the POOL images still unlabelled after the next round, if the next model's auto-labels are
+    as much cheaper to review per image as the gain forecast says: (review h per image now - the drop per image per
+    point x predicted points) x images left; its interval from the gain's (a larger gain, fewer hours)."""
+    per_image = review["review_all_h"] / review["images"]
+    drop = review["hours_saved_per_point"] / review["images"]  # review h per image saved per point of mAP50-95
+
+    def h(g):
+        return max(per_image - drop * g / fc.POINT, 0.0) * max(left_after, 0)
+
+    return {"images_left": int(max(left_after, 0)), "mean": h(gain.mean), "low": h(gain.high), "high": h(gain.low),
+            "note": (f"{max(left_after, 0)} images left after the next round x ({per_image:.4f} review h per image "
+                     f"now - {drop:.4g} per point of {MEASURES[0]} x the predicted gain)")}
+
+
 def _label_change(ws, k: int) -> tuple:
     """:func:`alnb.loop.forecast.label_change` between CAL<k-1>'s and CAL<k>'s auto-labels of the images both
     auto-labelled (``autolabels/<MODEL>/<stem>.txt``), or ``(None, why not)``."""
@@ -320,6 +335,9 @@ def next_round_forecast(ws, *, budget: int | None = None, model: str | None = No
                                                       "wide for it)" if source[primary] != "backtest"
                                                       else "the next round's hours are unknown")}
         per_point = None
+    if review and review.get("hours_saved_per_point") is not None and review.get("images") and \
+            review.get("review_all_h") is not None:
+        review = {**review, "review_next_h": _review_next(review, gains[primary], left - n_budget)}
     cur = rounds[-1].measures[primary]
     advice = fc.stop_advice(gains[primary], next_round_hours=hours if hours is not None else float("nan"),
                             hours_saved_per_point=per_point, target=target,

@@ -1094,7 +1094,10 @@ def next_round_markdown(res) -> list:
               + (f"; {_num(rv['hours_saved_per_point']):.2f} review h saved per point of mAP50-95 "
                  f"({md_escape(rv['note'])})" if rv.get("hours_saved_per_point") is not None
                  else f" ({md_escape(rv.get('note', ''))})" if rv.get("note") else "")
-              + (f"; hours rule {md_escape(rv['hours_rule'])}" if rv.get("hours_rule") else ""))
+              + (f"; hours rule {md_escape(rv['hours_rule'])}" if rv.get("hours_rule") else "")
+              + (f"; reviewing the {rv['review_next_h']['images_left']} images left after round {res.next_round} "
+                 f"predicted {_num(rv['review_next_h']['mean']):.2f} h ({_num(rv['review_next_h']['low']):.2f} to "
+                 f"{_num(rv['review_next_h']['high']):.2f})" if rv.get("review_next_h") else ""))
     change = ("not measured" if res.label_change is None else f"{res.label_change:.1%} of boxes changed")
     hours = "unknown" if res.next_round_hours is None else f"{res.next_round_hours:.2f} h"
     return md + [
