@@ -100,19 +100,23 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _clean_nan(o):
-    if isinstance(o, float) and not np.isfinite(o):
-        return None
+def finite_json(o):
+    """``o`` as plain JSON data: NaN / inf -> None, numpy scalars -> Python numbers, recursively (mappings, typed
+    results included, become dicts; tuples lists).  What every metrics JSON holds, and what a person reads."""
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
     if isinstance(o, (dict, Mapping)):  # a dict, or a typed result (alnb.core.records.Record) written as its dict
-        return {k: _clean_nan(v) for k, v in o.items()}
+        return {k: finite_json(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_clean_nan(v) for v in o]
+        return [finite_json(v) for v in o]
     return o
 
 
 def atomic_write_json(path, obj):
     """Atomic JSON write; NaN/inf become ``null`` (e.g. a class that is not measurable)."""
-    atomic_write_text(path, json.dumps(_clean_nan(obj), indent=2, default=_json_default) + "\n")
+    atomic_write_text(path, json.dumps(finite_json(obj), indent=2, default=_json_default) + "\n")
 
 
 # --------------------------------------------------------------------------------------------------------------- tags

@@ -27,7 +27,7 @@ import numpy as np
 
 from alnb.loop import forecast as fc
 from alnb.core.data import LabelError, read_autolabels
-from alnb.core.workspace import cal_name, gt_tag, train_tags
+from alnb.core.workspace import cal_name, finite_json, gt_tag, train_tags
 from alnb.loop.selection import pool_stems
 
 FORECAST_FILE = "forecast"  # metrics/forecast.json: what write_forecast wrote last
@@ -95,20 +95,7 @@ class NextRound:
         d = asdict(self)
         d["measure"] = self.measure
         d["line"] = self.line()
-        return _finite(d)
-
-
-def _finite(obj):
-    """NaN / inf -> None, recursively (the JSON a person reads)."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+        return finite_json(d)
 
 
 def _float(v) -> float:
@@ -458,7 +445,7 @@ def backtest_record(chains: dict, result: dict, level: float = BACKTEST_LEVEL, *
     """The backtest file's JSON (``benchmarks/forecast_backtest.py``'s format, what :func:`load_backtest` reads):
     ``level``, ``chains`` (the most chains of a measure), ``extra`` (inputs, command, ...), ``measures`` (``result``
     of :func:`backtest_chains`) and ``chain_points``; NaN written as null."""
-    return _finite({"level": level, "chains": max((len(c) for c in chains.values()), default=0), **extra,
+    return finite_json({"level": level, "chains": max((len(c) for c in chains.values()), default=0), **extra,
                     "measures": result,
                     "chain_points": {m: {k: [[float(a), float(b)] for a, b in zip(*c)] for k, c in ch.items()}
                                      for m, ch in chains.items()}})
