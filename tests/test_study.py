@@ -113,6 +113,50 @@ def test_label_savings_read_off_the_random_curve():
     assert S.random_images_for(0.35, [0, 10, 20, 30], [0.2, 0.4, 0.3, 0.5]) == pytest.approx(7.5)
 
 
+def _chain_table():
+    """3 seeds, two rounds of 10 images: random at 100 / 200 labelling s, hybrid 0.06 ahead (seed-varying) at 150 /
+    300 s; mAP50-95 = mAP50 / 2."""
+    rows = []
+    for seed, off in ((0, 0.0), (1, 0.02), (2, -0.02)):
+        rows.append({"strategy": "gt1_only", "budget": "0", "round": 0, "seed": seed, "images": 0,
+                     "labelling_s": 0.0, "mAP50": 0.20 + off})
+        for r in (1, 2):
+            rows.append({"strategy": "random", "budget": "10", "round": r, "seed": seed, "images": 10 * r,
+                         "labelling_s": 100.0 * r, "mAP50": 0.20 + 0.10 * r + off})
+            rows.append({"strategy": "hybrid", "budget": "10", "round": r, "seed": seed, "images": 10 * r,
+                         "labelling_s": 150.0 * r, "mAP50": 0.26 + 0.10 * r + off + 0.01 * seed})
+    t = pd.DataFrame(rows)
+    return t.assign(**{"mAP50-95": t["mAP50"] / 2})
+
+
+def test_round_table_pairs_each_round_per_image_and_per_second():
+    t = _chain_table()
+    ver = pd.concat([S.verdicts(t, metric=m, x=x) for m in ("mAP50", "mAP50-95") for x in ("images", "labelling_s")],
+                    ignore_index=True)
+    tab = S.round_table(S.summarise(t), ver)["10"].set_index("round")
+    assert list(tab.index) == [0, 1, 2]
+    assert tab.at[0, "random mAP50 / mAP50-95"] == "0.200 / 0.100"
+    assert tab.at[2, "random mAP50 / mAP50-95"] == "0.400 / 0.200" and tab.at[2, "random images (cum.)"] == 20
+    # per image: +0.07 on average (0.06 + 0.01 * seed), interval 0.07 +- t(2) * 0.01 / sqrt(3), bold (excludes 0)
+    h = 4.302653 * 0.01 / math.sqrt(3)
+    per_image = tab.at[1, "hybrid - random, per image"].split(" ; ")
+    assert per_image[0] == f"**+0.070 [{0.07 - h:+.3f}, {0.07 + h:+.3f}]**"
+    assert per_image[1] == f"**+0.035 [{0.035 - h / 2:+.3f}, {0.035 + h / 2:+.3f}]**"
+    # equal seconds, round 1: hybrid's 150 s = half-way between random's 100 s (0.30) and 200 s (0.40) -> 0.35;
+    # hybrid 0.36 + 0.01 * seed - 0.35 = +0.01 + 0.01 * seed: +0.02 +- 0.0248, not bold.  Round 2 (300 s) lies beyond
+    # random's curve: "-"
+    assert tab.at[1, "hybrid - random, equal seconds"].split(" ; ")[0] == f"+0.020 [{0.02 - h:+.3f}, {0.02 + h:+.3f}]"
+    assert tab.at[2, "hybrid - random, equal seconds"] == "- ; -"
+    assert tab.at[2, "cum. labelling s: random / hybrid"] == "200 / 300" and tab.at[0, "hybrid - random, per image"] == ""
+    # a difference whose interval contains 0 is not bold
+    noisy = t.copy()
+    noisy.loc[(noisy["strategy"] == "hybrid") & (noisy["seed"] == 1), "mAP50"] -= 0.2
+    vn = S.verdicts(noisy, metric="mAP50")
+    cell = S.round_table(S.summarise(noisy), vn, metrics=("mAP50",))["10"].set_index("round").at[
+        1, "hybrid - random, per image"]
+    assert not cell.startswith("**") and cell.startswith("+0.003 [")
+
+
 def test_summarise_means_and_intervals():
     s = S.summarise(_table()).set_index(["strategy", "budget"])
     assert s.at[("random", "20"), "mAP50"] == pytest.approx(0.40)
@@ -124,14 +168,17 @@ def test_grids_and_estimate(tmp_path):
     small = S.get_grid("small")
     assert len(small.seeds) >= 3 and small.profile == "quick" and "random" in small.strategies
     assert "study_rule" in small.strategies
-    est = S.estimate_seconds(tmp_path, small)
-    # 5 x CAL1 (177 x 25 epochs) + 15 runs of (177 + 100) x 10 at the default throughput + overheads
+    # the 10-epoch fine-tune: 5 x CAL1 (177 x 25 epochs) + 15 runs of (177 + 100) x 10 at the default throughput
+    est = S.estimate_seconds(tmp_path, small, train_overrides={"round_recipe": "finetune"})
     assert est["runs"] == 5 + 15 and 600 < est["seconds"] < 2 * 3600
-    assert S.estimate_seconds(tmp_path, small, workers=4)["seconds"] == pytest.approx(est["seconds"] / 4, rel=1e-3)
-    # every model trained fresh (finetune_epochs=None): the 15 added-set runs take 25 epochs, not 10
-    fresh = S.estimate_seconds(tmp_path, small, train_overrides={"finetune_epochs": None})
+    assert S.estimate_seconds(tmp_path, small, workers=4, train_overrides={"round_recipe": "finetune"})[
+        "seconds"] == pytest.approx(est["seconds"] / 4, rel=1e-3)
+    # the quick profile's default recipe trains every round model fresh: the 15 added-set runs take 25 epochs, not
+    # 10 (finetune_epochs set but unused); finetune_epochs=None means the same
     ips = est["images_per_s"]
-    assert fresh["seconds"] - est["seconds"] == pytest.approx(15 * (177 + 100) * (25 - 10) / ips, rel=1e-3)
+    for fresh in (S.estimate_seconds(tmp_path, small),
+                  S.estimate_seconds(tmp_path, small, train_overrides={"finetune_epochs": None})):
+        assert fresh["seconds"] - est["seconds"] == pytest.approx(15 * (177 + 100) * (25 - 10) / ips, rel=1e-3)
     cyc = S.get_grid("cycles")
     assert cyc.rounds == 3 and cyc.budgets == ("50",) and S.estimate_seconds(tmp_path, cyc)["runs"] == 5 + 3 * 3 * 5
     assert S.get_grid("small", budgets=["600s"]).budgets == ("600s",) and S.parse_budget("600s") == ("seconds", 600)
@@ -208,6 +255,8 @@ def test_smoke_study_end_to_end_with_resume(tiny_dataset, tmp_path, monkeypatch)
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000
     rep = (out / "report.md").read_text()
     assert "95 %" in rep and "hybrid" in rep and "verdict" in rep.lower()
+    assert "## Round by round: paired differences to random, per image and per labelling second" in rep
+    assert "| hybrid - random, per image | hybrid - random, equal seconds |" in rep
     v = pd.read_csv(out / "verdicts.csv")
     assert set(v["verdict"]) <= {"better", "worse", "no detectable difference", "too few seeds"}
 

@@ -406,14 +406,15 @@ def estimate_seconds(study_dir, grid: Grid, *, pool_size: int | None = None, wor
     ``train_overrides``: the study's (``epochs``, ``finetune_epochs=None`` = every model trained fresh, ...).
     """
     # heavy, imported where used: tqdm, matplotlib and the alnb modules that load them
-    from alnb.model.train import get_profile
+    from alnb.model.train import get_profile, recipe_of
 
     prof = get_profile(grid.profile, **dict(train_overrides or {}))
     ips = _images_per_s(study_dir, grid.profile)
     n_gt1 = grid.n_gt1 if isinstance(grid.n_gt1, int) else 177
     pool = pool_size or 419
     per_image_s = 6 * CostModel().t_draw * 0.5  # ~30 s of assisted labelling per image (docs/guide/strategies.md, the small grid)
-    ft_epochs = getattr(prof, "finetune_epochs", None) or prof.epochs
+    # a round model's epochs follow the profile's recipe: a warm start trains finetune_epochs, a fresh one all epochs
+    ft_epochs = (prof.finetune_epochs or prof.epochs) if recipe_of(prof).warm else prof.epochs
     base_s, chain_s, n_runs = 0.0, 0.0, 0
     for seed in grid.seeds:
         if not (seed_dir(study_dir, seed) / "runs" / "CAL1" / "alnb_run.json").is_file():
@@ -1017,12 +1018,85 @@ def forecast_accuracy_lines(table: pd.DataFrame, result: dict, level: float = fs
     return lines
 
 
+def _signed_interval(row) -> str:
+    """``+0.003 [-0.038, +0.044]`` (bold when the interval excludes 0); ``-`` without a value, the bare mean
+    without an interval."""
+    if row is None or not np.isfinite(row["mean_diff"]):
+        return "-"
+    if not (np.isfinite(row["lo"]) and np.isfinite(row["hi"])):
+        return f"{row['mean_diff']:+.3f}"
+    txt = f"{row['mean_diff']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}]"
+    return f"**{txt}**" if row["lo"] > 0 or row["hi"] < 0 else txt
+
+
+def round_table(summ: pd.DataFrame, ver: pd.DataFrame, *, reference: str = REFERENCE,
+                metrics=("mAP50", "mAP50-95")) -> dict:
+    """Round by round, one table per budget: the reference's mean ``metrics`` and cumulative images, each other
+    strategy's paired difference to it **per image** (``x = images``) and **at equal labelling seconds**
+    (``x = labelling_s``), ``metrics`` joined by `` ; `` (mean [95 % interval over seeds], bold when it excludes 0;
+    ``-`` where the strategy's seconds lie beyond the reference's curve), and every chain's cumulative labelling
+    seconds.  Built from :func:`summarise` and :func:`verdicts` (``verdicts.csv``); returns ``{budget: DataFrame}``.
+    """
+    out = {}
+    if summ is None or not len(summ) or ver is None:
+        return out
+    base = summ[summ["strategy"] == BASELINE]
+    for b in [b for b in summ["budget"].drop_duplicates() if b != BASELINE and str(b) != "0"]:
+        sb = summ[summ["budget"] == b]
+        if not sb["strategy"].eq(reference).any():
+            continue
+        others = [x for x in sb["strategy"].drop_duplicates() if x != reference]
+        rounds = sorted(int(r) for r in sb["round"].unique())
+        rows = []
+        for r in [0] + rounds:
+            src = base if r == 0 else sb[(sb["strategy"] == reference) & (sb["round"] == r)]
+            if not len(src):
+                continue
+            ref = src.iloc[0]
+            row = {"round": r, f"{reference} images (cum.)": round(float(ref.get("images", 0.0)))
+                   if r else 0, f"{reference} " + " / ".join(metrics): " / ".join(
+                       f"{float(ref[m]):.3f}" for m in metrics)}
+            for o in others:
+                for x, label in (("images", "per image"), ("labelling_s", "equal seconds")):
+                    cells = []
+                    for m in metrics:
+                        v = ver[(ver["strategy"] == o) & (ver["budget"].astype(str) == str(b))
+                                & (ver["round"] == r) & (ver["metric"] == m) & (ver["x"] == x)]
+                        cells.append(_signed_interval(v.iloc[0]) if r and len(v) else "")
+                    row[f"{o} - {reference}, {label}"] = " ; ".join(cells) if r else ""
+            secs = []
+            for sname in [reference] + others:
+                v = src if r == 0 else sb[(sb["strategy"] == sname) & (sb["round"] == r)]
+                secs.append(f"{float(v['labelling_s'].iloc[0]):,.0f}" if len(v) and "labelling_s" in v else "-")
+            row["cum. labelling s: " + " / ".join([reference] + others)] = secs[0] if r == 0 else " / ".join(secs)
+            rows.append(row)
+        out[str(b)] = pd.DataFrame(rows)
+    return out
+
+
 def _md(df: pd.DataFrame, digits: int = 3) -> str:
     cols = list(df.columns)
     out = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     for r in df.itertuples(index=False):
         out.append("| " + " | ".join(f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in r) + " |")
     return "\n".join(out)
+
+
+def _round_table_lines(summ: pd.DataFrame, ver: pd.DataFrame) -> list:
+    """The report's compact round-by-round table (:func:`round_table`), one per budget, with what its cells mean."""
+    tables = round_table(summ, ver)
+    if not tables:
+        return []
+    lines = ["## Round by round: paired differences to random, per image and per labelling second", "",
+             "Each cell: mean paired difference over seeds [95 % interval], mAP50 ; mAP50-95 on VAL1, **bold** when "
+             "the interval excludes 0.  `per image`: at the same cumulative images; `equal seconds`: at the same "
+             "cumulative labelling seconds (random's curve interpolated; `-` beyond it, never extrapolated).  "
+             "Round 0 = GT1 alone (CAL1, shared by every chain).", ""]
+    for b, df in tables.items():
+        if len(tables) > 1:
+            lines += [f"Budget per round: {b}", ""]
+        lines += [_md(df), ""]
+    return lines
 
 
 def write_report(study_dir, table, summ, ver, sav, ssav=None, var=None, backtest=None) -> Path:
@@ -1053,6 +1127,7 @@ def write_report(study_dir, table, summ, ver, sav, ssav=None, var=None, backtest
              "`images`, `boxes`, `labelling_s`: cumulative over the rounds (labelling seconds = correcting the "
              "chain's previous model's auto-labels under the cost model); round 0 = GT1 alone.", "",
              _md(summ[[c for c in cols if c in summ]]), "",
+             *_round_table_lines(summ, ver),
              "## Paired difference to random (same seed), verdict from the interval", "",
              _md(ver), "",
              "`better` / `worse`: the whole 95 % interval of the paired difference lies above / below 0.  "
