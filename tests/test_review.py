@@ -320,6 +320,24 @@ def test_reviewed_image_labelled_by_people_is_machine_reviewed(scored_ws, tmp_pa
     assert set(prov["provenance"]) <= set(reviewstep.PROVENANCE)
 
 
+def test_cli_recalibration_is_on_by_default_and_can_be_switched_off(scored_ws, tmp_path, capsys):
+    from alnb.apps import cli
+
+    ws = _fresh_copy(scored_ws, tmp_path)
+    runs = {}
+    for extra in ([], ["--no-recalibrate"]):
+        assert cli.main(["review", "--workspace", str(ws.root), "--fraction", "0.5", *extra]) == 0
+        out = capsys.readouterr().out
+        summary = json.loads((ws.root / "metrics" / "review_plan.json").read_text())
+        plan = pd.read_csv(ws.root / "review_plan.csv", dtype={"stem": str})
+        runs[bool(extra)] = (summary["calibration"]["recalibrated"], "recalibrated" in out, plan)
+    assert runs[False][:2] == (True, True) and runs[True][:2] == (False, False)
+    # the same first stage: the error probabilities agree, the recalibrated expected counts do not
+    on, off = (runs[k][2].set_index("stem").sort_index() for k in (False, True))
+    assert np.allclose(on["p_error"], off["p_error"])
+    assert not np.allclose(on[["e_fp", "e_fn"]], off[["e_fp", "e_fn"]])
+
+
 def test_cli_errors_are_one_clear_message(tiny_workspace, capsys):
     from alnb.apps import cli
 
