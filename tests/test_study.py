@@ -157,6 +157,53 @@ def test_round_table_pairs_each_round_per_image_and_per_second():
     assert not cell.startswith("**") and cell.startswith("+0.003 [")
 
 
+def test_seconds_savings_tells_a_strategy_at_gt1_from_one_beyond_random():
+    t = _chain_table()
+    ss = S.seconds_savings(t, metric="mAP50").set_index(["strategy", "round"])
+    # round 1: hybrid 0.36 + off + 0.01 * seed at 150 s; random's own seed curve 0.20 + off / 0.30 + off / 0.40 + off
+    # at 0 / 100 / 200 s needs 160, 170, 180 s -> saved 1 - 150 / need on all 3 seeds
+    r1 = ss.loc[("hybrid", 1)]
+    assert r1["n_reached"] == 3 and r1["n_at_gt1"] == 0
+    assert r1["saved"] == pytest.approx(np.mean([1 - 150 / 160, 1 - 150 / 170, 1 - 150 / 180]))
+    # round 2: 0.46 + ... is above random's best point on every seed: beyond the curve, neither reached nor at GT1
+    assert ss.loc[("hybrid", 2), "n_reached"] == 0 and ss.loc[("hybrid", 2), "n_at_gt1"] == 0
+    # a strategy no better than GT1 alone on seed 0: random needs 0 s there, counted apart, not as "not reached"
+    low = t.copy()
+    low.loc[(low["strategy"] == "hybrid") & (low["round"] == 1) & (low["seed"] == 0), "mAP50"] = 0.15
+    r1 = S.seconds_savings(low, metric="mAP50").set_index(["strategy", "round"]).loc[("hybrid", 1)]
+    assert r1["n_at_gt1"] == 1 and r1["n_reached"] == 2
+    assert r1["saved"] == pytest.approx(np.mean([1 - 150 / 170, 1 - 150 / 180]))
+
+
+def test_study_tables_benchmark_extends_random_over_seconds_with_its_longer_chain(tmp_path, capsys):
+    """benchmarks/study_tables.py reads every row of the folder: random's rounds beyond the strategies' give their
+    later rounds an equal-seconds comparison that the grid's own report (random as long as the others) cannot."""
+    import importlib.util
+    from pathlib import Path
+
+    t = _chain_table()
+    extra = [{"strategy": "random", "budget": "10", "round": 3, "seed": seed, "images": 30, "labelling_s": 300.0,
+              "mAP50": 0.50 + off, "mAP50-95": (0.50 + off) / 2} for seed, off in ((0, 0.0), (1, 0.02), (2, -0.02))]
+    (tmp_path / "results").mkdir()
+    for row in [*t.to_dict("records"), *extra]:
+        (tmp_path / "results" / f"{S.row_file(tmp_path, row['seed'], row['strategy'], row['budget'], row['round']).name}"
+         ).write_text(json.dumps({**row, "train_s": 1.0, "train_images": 10, "boxes": 1, "reused": False}))
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "study_tables.py"
+    spec = importlib.util.spec_from_file_location("study_tables", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    r = mod.tables(tmp_path)
+    assert r["seeds"] == [0, 1, 2] and r["rounds"] == 2
+    tab = r["round_table"]["10"].set_index("round")
+    # hybrid's round 2 (300 s) now meets random's round 3 (300 s): 0.46 + off + 0.01 * seed - (0.50 + off)
+    cell = tab.at[2, "hybrid - random, equal seconds"].split(" ; ")[0]
+    assert cell.startswith("**-0.030 [")
+    assert 3 not in set(r["verdicts"]["round"])  # random's extra round is its curve, not a compared round
+    assert mod.main([str(tmp_path), "--seeds", "0", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "seeds [0, 1]" in out and "random's chain to round 3" in out and "trainings: 10" in out
+
+
 def test_summarise_means_and_intervals():
     s = S.summarise(_table()).set_index(["strategy", "budget"])
     assert s.at[("random", "20"), "mAP50"] == pytest.approx(0.40)
