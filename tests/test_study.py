@@ -199,6 +199,7 @@ def test_study_tables_benchmark_extends_random_over_seconds_with_its_longer_chai
     cell = tab.at[2, "hybrid - random, equal seconds"].split(" ; ")[0]
     assert cell.startswith("**-0.030 [")
     assert 3 not in set(r["verdicts"]["round"])  # random's extra round is its curve, not a compared round
+    assert tab.at[3, "hybrid - random, per image"] == "" and tab.at[3, "cum. labelling s: random / hybrid"] == "300 / -"
     assert mod.main([str(tmp_path), "--seeds", "0", "1"]) == 0
     out = capsys.readouterr().out
     assert "seeds [0, 1]" in out and "random's chain to round 3" in out and "trainings: 10" in out

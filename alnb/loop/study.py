@@ -1068,7 +1068,7 @@ def round_table(summ: pd.DataFrame, ver: pd.DataFrame, *, reference: str = REFER
                         v = ver[(ver["strategy"] == o) & (ver["budget"].astype(str) == str(b))
                                 & (ver["round"] == r) & (ver["metric"] == m) & (ver["x"] == x)]
                         cells.append(_signed_interval(v.iloc[0]) if r and len(v) else "")
-                    row[f"{o} - {reference}, {label}"] = " ; ".join(cells) if r else ""
+                    row[f"{o} - {reference}, {label}"] = " ; ".join(cells) if r and any(cells) else ""
             secs = []
             for sname in [reference] + others:
                 v = src if r == 0 else sb[(sb["strategy"] == sname) & (sb["round"] == r)]
