@@ -21,8 +21,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alnb.loop import study as S  # noqa: E402
@@ -44,8 +42,7 @@ def tables(study_dir, seeds=None, rounds=None) -> dict:
         rounds = int(others["round"].max()) if len(others) else int(t["round"].max())
     # the strategies' rounds up to `rounds`; random's whole chain (its curve)
     t = t[(t["strategy"].isin([S.REFERENCE, S.BASELINE])) | (t["round"] <= rounds)]
-    ver = pd.concat([S.verdicts(t, metric=m, x=x) for m in METRICS for x in ("images", "labelling_s")],
-                    ignore_index=True)
+    ver = S.verdict_table(t, METRICS)
     summ = S.summarise(t)
     rt = S.round_table(summ, ver)
     chains = (t[t["strategy"] != S.BASELINE].groupby(["strategy", "round"])

@@ -167,7 +167,7 @@ def recipe_start(ws: Workspace, profile, start: str, seed: int = 0) -> dict:
     """The :func:`alnb.model.train.train_cal` arguments of a warm start from run ``start`` under the profile's round
     recipe: ``weights`` (the run's ``best.pt``, shrunk and perturbed where the recipe says so), ``epochs`` (the
     profile's ``finetune_epochs``), ``lr0`` (scaled by the recipe) and ``recipe`` (its name, recorded in the run)."""
-    from alnb.model.train import get_profile, load_run, recipe_of, shrink_perturb_checkpoint
+    from alnb.model.train import get_profile, load_run, recipe_of, round_epochs, shrink_perturb_checkpoint
 
     prof = get_profile(profile)
     recipe = recipe_of(prof)
@@ -175,7 +175,7 @@ def recipe_start(ws: Workspace, profile, start: str, seed: int = 0) -> dict:
     if recipe.shrink is not None:
         weights = shrink_perturb_checkpoint(weights, Path(ws.root) / "runs" / ".starts", recipe.shrink,
                                             recipe.perturb, seed)
-    out = {"weights": weights, "epochs": prof.finetune_epochs or prof.epochs, "recipe": recipe.name}
+    out = {"weights": weights, "epochs": round_epochs(prof), "recipe": recipe.name}
     if recipe.lr_scale != 1.0:
         out["lr0"] = float(prof.extra.get("lr0", 0.01)) * recipe.lr_scale
     return out

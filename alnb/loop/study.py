@@ -230,6 +230,12 @@ def verdicts(table: pd.DataFrame, *, metric: str = "mAP50", x: str = "images",
                                        "hi", "verdict", "mde"])
 
 
+def verdict_table(table: pd.DataFrame, metrics=("mAP50", "mAP50-95"), xs=("images", "labelling_s")) -> pd.DataFrame:
+    """:func:`verdicts` of every metric of ``metrics`` per image and per labelling second (``xs``), one table
+    (``verdicts.csv``)."""
+    return pd.concat([verdicts(table, metric=m, x=x) for m in metrics for x in xs], ignore_index=True)
+
+
 NOISE_MEASURES = ("mAP50", "mAP50-95", "boost")  # the one-seed verdict's measures (alnb.ui.report.verdict)
 
 
@@ -411,15 +417,14 @@ def estimate_seconds(study_dir, grid: Grid, *, pool_size: int | None = None, wor
     ``train_overrides``: the study's (``epochs``, ``finetune_epochs=None`` = every model trained fresh, ...).
     """
     # heavy, imported where used: tqdm, matplotlib and the alnb modules that load them
-    from alnb.model.train import get_profile, recipe_of
+    from alnb.model.train import get_profile, round_epochs
 
     prof = get_profile(grid.profile, **dict(train_overrides or {}))
     ips = _images_per_s(study_dir, grid.profile)
     n_gt1 = grid.n_gt1 if isinstance(grid.n_gt1, int) else 177
     pool = pool_size or 419
     per_image_s = 6 * CostModel().t_draw * 0.5  # ~30 s of assisted labelling per image (docs/guide/strategies.md, the small grid)
-    # a round model's epochs follow the profile's recipe: a warm start trains finetune_epochs, a fresh one all epochs
-    ft_epochs = (prof.finetune_epochs or prof.epochs) if recipe_of(prof).warm else prof.epochs
+    round_ep = round_epochs(prof)  # a warm start trains finetune_epochs, a fresh round model all epochs
     base_s, chain_s, n_runs = 0.0, 0.0, 0
     for seed in grid.seeds:
         if not (seed_dir(study_dir, seed) / "runs" / "CAL1" / "alnb_run.json").is_file():
@@ -433,7 +438,7 @@ def estimate_seconds(study_dir, grid: Grid, *, pool_size: int | None = None, wor
                 for r in range(1, grid.rounds + 1):
                     if row_file(study_dir, seed, s, b, r).is_file():
                         continue
-                    chain_s += (n_gt1 + r * k) * ft_epochs / ips + OVERHEAD_S.get(grid.profile, 20.0)
+                    chain_s += (n_gt1 + r * k) * round_ep / ips + OVERHEAD_S.get(grid.profile, 20.0)
                     chain_s += SEED_OVERHEAD_S.get(grid.profile, 30.0) if r < grid.rounds else 0.0  # rescoring
                     n_runs += 1
     w = max(1, int(workers))
@@ -950,8 +955,7 @@ def write_outputs(study_dir, table: pd.DataFrame) -> StudyResult:
     study_dir = Path(study_dir)
     summ = summarise(table)
     mets = ["mAP50", "mAP50-95"] + [m for m in ("test_mAP50", "test_mAP50-95") if table[m].notna().any()]
-    ver = pd.concat([verdicts(table, metric=m, x=x) for m in mets for x in ("images", "labelling_s")],
-                    ignore_index=True)
+    ver = verdict_table(table, mets)
     sav = label_savings(table)
     ssav = seconds_savings(table)
     var = variance_split(study_dir, table)
@@ -1024,14 +1028,14 @@ def forecast_accuracy_lines(table: pd.DataFrame, result: dict, level: float = fs
 
 
 def _signed_interval(row) -> str:
-    """``+0.003 [-0.038, +0.044]`` (bold when the interval excludes 0); ``-`` without a value, the bare mean
-    without an interval."""
-    if row is None or not np.isfinite(row["mean_diff"]):
+    """A :func:`verdicts` row as ``+0.003 [-0.038, +0.044]``, bold when its verdict is ``better`` or ``worse`` (the
+    interval excludes 0); ``-`` without a value, the bare mean without an interval."""
+    if not np.isfinite(row["mean_diff"]):
         return "-"
     if not (np.isfinite(row["lo"]) and np.isfinite(row["hi"])):
         return f"{row['mean_diff']:+.3f}"
     txt = f"{row['mean_diff']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}]"
-    return f"**{txt}**" if row["lo"] > 0 or row["hi"] < 0 else txt
+    return f"**{txt}**" if row["verdict"] in ("better", "worse") else txt
 
 
 def round_table(summ: pd.DataFrame, ver: pd.DataFrame, *, reference: str = REFERENCE,
@@ -1046,6 +1050,7 @@ def round_table(summ: pd.DataFrame, ver: pd.DataFrame, *, reference: str = REFER
     if summ is None or not len(summ) or ver is None:
         return out
     base = summ[summ["strategy"] == BASELINE]
+    by_key = {(r.strategy, str(r.budget), int(r.round), r.metric, r.x): r._asdict() for r in ver.itertuples(index=False)}
     for b in [b for b in summ["budget"].drop_duplicates() if b != BASELINE and str(b) != "0"]:
         sb = summ[summ["budget"] == b]
         if not sb["strategy"].eq(reference).any():
@@ -1063,11 +1068,8 @@ def round_table(summ: pd.DataFrame, ver: pd.DataFrame, *, reference: str = REFER
                        f"{float(ref[m]):.3f}" for m in metrics)}
             for o in others:
                 for x, label in (("images", "per image"), ("labelling_s", "equal seconds")):
-                    cells = []
-                    for m in metrics:
-                        v = ver[(ver["strategy"] == o) & (ver["budget"].astype(str) == str(b))
-                                & (ver["round"] == r) & (ver["metric"] == m) & (ver["x"] == x)]
-                        cells.append(_signed_interval(v.iloc[0]) if r and len(v) else "")
+                    found = [by_key.get((o, str(b), r, m, x)) for m in metrics]
+                    cells = [_signed_interval(v) if r and v is not None else "" for v in found]
                     row[f"{o} - {reference}, {label}"] = " ; ".join(cells) if r and any(cells) else ""
             secs = []
             for sname in [reference] + others:

@@ -195,6 +195,13 @@ def recipe_of(profile) -> Recipe:
     return RECIPES["fresh"] if prof.finetune_epochs is None else RECIPES[prof.round_recipe]
 
 
+def round_epochs(profile) -> int:
+    """Epochs a round model (CAL2, Control, CAL3, ...) trains under the profile's recipe (:func:`recipe_of`): the
+    profile's ``finetune_epochs`` from a warm start, else its full ``epochs`` from the start, as CAL1."""
+    prof = get_profile(profile)
+    return prof.finetune_epochs if recipe_of(prof).warm else prof.epochs
+
+
 def shrink_perturb_checkpoint(weights, out_dir, shrink: float, perturb: float, seed: int = 0) -> Path:
     """A copy of checkpoint ``weights`` whose floating-point parameters are ``shrink * w + perturb * std(w) * N(0, 1)``
     (seeded: the same inputs give the same file, cached in ``out_dir``).  BatchNorm running statistics are kept, and
