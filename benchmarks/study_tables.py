@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     print(f"# {a.study_dir}: seeds {r['seeds']}, strategies' rounds 1-{r['rounds']}, random's chain to round "
           f"{int(rows.loc[rows['strategy'] == S.REFERENCE, 'round'].max())}\n")
     for b, df in r["round_table"].items():
-        print(f"## Round by round, budget {b} (mAP50 ; mAP50-95, mean paired difference [95 % interval])\n")
+        print(f"## Round by round, budget {b} (VAL1 mAP50 ; mAP50-95, mean paired difference [95 % interval])\n")
         print(S._md(df), "\n")
     print("## Smallest detectable effect (80 % power) per strategy, measure and x, over the rounds\n")
     v = r["verdicts"]
